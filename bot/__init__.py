@@ -1,0 +1,40 @@
+"""cancel-mail-bot: cancel scheduled MailPartner mails from Slack, after an explicit confirmation.
+
+The public surface, for scripts and tests; everything else is internal.
+"""
+
+from bot.app import Bot, build_bot
+from bot.mailpartner import (
+    CancelOutcome,
+    FailureKind,
+    InvalidMessageId,
+    MailPartnerClient,
+    MailPartnerConnectionError,
+    MailPartnerError,
+    MailPartnerHTTPError,
+    MailPartnerMalformedAnswer,
+    MailPartnerTimeout,
+    MailPartnerUnavailable,
+)
+from bot.messages import render_outcome
+from bot.sandbox import MailPartnerSandbox
+from bot.settings import Settings, SettingsError
+
+__all__ = [
+    "Bot",
+    "CancelOutcome",
+    "FailureKind",
+    "InvalidMessageId",
+    "MailPartnerClient",
+    "MailPartnerConnectionError",
+    "MailPartnerError",
+    "MailPartnerHTTPError",
+    "MailPartnerMalformedAnswer",
+    "MailPartnerSandbox",
+    "MailPartnerTimeout",
+    "MailPartnerUnavailable",
+    "Settings",
+    "SettingsError",
+    "build_bot",
+    "render_outcome",
+]

@@ -1,0 +1,120 @@
+"""Who may act, and where: allowed users, user groups and channels, and the two-person rule.
+
+Checked on every request and every click, against the person who clicked: anyone who can see a
+public prompt can press its buttons.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from enum import Enum
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.settings import Settings
+from bot.ticket import PromptTicket
+
+log = logging.getLogger(__name__)
+
+
+class Refusal(Enum):
+    NOT_ALLOWED_USER = "not_allowed_user"
+    NOT_ALLOWED_CHANNEL = "not_allowed_channel"
+    OWN_REQUEST = "own_request"
+
+
+class UserGroupDirectory:
+    """Members of the allowed Slack user groups, cached so checks on the ack path stay in memory.
+
+    A stale cache is still served while one background refresh runs; only the very first check waits
+    for Slack (bounded by the Web API client's timeout).
+    """
+
+    def __init__(
+        self,
+        client: WebClient,
+        groups: frozenset[str],
+        ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._groups = groups
+        self._ttl = ttl
+        self._clock = clock
+        self._members: frozenset[str] | None = None
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+        self._refreshing = False
+
+    def members(self) -> frozenset[str]:
+        if not self._groups:
+            return frozenset()
+        with self._lock:
+            members, fresh = self._members, self._clock() - self._loaded_at < self._ttl
+            start_refresh = members is not None and not fresh and not self._refreshing
+            if start_refresh:
+                self._refreshing = True
+        if members is None:
+            return self._refresh()
+        if start_refresh:
+            threading.Thread(target=self._refresh, name="usergroup-refresh", daemon=True).start()
+        return members
+
+    def _refresh(self) -> frozenset[str]:
+        found: set[str] = set()
+        try:
+            for group in sorted(self._groups):
+                found.update(self._client.usergroups_users_list(usergroup=group).get("users", []))
+        except SlackApiError as error:
+            log.error("usergroups.users.list failed (%s): user groups are not resolved", error.response.get("error"))
+            with self._lock:
+                self._refreshing = False
+                return self._members or frozenset()
+        except Exception:
+            log.exception("usergroups.users.list failed: user groups are not resolved")
+            with self._lock:
+                self._refreshing = False
+                return self._members or frozenset()
+        with self._lock:
+            self._members, self._loaded_at, self._refreshing = frozenset(found), self._clock(), False
+            return self._members
+
+
+class AccessPolicy:
+    def __init__(self, settings: Settings, groups: UserGroupDirectory | None = None) -> None:
+        self._users = settings.allowed_users
+        self._channels = settings.allowed_channels
+        self._groups = groups if settings.allowed_usergroups else None
+        self.second_person = settings.require_second_person
+
+    def _user_allowed(self, user: str) -> bool:
+        if not self._users and self._groups is None:
+            return True
+        return user in self._users or (self._groups is not None and user in self._groups.members())
+
+    def _channel_refusal(self, channel: str) -> Refusal | None:
+        if self._channels and channel not in self._channels:
+            return Refusal.NOT_ALLOWED_CHANNEL
+        return None
+
+    def check_request(self, user: str, channel: str) -> Refusal | None:
+        if refusal := self._channel_refusal(channel):
+            return refusal
+        return None if self._user_allowed(user) else Refusal.NOT_ALLOWED_USER
+
+    def check_confirm(self, user: str, channel: str, ticket: PromptTicket) -> Refusal | None:
+        if refusal := self.check_request(user, channel):
+            return refusal
+        if ticket.second_person and user == ticket.requester:
+            return Refusal.OWN_REQUEST
+        return None
+
+    def check_keep(self, user: str, channel: str, ticket: PromptTicket) -> Refusal | None:
+        # The requester may always withdraw their own request, even under the two-person rule.
+        if user == ticket.requester:
+            return self._channel_refusal(channel)
+        return self.check_request(user, channel)

@@ -1,0 +1,96 @@
+"""Assembly: settings in, a ready Bolt `App` and its `CancelService` out. No I/O but Slack's auth.test."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.access import AccessPolicy, UserGroupDirectory
+from bot.listeners import ListenerDeps, register
+from bot.mailpartner import MailPartnerClient
+from bot.replies import Replier, retry_handlers
+from bot.sandbox import SANDBOX_KEY, MailPartnerSandbox
+from bot.service import CancelService
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Bot:
+    app: App
+    service: CancelService
+    sandbox: MailPartnerSandbox | None
+
+
+def web_client(settings: Settings, token: str | None = None) -> WebClient:
+    return WebClient(
+        token=token or settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=retry_handlers(),
+    )
+
+
+def mailpartner_client(
+    settings: Settings,
+    *,
+    sandbox: MailPartnerSandbox | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> MailPartnerClient:
+    """The real API, or the sandbox behind the very same client when `sandbox` is given."""
+    return MailPartnerClient(
+        settings.mailpartner_api_key or (SANDBOX_KEY if sandbox else ""),
+        base_url=settings.mailpartner_base_url,
+        timeout=settings.mailpartner_timeout,
+        deadline=settings.mailpartner_deadline,
+        max_connections=settings.workers,
+        transport=sandbox.transport() if sandbox else transport,
+    )
+
+
+def build_bot(
+    settings: Settings,
+    *,
+    client: WebClient | None = None,
+    sandbox: MailPartnerSandbox | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Bot:
+    if settings.mailpartner_sandbox and sandbox is None:
+        sandbox = MailPartnerSandbox()
+    client = client or web_client(settings)
+    app = App(
+        signing_secret=settings.slack_signing_secret or None,
+        client=client,
+        # Listeners only parse, check and queue, so they run on the request's own thread and the
+        # response goes out as soon as they return: no polling for ack(), no shared executor to starve.
+        process_before_response=True,
+    )
+    replier = Replier(client)
+    service = CancelService(
+        mailpartner_client(settings, sandbox=sandbox),
+        replier,
+        lang=settings.language,
+        sandbox=sandbox is not None,
+        workers=settings.workers,
+        audit_channel=settings.audit_channel,
+    )
+    groups = UserGroupDirectory(client, settings.allowed_usergroups) if settings.allowed_usergroups else None
+    deps = ListenerDeps(
+        service=service,
+        access=AccessPolicy(settings, groups),
+        lang=settings.language,
+        sandbox=sandbox is not None,
+        prompt_ttl=settings.prompt_ttl,
+        clock=clock,
+    )
+    register(app, deps)
+    if sandbox is not None:
+        log.warning("MailPartner SANDBOX is active: no real mail is cancelled; every outcome is marked SANDBOX")
+    return Bot(app=app, service=service, sandbox=sandbox)

@@ -1,0 +1,255 @@
+"""The local console: the bot's real Slack listeners, played in a terminal with no Slack account.
+
+Each line a person types becomes the signed request Slack would send, dispatched to the real Bolt app;
+whatever the app sends back (Web API calls, `response_url` posts) lands on a `LocalSlack` and is printed.
+Reads a terminal or a pipe: `python -m bot console < demo.txt`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import secrets
+import time
+from typing import Any, TextIO
+
+from slack_bolt.request import BoltRequest
+
+from bot.app import build_bot
+from bot.localslack import BOT_USER_ID, LocalSlack, SlackCall
+from bot.sandbox import MailPartnerSandbox
+from bot.settings import Settings
+from bot.slackwire import (
+    FORM,
+    JSON,
+    app_mention,
+    blocks_text,
+    button_click,
+    buttons,
+    signed_headers,
+    slash_command,
+)
+
+USER = "U0CONSOLE1"
+CHANNEL = "C0CONSOLE1"
+WAIT = 60.0  # seconds to wait for a cancel to finish; MailPartner's own deadline is shorter
+
+_EMOJI = {
+    ":white_check_mark:": "✅",
+    ":grey_question:": "❔",
+    ":alarm_clock:": "⏰",
+    ":outbox_tray:": "📤",
+    ":closed_lock_with_key:": "🔐",
+    ":warning:": "⚠️",
+    ":hourglass:": "⌛",
+    ":electric_plug:": "🔌",
+    ":hourglass_flowing_sand:": "⏳",
+    ":ballot_box_with_check:": "☑️",
+    ":ok_hand:": "👌",
+    ":stopwatch:": "⏱️",
+    ":no_entry:": "⛔",
+    ":busts_in_silhouette:": "👥",
+    ":construction:": "🚧",
+    ":test_tube:": "🧪",
+}
+
+HELP = """Type what you would type in Slack:
+  /cancel-mail <id> [<id> …]   ask to cancel scheduled mails (you are then asked: confirm or keep)
+  @bot cancel <id>             the same, as a mention in a thread
+  list                         the sandbox's mails and their state
+  help, quit"""
+
+
+def humanize(text: str) -> str:
+    text = re.sub(r":[a-z_]+:", lambda m: _EMOJI.get(m.group(0), m.group(0)), text)
+    text = text.replace(f"<@{USER}>", "@you").replace(f"<@{BOT_USER_ID}>", "@bot")
+    text = re.sub(r"<@([A-Z0-9]+)>", r"@\1", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _relative(seconds: float) -> str:
+    minutes = round(abs(seconds) / 60)
+    span = f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d}"
+    return f"in {span}" if seconds >= 0 else f"{span} ago"
+
+
+class Console:
+    def __init__(self, settings: Settings, stdin: TextIO, stdout: TextIO, *, echo: bool) -> None:
+        self.stdin, self.stdout, self.echo = stdin, stdout, echo
+        self.slack = LocalSlack().start()
+        self.secret = secrets.token_hex(16)
+        self.real_api = bool(settings.mailpartner_api_key) and not settings.mailpartner_sandbox
+        console_settings = dataclasses.replace(
+            settings,
+            slack_bot_token="xoxb-local-console",
+            slack_signing_secret=self.secret,
+            slack_app_token="",
+            slack_api_url=self.slack.api_url,
+            # The console is one person in one channel: access rules would only lock that person out.
+            allowed_users=frozenset(),
+            allowed_channels=frozenset(),
+            allowed_usergroups=frozenset(),
+            require_second_person=False,
+            audit_channel="",
+            mailpartner_sandbox=not self.real_api,
+        )
+        self.sandbox = None if self.real_api else MailPartnerSandbox()
+        self.bot = build_bot(console_settings, sandbox=self.sandbox)
+        self._seen = 0
+        self._ts = 0
+
+    def run(self) -> int:
+        self.say("cancel-mail console: you are @you in #on-call. Type `help` for commands, `quit` to leave.")
+        self.say("(No Slack credentials: this console plays Slack. To connect a real Slack app, see README.)")
+        if self.real_api:
+            self.say("⚠️  MAILPARTNER_API_KEY is set: this console cancels REAL mails at MailPartner.")
+        else:
+            self.say("🧪 MailPartner SANDBOX: no real mail is affected.")
+            self.list_mails()
+        try:
+            while (line := self.read("> ")) is not None:
+                if line in ("quit", "exit"):
+                    break
+                self.handle(line)
+        finally:
+            self.bot.service.drain(WAIT)
+            self.slack.stop()
+        return 0
+
+    def handle(self, line: str) -> None:
+        if not line or line.startswith("#"):
+            return
+        if line in ("help", "?"):
+            self.say(HELP)
+        elif line in ("list", "mails"):
+            self.list_mails()
+        elif line.startswith("/"):
+            self.slash(line)
+        elif line.startswith("@"):
+            self.mention(line)
+        else:
+            self.say("Not a command. Type `help`.")
+
+    def list_mails(self) -> None:
+        if self.sandbox is None:
+            self.say("(the real MailPartner API has no listing: use the ids you know)")
+            return
+        self.say("Sandbox mails (id, send time, state, subject):")
+        now = time.time()
+        for mail, state in self.sandbox.mails():
+            self.say(f"  {mail.message_id:<6} {_relative(mail.send_at - now):<14} {state.value:<24} {mail.subject}")
+
+    # -- Slack, played -----------------------------------------------------------------------------
+
+    def slash(self, line: str) -> None:
+        command, _, text = line.partition(" ")
+        body = slash_command(
+            text, user=USER, channel=CHANNEL, response_url=self.slack.new_response_url(), command=command
+        )
+        response = self.dispatch(body, FORM)
+        if response.status == 404 or not response.body:
+            self.say(f"Slack: {command} is not a command of this app. Try /cancel-mail.")
+            return
+        try:
+            message: dict[str, Any] = json.loads(response.body)
+        except json.JSONDecodeError:  # Bolt answers a text-only ack as plain text
+            message = {"text": response.body}
+        self.show("only you see", message)
+        self.settle()
+        if buttons(message):
+            self.choose(message, message_ts="", thread_ts="")
+
+    def mention(self, line: str) -> None:
+        self._ts += 1
+        ts = f"{int(time.time())}.{self._ts:06d}"
+        text = re.sub(r"^@\S+", f"<@{BOT_USER_ID}>", line)
+        self.dispatch(app_mention(text, user=USER, channel=CHANNEL, ts=ts), JSON)
+        for call in self.settle():
+            if call.method == "chat.postMessage" and buttons(call.payload):
+                self.choose(call.payload, message_ts=self._ts_of(call), thread_ts=ts)
+                return
+
+    def choose(self, prompt: dict[str, Any], *, message_ts: str, thread_ts: str) -> None:
+        options = buttons(prompt)
+        while True:
+            answer = self.read("confirm or keep? ")
+            if answer is None:
+                return
+            action = {
+                "confirm": "cancel_mail_confirm",
+                "c": "cancel_mail_confirm",
+                "yes": "cancel_mail_confirm",
+                "keep": "cancel_mail_keep",
+                "k": "cancel_mail_keep",
+                "no": "cancel_mail_keep",
+            }.get(answer)
+            if action:
+                break
+            self.say("Type `confirm` or `keep`.")
+        body = button_click(
+            options[action],
+            user=USER,
+            channel=CHANNEL,
+            response_url=self.slack.new_response_url(),
+            message_ts=message_ts,
+            thread_ts=thread_ts,
+        )
+        self.dispatch(body, FORM)
+        self.settle()
+
+    def dispatch(self, body: str, content_type: str) -> Any:
+        headers = signed_headers(self.secret, body, content_type=content_type)
+        return self.bot.app.dispatch(BoltRequest(body=body, headers=headers))
+
+    def settle(self) -> list[SlackCall]:
+        """Wait for the bot's background work, print what it sent to Slack, return those calls."""
+        self.bot.service.wait_idle(WAIT)
+        calls = self.slack.calls[self._seen :]
+        self._seen += len(calls)
+        for call in calls:
+            where = self._where(call)
+            if where:
+                self.show(where, call.payload)
+        return calls
+
+    @staticmethod
+    def _ts_of(call: SlackCall) -> str:
+        return str(call.response.get("ts", ""))
+
+    @staticmethod
+    def _where(call: SlackCall) -> str:
+        payload = call.payload
+        if call.is_response_url:
+            if payload.get("replace_original") in (True, "true"):
+                return "prompt now reads"
+            return "channel sees" if payload.get("response_type") == "in_channel" else "only you see"
+        return {
+            "chat.postMessage": "thread sees" if payload.get("thread_ts") else "channel sees",
+            "chat.update": "prompt now reads",
+            "chat.postEphemeral": "only you see",
+        }.get(call.method, "")
+
+    # -- terminal ----------------------------------------------------------------------------------
+
+    def show(self, where: str, message: dict[str, Any]) -> None:
+        text = humanize(blocks_text(message))
+        lines = text.splitlines() or [""]
+        self.say(f"[{where}] {lines[0]}")
+        for extra in lines[1:]:
+            self.say(" " * (len(where) + 3) + extra)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stdout, flush=True)
+
+    def read(self, prompt: str) -> str | None:
+        self.stdout.write(prompt)
+        self.stdout.flush()
+        line = self.stdin.readline()
+        if not line:
+            self.stdout.write("\n")
+            return None
+        line = line.strip()
+        if self.echo:
+            self.stdout.write(line + "\n")
+        return line

@@ -1,0 +1,195 @@
+"""A local stand-in for Slack's Web API and `response_url`s, served on loopback.
+
+The console and the tests point the bot's `WebClient` here (`SLACK_API_URL`) and hand out
+`response_url`s from here, then read back every message the bot sent. It answers like Slack does
+for the methods the bot uses, and can be told to fail a method a number of times.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+BOT_USER_ID = "U0BOT00000"
+
+
+@dataclass
+class SlackCall:
+    """One thing the bot sent: a Web API call (`/api/chat.postMessage`) or a `response_url` post."""
+
+    path: str
+    payload: dict[str, Any]
+    time: float = field(default_factory=time.monotonic)
+    response: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def method(self) -> str:
+        return self.path.removeprefix("/api/")
+
+    @property
+    def is_response_url(self) -> bool:
+        return self.path.startswith("/response/")
+
+
+@dataclass
+class _Failure:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+    times: int
+
+
+class LocalSlack:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.calls: list[SlackCall] = []
+        self.usergroups: dict[str, list[str]] = {}
+        self._failures: dict[str, _Failure] = {}
+        self._changed = threading.Condition()
+        self._ts = itertools.count(1)
+        self._urls = itertools.count(1)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode("utf-8", "replace")
+                status, body, headers = fake._handle(self.path.split("?")[0], raw, self.headers.get("Content-Type", ""))
+                data = json.dumps(body).encode() if body is not None else b"ok"
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json" if body is not None else "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-slack", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api/"
+
+    def start(self) -> LocalSlack:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> LocalSlack:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def new_response_url(self) -> str:
+        return f"{self.url}/response/{next(self._urls)}"
+
+    def fail(
+        self,
+        target: str,
+        *,
+        times: int = 1,
+        status: int = 200,
+        error: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Make the next `times` calls to `target` (a method like `chat.postMessage`, or `response_url`) fail."""
+        body = {"ok": False, "error": error or "fatal_error"} if target != "response_url" else {"error": error}
+        self._failures[target] = _Failure(status, body, headers or {}, times)
+
+    def wait_for(self, predicate: Any, count: int = 1, timeout: float = 10.0) -> list[SlackCall]:
+        """Wait until at least `count` calls match `predicate(call)`; return them."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [c for c in self.calls if predicate(c)]
+                if len(found) >= count or (remaining := deadline - time.monotonic()) <= 0:
+                    return found
+                self._changed.wait(remaining)
+
+    def of(self, method: str) -> list[SlackCall]:
+        with self._changed:
+            return [c for c in self.calls if c.method == method or (method == "response_url" and c.is_response_url)]
+
+    def _handle(self, path: str, raw: str, content_type: str) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        payload: dict[str, Any]
+        if "json" in content_type:
+            try:
+                payload = json.loads(raw or "{}")
+            except json.JSONDecodeError:
+                payload = {"_raw": raw}
+        else:
+            payload = dict(parse_qsl(raw))
+        call = SlackCall(path, payload)
+        key = "response_url" if call.is_response_url else call.method
+        with self._changed:
+            failure = self._failures.get(key)
+            if failure and failure.times > 0:
+                failure.times -= 1
+                call.response = {"failed": failure.status, **failure.body}
+                answer = (failure.status, failure.body if key != "response_url" else None, failure.headers)
+            elif call.is_response_url:
+                answer = (200, None, {})
+            else:
+                call.response = self._answer(call)
+                answer = (200, call.response, {})
+            self.calls.append(call)
+            self._changed.notify_all()
+        return answer
+
+    def delivered(self, method: str) -> list[SlackCall]:
+        """Calls to `method` (or `response_url`) that were answered with success."""
+        return [c for c in self.of(method) if "failed" not in c.response]
+
+    def _answer(self, call: SlackCall) -> dict[str, Any]:
+        payload = call.payload
+        if call.method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://local.slack/",
+                "team": "Local",
+                "user": "cancel-mail",
+                "team_id": "T0LOCAL000",
+                "user_id": BOT_USER_ID,
+                "bot_id": "B0BOT00000",
+            }
+        if call.method in ("chat.postMessage", "chat.postEphemeral"):
+            ts = f"{int(time.time())}.{next(self._ts):06d}"
+            return {
+                "ok": True,
+                "channel": payload.get("channel"),
+                "ts": ts,
+                "message_ts": ts,
+                "message": {"text": payload.get("text"), "ts": ts},
+            }
+        if call.method == "chat.update":
+            return {"ok": True, "channel": payload.get("channel"), "ts": payload.get("ts")}
+        if call.method == "chat.getPermalink":
+            return {
+                "ok": True,
+                "permalink": f"https://local.slack/archives/{payload.get('channel')}/"
+                f"p{str(payload.get('message_ts', '')).replace('.', '')}",
+            }
+        if call.method == "usergroups.users.list":
+            return {"ok": True, "users": self.usergroups.get(str(payload.get("usergroup")), [])}
+        return {"ok": False, "error": "unknown_method"}

@@ -1,0 +1,56 @@
+"""Logging set-up whose one promise is that no secret reaches a log line, at any level.
+
+MailPartner takes its key in the query string, and httpx logs every request URL at INFO: the URL's
+`apiKey` is masked by pattern, and every configured secret is masked by value, in the message, its
+arguments and any traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+
+MASK = "[REDACTED]"
+_KEY_IN_URL = re.compile(r"(?i)(apiKey=)[^&\s\"']+")
+_SLACK_TOKEN = re.compile(r"\bx(?:ox[abprse]|app)-[A-Za-z0-9-]+")
+
+
+class RedactingFilter(logging.Filter):
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        # Short values would mask ordinary words; real keys and secrets are long.
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        text = _KEY_IN_URL.sub(r"\1" + MASK, text)
+        return _SLACK_TOKEN.sub(MASK, text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        record.msg, record.args = self.redact(message), None
+        return True
+
+
+def configure_logging(level: str, secrets: Iterable[str], stream: object = None) -> RedactingFilter:
+    """Send every log line, ours and the libraries', through one redacting handler."""
+    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    redactor = RedactingFilter(secrets)
+    handler.addFilter(redactor)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Request lines of the HTTP clients repeat what our own lines say, with the key in them.
+    for noisy in ("httpx", "httpcore", "slack_sdk.web.base_client", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    return redactor

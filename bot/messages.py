@@ -1,0 +1,392 @@
+"""Everything a person reads, in English and French: outcome wording and the Block Kit around it.
+
+Wording and layout live together so that one test sees exactly what Slack will show. The outcome of a
+cancel is looked up in `OUTCOMES`, one row per MailPartner control code or failure kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from bot.commands import UsageReason
+from bot.mailpartner import CancelOutcome, FailureKind
+from bot.ticket import MAX_IDS
+
+Message = dict[str, Any]  # {"text": fallback, "blocks": [...]}, ready for chat.postMessage or respond()
+
+
+class Tally(Enum):
+    """The columns of a bulk summary."""
+
+    CANCELLED = "cancelled"
+    TOO_LATE = "too_late"
+    ALREADY_SENT = "already_sent"
+    NOT_FOUND = "not_found"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class OutcomeText:
+    emoji: str
+    tally: Tally
+    en: str
+    fr: str
+    next_en: str = ""
+    next_fr: str = ""
+
+
+_RETRY_SAFE_EN = (
+    "Asking again is safe: if the first request went through, MailPartner answers that it is already cancelled."
+)
+_RETRY_SAFE_FR = (
+    "Vous pouvez redemander sans risque : si la première demande est passée, "
+    "MailPartner répondra que l'envoi est déjà annulé."
+)
+
+# Keys: a MailPartner control code, a FailureKind, or "unknown_code".
+OUTCOMES: dict[int | FailureKind | str, OutcomeText] = {
+    200: OutcomeText(
+        ":white_check_mark:",
+        Tally.CANCELLED,
+        "Mail `{id}` is cancelled: it will not be sent.",
+        "L'envoi du mail `{id}` est annulé : il ne partira pas.",
+    ),
+    5: OutcomeText(
+        ":white_check_mark:",
+        Tally.CANCELLED,
+        "Mail `{id}` was already cancelled: it will not be sent.",
+        "L'envoi du mail `{id}` était déjà annulé : il ne partira pas.",
+    ),
+    4: OutcomeText(
+        ":grey_question:",
+        Tally.NOT_FOUND,
+        "Mail `{id}` was not found at MailPartner; nothing was cancelled.",
+        "Le mail `{id}` est introuvable chez MailPartner ; rien n'a été annulé.",
+        "Check the id: it is the `messageId` MailPartner returned when the mail was scheduled.",
+        "Vérifiez l'identifiant : c'est le `messageId` renvoyé par MailPartner lors de la programmation.",
+    ),
+    6: OutcomeText(
+        ":alarm_clock:",
+        Tally.TOO_LATE,
+        "Too late: mail `{id}` goes out in under 5 minutes and can no longer be cancelled.",
+        "Trop tard : le mail `{id}` part dans moins de 5 minutes et ne peut plus être annulé.",
+        "The mail will be sent. Warn the people concerned or prepare a follow-up.",
+        "Le mail sera envoyé. Prévenez les personnes concernées ou préparez un correctif.",
+    ),
+    7: OutcomeText(
+        ":outbox_tray:",
+        Tally.ALREADY_SENT,
+        "Mail `{id}` was already sent; it cannot be cancelled.",
+        "Le mail `{id}` est déjà parti ; il ne peut plus être annulé.",
+        "Prepare a follow-up if needed.",
+        "Préparez un correctif si nécessaire.",
+    ),
+    10: OutcomeText(
+        ":closed_lock_with_key:",
+        Tally.FAILED,
+        "MailPartner refused the bot's API key; mail `{id}` was not cancelled.",
+        "MailPartner a refusé la clé API du bot ; le mail `{id}` n'a pas été annulé.",
+        "An administrator must fix `MAILPARTNER_API_KEY`, then ask again.",
+        "Un administrateur doit corriger `MAILPARTNER_API_KEY`, puis redemandez.",
+    ),
+    1: OutcomeText(
+        ":closed_lock_with_key:",
+        Tally.FAILED,
+        "MailPartner says the API key is missing; mail `{id}` was not cancelled.",
+        "MailPartner indique que la clé API manque ; le mail `{id}` n'a pas été annulé.",
+        "An administrator must set `MAILPARTNER_API_KEY`, then ask again.",
+        "Un administrateur doit renseigner `MAILPARTNER_API_KEY`, puis redemandez.",
+    ),
+    3: OutcomeText(
+        ":warning:",
+        Tally.FAILED,
+        "MailPartner says the mail id is missing; mail `{id}` was not cancelled.",
+        "MailPartner indique que l'identifiant du mail manque ; le mail `{id}` n'a pas été annulé.",
+        "This is a bug in the bot: please report it, and cancel from MailPartner's site meanwhile.",
+        "C'est un bogue du bot : signalez-le, et annulez depuis le site de MailPartner en attendant.",
+    ),
+    "unknown_code": OutcomeText(
+        ":warning:",
+        Tally.FAILED,
+        "MailPartner answered with an unexpected code {code} for mail `{id}`: “{mp_message}”.",
+        "MailPartner a répondu par un code inattendu {code} pour le mail `{id}` : « {mp_message} ».",
+        "The mail is probably not cancelled: check it on MailPartner's site.",
+        "L'envoi n'est probablement pas annulé : vérifiez sur le site de MailPartner.",
+    ),
+    FailureKind.TIMEOUT: OutcomeText(
+        ":hourglass:",
+        Tally.FAILED,
+        "MailPartner did not answer in time for mail `{id}`: the result is unknown.",
+        "MailPartner n'a pas répondu à temps pour le mail `{id}` : le résultat est inconnu.",
+        _RETRY_SAFE_EN,
+        _RETRY_SAFE_FR,
+    ),
+    FailureKind.CONNECTION: OutcomeText(
+        ":electric_plug:",
+        Tally.FAILED,
+        "Could not reach MailPartner for mail `{id}`; it was not cancelled.",
+        "Impossible de joindre MailPartner pour le mail `{id}` ; il n'a pas été annulé.",
+        "Try again in a minute. If it persists, check MailPartner's status.",
+        "Réessayez dans une minute. Si cela persiste, vérifiez l'état de MailPartner.",
+    ),
+    FailureKind.HTTP_ERROR: OutcomeText(
+        ":warning:",
+        Tally.FAILED,
+        "MailPartner failed with HTTP {status} for mail `{id}`; it was probably not cancelled.",
+        "MailPartner a échoué (HTTP {status}) pour le mail `{id}` ; il n'a probablement pas été annulé.",
+        _RETRY_SAFE_EN,
+        _RETRY_SAFE_FR,
+    ),
+    FailureKind.MALFORMED: OutcomeText(
+        ":warning:",
+        Tally.FAILED,
+        "MailPartner sent an answer the bot cannot read (HTTP {status}) for mail `{id}`: the result is unknown.",
+        "MailPartner a envoyé une réponse illisible (HTTP {status}) pour le mail `{id}` : le résultat est inconnu.",
+        _RETRY_SAFE_EN,
+        _RETRY_SAFE_FR,
+    ),
+}
+
+_UI: dict[str, dict[str, str]] = {
+    "en": {
+        "sandbox": ":test_tube: *SANDBOX* — no real mail is affected.",
+        "prompt": "Cancel scheduled mail {ids} at MailPartner? This cannot be undone.",
+        "prompt_second": "<@{requester}> asks to cancel scheduled mail {ids} at MailPartner. "
+        "*A second person* who is allowed must confirm.",
+        "prompt_expiry": "Requested by <@{requester}> · expires in {minutes} min",
+        "confirm": "Cancel the mail",
+        "confirm_many": "Cancel {n} mails",
+        "keep": "Keep it",
+        "cancelling": ":hourglass_flowing_sand: <@{user}> confirmed: cancelling {ids}…",
+        "confirmed": ":ballot_box_with_check: <@{user}> confirmed cancelling {ids}; the outcome is below.",
+        "kept": ":ok_hand: <@{user}> kept {ids}; nothing was cancelled.",
+        "expired": ":stopwatch: This request expired before it was confirmed; nothing was cancelled. "
+        "Ask again with `/cancel-mail {ids_plain}`.",
+        "by": "Confirmed by <@{confirmer}>",
+        "requested": "requested by <@{requester}>",
+        "mp_said": "MailPartner: “{mp_message}”",
+        "on_retry": "confirmed on a retry after MailPartner's first silence",
+        "summary": "Cancel of {n} mails confirmed by <@{confirmer}>:",
+        "totals": "*Totals:* {cancelled} cancelled · {too_late} too late · {already_sent} already sent · "
+        "{not_found} not found · {failed} failed",
+        "usage": "Usage: `/cancel-mail <id>` (up to {max} ids separated by spaces), or mention me in a "
+        "thread: `@{bot} cancel <id>`. An id is 1–64 letters, digits, `-` or `_` — the `messageId` "
+        "MailPartner returned when the mail was scheduled. You will be asked to confirm.",
+        "bad_id": "`{offending}` is not a valid mail id.",
+        "no_id": "Which mail? Give its id.",
+        "too_many": "{offending} ids is too many at once.",
+        "unknown_verb": "I don't know `{offending}`.",
+        "not_allowed_user": ":no_entry: You are not allowed to cancel mails with this bot; nothing was "
+        "done. Ask someone on the on-call list.",
+        "not_allowed_channel": ":no_entry: Mails cannot be cancelled from this channel; nothing was done. "
+        "Use an on-call channel.",
+        "own_request": ":busts_in_silhouette: A second person must confirm your own request; you can "
+        "still withdraw it with “Keep it”.",
+        "in_flight": ":hourglass_flowing_sand: A cancel of {ids} is already under way, confirmed by "
+        "<@{user}>; its outcome will be posted here.",
+        "shutting_down": ":construction: The bot is restarting and takes no new cancels; nothing was "
+        "done. Ask again in a minute.",
+        "error": ":warning: Something went wrong on the bot's side; nothing was cancelled. Ask again, and "
+        "tell an administrator if it persists.",
+        "stale": ":stopwatch: This button no longer works; nothing was done. Ask again.",
+    },
+    "fr": {
+        "sandbox": ":test_tube: *BAC À SABLE* — aucun vrai mail n'est touché.",
+        "prompt": "Annuler l'envoi programmé du mail {ids} chez MailPartner ? C'est irréversible.",
+        "prompt_second": "<@{requester}> demande l'annulation du mail {ids} chez MailPartner. "
+        "*Une deuxième personne* autorisée doit confirmer.",
+        "prompt_expiry": "Demandé par <@{requester}> · expire dans {minutes} min",
+        "confirm": "Annuler l'envoi",
+        "confirm_many": "Annuler {n} mails",
+        "keep": "Le garder",
+        "cancelling": ":hourglass_flowing_sand: <@{user}> a confirmé : annulation de {ids}…",
+        "confirmed": ":ballot_box_with_check: <@{user}> a confirmé l'annulation de {ids} ; le résultat est ci-dessous.",
+        "kept": ":ok_hand: <@{user}> a gardé {ids} ; rien n'a été annulé.",
+        "expired": ":stopwatch: Cette demande a expiré avant d'être confirmée ; rien n'a été annulé. "
+        "Redemandez avec `/cancel-mail {ids_plain}`.",
+        "by": "Confirmé par <@{confirmer}>",
+        "requested": "demandé par <@{requester}>",
+        "mp_said": "MailPartner : « {mp_message} »",
+        "on_retry": "confirmé par une nouvelle tentative après le silence de MailPartner",
+        "summary": "Annulation de {n} mails confirmée par <@{confirmer}> :",
+        "totals": "*Total :* {cancelled} annulés · {too_late} trop tard · {already_sent} déjà partis · "
+        "{not_found} introuvables · {failed} en échec",
+        "usage": "Usage : `/cancel-mail <id>` (jusqu'à {max} identifiants séparés par des espaces), ou "
+        "mentionnez-moi dans un fil : `@{bot} cancel <id>`. Un identifiant compte 1 à 64 lettres, "
+        "chiffres, `-` ou `_` : le `messageId` renvoyé par MailPartner à la programmation. Une "
+        "confirmation vous sera demandée.",
+        "bad_id": "`{offending}` n'est pas un identifiant de mail valide.",
+        "no_id": "Quel mail ? Donnez son identifiant.",
+        "too_many": "{offending} identifiants, c'est trop à la fois.",
+        "unknown_verb": "Je ne connais pas `{offending}`.",
+        "not_allowed_user": ":no_entry: Vous n'êtes pas autorisé à annuler des mails avec ce bot ; rien "
+        "n'a été fait. Demandez à une personne d'astreinte.",
+        "not_allowed_channel": ":no_entry: Impossible d'annuler des mails depuis ce canal ; rien n'a été "
+        "fait. Utilisez un canal d'astreinte.",
+        "own_request": ":busts_in_silhouette: Une deuxième personne doit confirmer votre propre demande ; "
+        "vous pouvez encore la retirer avec « Le garder ».",
+        "in_flight": ":hourglass_flowing_sand: L'annulation de {ids} est déjà en cours, confirmée par "
+        "<@{user}> ; le résultat sera publié ici.",
+        "shutting_down": ":construction: Le bot redémarre et ne prend pas de nouvelle annulation ; rien "
+        "n'a été fait. Redemandez dans une minute.",
+        "error": ":warning: Un problème est survenu côté bot ; rien n'a été annulé. Redemandez, et "
+        "prévenez un administrateur si cela persiste.",
+        "stale": ":stopwatch: Ce bouton ne fonctionne plus ; rien n'a été fait. Redemandez.",
+    },
+}
+
+CONFIRM_ACTION = "cancel_mail_confirm"
+KEEP_ACTION = "cancel_mail_keep"
+
+
+def ui(key: str, lang: str, **values: object) -> str:
+    return _UI[lang][key].format(**values)
+
+
+def escape(text: str) -> str:
+    """Escape Slack's three control characters in text that did not come from us."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def outcome_text(outcome: CancelOutcome) -> OutcomeText:
+    if outcome.failure is not None:
+        return OUTCOMES[outcome.failure]
+    return OUTCOMES.get(outcome.code, OUTCOMES["unknown_code"])  # type: ignore[arg-type]
+
+
+def render_outcome(outcome: CancelOutcome, lang: str, *, with_next_step: bool = True) -> str:
+    """One outcome in plain words: emoji, what happened, what to do next, and MailPartner's code."""
+    row = outcome_text(outcome)
+    values = {
+        "id": outcome.message_id,
+        "code": outcome.code,
+        "mp_message": escape(outcome.message) or "—",
+        "status": outcome.http_status or "?",
+    }
+    text = f"{row.emoji} " + (row.en if lang == "en" else row.fr).format(**values)
+    if outcome.confirmed_on_retry:
+        text += f" ({ui('on_retry', lang)})"
+    next_step = row.next_en if lang == "en" else row.next_fr
+    if with_next_step and next_step:
+        text += " " + next_step
+    if outcome.code is not None:
+        text += f" `code {outcome.code}`"
+    return text
+
+
+def _ids_text(ids: tuple[str, ...]) -> str:
+    return ", ".join(f"`{i}`" for i in ids)
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+def _context(*parts: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(parts)[:3000]}]}
+
+
+def _with_sandbox(blocks: list[dict[str, Any]], lang: str, sandbox: bool) -> list[dict[str, Any]]:
+    return [_context(ui("sandbox", lang)), *blocks] if sandbox else blocks
+
+
+def _message(text: str, blocks: list[dict[str, Any]], lang: str, sandbox: bool) -> Message:
+    prefix = "[SANDBOX] " if sandbox else ""
+    return {"text": prefix + text, "blocks": _with_sandbox(blocks, lang, sandbox)}
+
+
+def prompt_message(
+    ids: tuple[str, ...],
+    requester: str,
+    value: str,
+    *,
+    lang: str,
+    ttl: float,
+    second_person: bool,
+    sandbox: bool,
+) -> Message:
+    """The confirm/keep prompt. `value` is the encoded ticket both buttons carry."""
+    question = (
+        ui("prompt_second", lang, requester=requester, ids=_ids_text(ids))
+        if second_person
+        else ui("prompt", lang, ids=_ids_text(ids))
+    )
+    confirm_label = ui("confirm", lang) if len(ids) == 1 else ui("confirm_many", lang, n=len(ids))
+    blocks = [
+        _section(question),
+        _context(ui("prompt_expiry", lang, requester=requester, minutes=max(1, round(ttl / 60)))),
+        {
+            "type": "actions",
+            "block_id": "cancel_mail_prompt",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": CONFIRM_ACTION,
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": confirm_label},
+                    "value": value,
+                },
+                {
+                    "type": "button",
+                    "action_id": KEEP_ACTION,
+                    "text": {"type": "plain_text", "text": ui("keep", lang)},
+                    "value": value,
+                },
+            ],
+        },
+    ]
+    return _message(question, blocks, lang, sandbox)
+
+
+def status_message(key: str, ids: tuple[str, ...], user: str, *, lang: str, sandbox: bool) -> Message:
+    """A prompt's replacement without buttons: `cancelling`, `confirmed`, `kept` or `expired`."""
+    text = ui(key, lang, user=user, ids=_ids_text(ids), ids_plain=" ".join(ids))
+    return _message(text, [_section(text)], lang, sandbox)
+
+
+def outcome_message(
+    outcomes: list[CancelOutcome], *, confirmer: str, requester: str, lang: str, sandbox: bool
+) -> Message:
+    """The public result: one outcome in full, or a summary with a line per mail and totals."""
+    people = ui("by", lang, confirmer=confirmer)
+    if requester and requester != confirmer:
+        people += ", " + ui("requested", lang, requester=requester)
+    if len(outcomes) == 1:
+        outcome = outcomes[0]
+        text = render_outcome(outcome, lang)
+        notes = [people]
+        if outcome.message:
+            notes.append(ui("mp_said", lang, mp_message=escape(outcome.message)))
+        return _message(text, [_section(text), _context(*notes)], lang, sandbox)
+    counts = dict.fromkeys((t.value for t in Tally), 0)
+    for outcome in outcomes:
+        counts[outcome_text(outcome).tally.value] += 1
+    lines = [render_outcome(o, lang, with_next_step=False) for o in outcomes]
+    header = ui("summary", lang, n=len(outcomes), confirmer=confirmer)
+    totals = ui("totals", lang, **counts)
+    blocks = [_section(header)]
+    # Sections hold 3000 characters: 25 lines can exceed one, so split them in chunks.
+    for start in range(0, len(lines), 8):
+        blocks.append(_section("\n".join(lines[start : start + 8])))
+    blocks += [_section(totals), _context(people)]
+    return _message(f"{header} {totals}", blocks, lang, sandbox)
+
+
+def usage_text(reason: UsageReason, offending: str, *, lang: str, bot_name: str = "cancel-mail") -> str:
+    lead = {
+        UsageReason.HELP: "",
+        UsageReason.NO_ID: ui("no_id", lang),
+        UsageReason.INVALID_ID: ui("bad_id", lang, offending=escape(offending)),
+        UsageReason.TOO_MANY: ui("too_many", lang, offending=offending),
+        UsageReason.UNKNOWN_VERB: ui("unknown_verb", lang, offending=escape(offending)),
+    }[reason]
+    usage = ui("usage", lang, max=MAX_IDS, bot=bot_name)
+    return f"{lead} {usage}".strip()
+
+
+def notice(key: str, lang: str, **values: object) -> Message:
+    """A one-line message such as a refusal, shown to one person."""
+    text = ui(key, lang, **values)
+    return {"text": text, "blocks": [_section(text)]}

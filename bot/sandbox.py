@@ -1,0 +1,123 @@
+"""MailPartner sandbox: a simulator of `GET /v1/message-cancel` with its own clock.
+
+It applies the real rules (codes 1, 3, 4, 5, 6, 7, 10, 200; a mail is sent once its time passes; no
+cancel under 5 minutes before sending) to a handful of mails scheduled relative to start-up. The bot
+reaches it through the ordinary `MailPartnerClient` over an httpx transport, so every line of code above
+HTTP is the production one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+import httpx
+
+LOCK_WINDOW = 5 * 60.0  # MailPartner refuses a cancel this close to the send time
+SANDBOX_KEY = "sandbox"
+
+_MESSAGES = {
+    1: "La Clé API est requise",
+    3: "L’ID du message est requis",
+    4: "Message introuvable",
+    5: "L’envoi du mail a déjà été annulé",
+    6: "Vous ne pouvez pas annuler l’envoi d’un mail moins de 5 minutes avant son envoi",
+    7: "Vous ne pouvez pas annuler un mail déjà envoyé",
+    10: "Clé API incorrecte",
+    200: "L'envoi du mail a été annulé.",
+}
+
+
+class MailState(Enum):
+    SCHEDULED = "scheduled"
+    LOCKED = "due in under 5 minutes"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class SandboxMail:
+    message_id: str
+    subject: str
+    send_at: float
+    cancelled: bool = False
+
+
+# (id, subject, send time relative to start-up in seconds, already cancelled)
+DEFAULT_MAILS: tuple[tuple[str, str, float, bool], ...] = (
+    ("300", "Spring sale: 20% off everything", 2 * 3600, False),
+    ("301", "Weekly newsletter #48", 26 * 3600, False),
+    ("302", "Password policy reminder", 3 * 3600, False),
+    ("303", "Flash sale ends tonight", 3 * 60, False),
+    ("304", "Welcome series, part 1", -3600, False),
+    ("305", "Webinar invitation", 6 * 3600, True),
+)
+
+
+class MailPartnerSandbox:
+    def __init__(
+        self,
+        mails: tuple[tuple[str, str, float, bool], ...] = DEFAULT_MAILS,
+        *,
+        clock: Callable[[], float] = time.time,
+        api_key: str | None = None,
+    ) -> None:
+        """`api_key=None` accepts any non-empty key; a string accepts only that key (for code 10)."""
+        self._clock = clock
+        self._api_key = api_key
+        self._lock = threading.Lock()
+        now = clock()
+        self._mails = {m: SandboxMail(m, subject, now + delta, done) for m, subject, delta, done in mails}
+        self.requests = 0
+
+    def state(self, mail: SandboxMail) -> MailState:
+        if mail.cancelled:
+            return MailState.CANCELLED
+        left = mail.send_at - self._clock()
+        if left <= 0:
+            return MailState.SENT
+        return MailState.LOCKED if left < LOCK_WINDOW else MailState.SCHEDULED
+
+    def mails(self) -> list[tuple[SandboxMail, MailState]]:
+        with self._lock:
+            return [(mail, self.state(mail)) for mail in self._mails.values()]
+
+    def cancel(self, api_key: str, message_id: str) -> int:
+        """Apply MailPartner's rules; return the control code."""
+        with self._lock:
+            self.requests += 1
+            if not api_key:
+                return 1
+            if self._api_key is not None and api_key != self._api_key:
+                return 10
+            if not message_id:
+                return 3
+            mail = self._mails.get(message_id)
+            if mail is None:
+                return 4
+            code = {
+                MailState.CANCELLED: 5,
+                MailState.SENT: 7,
+                MailState.LOCKED: 6,
+                MailState.SCHEDULED: 200,
+            }[self.state(mail)]
+            if code == 200:
+                mail.cancelled = True
+            return code
+
+    def answer(self, params: dict[str, str]) -> tuple[int, dict[str, object]]:
+        """The HTTP status and JSON body MailPartner gives for these query parameters."""
+        code = self.cancel(params.get("apiKey", ""), params.get("messageId", ""))
+        return 200, {"success": code == 200, "code": code, "message": _MESSAGES[code]}
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "GET" or not request.url.path.endswith("/message-cancel"):
+            return httpx.Response(404, json={"success": False, "code": 404, "message": "Not found"})
+        status, body = self.answer(dict(request.url.params))
+        return httpx.Response(status, json=body)
+
+    def transport(self) -> httpx.BaseTransport:
+        return httpx.MockTransport(self.handle)

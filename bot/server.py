@@ -1,0 +1,102 @@
+"""HTTP mode: the Bolt app behind gunicorn, plus `GET /healthz`, with a graceful drain on SIGTERM.
+
+One worker process with many threads: acks are CPU-light and the cancels run on the service's own
+pools, and keeping one process lets it refuse a second cancel of a mail already in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from bot.app import Bot, build_bot
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HTTP_THREADS = 32
+DRAIN_MARGIN = 15.0  # seconds beyond MailPartner's deadline to post outcomes on shutdown
+
+StartResponse = Callable[..., Any]
+
+
+class BotWSGI:
+    """`POST /slack/events` to Bolt; `GET /healthz` answers 200 while the bot takes work, 503 when draining."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self._slack = SlackRequestHandler(bot.app, path="/slack/events")
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            ok = self.bot.service.accepting
+            body = b"ok\n" if ok else b"draining\n"
+            start_response(
+                "200 OK" if ok else "503 Service Unavailable",
+                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return self._slack(environ, start_response)
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bot: Bot | None = None
+        super().__init__()
+
+    def load_config(self) -> None:
+        drain = self.settings.mailpartner_deadline + DRAIN_MARGIN
+        options = {
+            "bind": f"0.0.0.0:{self.settings.port}",
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": HTTP_THREADS,
+            "backlog": 2048,
+            "keepalive": 5,
+            "timeout": 60,
+            "graceful_timeout": drain + 5,
+            "loglevel": self.settings.log_level.lower(),
+            "accesslog": None,
+            "worker_exit": self._drain,
+            "proc_name": "cancel-mail-bot",
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> BotWSGI:
+        # Runs in the worker after fork: the service's threads must start there, not in the master.
+        self.bot = build_bot(self.settings)
+        log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", self.settings.port)
+        return BotWSGI(self.bot)
+
+    def _drain(self, _server: object, _worker: object) -> None:
+        if self.bot is not None:
+            self.bot.service.drain(self.settings.mailpartner_deadline + DRAIN_MARGIN)
+
+
+def serve_http(settings: Settings) -> None:
+    GunicornServer(settings).run()
+
+
+def serve_socket_mode(settings: Settings) -> None:
+    import signal
+
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    bot = build_bot(settings)
+    handler = SocketModeHandler(bot.app, settings.slack_app_token)
+
+    def stop(_signum: int, _frame: object) -> None:
+        log.info("SIGTERM: no new work; finishing the cancels in flight")
+        handler.close()
+        bot.service.drain(settings.mailpartner_deadline + DRAIN_MARGIN)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    log.info("Socket Mode: connecting to Slack")
+    handler.start()

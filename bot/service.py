@@ -1,0 +1,233 @@
+"""The cancellation engine: everything a confirm click sets off, run off the ack path.
+
+    click ─ack─▶ confirm() ──▶ slack pool: prompt → "cancelling…"
+                                   └──▶ MailPartner pool: cancel(id), one task per id, in parallel
+                                            └──▶ slack pool: outcome posted, prompt → "confirmed", audit
+
+Two bounded pools keep Slack updates from queueing behind slow MailPartner calls. A mail whose cancel is
+in flight in this process is not sent to MailPartner again. `drain()` lets in-flight work finish on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from bot.audit import audit
+from bot.mailpartner import CancelOutcome, MailPartnerClient
+from bot.messages import Message, notice, outcome_message, render_outcome, status_message
+from bot.replies import Conversation, Replier
+from bot.ticket import PromptTicket
+
+log = logging.getLogger(__name__)
+
+SLACK_THREADS = 32
+
+
+class ShuttingDown(Exception):
+    """The service takes no new work: the process is draining."""
+
+
+@dataclass
+class _Job:
+    ticket: PromptTicket
+    confirmer: str
+    where: Conversation
+    outcomes: dict[str, CancelOutcome] = field(default_factory=dict)
+    crashed: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class CancelService:
+    def __init__(
+        self,
+        mailpartner: MailPartnerClient,
+        replier: Replier,
+        *,
+        lang: str,
+        sandbox: bool,
+        workers: int,
+        audit_channel: str = "",
+    ) -> None:
+        self.mailpartner = mailpartner
+        self.replier = replier
+        self._lang = lang
+        self._sandbox = sandbox
+        self._audit_channel = audit_channel
+        self._mp_pool = ThreadPoolExecutor(workers, thread_name_prefix="mailpartner")
+        self._slack_pool = ThreadPoolExecutor(SLACK_THREADS, thread_name_prefix="slack")
+        self._in_flight: dict[str, str] = {}  # mail id → who confirmed it
+        self._jobs = 0
+        self._idle = threading.Condition()
+        self._accepting = True
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    def in_flight_by(self, ids: tuple[str, ...]) -> str | None:
+        with self._idle:
+            return next((self._in_flight[i] for i in ids if i in self._in_flight), None)
+
+    def background(self, task: Callable[[], object]) -> None:
+        """Run a Slack-side task (post a prompt, a note) off the ack path; drain() waits for it too."""
+        with self._idle:
+            self._jobs += 1
+
+        def run() -> None:
+            try:
+                self._guard(task, "background task")
+            finally:
+                self._done()
+
+        self._slack_pool.submit(run)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no cancel and no background task is under way (the console's pace)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._jobs and (remaining := deadline - time.monotonic()) > 0:
+                self._idle.wait(remaining)
+            return self._jobs == 0
+
+    def confirm(self, ticket: PromptTicket, confirmer: str, where: Conversation) -> str | None:
+        """Start cancelling; returns None, or the user whose cancel of one of these mails is under way.
+
+        Raises ShuttingDown when the process no longer takes new work.
+        """
+        with self._idle:
+            if not self._accepting:
+                raise ShuttingDown()
+            busy = next((self._in_flight[i] for i in ticket.ids if i in self._in_flight), None)
+            if busy:
+                return busy
+            self._in_flight.update(dict.fromkeys(ticket.ids, confirmer))
+            self._jobs += 1
+        job = _Job(ticket, confirmer, where)
+        self._slack_pool.submit(self._guard, lambda: self._start(job), "start")
+        return None
+
+    def drain(self, timeout: float) -> bool:
+        """Stop taking work; wait up to `timeout` s for in-flight cancels to post. True when all did."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            self._accepting = False
+            while self._jobs and (remaining := deadline - time.monotonic()) > 0:
+                self._idle.wait(remaining)
+            left = self._jobs
+        if left:
+            log.error("shutdown: %d cancel job(s) still in flight after %.0fs", left, timeout)
+        else:
+            log.info("shutdown: every in-flight cancel finished and was posted")
+        self._mp_pool.shutdown(wait=False, cancel_futures=True)
+        self._slack_pool.shutdown(wait=False, cancel_futures=True)
+        return left == 0
+
+    def _start(self, job: _Job) -> None:
+        try:
+            self.replier.replace_prompt(job.where, self._status("cancelling", job))
+        except Exception:
+            log.exception("could not replace the prompt; cancelling anyway")
+        for message_id in job.ticket.ids:
+            future = self._mp_pool.submit(self.mailpartner.cancel, message_id)
+            future.add_done_callback(lambda f, mid=message_id: self._collect(job, mid, f))
+
+    def _collect(self, job: _Job, message_id: str, future: Future[CancelOutcome]) -> None:
+        error = future.exception()
+        if error is not None:  # cancel() turns every MailPartner failure into an outcome: this is a bug
+            log.error("cancel of %s raised", message_id, exc_info=error)
+        with job.lock:
+            if error is None:
+                job.outcomes[message_id] = future.result()
+            else:
+                job.crashed.append(message_id)
+            done = len(job.outcomes) + len(job.crashed) == len(job.ticket.ids)
+        if done:
+            self._slack_pool.submit(self._guard, lambda: self._finish(job), "finish")
+
+    def _finish(self, job: _Job) -> None:
+        try:
+            if job.crashed:
+                self.replier.post_outcome(job.where, notice("error", self._lang))
+            outcomes = [job.outcomes[i] for i in job.ticket.ids if i in job.outcomes]
+            if outcomes:
+                self._post_outcomes(job, outcomes)
+        finally:
+            self._release(job)
+
+    def _post_outcomes(self, job: _Job, outcomes: list[CancelOutcome]) -> None:
+        message = outcome_message(
+            outcomes,
+            confirmer=job.confirmer,
+            requester=job.ticket.requester,
+            lang=self._lang,
+            sandbox=self._sandbox,
+        )
+        delivery = self.replier.post_outcome(job.where, message)
+        self.replier.replace_prompt(job.where, self._status("confirmed", job))
+        thread = job.ticket.thread_ts
+        for outcome in outcomes:
+            audit(
+                "outcome",
+                actor=job.confirmer,
+                channel=job.where.channel,
+                thread=thread,
+                mail_ids=[outcome.message_id],
+                requester=job.ticket.requester,
+                result=outcome.label,
+                code=outcome.code,
+                failure=outcome.failure.value if outcome.failure else None,
+                cancelled=outcome.cancelled,
+                confirmed_on_retry=outcome.confirmed_on_retry,
+                attempts=outcome.attempts,
+                latency_ms=round(outcome.latency * 1000),
+                posted_via=delivery.via,
+                sandbox=self._sandbox,
+            )
+        if not delivery.ok:
+            # Slack refused every way: the audit lines above keep the outcome; say so loudly.
+            audit(
+                "post_failed",
+                actor=job.confirmer,
+                channel=job.where.channel,
+                thread=thread,
+                mail_ids=list(job.ticket.ids),
+                results=[o.label for o in outcomes],
+            )
+            log.error("outcome of %s could not be posted to Slack; it is in the audit log", job.ticket.ids)
+        if self._audit_channel:
+            self._post_to_audit_channel(job, outcomes, delivery.ts)
+
+    def _post_to_audit_channel(self, job: _Job, outcomes: list[CancelOutcome], outcome_ts: str) -> None:
+        anchor = outcome_ts or job.where.prompt_ts or job.ticket.thread_ts
+        link = self.replier.permalink(job.where.channel, anchor) if anchor else ""
+        where = f"<{link}|in <#{job.where.channel}>>" if link else f"in <#{job.where.channel}>"
+        lines = "\n".join(render_outcome(o, self._lang, with_next_step=False) for o in outcomes)
+        text = f"<@{job.confirmer}> confirmed a cancel {where}:\n{lines}"
+        prefix = "[SANDBOX] " if self._sandbox else ""
+        self.replier.post(self._audit_channel, {"text": prefix + text})
+
+    def _release(self, job: _Job) -> None:
+        with self._idle:
+            for message_id in job.ticket.ids:
+                self._in_flight.pop(message_id, None)
+        self._done()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._jobs -= 1
+            self._idle.notify_all()
+
+    def _status(self, key: str, job: _Job) -> Message:
+        return status_message(key, job.ticket.ids, job.confirmer, lang=self._lang, sandbox=self._sandbox)
+
+    @staticmethod
+    def _guard(task: Callable[[], object], what: str) -> None:
+        try:
+            task()
+        except Exception:
+            log.exception("%s failed", what)

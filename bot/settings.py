@@ -1,0 +1,202 @@
+"""Settings: read once from the environment, validated as a whole, then passed in everywhere.
+
+Every problem is collected before reporting, so an operator fixes a broken `.env` in one pass
+instead of one restart per mistake.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_MAILPARTNER_BASE_URL = "https://api.mailpartner.fr/v1"
+LANGUAGES = ("en", "fr")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class Mode(Enum):
+    SOCKET = "socket"
+    HTTP = "http"
+    CONSOLE = "console"
+
+
+class SettingsError(Exception):
+    """One or more settings are missing or malformed; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    port: int = 3000
+    mailpartner_api_key: str = field(default="", repr=False)
+    mailpartner_base_url: str = DEFAULT_MAILPARTNER_BASE_URL
+    mailpartner_timeout: float = 10.0
+    mailpartner_deadline: float = 30.0
+    mailpartner_sandbox: bool = False
+    allowed_users: frozenset[str] = frozenset()
+    allowed_channels: frozenset[str] = frozenset()
+    allowed_usergroups: frozenset[str] = frozenset()
+    require_second_person: bool = False
+    prompt_ttl: float = 15 * 60.0
+    audit_channel: str = ""
+    workers: int = 128
+    language: str = "en"
+    log_level: str = "INFO"
+
+    @property
+    def mode(self) -> Mode:
+        if self.slack_app_token:
+            return Mode.SOCKET
+        if self.slack_bot_token:
+            return Mode.HTTP
+        return Mode.CONSOLE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, console: bool = False) -> Settings:
+        """Build settings from `env`. `console=True` skips the Slack checks (the console fakes Slack)."""
+        reader = _Reader(env)
+        settings = cls(
+            slack_bot_token=reader.text("SLACK_BOT_TOKEN"),
+            slack_signing_secret=reader.text("SLACK_SIGNING_SECRET"),
+            slack_app_token=reader.text("SLACK_APP_TOKEN"),
+            slack_api_url=reader.url("SLACK_API_URL", DEFAULT_SLACK_API_URL, trailing_slash=True),
+            port=reader.integer("PORT", 3000, low=1, high=65535),
+            mailpartner_api_key=reader.text("MAILPARTNER_API_KEY"),
+            mailpartner_base_url=reader.url("MAILPARTNER_BASE_URL", DEFAULT_MAILPARTNER_BASE_URL),
+            mailpartner_timeout=reader.seconds("MAILPARTNER_TIMEOUT", 10.0, high=120),
+            mailpartner_deadline=reader.seconds("MAILPARTNER_DEADLINE", 30.0, high=600),
+            mailpartner_sandbox=reader.boolean("MAILPARTNER_SANDBOX", False),
+            allowed_users=reader.ids("CANCEL_MAIL_ALLOWED_USERS", _USER_ID, "user IDs like U012ABCDEF"),
+            allowed_channels=reader.ids("CANCEL_MAIL_ALLOWED_CHANNELS", _CHANNEL_ID, "channel IDs like C012ABCDEF"),
+            allowed_usergroups=reader.ids(
+                "CANCEL_MAIL_ALLOWED_USERGROUPS", _USERGROUP_ID, "user group IDs like S012ABCDEF"
+            ),
+            require_second_person=reader.boolean("CANCEL_MAIL_REQUIRE_SECOND_PERSON", False),
+            prompt_ttl=reader.seconds("CANCEL_MAIL_PROMPT_TTL", 900.0, high=86400),
+            audit_channel=reader.channel("CANCEL_MAIL_AUDIT_CHANNEL"),
+            workers=reader.integer("CANCEL_MAIL_WORKERS", 128, low=1, high=1024),
+            language=reader.choice("BOT_LANGUAGE", "en", LANGUAGES, lower=True),
+            log_level=reader.choice("LOG_LEVEL", "INFO", LOG_LEVELS, lower=False),
+        )
+        if not console:
+            reader.problems.extend(settings._slack_problems())
+        if not settings.mailpartner_sandbox and not settings.mailpartner_api_key and not console:
+            reader.problems.append(
+                "MAILPARTNER_API_KEY is required (or set MAILPARTNER_SANDBOX=true to use the sandbox)"
+            )
+        if reader.problems:
+            raise SettingsError(reader.problems)
+        return settings
+
+    def _slack_problems(self) -> list[str]:
+        problems = []
+        if self.slack_bot_token and not self.slack_bot_token.startswith("xoxb-"):
+            problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+        if self.slack_app_token and not self.slack_app_token.startswith("xapp-"):
+            problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+        if self.slack_app_token and not self.slack_bot_token:
+            problems.append("SLACK_BOT_TOKEN is required in Socket Mode (SLACK_APP_TOKEN is set)")
+        if self.mode is Mode.HTTP and not self.slack_signing_secret:
+            problems.append("SLACK_SIGNING_SECRET is required in HTTP mode (SLACK_BOT_TOKEN is set)")
+        if self.mode is Mode.CONSOLE and self.slack_signing_secret:
+            problems.append("SLACK_BOT_TOKEN is required when SLACK_SIGNING_SECRET is set")
+        return problems
+
+
+class _Reader:
+    """Parses one variable at a time, recording a readable problem instead of raising."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def text(self, name: str) -> str:
+        return self.env.get(name, "").strip()
+
+    def url(self, name: str, default: str, *, trailing_slash: bool = False) -> str:
+        value = self.text(name) or default
+        if not re.match(r"^https?://[^\s/]+", value):
+            self.problems.append(f"{name} must be an http(s) URL, got {value!r}")
+            return default
+        if trailing_slash and not value.endswith("/"):
+            value += "/"
+        return value if trailing_slash else value.rstrip("/")
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a whole number, got {raw!r}")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name} must be between {low} and {high}, got {value}")
+            return default
+        return value
+
+    def seconds(self, name: str, default: float, *, high: float) -> float:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a number of seconds, got {raw!r}")
+            return default
+        if not 0 < value <= high:
+            self.problems.append(f"{name} must be more than 0 and at most {high:g} seconds, got {raw}")
+            return default
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name).lower()
+        if name not in self.env:
+            return default
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        self.problems.append(f"{name} must be true or false, got {raw!r}")
+        return default
+
+    def ids(self, name: str, pattern: re.Pattern[str], what: str) -> frozenset[str]:
+        items = [item.strip() for item in self.text(name).split(",") if item.strip()]
+        bad = [item for item in items if not pattern.match(item)]
+        if bad:
+            self.problems.append(f"{name} must list {what}, separated by commas; not valid: {', '.join(bad)}")
+        return frozenset(item for item in items if pattern.match(item))
+
+    def channel(self, name: str) -> str:
+        raw = self.text(name)
+        if raw and not _CHANNEL_ID.match(raw):
+            self.problems.append(f"{name} must be a channel ID like C012ABCDEF, got {raw!r}")
+            return ""
+        return raw
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...], *, lower: bool) -> str:
+        raw = self.text(name)
+        if not raw:
+            return default
+        value = raw.lower() if lower else raw.upper()
+        if value not in choices:
+            self.problems.append(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+            return default
+        return value

@@ -1,0 +1,135 @@
+"""Requests exactly as Slack sends them: bodies for commands, clicks and events, and their signatures.
+
+The console drives the real Bolt app with these, and so do the tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from slack_sdk.signature import SignatureVerifier
+
+TEAM_ID = "T0LOCAL000"
+
+
+def signed_headers(secret: str, body: str, *, timestamp: int | None = None, content_type: str = "") -> dict[str, str]:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    headers = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
+    if content_type:
+        headers["Content-Type"] = content_type
+    return headers
+
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+def slash_command(text: str, *, user: str, channel: str, response_url: str, command: str = "/cancel-mail") -> str:
+    return urlencode(
+        {
+            "token": "unused",
+            "team_id": TEAM_ID,
+            "channel_id": channel,
+            "channel_name": "on-call",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "response_url": response_url,
+            "trigger_id": f"{int(time.time())}.trigger",
+            "api_app_id": "A0LOCAL000",
+        }
+    )
+
+
+def button_click(
+    button: dict[str, Any],
+    *,
+    user: str,
+    channel: str,
+    response_url: str,
+    message_ts: str = "",
+    thread_ts: str = "",
+) -> str:
+    """A `block_actions` click on `button` (as found in the prompt's blocks); ephemeral when no message_ts."""
+    container: dict[str, Any] = {"type": "message", "channel_id": channel, "is_ephemeral": not message_ts}
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "team": {"id": TEAM_ID},
+        "user": {"id": user, "team_id": TEAM_ID},
+        "api_app_id": "A0LOCAL000",
+        "channel": {"id": channel},
+        "container": container,
+        "response_url": response_url,
+        "trigger_id": f"{int(time.time())}.trigger",
+        "actions": [
+            {
+                "type": "button",
+                "block_id": "cancel_mail_prompt",
+                "action_id": button["action_id"],
+                "value": button["value"],
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    if message_ts:
+        container["message_ts"] = message_ts
+        payload["message"] = {"ts": message_ts, "thread_ts": thread_ts or None, "type": "message"}
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def app_mention(text: str, *, user: str, channel: str, ts: str, thread_ts: str = "", event_id: str = "") -> str:
+    event: dict[str, Any] = {
+        "type": "app_mention",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return json.dumps(
+        {
+            "token": "unused",
+            "team_id": TEAM_ID,
+            "api_app_id": "A0LOCAL000",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{ts.replace('.', '')}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": TEAM_ID, "user_id": "U0BOT00000", "is_bot": True}],
+        }
+    )
+
+
+def buttons(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The buttons of a message's blocks, by action_id."""
+    found = {}
+    for block in message.get("blocks") or []:
+        if block.get("type") == "actions":
+            for element in block.get("elements", []):
+                found[element["action_id"]] = element
+    return found
+
+
+def blocks_text(message: dict[str, Any]) -> str:
+    """All the text a person sees in a message's blocks (or its fallback text)."""
+    blocks = message.get("blocks")
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    if not blocks:
+        return str(message.get("text", ""))
+    parts = []
+    for block in blocks:
+        if block.get("type") == "section":
+            parts.append(block["text"]["text"])
+        elif block.get("type") == "context":
+            parts.extend(e.get("text", "") for e in block["elements"])
+        elif block.get("type") == "actions":
+            parts.append("  ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
+    return "\n".join(parts)
