@@ -37,6 +37,14 @@ class SlackCall:
         return self.path.startswith("/response/")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that hung up is no news for a local stand-in
+
+
 @dataclass
 class _Failure:
     status: int
@@ -74,9 +82,10 @@ class LocalSlack:
             def log_message(self, *_args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-slack", daemon=True)
+        self._server = _QuietServer((host, port), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="local-slack", daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -379,7 +379,7 @@ def usage_text(reason: UsageReason, offending: str, *, lang: str, bot_name: str 
         UsageReason.HELP: "",
         UsageReason.NO_ID: ui("no_id", lang),
         UsageReason.INVALID_ID: ui("bad_id", lang, offending=escape(offending)),
-        UsageReason.TOO_MANY: ui("too_many", lang, offending=offending),
+        UsageReason.TOO_MANY: ui("too_many", lang, offending=escape(offending)),
         UsageReason.UNKNOWN_VERB: ui("unknown_verb", lang, offending=escape(offending)),
     }[reason]
     usage = ui("usage", lang, max=MAX_IDS, bot=bot_name)

@@ -59,7 +59,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "backlog": 2048,
             "keepalive": 5,
             "timeout": 60,
-            "graceful_timeout": drain + 5,
+            "graceful_timeout": int(drain) + 5,
             "loglevel": self.settings.log_level.lower(),
             "accesslog": None,
             "worker_exit": self._drain,

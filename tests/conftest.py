@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from slack_bolt.request import BoltRequest
+from slack_bolt.response import BoltResponse
+
+from bot.app import build_bot
+from bot.localslack import LocalSlack
+from bot.settings import Settings
+from bot.slackwire import FORM, JSON, app_mention, button_click, buttons, signed_headers, slash_command
+from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, FakeMailPartner
+
+ALICE, BOB, MALLORY = "U0ALICE000", "U0BOB00000", "U0MALLORY0"
+ONCALL = "C0ONCALL00"
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Harness:
+    """The real Bolt app, its Web API on a LocalSlack, MailPartner on a FakeMailPartner; driven by signed requests."""
+
+    def __init__(self, slack: LocalSlack, mailpartner: FakeMailPartner, **env: str) -> None:
+        self.slack, self.mailpartner, self.clock = slack, mailpartner, Clock()
+        self.settings = Settings.from_env(
+            {
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_API_URL": slack.api_url,
+                "MAILPARTNER_API_KEY": API_KEY,
+                "MAILPARTNER_BASE_URL": mailpartner.base_url,
+                "MAILPARTNER_TIMEOUT": "2",
+                "MAILPARTNER_DEADLINE": "4",
+                **env,
+            }
+        )
+        self.bot = build_bot(self.settings, clock=self.clock)
+        self._ts = 0
+
+    def dispatch(self, body: str, content_type: str, **headers: str) -> BoltResponse:
+        signed = signed_headers(SIGNING_SECRET, body, content_type=content_type)
+        return self.bot.app.dispatch(BoltRequest(body=body, headers={**signed, **headers}))
+
+    def command(self, text: str, *, user: str = ALICE, channel: str = ONCALL) -> tuple[BoltResponse, dict[str, Any]]:
+        body = slash_command(text, user=user, channel=channel, response_url=self.slack.new_response_url())
+        response = self.dispatch(body, FORM)
+        try:
+            message = json.loads(response.body) if response.body else {}
+        except json.JSONDecodeError:
+            message = {"text": response.body}
+        return response, message
+
+    def click(
+        self,
+        prompt: dict[str, Any],
+        action: str = "confirm",
+        *,
+        user: str = ALICE,
+        channel: str = ONCALL,
+        message_ts: str = "",
+        thread_ts: str = "",
+    ) -> BoltResponse:
+        button = buttons(prompt)[f"cancel_mail_{action}"]
+        body = button_click(
+            button,
+            user=user,
+            channel=channel,
+            response_url=self.slack.new_response_url(),
+            message_ts=message_ts,
+            thread_ts=thread_ts,
+        )
+        return self.dispatch(body, FORM)
+
+    def mention(
+        self,
+        text: str,
+        *,
+        user: str = ALICE,
+        channel: str = ONCALL,
+        thread_ts: str = "",
+        event_id: str = "",
+        **headers: str,
+    ) -> tuple[BoltResponse, str]:
+        self._ts += 1
+        ts = f"1800000000.{self._ts:06d}"
+        body = app_mention(text, user=user, channel=channel, ts=ts, thread_ts=thread_ts, event_id=event_id)
+        return self.dispatch(body, JSON, **headers), ts
+
+    def settle(self, timeout: float = 15.0) -> None:
+        assert self.bot.service.wait_idle(timeout), "the bot's background work did not finish"
+
+    def thread_prompt(self) -> tuple[dict[str, Any], str]:
+        """The last prompt the bot posted with chat.postMessage, and its ts."""
+        posted = [c for c in self.slack.of("chat.postMessage") if buttons(c.payload)]
+        assert posted, "no prompt was posted"
+        return posted[-1].payload, str(posted[-1].response["ts"])
+
+
+@pytest.fixture
+def slack() -> Iterator[LocalSlack]:
+    with LocalSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def mailpartner() -> Iterator[FakeMailPartner]:
+    fake = FakeMailPartner().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def make_harness(slack: LocalSlack, mailpartner: FakeMailPartner) -> Iterator[Any]:
+    made: list[Harness] = []
+
+    def make(**env: str) -> Harness:
+        harness = Harness(slack, mailpartner, **env)
+        made.append(harness)
+        return harness
+
+    yield make
+    for harness in made:
+        harness.bot.service.drain(5)
+        harness.bot.service.mailpartner.close()
+
+
+@pytest.fixture
+def harness(make_harness: Any) -> Harness:
+    return make_harness()
+
+
+@pytest.fixture
+def audit_lines(caplog: pytest.LogCaptureFixture) -> Any:
+    caplog.set_level(logging.INFO, logger="bot.audit")
+
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(r.getMessage()) for r in caplog.records if r.name == "bot.audit"]
+
+    return lines

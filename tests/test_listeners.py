@@ -1,0 +1,303 @@
+"""Layer 2: signed requests dispatched to the real Bolt App; Web API and response_urls on a LocalSlack."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.slackwire import FORM, blocks_text, buttons, slash_command
+from tests.conftest import ALICE, BOB, MALLORY, ONCALL, Harness
+from tests.fakes import API_KEY, Fault
+
+
+def outcome_posts(harness: Harness) -> list[dict]:
+    posts = [
+        c.payload for c in harness.slack.delivered("response_url") if c.payload.get("response_type") == "in_channel"
+    ]
+    posts += [c.payload for c in harness.slack.delivered("chat.postMessage") if not buttons(c.payload)]
+    return posts
+
+
+# -- /cancel-mail ---------------------------------------------------------------------------------------
+
+
+def test_command_acks_with_an_ephemeral_prompt_and_calls_nothing(harness: Harness) -> None:
+    response, message = harness.command("300")
+    assert response.status == 200
+    assert message["response_type"] == "ephemeral"
+    confirm, keep = buttons(message)["cancel_mail_confirm"], buttons(message)["cancel_mail_keep"]
+    assert confirm["style"] == "danger" and "style" not in keep
+    assert "`300`" in blocks_text(message)
+    harness.settle()
+    assert harness.mailpartner.requests == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "help",
+        "abc!",
+        "x" * 65,
+        "300 ../etc",
+        "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26",
+    ],
+)
+def test_bad_input_gets_usage_and_no_buttons(harness: Harness, text: str) -> None:
+    response, message = harness.command(text)
+    assert response.status == 200
+    assert "/cancel-mail <id>" in message["text"]
+    assert not buttons(message)
+    harness.settle()
+    assert harness.mailpartner.requests == []
+
+
+def test_confirm_replaces_prompt_then_posts_outcome_in_channel(harness: Harness, audit_lines) -> None:
+    _, prompt = harness.command("300")
+    assert harness.click(prompt).status == 200
+    harness.settle()
+    posts = harness.slack.delivered("response_url")
+    first = posts[0].payload
+    assert first["replace_original"] is True and "cancelling" in blocks_text(first) and not buttons(first)
+    outcome = [p.payload for p in posts if p.payload.get("response_type") == "in_channel"]
+    assert len(outcome) == 1
+    text = blocks_text(outcome[0])
+    assert "`300` is cancelled" in text and "code 200" in text and f"<@{ALICE}>" in text
+    assert harness.mailpartner.cancels["300"] == 1
+    assert [line["action"] for line in audit_lines()] == ["request", "confirm", "outcome"]
+
+
+def test_keep_replaces_prompt_and_cancels_nothing(harness: Harness, audit_lines) -> None:
+    _, prompt = harness.command("300")
+    harness.click(prompt, "keep")
+    harness.settle()
+    (post,) = harness.slack.delivered("response_url")
+    assert post.payload["replace_original"] is True
+    assert "kept `300`" in blocks_text(post.payload)
+    assert harness.mailpartner.requests == []
+    assert audit_lines()[-1]["action"] == "keep"
+
+
+def test_second_confirm_while_in_flight_is_refused_and_names_who(harness: Harness, mailpartner) -> None:
+    mailpartner.fault("300", Fault(delay=1.0))
+    _, prompt = harness.command("300")
+    harness.click(prompt, user=ALICE)
+    harness.click(prompt, user=BOB)
+    harness.settle()
+    notes = [
+        c.payload for c in harness.slack.delivered("response_url") if c.payload.get("response_type") == "ephemeral"
+    ]
+    assert any("already under way" in blocks_text(n) and f"<@{ALICE}>" in blocks_text(n) for n in notes)
+    assert len([r for r in mailpartner.requests if r["messageId"] == "300"]) == 1
+
+
+def test_bulk_command_one_prompt_one_summary(harness: Harness) -> None:
+    _, prompt = harness.command("300 301 300 303 304 999")
+    assert "`300`, `301`, `303`, `304`, `999`" in blocks_text(prompt)  # duplicate removed
+    harness.click(prompt)
+    harness.settle()
+    (summary,) = outcome_posts(harness)
+    text = blocks_text(summary)
+    assert "2 cancelled · 1 too late · 1 already sent · 1 not found · 0 failed" in text
+    for mail in ("300", "301", "303", "304", "999"):
+        assert f"`{mail}`" in text
+
+
+def test_outcome_falls_back_to_chat_post_message_when_response_url_fails(harness: Harness, slack) -> None:
+    _, prompt = harness.command("300")
+    harness.click(prompt)
+    slack.fail("response_url", times=100, status=404, error="expired_url")
+    harness.settle()
+    posted = slack.delivered("chat.postMessage")
+    assert len(posted) == 1 and "`300` is cancelled" in blocks_text(posted[0].payload)
+
+
+def test_outcome_survives_slack_rate_limit(harness: Harness, slack) -> None:
+    _, prompt = harness.command("300")
+    slack.fail("response_url", times=2, status=429, headers={"Retry-After": "0"})
+    harness.click(prompt)
+    harness.settle()
+    assert len(outcome_posts(harness)) == 1
+
+
+def test_outcome_kept_in_audit_when_slack_refuses_everything(harness: Harness, slack, audit_lines) -> None:
+    _, prompt = harness.command("300")
+    slack.fail("response_url", times=100, status=404, error="expired_url")
+    slack.fail("chat.postMessage", times=100, error="channel_not_found")
+    harness.click(prompt)
+    harness.settle()
+    lines = audit_lines()
+    outcome = next(line for line in lines if line["action"] == "outcome")
+    assert outcome["result"] == "code 200" and outcome["posted_via"] == ""
+    assert lines[-1]["action"] == "post_failed"
+
+
+def test_forged_signature_is_rejected_before_any_listener(harness: Harness) -> None:
+    body = slash_command("300", user=ALICE, channel=ONCALL, response_url=harness.slack.new_response_url())
+    response = harness.dispatch(body, FORM, **{"X-Slack-Signature": "v0=" + "0" * 64})
+    assert response.status == 401
+
+
+# -- access --------------------------------------------------------------------------------------------
+
+
+def test_outsider_command_is_refused(make_harness, audit_lines) -> None:
+    harness = make_harness(CANCEL_MAIL_ALLOWED_USERS=ALICE)
+    _, message = harness.command("300", user=MALLORY)
+    assert "not allowed" in message["text"] and not buttons(message)
+    refusal = audit_lines()[-1]
+    assert refusal["action"] == "refusal" and refusal["actor"] == MALLORY and refusal["reason"] == "not_allowed_user"
+
+
+def test_command_in_other_channel_is_refused(make_harness) -> None:
+    harness = make_harness(CANCEL_MAIL_ALLOWED_CHANNELS=ONCALL)
+    _, message = harness.command("300", channel="C0RANDOM00")
+    assert "cannot be cancelled from this channel" in message["text"]
+
+
+def test_usergroup_members_are_allowed(make_harness, slack) -> None:
+    slack.usergroups["S0ONCALL00"] = [BOB]
+    harness = make_harness(CANCEL_MAIL_ALLOWED_USERGROUPS="S0ONCALL00")
+    _, message = harness.command("300", user=BOB)
+    assert buttons(message)
+    _, message = harness.command("300", user=MALLORY)
+    assert not buttons(message)
+    assert len(slack.of("usergroups.users.list")) == 1  # cached
+
+
+# -- threads -------------------------------------------------------------------------------------------
+
+
+def test_mention_posts_prompt_in_thread_and_outcome_in_same_thread(harness: Harness) -> None:
+    _, ts = harness.mention("<@U0BOT00000> cancel 300")
+    harness.settle()
+    prompt, prompt_ts = harness.thread_prompt()
+    assert prompt["thread_ts"] == ts
+    harness.click(prompt, message_ts=prompt_ts, thread_ts=ts)
+    harness.settle()
+    outcome = [c.payload for c in harness.slack.delivered("chat.postMessage") if not buttons(c.payload)]
+    assert len(outcome) == 1 and outcome[0]["thread_ts"] == ts and "code 200" in blocks_text(outcome[0])
+    updates = harness.slack.delivered("chat.update")
+    assert [u.payload["ts"] for u in updates] == [prompt_ts, prompt_ts]
+    assert f"<@{ALICE}> confirmed" in blocks_text(updates[-1].payload) and not buttons(updates[-1].payload)
+
+
+def test_mention_inside_existing_thread_stays_there(harness: Harness) -> None:
+    harness.mention("<@U0BOT00000> cancel 300", thread_ts="1799999999.000100")
+    harness.settle()
+    prompt, _ = harness.thread_prompt()
+    assert prompt["thread_ts"] == "1799999999.000100"
+
+
+def test_mention_help_gets_usage_in_thread(harness: Harness) -> None:
+    _, ts = harness.mention("<@U0BOT00000> what can you do")
+    harness.settle()
+    (post,) = harness.slack.of("chat.postMessage")
+    assert post.payload["thread_ts"] == ts and "/cancel-mail <id>" in post.payload["text"]
+
+
+def test_retried_event_produces_nothing_new(harness: Harness) -> None:
+    harness.mention("<@U0BOT00000> cancel 300", event_id="Ev0RETRY1")
+    harness.mention(
+        "<@U0BOT00000> cancel 300",
+        event_id="Ev0RETRY1",
+        **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
+    )
+    harness.settle()
+    assert len(harness.slack.of("chat.postMessage")) == 1
+
+
+def test_outsider_click_on_thread_prompt_changes_nothing(make_harness, audit_lines) -> None:
+    harness = make_harness(CANCEL_MAIL_ALLOWED_USERS=f"{ALICE},{BOB}")
+    _, ts = harness.mention("<@U0BOT00000> cancel 300")
+    harness.settle()
+    prompt, prompt_ts = harness.thread_prompt()
+    harness.click(prompt, user=MALLORY, message_ts=prompt_ts, thread_ts=ts)
+    harness.settle()
+    (note,) = harness.slack.delivered("response_url")
+    assert note.payload["response_type"] == "ephemeral" and note.payload["replace_original"] is False
+    assert "not allowed" in blocks_text(note.payload)
+    assert harness.slack.of("chat.update") == [] and harness.mailpartner.requests == []
+    refusal = audit_lines()[-1]
+    assert (refusal["action"], refusal["actor"], refusal["stage"]) == ("refusal", MALLORY, "confirm")
+
+
+def test_two_person_rule(make_harness, audit_lines) -> None:
+    harness = make_harness(CANCEL_MAIL_REQUIRE_SECOND_PERSON="true")
+    _, prompt = harness.command("300", user=ALICE)
+    assert prompt["response_type"] == "in_channel" and "second person" in blocks_text(prompt)
+    harness.click(prompt, user=ALICE, message_ts="1800000000.000900")
+    harness.settle()
+    assert harness.mailpartner.requests == []
+    assert "second person must confirm" in blocks_text(harness.slack.delivered("response_url")[-1].payload)
+    harness.click(prompt, user=BOB, message_ts="1800000000.000900")
+    harness.settle()
+    assert harness.mailpartner.cancels["300"] == 1
+    outcome = next(line for line in audit_lines() if line["action"] == "outcome")
+    assert outcome["actor"] == BOB and outcome["requester"] == ALICE
+
+
+def test_two_person_rule_lets_requester_withdraw(make_harness) -> None:
+    harness = make_harness(CANCEL_MAIL_REQUIRE_SECOND_PERSON="true")
+    _, prompt = harness.command("300", user=ALICE)
+    harness.click(prompt, "keep", user=ALICE, message_ts="1800000000.000900")
+    harness.settle()
+    assert "kept" in blocks_text(harness.slack.delivered("response_url")[-1].payload)
+
+
+def test_expired_prompt_is_refused(harness: Harness, audit_lines) -> None:
+    _, prompt = harness.command("300")
+    harness.clock.now += 15 * 60 + 1
+    harness.click(prompt)
+    harness.settle()
+    assert harness.mailpartner.requests == []
+    (post,) = harness.slack.delivered("response_url")
+    assert post.payload["replace_original"] is True and "expired" in blocks_text(post.payload)
+    line = audit_lines()[-1]
+    assert line["action"] == "expiry" and line["age_s"] == 901
+
+
+def test_tampered_button_value_is_refused(harness: Harness) -> None:
+    _, prompt = harness.command("300")
+    prompt["blocks"][-1]["elements"][0]["value"] = "not json"
+    harness.click(prompt)
+    harness.settle()
+    assert harness.mailpartner.requests == []
+    assert "no longer works" in blocks_text(harness.slack.delivered("response_url")[-1].payload)
+
+
+# -- audit ---------------------------------------------------------------------------------------------
+
+
+def test_audit_lines_field_by_field(make_harness, audit_lines, mailpartner) -> None:
+    harness = make_harness(CANCEL_MAIL_AUDIT_CHANNEL="C0AUDIT000")
+    _, ts = harness.mention("<@U0BOT00000> cancel 300")
+    harness.settle()
+    prompt, prompt_ts = harness.thread_prompt()
+    harness.click(prompt, user=BOB, message_ts=prompt_ts, thread_ts=ts)
+    harness.settle()
+    request, confirm, outcome = audit_lines()
+    for line in (request, confirm, outcome):
+        assert set(line) >= {"time", "action", "actor", "channel", "thread", "mail_ids"}
+        assert line["channel"] == ONCALL and line["thread"] == ts and line["mail_ids"] == ["300"]
+        assert line["time"].endswith("Z")
+    assert (request["action"], request["actor"], request["via"]) == ("request", ALICE, "mention")
+    assert (confirm["action"], confirm["actor"], confirm["requester"]) == ("confirm", BOB, ALICE)
+    assert outcome["action"] == "outcome" and outcome["code"] == 200 and outcome["result"] == "code 200"
+    assert outcome["failure"] is None and outcome["cancelled"] is True and outcome["attempts"] == 1
+    assert isinstance(outcome["latency_ms"], int) and outcome["latency_ms"] >= 0
+    audit_post = [c for c in harness.slack.of("chat.postMessage") if c.payload["channel"] == "C0AUDIT000"]
+    assert len(audit_post) == 1 and "https://local.slack/archives/" in audit_post[0].payload["text"]
+    assert API_KEY not in json.dumps(audit_lines())
+
+
+def test_failure_kind_in_audit(harness: Harness, mailpartner, audit_lines) -> None:
+    mailpartner.fault("300", Fault(status=500, body="<html>oops</html>", times=5))
+    _, prompt = harness.command("300")
+    harness.click(prompt)
+    harness.settle()
+    outcome = audit_lines()[-1]
+    assert outcome["code"] is None and outcome["failure"] == "http_error" and outcome["result"] == "http_error"
+    (post,) = outcome_posts(harness)
+    assert "HTTP 500" in blocks_text(post)

@@ -1,0 +1,189 @@
+"""Layer 1: the MailPartner adapter against httpx.MockTransport — every code, failure kind and retry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from bot import (
+    CancelOutcome,
+    FailureKind,
+    InvalidMessageId,
+    MailPartnerClient,
+)
+from bot.logs import configure_logging
+
+KEY = "secret-api-key-123456"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def client_for(
+    *answers: Handler | httpx.Response | Exception, deadline: float = 30.0
+) -> tuple[MailPartnerClient, list]:
+    """A client whose successive requests get `answers` in turn (the last one repeats)."""
+    seen: list[httpx.Request] = []
+    sleeps: list[float] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = answers[min(len(seen), len(answers)) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer(request) if callable(answer) else answer
+
+    client = MailPartnerClient(
+        KEY,
+        base_url="https://mp.test/v1",
+        timeout=1,
+        deadline=deadline,
+        transport=httpx.MockTransport(handle),
+        sleep=sleeps.append,
+    )
+    client.sleeps = sleeps  # type: ignore[attr-defined]
+    return client, seen
+
+
+def body(code: int, message: str = "", success: bool | None = None) -> httpx.Response:
+    return httpx.Response(
+        200, json={"success": code == 200 if success is None else success, "code": code, "message": message}
+    )
+
+
+@pytest.mark.parametrize("code", [1, 3, 4, 5, 6, 7, 10, 200, 11, 42])
+def test_every_control_code_is_kept_with_its_message(code: int) -> None:
+    client, seen = client_for(body(code, f"message {code}"))
+    outcome = client.cancel("300")
+    assert (outcome.code, outcome.message, outcome.failure) == (code, f"message {code}", None)
+    assert outcome.attempts == 1 and len(seen) == 1
+    assert outcome.cancelled is (code in (200, 5))
+
+
+def test_request_shape_params_and_json() -> None:
+    client, seen = client_for(body(200))
+    client.cancel("ab-C_9")
+    request = seen[0]
+    assert request.method == "GET" and request.url.path == "/v1/message-cancel"
+    assert dict(request.url.params) == {"apiKey": KEY, "messageId": "ab-C_9", "_format": "json"}
+    assert request.headers["accept"] == "application/json"
+
+
+def test_body_is_read_whatever_the_status() -> None:
+    client, _ = client_for(httpx.Response(400, json={"success": False, "code": 10, "message": "Clé API incorrecte"}))
+    outcome = client.cancel("300")
+    assert outcome.code == 10 and outcome.http_status == 400
+
+
+def test_validation_errors_list_is_quoted() -> None:
+    answer = httpx.Response(400, json={"success": False, "code": 9, "errors": [{"elementId": "x", "message": "bad"}]})
+    client, _ = client_for(answer)
+    outcome = client.cancel("300")
+    assert (outcome.code, outcome.message) == (9, "bad")
+
+
+def test_string_code_and_success_without_code() -> None:
+    assert client_for(httpx.Response(200, json={"code": "4"}))[0].cancel("1").code == 4
+    assert client_for(httpx.Response(200, json={"success": True}))[0].cancel("1").code == 200
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "status"),
+    [
+        (httpx.Response(500, text="<html>Internal error</html>"), FailureKind.HTTP_ERROR, 500),
+        (httpx.Response(404, text="not here"), FailureKind.HTTP_ERROR, 404),
+        (httpx.Response(200, text="<result><entry>4</entry></result>"), FailureKind.MALFORMED, 200),
+        (httpx.Response(200, json={"hello": "world"}), FailureKind.MALFORMED, 200),
+        (httpx.Response(200, json=[1, 2]), FailureKind.MALFORMED, 200),
+        (httpx.Response(200, json={"code": True}), FailureKind.MALFORMED, 200),
+    ],
+)
+def test_answers_without_a_code_are_failures_naming_the_status(answer, kind, status) -> None:
+    client, seen = client_for(answer)
+    outcome = client.cancel("300")
+    assert (outcome.failure, outcome.http_status, outcome.code) == (kind, status, None)
+    assert len(seen) == 1  # not retried
+
+
+def test_connection_failure_is_retried_then_reported() -> None:
+    client, seen = client_for(httpx.ConnectError("refused"), deadline=3)
+    outcome = client.cancel("300")
+    assert outcome.failure is FailureKind.CONNECTION and len(seen) >= 2 and outcome.attempts == len(seen)
+
+
+def test_timeout_then_code_5_is_cancelled_confirmed_on_retry() -> None:
+    client, seen = client_for(httpx.ReadTimeout("slow"), body(5))
+    outcome = client.cancel("300")
+    assert outcome.code == 5 and outcome.confirmed_on_retry and outcome.cancelled
+    assert outcome.attempts == len(seen) == 2
+
+
+def test_code_5_on_first_attempt_is_plain_already_cancelled() -> None:
+    outcome = client_for(body(5))[0].cancel("300")
+    assert outcome.code == 5 and not outcome.confirmed_on_retry
+
+
+def test_timeout_everywhere_is_unknown_outcome() -> None:
+    client, seen = client_for(httpx.ReadTimeout("slow"), deadline=2)
+    outcome = client.cancel("300")
+    assert outcome.failure is FailureKind.TIMEOUT and len(seen) >= 2
+
+
+def test_timeout_then_connection_error_stays_unknown() -> None:
+    client, _ = client_for(httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), deadline=2)
+    assert client.cancel("300").failure is FailureKind.TIMEOUT
+
+
+def test_503_then_success() -> None:
+    client, seen = client_for(httpx.Response(503, text="busy"), body(200))
+    outcome = client.cancel("300")
+    assert outcome.code == 200 and len(seen) == 2 and not outcome.confirmed_on_retry
+
+
+def test_429_honours_retry_after() -> None:
+    client, seen = client_for(httpx.Response(429, headers={"Retry-After": "7"}, text="slow down"), body(200))
+    outcome = client.cancel("300")
+    assert outcome.code == 200 and len(seen) == 2
+    assert client.sleeps == [7.0]  # type: ignore[attr-defined]
+
+
+def test_retry_after_beyond_deadline_stops() -> None:
+    client, seen = client_for(httpx.Response(429, headers={"Retry-After": "120"}, text="slow down"), deadline=30)
+    outcome = client.cancel("300")
+    assert outcome.failure is FailureKind.HTTP_ERROR and outcome.http_status == 429 and len(seen) == 1
+
+
+def test_control_codes_are_not_retried() -> None:
+    client, seen = client_for(body(10, "Clé API incorrecte"))
+    assert client.cancel("300").code == 10 and len(seen) == 1
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "../x", "x" * 65, "300&apiKey=evil", "é"])
+def test_invalid_ids_never_reach_the_network(bad: str) -> None:
+    client, seen = client_for(body(200))
+    with pytest.raises(InvalidMessageId):
+        client.cancel(bad)
+    assert seen == []
+
+
+def test_key_never_logged_even_by_httpx(capsys) -> None:
+    stream = __import__("io").StringIO()
+    configure_logging("DEBUG", [KEY], stream=stream)
+    logging.getLogger("httpx").setLevel(logging.DEBUG)  # as if someone turned it up
+    client, _ = client_for(httpx.ReadTimeout("slow"), body(200))
+    client.cancel("300")
+    logging.getLogger("httpx").info("HTTP Request: GET https://mp.test/v1/message-cancel?apiKey=%s&messageId=300", KEY)
+    try:
+        raise RuntimeError(f"boom with {KEY}")
+    except RuntimeError:
+        logging.getLogger("bot").exception("failure")
+    output = stream.getvalue()
+    assert "apiKey=[REDACTED]" in output and "boom with [REDACTED]" in output
+    assert KEY not in output and KEY not in repr(client)
+    configure_logging("WARNING", [])
+
+
+def test_outcome_label() -> None:
+    assert CancelOutcome("1", code=6).label == "code 6"
+    assert CancelOutcome("1", failure=FailureKind.TIMEOUT).label == "timeout"

@@ -1,0 +1,210 @@
+"""Layer 1: settings validation, command grammar, prompt tickets, access rules and the sandbox's rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.access import AccessPolicy, Refusal
+from bot.commands import CancelRequest, UsageReason, UsageRequest, parse_mention, parse_slash_command
+from bot.sandbox import MailPartnerSandbox, MailState
+from bot.settings import Mode, Settings, SettingsError
+from bot.ticket import PromptTicket
+
+HTTP_ENV = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "MAILPARTNER_API_KEY": "k"}
+
+# -- settings ------------------------------------------------------------------------------------------
+
+
+def test_defaults_follow_the_contract() -> None:
+    settings = Settings.from_env(HTTP_ENV)
+    assert settings.mode is Mode.HTTP
+    assert (settings.port, settings.slack_api_url, settings.mailpartner_base_url) == (
+        3000,
+        "https://slack.com/api/",
+        "https://api.mailpartner.fr/v1",
+    )
+    assert (settings.mailpartner_timeout, settings.language, settings.log_level) == (10.0, "en", "INFO")
+    assert settings.prompt_ttl == 900 and not settings.require_second_person
+
+
+def test_modes() -> None:
+    assert Settings.from_env({**HTTP_ENV, "SLACK_APP_TOKEN": "xapp-1"}).mode is Mode.SOCKET
+    assert Settings.from_env({}, console=True).mode is Mode.CONSOLE
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {
+                "SLACK_BOT_TOKEN": "xoxp-user-token",
+                "PORT": "eighty",
+                "MAILPARTNER_TIMEOUT": "-1",
+                "BOT_LANGUAGE": "de",
+                "LOG_LEVEL": "LOUD",
+                "CANCEL_MAIL_ALLOWED_USERS": "U0ALICE000,alice",
+                "CANCEL_MAIL_ALLOWED_CHANNELS": "#oncall",
+                "CANCEL_MAIL_REQUIRE_SECOND_PERSON": "maybe",
+                "SLACK_API_URL": "slack.com",
+            }
+        )
+    problems = caught.value.problems
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "PORT",
+        "MAILPARTNER_TIMEOUT",
+        "BOT_LANGUAGE",
+        "LOG_LEVEL",
+        "CANCEL_MAIL_ALLOWED_USERS",
+        "CANCEL_MAIL_ALLOWED_CHANNELS",
+        "CANCEL_MAIL_REQUIRE_SECOND_PERSON",
+        "SLACK_SIGNING_SECRET",
+        "MAILPARTNER_API_KEY",
+        "SLACK_API_URL",
+    ):
+        assert sum(p.startswith(name) for p in problems) == 1, (name, problems)
+    assert "alice" in " ".join(problems)
+
+
+def test_api_key_not_needed_with_sandbox_and_hidden_from_repr() -> None:
+    settings = Settings.from_env({**HTTP_ENV, "MAILPARTNER_API_KEY": "topsecret", "MAILPARTNER_SANDBOX": "yes"})
+    assert settings.mailpartner_sandbox and "topsecret" not in repr(settings)
+    del_key = {k: v for k, v in HTTP_ENV.items() if k != "MAILPARTNER_API_KEY"}
+    assert Settings.from_env({**del_key, "MAILPARTNER_SANDBOX": "true"}).mailpartner_sandbox
+
+
+def test_socket_mode_needs_bot_token() -> None:
+    with pytest.raises(SettingsError, match="SLACK_BOT_TOKEN is required in Socket Mode"):
+        Settings.from_env({"SLACK_APP_TOKEN": "xapp-1", "MAILPARTNER_API_KEY": "k"})
+
+
+def test_lists_are_parsed() -> None:
+    settings = Settings.from_env(
+        {**HTTP_ENV, "CANCEL_MAIL_ALLOWED_USERS": " U0A1, W0B2 ,", "CANCEL_MAIL_ALLOWED_USERGROUPS": "S0ONCALL"}
+    )
+    assert settings.allowed_users == {"U0A1", "W0B2"} and settings.allowed_usergroups == {"S0ONCALL"}
+
+
+# -- commands and tickets ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("300", CancelRequest(("300",))),
+        (" 300  301,302 300 ", CancelRequest(("300", "301", "302"))),
+        ("cancel abc-DEF_1", CancelRequest(("abc-DEF_1",))),
+        ("", UsageRequest(UsageReason.NO_ID)),
+        ("help", UsageRequest(UsageReason.HELP)),
+        ("300 <script>", UsageRequest(UsageReason.INVALID_ID, "<script>")),
+        (" ".join(str(i) for i in range(26)), UsageRequest(UsageReason.TOO_MANY, "26")),
+    ],
+)
+def test_slash_grammar(text: str, expected: object) -> None:
+    assert parse_slash_command(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<@U0BOT> cancel 300", CancelRequest(("300",))),
+        ("<@U0BOT|bot> annuler 300 301", CancelRequest(("300", "301"))),
+        ("<@U0BOT>", UsageRequest(UsageReason.HELP)),
+        ("<@U0BOT> help", UsageRequest(UsageReason.HELP)),
+        ("<@U0BOT> delete 300", UsageRequest(UsageReason.UNKNOWN_VERB, "delete")),
+        ("<@U0BOT> cancel", UsageRequest(UsageReason.NO_ID)),
+    ],
+)
+def test_mention_grammar(text: str, expected: object) -> None:
+    assert parse_mention(text) == expected
+
+
+def test_ticket_round_trip_and_size() -> None:
+    ticket = PromptTicket(
+        tuple("x" * 62 + f"{i:02d}" for i in range(25)),
+        "U0ALICE000",
+        "C0ONCALL00",
+        1800000000.123,
+        "1800000000.000100",
+        True,
+    )
+    value = ticket.encode()
+    assert len(value) <= 2000 and PromptTicket.decode(value) == ticket
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "null",
+        "{}",
+        '{"v":1,"ids":["a b"],"r":"U","c":"C","at":1}',
+        '{"v":2,"ids":["1"],"r":"U","c":"C","at":1}',
+        '{"v":1,"ids":[],"r":"U","c":"C","at":1}',
+    ],
+)
+def test_ticket_rejects_foreign_values(value: str) -> None:
+    with pytest.raises(ValueError):
+        PromptTicket.decode(value)
+
+
+# -- access --------------------------------------------------------------------------------------------
+
+
+def test_access_rules() -> None:
+    settings = Settings.from_env(
+        {
+            **HTTP_ENV,
+            "CANCEL_MAIL_ALLOWED_USERS": "U0A,U0B",
+            "CANCEL_MAIL_ALLOWED_CHANNELS": "C0ONCALL",
+            "CANCEL_MAIL_REQUIRE_SECOND_PERSON": "1",
+        }
+    )
+    policy = AccessPolicy(settings)
+    ticket = PromptTicket(("1",), "U0A", "C0ONCALL", 0, second_person=True)
+    assert policy.check_request("U0A", "C0ONCALL") is None
+    assert policy.check_request("U0X", "C0ONCALL") is Refusal.NOT_ALLOWED_USER
+    assert policy.check_request("U0A", "C0OTHER") is Refusal.NOT_ALLOWED_CHANNEL
+    assert policy.check_confirm("U0A", "C0ONCALL", ticket) is Refusal.OWN_REQUEST
+    assert policy.check_confirm("U0B", "C0ONCALL", ticket) is None
+    assert policy.check_keep("U0A", "C0ONCALL", ticket) is None
+    assert policy.check_keep("U0X", "C0ONCALL", ticket) is Refusal.NOT_ALLOWED_USER
+
+
+def test_everyone_allowed_by_default() -> None:
+    assert AccessPolicy(Settings.from_env(HTTP_ENV)).check_request("U0ANY", "C0ANY") is None
+
+
+# -- sandbox -------------------------------------------------------------------------------------------
+
+
+class Clock:
+    now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sandbox_rules_with_a_clock() -> None:
+    clock = Clock()
+    sandbox = MailPartnerSandbox((("m1", "s", 600, False),), clock=clock, api_key="right")
+    assert sandbox.cancel("", "m1") == 1
+    assert sandbox.cancel("wrong", "m1") == 10
+    assert sandbox.cancel("right", "") == 3
+    assert sandbox.cancel("right", "nope") == 4
+    mail = sandbox.mails()[0][0]
+    clock.now += 299  # 301 s left: still cancellable
+    assert sandbox.state(mail) is MailState.SCHEDULED
+    clock.now += 2  # 299 s left: under 5 minutes
+    assert sandbox.cancel("right", "m1") == 6
+    clock.now += 300  # the send time has passed
+    assert sandbox.cancel("right", "m1") == 7
+
+
+def test_sandbox_cancel_then_again() -> None:
+    sandbox = MailPartnerSandbox()
+    assert sandbox.cancel("any", "300") == 200
+    assert sandbox.cancel("any", "300") == 5
+    states = {mail.message_id: state for mail, state in sandbox.mails()}
+    assert (
+        states["303"] is MailState.LOCKED and states["304"] is MailState.SENT and states["305"] is MailState.CANCELLED
+    )
