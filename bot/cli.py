@@ -20,7 +20,7 @@ from dotenv import load_dotenv
 from bot.commands import CancelRequest, parse_slash_command
 from bot.logs import configure_logging
 from bot.mailpartner import CancelOutcome
-from bot.messages import render_outcome
+from bot.messages import render_outcome, terminal_text
 from bot.settings import Mode, Settings, SettingsError
 
 # Exit statuses of `cancel`, for scripts.
@@ -159,7 +159,7 @@ def cancel_command(settings: Settings, raw_ids: list[str], *, yes: bool, as_json
         )
     else:
         for outcome in outcomes:
-            print(("[SANDBOX] " if sandbox else "") + render_outcome(outcome, settings.language))
+            print(("[SANDBOX] " if sandbox else "") + terminal_text(render_outcome(outcome, settings.language)))
     return exit_status(outcomes)
 
 
@@ -182,5 +182,5 @@ def _as_json(outcome: CancelOutcome, settings: Settings) -> dict[str, object]:
         "attempts": outcome.attempts,
         "confirmed_on_retry": outcome.confirmed_on_retry,
         "latency_ms": round(outcome.latency * 1000),
-        "text": render_outcome(outcome, settings.language),
+        "text": terminal_text(render_outcome(outcome, settings.language)),
     }

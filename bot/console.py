@@ -18,6 +18,7 @@ from slack_bolt.request import BoltRequest
 
 from bot.app import build_bot
 from bot.localslack import BOT_USER_ID, LocalSlack, SlackCall
+from bot.messages import terminal_text
 from bot.sandbox import MailPartnerSandbox
 from bot.settings import Settings
 from bot.slackwire import (
@@ -35,37 +36,11 @@ USER = "U0CONSOLE1"
 CHANNEL = "C0CONSOLE1"
 WAIT = 60.0  # seconds to wait for a cancel to finish; MailPartner's own deadline is shorter
 
-_EMOJI = {
-    ":white_check_mark:": "✅",
-    ":grey_question:": "❔",
-    ":alarm_clock:": "⏰",
-    ":outbox_tray:": "📤",
-    ":closed_lock_with_key:": "🔐",
-    ":warning:": "⚠️",
-    ":hourglass:": "⌛",
-    ":electric_plug:": "🔌",
-    ":hourglass_flowing_sand:": "⏳",
-    ":ballot_box_with_check:": "☑️",
-    ":ok_hand:": "👌",
-    ":stopwatch:": "⏱️",
-    ":no_entry:": "⛔",
-    ":busts_in_silhouette:": "👥",
-    ":construction:": "🚧",
-    ":test_tube:": "🧪",
-}
-
 HELP = """Type what you would type in Slack:
   /cancel-mail <id> [<id> …]   ask to cancel scheduled mails (you are then asked: confirm or keep)
   @bot cancel <id>             the same, as a mention in a thread
   list                         the sandbox's mails and their state
   help, quit"""
-
-
-def humanize(text: str) -> str:
-    text = re.sub(r":[a-z_]+:", lambda m: _EMOJI.get(m.group(0), m.group(0)), text)
-    text = text.replace(f"<@{USER}>", "@you").replace(f"<@{BOT_USER_ID}>", "@bot")
-    text = re.sub(r"<@([A-Z0-9]+)>", r"@\1", text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _relative(seconds: float) -> str:
@@ -233,7 +208,7 @@ class Console:
     # -- terminal ----------------------------------------------------------------------------------
 
     def show(self, where: str, message: dict[str, Any]) -> None:
-        text = humanize(blocks_text(message))
+        text = terminal_text(blocks_text(message), me=USER)
         lines = text.splitlines() or [""]
         self.say(f"[{where}] {lines[0]}")
         for extra in lines[1:]:

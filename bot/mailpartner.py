@@ -122,7 +122,7 @@ class MailPartnerClient:
         base_url: str = "https://api.mailpartner.fr/v1",
         timeout: float = 10.0,
         deadline: float = 30.0,
-        max_connections: int = 128,
+        max_connections: int = 256,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:

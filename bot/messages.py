@@ -6,6 +6,7 @@ cancel is looked up in `OUTCOMES`, one row per MailPartner control code or failu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -390,3 +391,32 @@ def notice(key: str, lang: str, **values: object) -> Message:
     """A one-line message such as a refusal, shown to one person."""
     text = ui(key, lang, **values)
     return {"text": text, "blocks": [_section(text)]}
+
+
+_EMOJI = {
+    ":white_check_mark:": "✅",
+    ":grey_question:": "❔",
+    ":alarm_clock:": "⏰",
+    ":outbox_tray:": "📤",
+    ":closed_lock_with_key:": "🔐",
+    ":warning:": "⚠️",
+    ":hourglass:": "⌛",
+    ":electric_plug:": "🔌",
+    ":hourglass_flowing_sand:": "⏳",
+    ":ballot_box_with_check:": "☑️",
+    ":ok_hand:": "👌",
+    ":stopwatch:": "⏱️",
+    ":no_entry:": "⛔",
+    ":busts_in_silhouette:": "👥",
+    ":construction:": "🚧",
+    ":test_tube:": "🧪",
+}
+
+
+def terminal_text(text: str, *, me: str = "") -> str:
+    """Slack mrkdwn as a terminal shows it: emoji drawn, mentions as @names, entities decoded."""
+    text = re.sub(r":[a-z_]+:", lambda m: _EMOJI.get(m.group(0), m.group(0)), text)
+    if me:
+        text = text.replace(f"<@{me}>", "@you")
+    text = re.sub(r"<@([A-Z0-9]+)>", r"@\1", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

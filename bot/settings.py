@@ -55,7 +55,7 @@ class Settings:
     require_second_person: bool = False
     prompt_ttl: float = 15 * 60.0
     audit_channel: str = ""
-    workers: int = 128
+    workers: int = 256
     language: str = "en"
     log_level: str = "INFO"
 
@@ -90,7 +90,7 @@ class Settings:
             require_second_person=reader.boolean("CANCEL_MAIL_REQUIRE_SECOND_PERSON", False),
             prompt_ttl=reader.seconds("CANCEL_MAIL_PROMPT_TTL", 900.0, high=86400),
             audit_channel=reader.channel("CANCEL_MAIL_AUDIT_CHANNEL"),
-            workers=reader.integer("CANCEL_MAIL_WORKERS", 128, low=1, high=1024),
+            workers=reader.integer("CANCEL_MAIL_WORKERS", 256, low=1, high=1024),
             language=reader.choice("BOT_LANGUAGE", "en", LANGUAGES, lower=True),
             log_level=reader.choice("LOG_LEVEL", "INFO", LOG_LEVELS, lower=False),
         )

@@ -1,0 +1,174 @@
+"""The local console driven through a pipe, and the break-glass `cancel` command's output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import EXIT_ALL_CANCELLED, EXIT_DECLINED, EXIT_NOT_CANCELLED, EXIT_UNKNOWN, EXIT_USAGE, main
+from tests.fakes import API_KEY, FakeMailPartner, Fault
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MAILPARTNER_", "CANCEL_MAIL_"))}
+    return {**env, **extra}
+
+
+def run_bot(args: list[str], stdin: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=clean_env(**env),
+        timeout=60,
+    )
+
+
+DEMO = """\
+/cancel-mail 300
+confirm
+/cancel-mail 303
+confirm
+/cancel-mail 304
+confirm
+/cancel-mail 999
+confirm
+/cancel-mail 301
+keep
+@bot cancel 302
+confirm
+/cancel-mail 300
+confirm
+/cancel-mail no!
+list
+quit
+"""
+
+
+def test_console_with_no_accounts_plays_every_outcome(tmp_path: Path) -> None:
+    result = run_bot([], DEMO, tmp_path)  # `make run` on a fresh clone: no Slack, no MailPartner key
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
+    assert "MailPartner SANDBOX" in out and "Flash sale ends tonight" in out
+    assert "✅ Mail `300` is cancelled" in out
+    assert "⏰ Too late: mail `303`" in out
+    assert "📤 Mail `304` was already sent" in out
+    assert "❔ Mail `999` was not found" in out
+    assert "👌 @you kept `301`; nothing was cancelled." in out
+    assert "[thread sees]" in out and "✅ Mail `302` is cancelled" in out
+    assert "Mail `300` was already cancelled" in out
+    assert "`no!` is not a valid mail id" in out
+    assert out.count("[SANDBOX]") == 0 and out.count("SANDBOX") >= 8  # every outcome is marked
+    assert "Traceback" not in result.stderr
+
+
+def test_console_reads_a_file(tmp_path: Path) -> None:
+    demo = tmp_path / "demo.txt"
+    demo.write_text("/cancel-mail 302\nkeep\n")
+    result = run_bot(["console", str(demo)], "", tmp_path)
+    assert result.returncode == 0 and "kept `302`" in result.stdout
+
+
+def test_console_talks_to_real_api_after_a_warning(tmp_path: Path) -> None:
+    fake = FakeMailPartner().start()
+    try:
+        result = run_bot(
+            ["console"],
+            "/cancel-mail 300\nconfirm\n",
+            tmp_path,
+            MAILPARTNER_API_KEY=API_KEY,
+            MAILPARTNER_BASE_URL=fake.base_url,
+        )
+    finally:
+        fake.stop()
+    assert "cancels REAL mails" in result.stdout and "SANDBOX" not in result.stdout
+    assert fake.cancels["300"] == 1 and API_KEY not in result.stdout + result.stderr
+
+
+# -- break-glass CLI -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeMailPartner:
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "MAILPARTNER_", "CANCEL_MAIL_")):
+            monkeypatch.delenv(name)
+    fake = FakeMailPartner().start()
+    monkeypatch.setenv("MAILPARTNER_API_KEY", API_KEY)
+    monkeypatch.setenv("MAILPARTNER_BASE_URL", fake.base_url)
+    monkeypatch.setenv("MAILPARTNER_TIMEOUT", "0.5")
+    monkeypatch.setenv("MAILPARTNER_DEADLINE", "1")
+    yield fake
+    fake.stop()
+
+
+def test_cli_all_cancelled(cli_env: FakeMailPartner, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cancel", "300", "302", "--yes"]) == EXIT_ALL_CANCELLED
+    out = capsys.readouterr().out
+    assert "✅ Mail `300` is cancelled" in out and "✅ Mail `302` is cancelled" in out and "`code 200`" in out
+    assert cli_env.cancels == {"300": 1, "302": 1}
+
+
+def test_cli_not_cancelled(cli_env: FakeMailPartner, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cancel", "300", "303", "-y"]) == EXIT_NOT_CANCELLED
+    assert "Too late" in capsys.readouterr().out
+
+
+def test_cli_unknown_outcome(cli_env: FakeMailPartner, capsys: pytest.CaptureFixture[str]) -> None:
+    cli_env.fault("300", Fault(hang=True, times=9))
+    assert main(["cancel", "300", "303", "--yes"]) == EXIT_UNKNOWN
+    assert "did not answer in time" in capsys.readouterr().out
+
+
+def test_cli_json(cli_env: FakeMailPartner, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cancel", "300", "999", "--yes", "--json"]) == EXIT_NOT_CANCELLED
+    document = json.loads(capsys.readouterr().out)
+    assert document["sandbox"] is False
+    first, second = document["outcomes"]
+    assert (first["message_id"], first["cancelled"], first["code"]) == ("300", True, 200)
+    assert (second["message_id"], second["cancelled"], second["code"]) == ("999", False, 4)
+    assert "not found" in second["text"]
+
+
+def test_cli_asks_and_declined_sends_nothing(cli_env: FakeMailPartner, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("n\n"))
+    assert main(["cancel", "300"]) == EXIT_DECLINED
+    assert cli_env.requests == [] and "Nothing was cancelled" in capsys.readouterr().err
+
+
+def test_cli_asks_and_yes_proceeds(cli_env: FakeMailPartner, monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("yes\n"))
+    assert main(["cancel", "300"]) == EXIT_ALL_CANCELLED
+
+
+def test_cli_bad_id(cli_env: FakeMailPartner, capsys) -> None:
+    assert main(["cancel", "30 0;", "--yes"]) == EXIT_USAGE
+    assert cli_env.requests == [] and "invalid id" in capsys.readouterr().err
+
+
+def test_cli_needs_a_key_or_sandbox(cli_env: FakeMailPartner, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("MAILPARTNER_API_KEY")
+    assert main(["cancel", "300", "--yes"]) == EXIT_USAGE
+    assert "MAILPARTNER_API_KEY" in capsys.readouterr().err
+
+
+def test_cli_on_the_sandbox(tmp_path: Path) -> None:
+    result = run_bot(["cancel", "300", "--yes"], "", tmp_path, MAILPARTNER_SANDBOX="true")
+    assert result.returncode == EXIT_ALL_CANCELLED and result.stdout.startswith("[SANDBOX] ✅")
+    result = run_bot(["cancel", "304", "--yes"], "", tmp_path, MAILPARTNER_SANDBOX="true", BOT_LANGUAGE="fr")
+    assert result.returncode == EXIT_NOT_CANCELLED and "déjà parti" in result.stdout
+
+
+def test_help_lists_every_mode(tmp_path: Path) -> None:
+    result = run_bot(["--help"], "", tmp_path)
+    assert result.returncode == 0
+    for word in ("console", "cancel", "Socket Mode", "HTTP mode"):
+        assert word in result.stdout

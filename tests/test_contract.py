@@ -1,0 +1,90 @@
+"""The outside contract stays in step: settings the code reads ↔ .env.example ↔ README; manifest ↔ code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from dotenv import dotenv_values
+
+from bot.listeners import COMMAND
+from bot.settings import Settings
+from tests.fakes import ROOT
+
+SCHEMA = ROOT.parent / "shared" / "slack-manifest-schema" / "manifest.schema.1.0.0.json"
+
+
+class RecordingEnv(dict[str, str]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+
+def settings_read() -> set[str]:
+    env = RecordingEnv()
+    Settings.from_env(env, console=True)
+    return env.read
+
+
+def test_every_setting_is_in_env_example_and_readme() -> None:
+    names = settings_read()
+    assert len(names) >= 19
+    example = dotenv_values(ROOT / ".env.example")
+    readme = (ROOT / "README.md").read_text()
+    assert names == set(example), names ^ set(example)
+    for name in names:
+        assert f"`{name}`" in readme, name
+
+
+def test_env_example_is_a_valid_console_configuration() -> None:
+    values = {k: v or "" for k, v in dotenv_values(ROOT / ".env.example").items()}
+    settings = Settings.from_env(values, console=True)
+    assert settings.prompt_ttl == 900 and settings.language == "en"
+
+
+def manifest() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "manifest.yml").read_text())
+
+
+def test_manifest_matches_the_code() -> None:
+    data = manifest()
+    (command,) = data["features"]["slash_commands"]
+    assert COMMAND.match(command["command"]) and command["usage_hint"]
+    assert set(data["oauth_config"]["scopes"]["bot"]) == {
+        "commands",
+        "chat:write",
+        "app_mentions:read",
+        "usergroups:read",
+    }
+    assert data["settings"]["event_subscriptions"]["bot_events"] == ["app_mention"]
+    assert data["settings"]["interactivity"]["is_enabled"] is True
+    urls = [
+        command["url"],
+        data["settings"]["event_subscriptions"]["request_url"],
+        data["settings"]["interactivity"]["request_url"],
+    ]
+    assert all(url.endswith("/slack/events") for url in urls)
+
+
+@pytest.mark.skipif(not SCHEMA.exists(), reason="Slack's manifest schema is not beside this checkout")
+def test_manifest_matches_slacks_schema() -> None:
+    import jsonschema
+
+    jsonschema.validate(manifest(), json.loads(SCHEMA.read_text()))
+
+
+def test_readme_quick_start_is_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "make run" in readme and "make test" in readme
+    assert Path(ROOT / ".ci" / "run").read_text().strip().endswith("make test")
