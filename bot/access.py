@@ -48,7 +48,13 @@ class UserGroupDirectory:
         self._members: frozenset[str] | None = None
         self._loaded_at = 0.0
         self._lock = threading.Lock()
+        self._first_load = threading.Lock()
         self._refreshing = False
+
+    def warm_up(self) -> None:
+        """Load the members in the background at start-up, so the first check finds them in memory."""
+        if self._groups:
+            threading.Thread(target=self.members, name="usergroup-warm-up", daemon=True).start()
 
     def members(self) -> frozenset[str]:
         if not self._groups:
@@ -59,7 +65,8 @@ class UserGroupDirectory:
             if start_refresh:
                 self._refreshing = True
         if members is None:
-            return self._refresh()
+            with self._first_load:  # the warm-up and early checks share one load
+                return self._members if self._members is not None else self._refresh()
         if start_refresh:
             threading.Thread(target=self._refresh, name="usergroup-refresh", daemon=True).start()
         return members

@@ -82,6 +82,8 @@ def build_bot(
         audit_channel=settings.audit_channel,
     )
     groups = UserGroupDirectory(client, settings.allowed_usergroups) if settings.allowed_usergroups else None
+    if groups is not None:
+        groups.warm_up()
     deps = ListenerDeps(
         service=service,
         access=AccessPolicy(settings, groups),

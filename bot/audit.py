@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+from datetime import UTC, datetime
 from typing import Any
 
 audit_log = logging.getLogger("bot.audit")
@@ -29,7 +29,7 @@ def audit(
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     record: dict[str, Any] = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "action": action,
         "actor": actor,
         "channel": channel,

@@ -51,6 +51,28 @@ class ListenerDeps:
     clock: Callable[[], float] = time.time
 
 
+@dataclass(frozen=True)
+class Click:
+    ticket: PromptTicket
+    user: str
+    where: Conversation
+    action: str = CONFIRM_ACTION
+
+    @property
+    def channel(self) -> str:
+        return self.where.channel
+
+    def audit(self, action: str, **extra: Any) -> None:
+        audit(
+            action,
+            actor=self.user,
+            channel=self.channel,
+            thread=self.ticket.thread_ts,
+            mail_ids=self.ticket.ids,
+            **extra,
+        )
+
+
 class RecentEvents:
     """Event ids seen lately, so a redelivered event (same `event_id`) does nothing twice."""
 
@@ -164,75 +186,34 @@ class _Listeners:
     def on_confirm(self, ack: Ack, body: dict[str, Any]) -> None:
         ack()
         click = self._click(body)
-        if click is None:
-            return
-        ticket, user, where = click
         deps = self.deps
-        if refusal := deps.access.check_confirm(user, where.channel, ticket):
-            self._audit_refusal(refusal, user, where.channel, ticket.thread_ts, ticket.ids, stage="confirm")
-            self._tell(where, user, notice(refusal.value, deps.lang))
+        if click is None or self._refused(click, deps.access.check_confirm(click.user, click.channel, click.ticket)):
             return
-        if deps.clock() - ticket.issued_at > deps.prompt_ttl:
-            audit(
-                "expiry",
-                actor=user,
-                channel=where.channel,
-                thread=ticket.thread_ts,
-                mail_ids=ticket.ids,
-                requester=ticket.requester,
-                age_s=round(deps.clock() - ticket.issued_at),
-            )
-            expired = status_message("expired", ticket.ids, user, lang=deps.lang, sandbox=deps.sandbox)
-            deps.service.background(lambda: deps.service.replier.replace_prompt(where, expired))
+        age = deps.clock() - click.ticket.issued_at
+        if age > deps.prompt_ttl:
+            click.audit("expiry", requester=click.ticket.requester, age_s=round(age))
+            self._replace_prompt(click, "expired")
             return
         try:
-            busy = deps.service.confirm(ticket, user, where)
+            busy = deps.service.confirm(click.ticket, click.user, click.where)
         except ShuttingDown:
-            self._tell(where, user, notice("shutting_down", deps.lang))
+            self._tell(click.where, click.user, notice("shutting_down", deps.lang))
             return
         if busy:
-            audit(
-                "duplicate",
-                actor=user,
-                channel=where.channel,
-                thread=ticket.thread_ts,
-                mail_ids=ticket.ids,
-                under_way_by=busy,
-            )
-            ids = ", ".join(f"`{i}`" for i in ticket.ids)
-            self._tell(where, user, notice("in_flight", deps.lang, ids=ids, user=busy))
+            click.audit("duplicate", under_way_by=busy)
+            ids = ", ".join(f"`{i}`" for i in click.ticket.ids)
+            self._tell(click.where, click.user, notice("in_flight", deps.lang, ids=ids, user=busy))
             return
-        audit(
-            "confirm",
-            actor=user,
-            channel=where.channel,
-            thread=ticket.thread_ts,
-            mail_ids=ticket.ids,
-            requester=ticket.requester,
-        )
+        click.audit("confirm", requester=click.ticket.requester)
 
     @_acked_on_error
     def on_keep(self, ack: Ack, body: dict[str, Any]) -> None:
         ack()
         click = self._click(body)
-        if click is None:
+        if click is None or self._refused(click, self.deps.access.check_keep(click.user, click.channel, click.ticket)):
             return
-        ticket, user, where = click
-        deps = self.deps
-        if refusal := deps.access.check_keep(user, where.channel, ticket):
-            self._audit_refusal(refusal, user, where.channel, ticket.thread_ts, ticket.ids, stage="keep")
-            self._tell(where, user, notice(refusal.value, deps.lang))
-            return
-        kept = status_message("kept", ticket.ids, user, lang=deps.lang, sandbox=deps.sandbox)
-        deps.service.background(lambda: deps.service.replier.replace_prompt(where, kept))
-        audit(
-            "keep",
-            actor=user,
-            channel=where.channel,
-            thread=ticket.thread_ts,
-            mail_ids=ticket.ids,
-            requester=ticket.requester,
-        )
+        self._replace_prompt(click, "kept")
+        click.audit("keep", requester=click.ticket.requester)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -257,10 +238,10 @@ class _Listeners:
             sandbox=self.deps.sandbox,
         )
 
-    def _click(self, body: dict[str, Any]) -> tuple[PromptTicket, str, Conversation] | None:
+    def _click(self, body: dict[str, Any]) -> Click | None:
         user = body.get("user", {}).get("id", "")
-        channel = (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id", "")
         container = body.get("container", {})
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")
         try:
             ticket = PromptTicket.decode(body["actions"][0]["value"])
         except (ValueError, KeyError, IndexError) as error:
@@ -276,7 +257,22 @@ class _Listeners:
             prompt_ts=prompt_ts,
             response_url=body.get("response_url", ""),
         )
-        return ticket, user, where
+        action = body["actions"][0].get("action_id", CONFIRM_ACTION)
+        return Click(ticket, user, where, action)
+
+    def _refused(self, click: Click, refusal: Refusal | None) -> bool:
+        """Tell an outsider why, privately, and leave the prompt for the people who may act."""
+        if refusal is None:
+            return False
+        stage = "confirm" if click.action == CONFIRM_ACTION else "keep"
+        click.audit("refusal", reason=refusal.value, stage=stage)
+        self._tell(click.where, click.user, notice(refusal.value, self.deps.lang))
+        return True
+
+    def _replace_prompt(self, click: Click, status: str) -> None:
+        deps = self.deps
+        message = status_message(status, click.ticket.ids, click.user, lang=deps.lang, sandbox=deps.sandbox)
+        deps.service.background(lambda: deps.service.replier.replace_prompt(click.where, message))
 
     def _tell(self, where: Conversation, user: str, message: Message) -> None:
         replier = self.deps.service.replier

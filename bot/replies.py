@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from slack_sdk import WebClient
@@ -61,31 +62,25 @@ class Replier:
         return self._web("chat.postMessage", channel=channel, thread_ts=thread_ts or None, **message)
 
     def replace_prompt(self, where: Conversation, message: Message) -> Delivery:
-        by_update = lambda: self._web("chat.update", channel=where.channel, ts=where.prompt_ts, **message)  # noqa: E731
-        by_url = lambda: self._respond(where.response_url, replace_original=True, **message)  # noqa: E731
+        by_update = partial(self._web, "chat.update", channel=where.channel, ts=where.prompt_ts, **message)
+        by_url = partial(self._respond, where.response_url, replace_original=True, **message)
         return self._first_of([by_update, by_url] if where.prompt_ts else [by_url, by_update])
 
     def post_outcome(self, where: Conversation, message: Message) -> Delivery:
-        by_post = lambda: self._web(  # noqa: E731
-            "chat.postMessage", channel=where.channel, thread_ts=where.thread_ts or None, **message
-        )
-        by_url = lambda: self._respond(  # noqa: E731
-            where.response_url, response_type="in_channel", replace_original=False, **message
+        thread = where.thread_ts or None
+        by_post = partial(self._web, "chat.postMessage", channel=where.channel, thread_ts=thread, **message)
+        by_url = partial(
+            self._respond, where.response_url, response_type="in_channel", replace_original=False, **message
         )
         return self._first_of([by_post, by_url] if where.thread_ts else [by_url, by_post])
 
     def tell(self, where: Conversation, user: str, message: Message) -> Delivery:
         """A message only `user` sees."""
-        by_url = lambda: self._respond(  # noqa: E731
-            where.response_url, response_type="ephemeral", replace_original=False, **message
+        thread = where.thread_ts or None
+        by_url = partial(
+            self._respond, where.response_url, response_type="ephemeral", replace_original=False, **message
         )
-        by_api = lambda: self._web(  # noqa: E731
-            "chat.postEphemeral",
-            channel=where.channel,
-            user=user,
-            thread_ts=where.thread_ts or None,
-            **message,
-        )
+        by_api = partial(self._web, "chat.postEphemeral", channel=where.channel, user=user, thread_ts=thread, **message)
         return self._first_of([by_url, by_api])
 
     def post(self, channel: str, message: Message, thread_ts: str = "") -> Delivery:

@@ -69,10 +69,6 @@ class CancelService:
     def accepting(self) -> bool:
         return self._accepting
 
-    def in_flight_by(self, ids: tuple[str, ...]) -> str | None:
-        with self._idle:
-            return next((self._in_flight[i] for i in ids if i in self._in_flight), None)
-
     def background(self, task: Callable[[], object]) -> None:
         """Run a Slack-side task (post a prompt, a note) off the ack path; drain() waits for it too."""
         with self._idle:

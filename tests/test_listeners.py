@@ -119,6 +119,9 @@ def test_outcome_survives_slack_rate_limit(harness: Harness, slack) -> None:
     harness.click(prompt)
     harness.settle()
     assert len(outcome_posts(harness)) == 1
+    # The response_url was retried after the 429s, not abandoned for chat.postMessage.
+    assert slack.of("chat.postMessage") == []
+    assert [c.response.get("failed") for c in slack.of("response_url")][:2] == [429, 429]
 
 
 def test_outcome_kept_in_audit_when_slack_refuses_everything(harness: Harness, slack, audit_lines) -> None:

@@ -208,3 +208,54 @@ def test_sandbox_cancel_then_again() -> None:
     assert (
         states["303"] is MailState.LOCKED and states["304"] is MailState.SENT and states["305"] is MailState.CANCELLED
     )
+
+
+class FakeGroupsClient:
+    def __init__(self) -> None:
+        self.members = {"S0ONCALL": ["U0A"]}
+        self.calls = 0
+        self.error: str = ""
+
+    def usergroups_users_list(self, usergroup: str) -> dict[str, list[str]]:
+        from slack_sdk.errors import SlackApiError
+        from slack_sdk.web import SlackResponse
+
+        self.calls += 1
+        if self.error:
+            response = SlackResponse(
+                client=None,
+                http_verb="POST",
+                api_url="",
+                req_args={},
+                data={"ok": False, "error": self.error},
+                headers={},
+                status_code=200,
+            )
+            raise SlackApiError("failed", response)
+        return {"users": self.members[usergroup]}
+
+
+def test_usergroup_cache_serves_stale_while_refreshing() -> None:
+    from bot.access import UserGroupDirectory
+
+    client, clock = FakeGroupsClient(), Clock()
+    directory = UserGroupDirectory(client, frozenset({"S0ONCALL"}), ttl=300, clock=clock)  # type: ignore[arg-type]
+    assert directory.members() == {"U0A"} and client.calls == 1
+    assert directory.members() == {"U0A"} and client.calls == 1  # cached
+    client.members["S0ONCALL"] = ["U0B"]
+    clock.now += 301
+    assert directory.members() == {"U0A"}  # stale answer now, refresh in the background
+    deadline = __import__("time").monotonic() + 5
+    while directory.members() != {"U0B"} and __import__("time").monotonic() < deadline:
+        pass
+    assert directory.members() == {"U0B"} and client.calls == 2
+
+
+def test_usergroup_lookup_failure_allows_nobody_new(caplog: pytest.LogCaptureFixture) -> None:
+    from bot.access import UserGroupDirectory
+
+    client = FakeGroupsClient()
+    client.error = "missing_scope"
+    directory = UserGroupDirectory(client, frozenset({"S0ONCALL"}))  # type: ignore[arg-type]
+    assert directory.members() == frozenset()
+    assert "missing_scope" in caplog.text
