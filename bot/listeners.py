@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltRequest
 
 from bot.access import AccessPolicy, Refusal
 from bot.audit import audit
@@ -103,9 +103,9 @@ def _acked_on_error(handler: Callable[..., None]) -> Callable[..., None]:
     """A bug in a listener still answers the person and logs, never a Slack 'dispatch_failed'."""
 
     @functools.wraps(handler)
-    def wrapper(self: _Listeners, ack: Ack, body: dict[str, Any]) -> None:
+    def wrapper(self: _Listeners, ack: Ack, body: dict[str, Any], **kwargs: Any) -> None:
         try:
-            handler(self, ack, body)
+            handler(self, ack, body, **kwargs)
         except Exception:
             log.exception("listener %s failed", handler.__name__)
             if not ack.response:  # type: ignore[attr-defined]
@@ -146,12 +146,13 @@ class _Listeners:
         )
 
     @_acked_on_error
-    def on_mention(self, ack: Ack, body: dict[str, Any]) -> None:
+    def on_mention(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
         ack()
         event = body.get("event", {})
         event_id = body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}"
         if not self.events.first_time(event_id):
-            log.info("event %s delivered again (retry %s); ignored", event_id, body.get("retry_attempt", "?"))
+            retry = request.headers.get("x-slack-retry-num", ["?"])[0]
+            log.info("event %s delivered again (retry %s); ignored", event_id, retry)
             return
         user, channel = event.get("user", ""), event.get("channel", "")
         thread = event.get("thread_ts") or event.get("ts", "")

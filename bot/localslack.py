@@ -57,6 +57,7 @@ class LocalSlack:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.calls: list[SlackCall] = []
         self.usergroups: dict[str, list[str]] = {}
+        self.socket_url = ""  # what apps.connections.open hands out (Socket Mode tests)
         self._failures: dict[str, _Failure] = {}
         self._changed = threading.Condition()
         self._ts = itertools.count(1)
@@ -199,6 +200,8 @@ class LocalSlack:
                 "permalink": f"https://local.slack/archives/{payload.get('channel')}/"
                 f"p{str(payload.get('message_ts', '')).replace('.', '')}",
             }
+        if call.method == "apps.connections.open":
+            return {"ok": True, "url": self.socket_url} if self.socket_url else {"ok": False, "error": "not_allowed"}
         if call.method == "usergroups.users.list":
             return {"ok": True, "users": self.usergroups.get(str(payload.get("usergroup")), [])}
         return {"ok": False, "error": "unknown_method"}

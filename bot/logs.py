@@ -39,12 +39,21 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _BoltTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself, then warns that the client we pass
+    (pointed at SLACK_API_URL) wins over it: true, intended, and noise in every start-up log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
 def configure_logging(level: str, secrets: Iterable[str], stream: object = None) -> RedactingFilter:
     """Send every log line, ours and the libraries', through one redacting handler."""
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     redactor = RedactingFilter(secrets)
     handler.addFilter(redactor)
+    handler.addFilter(_BoltTokenNotice())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

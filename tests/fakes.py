@@ -214,3 +214,122 @@ def bot_env(port: int, slack_api_url: str, mailpartner_url: str, **extra: str) -
 
 
 Predicate = Callable[..., bool]
+
+
+class FakeSocketMode:
+    """Slack's Socket Mode end: a minimal WebSocket server on loopback that sends envelopes and
+    collects the bot's acks. `LocalSlack.socket_url` points `apps.connections.open` here."""
+
+    GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._conn: socket.socket | None = None
+        self._connected = threading.Event()
+        self._acks: dict[str, dict] = {}
+        self._changed = threading.Condition()
+        self._send_lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self._listener.getsockname()[1]}/link/?ticket=test"
+
+    def wait_connected(self, timeout: float = 20) -> bool:
+        return self._connected.wait(timeout)
+
+    def send(self, kind: str, payload: dict, **extra: object) -> str:
+        envelope_id = f"env-{time.monotonic_ns()}"
+        message = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "payload": payload,
+            "accepts_response_payload": kind == "slash_commands",
+            **extra,
+        }
+        self._send_frame(0x1, json.dumps(message).encode())
+        return envelope_id
+
+    def ack_of(self, envelope_id: str, timeout: float = 10) -> dict | None:
+        with self._changed:
+            self._changed.wait_for(lambda: envelope_id in self._acks, timeout)
+            return self._acks.get(envelope_id)
+
+    def close(self) -> None:
+        self._listener.close()
+        if self._conn:
+            self._conn.close()
+
+    def _accept(self) -> None:
+        import base64
+        import hashlib
+
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                request += chunk
+            key = next(
+                line.split(":", 1)[1].strip()
+                for line in request.decode().split("\r\n")
+                if line.lower().startswith("sec-websocket-key:")
+            )
+            accept = base64.b64encode(hashlib.sha1((key + self.GUID).encode()).digest()).decode()
+            conn.sendall(
+                f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode()
+            )
+            self._conn = conn
+            self._send_frame(0x1, json.dumps({"type": "hello", "num_connections": 1}).encode())
+            self._connected.set()
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _send_frame(self, opcode: int, data: bytes) -> None:
+        assert self._conn is not None, "no Socket Mode client connected"
+        size = len(data)
+        if size < 126:
+            header = bytes([0x80 | opcode, size])
+        elif size < 65536:
+            header = bytes([0x80 | opcode, 126]) + size.to_bytes(2, "big")
+        else:
+            header = bytes([0x80 | opcode, 127]) + size.to_bytes(8, "big")
+        with self._send_lock:
+            self._conn.sendall(header + data)
+
+    def _read(self, conn: socket.socket) -> None:
+        def exactly(n: int) -> bytes:
+            data = b""
+            while len(data) < n:
+                chunk = conn.recv(n - len(data))
+                if not chunk:
+                    raise ConnectionError
+                data += chunk
+            return data
+
+        try:
+            while True:
+                first, second = exactly(2)
+                opcode, size = first & 0x0F, second & 0x7F
+                if size == 126:
+                    size = int.from_bytes(exactly(2), "big")
+                elif size == 127:
+                    size = int.from_bytes(exactly(8), "big")
+                mask = exactly(4) if second & 0x80 else b"\0\0\0\0"
+                data = bytes(b ^ mask[i % 4] for i, b in enumerate(exactly(size)))
+                if opcode == 0x9:
+                    self._send_frame(0xA, data)
+                elif opcode == 0x8:
+                    return
+                elif opcode == 0x1:
+                    message = json.loads(data)
+                    with self._changed:
+                        self._acks[message.get("envelope_id", "")] = message
+                        self._changed.notify_all()
+        except (ConnectionError, OSError):
+            return

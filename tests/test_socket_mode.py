@@ -1,0 +1,77 @@
+"""Layer 3, Socket Mode: `python -m bot` with SLACK_APP_TOKEN dials a fake Socket Mode server on loopback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from bot.localslack import LocalSlack
+from bot.slackwire import app_mention, blocks_text, button_click, buttons, slash_command
+from tests.fakes import API_KEY, BotProcess, FakeMailPartner, FakeSocketMode, bot_env, free_port
+
+ALICE, CHANNEL = "U0ALICE000", "C0ONCALL00"
+
+
+def test_socket_mode_command_click_outcome_and_mention(tmp_path: Path) -> None:
+    socket_mode = FakeSocketMode()
+    mailpartner = FakeMailPartner().start()
+    with LocalSlack() as slack:
+        slack.socket_url = socket_mode.url
+        env = bot_env(
+            free_port(),
+            slack.api_url,
+            mailpartner.base_url,
+            SLACK_APP_TOKEN="xapp-1-test-token",
+            SLACK_SIGNING_SECRET="",
+        )
+        bot = BotProcess(env, tmp_path / "bot.log")
+        try:
+            assert socket_mode.wait_connected(), bot.log()
+            command = dict(
+                parse_qsl(slash_command("300", user=ALICE, channel=CHANNEL, response_url=slack.new_response_url()))
+            )
+            ack = socket_mode.ack_of(socket_mode.send("slash_commands", command))
+            assert ack is not None, bot.log()
+            prompt = ack["payload"]
+            assert (
+                prompt["response_type"] == "ephemeral" and buttons(prompt)["cancel_mail_confirm"]["style"] == "danger"
+            )
+
+            response_url = slack.new_response_url()
+            click = json.loads(
+                dict(
+                    parse_qsl(
+                        button_click(
+                            buttons(prompt)["cancel_mail_confirm"],
+                            user=ALICE,
+                            channel=CHANNEL,
+                            response_url=response_url,
+                        )
+                    )
+                )["payload"]
+            )
+            assert socket_mode.ack_of(socket_mode.send("interactive", click)) is not None
+            path = response_url.removeprefix(slack.url)
+            outcome = slack.wait_for(lambda c: c.path == path and c.payload.get("response_type") == "in_channel")
+            assert outcome and "`300` is cancelled" in blocks_text(outcome[0].payload)
+
+            ts = f"{int(time.time())}.000555"
+            event = json.loads(app_mention("<@U0BOT00000> cancel 302", user=ALICE, channel=CHANNEL, ts=ts))
+            socket_mode.send("events_api", event, retry_attempt=0, retry_reason="")
+            socket_mode.send("events_api", event, retry_attempt=1, retry_reason="timeout")  # redelivered
+            prompts = slack.wait_for(lambda c: c.method == "chat.postMessage" and c.payload.get("thread_ts") == ts)
+            assert prompts and buttons(prompts[0].payload)
+            time.sleep(0.3)
+            assert len([c for c in slack.of("chat.postMessage") if c.payload.get("thread_ts") == ts]) == 1
+
+            bot.proc.send_signal(signal.SIGTERM)
+            assert bot.proc.wait(20) == 0
+        finally:
+            bot.stop()
+            mailpartner.stop()
+            socket_mode.close()
+    assert mailpartner.cancels["300"] == 1
+    assert API_KEY not in bot.log() and "xapp-1-test-token" not in bot.log()
