@@ -1,8 +1,8 @@
 """The cancellation engine: everything a confirm click sets off, run off the ack path.
 
-    click ─ack─▶ confirm() ──▶ slack pool: prompt → "cancelling…"
-                                   └──▶ MailPartner pool: cancel(id), one task per id, in parallel
-                                            └──▶ slack pool: outcome posted, prompt → "confirmed", audit
+    click ─ack─▶ confirm() ─┬─▶ MailPartner pool: cancel(id), one task per id, in parallel
+                            │       └──▶ slack pool: outcome posted, prompt → "confirmed", audit
+                            └─▶ slack pool: prompt → "cancelling…"
 
 Two bounded pools keep Slack updates from queueing behind slow MailPartner calls. A mail whose cancel is
 in flight in this process is not sent to MailPartner again. `drain()` lets in-flight work finish on shutdown.
@@ -26,6 +26,7 @@ from bot.ticket import PromptTicket
 log = logging.getLogger(__name__)
 
 SLACK_THREADS = 32
+PROMPT_UPDATE_WAIT = 30.0  # seconds; Slack's retry handlers give up well before
 
 
 class ShuttingDown(Exception):
@@ -39,6 +40,7 @@ class _Job:
     where: Conversation
     outcomes: dict[str, CancelOutcome] = field(default_factory=dict)
     crashed: list[str] = field(default_factory=list)
+    prompt_shown: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -104,7 +106,11 @@ class CancelService:
             self._in_flight.update(dict.fromkeys(ticket.ids, confirmer))
             self._jobs += 1
         job = _Job(ticket, confirmer, where)
-        self._slack_pool.submit(self._guard, lambda: self._start(job), "start")
+        # The cancel never waits for Slack: MailPartner calls are queued first, the prompt update beside them.
+        for message_id in ticket.ids:
+            future = self._mp_pool.submit(self.mailpartner.cancel, message_id)
+            future.add_done_callback(lambda f, mid=message_id: self._collect(job, mid, f))
+        self._slack_pool.submit(self._guard, lambda: self._show_cancelling(job), "prompt update")
         return None
 
     def drain(self, timeout: float) -> bool:
@@ -123,14 +129,11 @@ class CancelService:
         self._slack_pool.shutdown(wait=False, cancel_futures=True)
         return left == 0
 
-    def _start(self, job: _Job) -> None:
+    def _show_cancelling(self, job: _Job) -> None:
         try:
             self.replier.replace_prompt(job.where, self._status("cancelling", job))
-        except Exception:
-            log.exception("could not replace the prompt; cancelling anyway")
-        for message_id in job.ticket.ids:
-            future = self._mp_pool.submit(self.mailpartner.cancel, message_id)
-            future.add_done_callback(lambda f, mid=message_id: self._collect(job, mid, f))
+        finally:
+            job.prompt_shown.set()
 
     def _collect(self, job: _Job, message_id: str, future: Future[CancelOutcome]) -> None:
         error = future.exception()
@@ -163,6 +166,8 @@ class CancelService:
             lang=self._lang,
             sandbox=self._sandbox,
         )
+        # "cancelling…" lands first, so the outcome follows it and the prompt ends on "confirmed".
+        job.prompt_shown.wait(PROMPT_UPDATE_WAIT)
         delivery = self.replier.post_outcome(job.where, message)
         self.replier.replace_prompt(job.where, self._status("confirmed", job))
         thread = job.ticket.thread_ts

@@ -304,3 +304,19 @@ def test_failure_kind_in_audit(harness: Harness, mailpartner, audit_lines) -> No
     assert outcome["code"] is None and outcome["failure"] == "http_error" and outcome["result"] == "http_error"
     (post,) = outcome_posts(harness)
     assert "HTTP 500" in blocks_text(post)
+
+
+def test_cancel_does_not_wait_for_a_slow_slack(harness: Harness, slack, mailpartner) -> None:
+    import time
+
+    _, prompt = harness.command("300")
+    slack.fail("response_url", times=1, status=429, headers={"Retry-After": "1"})  # the "cancelling…" update
+    started = time.monotonic()
+    harness.click(prompt)
+    while not mailpartner.requests and time.monotonic() - started < 2:
+        time.sleep(0.01)
+    assert mailpartner.requests and time.monotonic() - started < 0.8  # before Slack's 1 s Retry-After
+    harness.settle()
+    posts = [c.payload for c in slack.delivered("response_url")]
+    assert "cancelling" in blocks_text(posts[0])  # order kept: cancelling, outcome, confirmed
+    assert posts[1]["response_type"] == "in_channel" and "confirmed cancelling" in blocks_text(posts[2])
