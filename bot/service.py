@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bot.audit import audit
@@ -82,7 +82,11 @@ class CancelService:
             finally:
                 self._done()
 
-        self._slack_pool.submit(run)
+        try:
+            self._slack_pool.submit(run)
+        except RuntimeError:  # the pools are gone: the process is exiting
+            log.warning("background task dropped: the bot is shutting down")
+            self._done()
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no cancel and no background task is under way (the console's pace)."""
@@ -122,7 +126,7 @@ class CancelService:
                 self._idle.wait(remaining)
             left = self._jobs
         if left:
-            log.error("shutdown: %d cancel job(s) still in flight after %.0fs", left, timeout)
+            log.error("shutdown: %d cancel(s) or Slack update(s) still in flight after %.0fs", left, timeout)
         else:
             log.info("shutdown: every in-flight cancel finished and was posted")
         self._mp_pool.shutdown(wait=False, cancel_futures=True)
@@ -136,7 +140,7 @@ class CancelService:
             job.prompt_shown.set()
 
     def _collect(self, job: _Job, message_id: str, future: Future[CancelOutcome]) -> None:
-        error = future.exception()
+        error = CancelledError() if future.cancelled() else future.exception()
         if error is not None:  # cancel() turns every MailPartner failure into an outcome: this is a bug
             log.error("cancel of %s raised", message_id, exc_info=error)
         with job.lock:
@@ -166,10 +170,7 @@ class CancelService:
             lang=self._lang,
             sandbox=self._sandbox,
         )
-        # "cancelling…" lands first, so the outcome follows it and the prompt ends on "confirmed".
-        job.prompt_shown.wait(PROMPT_UPDATE_WAIT)
-        delivery = self.replier.post_outcome(job.where, message)
-        self.replier.replace_prompt(job.where, self._status("confirmed", job))
+        # The audit line is written before Slack is tried: whatever Slack does, the outcome is on record.
         thread = job.ticket.thread_ts
         for outcome in outcomes:
             audit(
@@ -186,9 +187,12 @@ class CancelService:
                 confirmed_on_retry=outcome.confirmed_on_retry,
                 attempts=outcome.attempts,
                 latency_ms=round(outcome.latency * 1000),
-                posted_via=delivery.via,
                 sandbox=self._sandbox,
             )
+        # "cancelling…" lands first, so the outcome follows it and the prompt ends on "confirmed".
+        job.prompt_shown.wait(PROMPT_UPDATE_WAIT)
+        delivery = self.replier.post_outcome(job.where, message)
+        self.replier.replace_prompt(job.where, self._status("confirmed", job))
         if not delivery.ok:
             # Slack refused every way: the audit lines above keep the outcome; say so loudly.
             audit(
@@ -206,7 +210,7 @@ class CancelService:
     def _post_to_audit_channel(self, job: _Job, outcomes: list[CancelOutcome], outcome_ts: str) -> None:
         anchor = outcome_ts or job.where.prompt_ts or job.ticket.thread_ts
         link = self.replier.permalink(job.where.channel, anchor) if anchor else ""
-        where = f"<{link}|in <#{job.where.channel}>>" if link else f"in <#{job.where.channel}>"
+        where = f"in <#{job.where.channel}>" + (f" (<{link}|view>)" if link else "")
         lines = "\n".join(render_outcome(o, self._lang, with_next_step=False) for o in outcomes)
         text = f"<@{job.confirmer}> confirmed a cancel {where}:\n{lines}"
         prefix = "[SANDBOX] " if self._sandbox else ""

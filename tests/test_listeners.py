@@ -132,8 +132,9 @@ def test_outcome_kept_in_audit_when_slack_refuses_everything(harness: Harness, s
     harness.settle()
     lines = audit_lines()
     outcome = next(line for line in lines if line["action"] == "outcome")
-    assert outcome["result"] == "code 200" and outcome["posted_via"] == ""
-    assert lines[-1]["action"] == "post_failed"
+    assert outcome["result"] == "code 200" and outcome["cancelled"] is True
+    failed = lines[-1]
+    assert failed["action"] == "post_failed" and failed["results"] == ["code 200"] and failed["mail_ids"] == ["300"]
 
 
 def test_forged_signature_is_rejected_before_any_listener(harness: Harness) -> None:
