@@ -321,3 +321,11 @@ def test_cancel_does_not_wait_for_a_slow_slack(harness: Harness, slack, mailpart
     posts = [c.payload for c in slack.delivered("response_url")]
     assert "cancelling" in blocks_text(posts[0])  # order kept: cancelling, outcome, confirmed
     assert posts[1]["response_type"] == "in_channel" and "confirmed cancelling" in blocks_text(posts[2])
+
+
+def test_a_listener_bug_still_answers_and_logs(harness: Harness, mocker, caplog) -> None:
+    mocker.patch("bot.listeners.parse_slash_command", side_effect=RuntimeError("bug"))
+    response, message = harness.command("300")
+    assert response.status == 200 and "Something went wrong" in message["text"] and "Traceback" not in message["text"]
+    assert "listener on_command failed" in caplog.text
+    assert harness.mailpartner.requests == []
