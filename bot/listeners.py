@@ -136,14 +136,7 @@ class _Listeners:
         # Under the two-person rule the prompt must be public, so a second person can see and confirm it.
         response_type = "in_channel" if ticket.second_person else "ephemeral"
         ack(response_type=response_type, **self._prompt(ticket))
-        audit(
-            "request",
-            actor=user,
-            channel=channel,
-            mail_ids=ticket.ids,
-            via="command",
-            second_person=ticket.second_person,
-        )
+        self._audit_request(ticket, via="command")
 
     @_acked_on_error
     def on_mention(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
@@ -171,15 +164,7 @@ class _Listeners:
         ticket = self._ticket(parsed, user, channel, thread_ts=thread)
         prompt = self._prompt(ticket)
         self.deps.service.background(lambda: replier.post_prompt(channel, thread, prompt))
-        audit(
-            "request",
-            actor=user,
-            channel=channel,
-            thread=thread,
-            mail_ids=ticket.ids,
-            via="mention",
-            second_person=ticket.second_person,
-        )
+        self._audit_request(ticket, via="mention")
 
     # -- clicks ------------------------------------------------------------------------------------
 
@@ -278,6 +263,18 @@ class _Listeners:
     def _tell(self, where: Conversation, user: str, message: Message) -> None:
         replier = self.deps.service.replier
         self.deps.service.background(lambda: replier.tell(where, user, message))
+
+    @staticmethod
+    def _audit_request(ticket: PromptTicket, via: str) -> None:
+        audit(
+            "request",
+            actor=ticket.requester,
+            channel=ticket.channel,
+            thread=ticket.thread_ts,
+            mail_ids=ticket.ids,
+            via=via,
+            second_person=ticket.second_person,
+        )
 
     @staticmethod
     def _audit_refusal(
