@@ -259,3 +259,49 @@ def test_refused_token_exits_clearly(tmp_path: Path) -> None:
             [sys.executable, "-m", "bot"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
         )
     assert result.returncode == 2 and "invalid_auth" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_thread_rules_over_http_outsider_requester_then_second_person(tmp_path: Path) -> None:
+    mallory = "U0MALLORY0"
+    with LocalSlack() as slack:
+        mailpartner = FakeMailPartner().start()
+        env = bot_env(
+            free_port(),
+            slack.api_url,
+            mailpartner.base_url,
+            CANCEL_MAIL_ALLOWED_USERS=f"{ALICE},{BOB}",
+            CANCEL_MAIL_REQUIRE_SECOND_PERSON="true",
+        )
+        bot = BotProcess(env, tmp_path / "bot.log")
+        try:
+            bot.wait_healthy()
+            driver = Driver(bot, slack)
+            ts = f"{int(time.time())}.000888"
+            driver.post(app_mention("<@U0BOT00000> cancel 300", user=ALICE, channel=CHANNEL, ts=ts), JSON)
+            (prompt_call,) = slack.wait_for(lambda c: c.method == "chat.postMessage" and buttons(c.payload))
+            prompt, prompt_ts = prompt_call.payload, prompt_call.response["ts"]
+            assert "second person" in blocks_text(prompt)
+            for user, words in ((mallory, "not allowed"), (ALICE, "second person must confirm")):
+                _, url = driver.click(prompt, user=user, message_ts=prompt_ts, thread_ts=ts)
+                path = url.removeprefix(slack.url)
+                (note,) = slack.wait_for(lambda c, p=path: c.path == p)
+                assert note.payload["response_type"] == "ephemeral" and words in blocks_text(note.payload)
+            assert mailpartner.requests == [] and slack.of("chat.update") == []
+            driver.click(prompt, user=BOB, message_ts=prompt_ts, thread_ts=ts)
+            posts = slack.wait_for(
+                lambda c: c.method == "chat.postMessage" and c.payload.get("thread_ts") == ts, count=2
+            )
+            assert "`300` is cancelled" in blocks_text(posts[1].payload)
+            assert f"requested by <@{ALICE}>" in blocks_text(posts[1].payload)
+        finally:
+            bot.stop()
+            mailpartner.stop()
+    audit = [json.loads(line.split("bot.audit: ", 1)[1]) for line in bot.log().splitlines() if "bot.audit: " in line]
+    assert [(a["action"], a["actor"]) for a in audit] == [
+        ("request", ALICE),
+        ("refusal", mallory),
+        ("refusal", ALICE),
+        ("confirm", BOB),
+        ("outcome", BOB),
+    ]
+    assert [a.get("reason") for a in audit[1:3]] == ["not_allowed_user", "own_request"]
