@@ -116,7 +116,8 @@ class AccessPolicy:
     def check_confirm(self, user: str, channel: str, ticket: PromptTicket) -> Refusal | None:
         if refusal := self.check_request(user, channel):
             return refusal
-        if ticket.second_person and user == ticket.requester:
+        # The rule as it is now also binds prompts made before it was switched on.
+        if (ticket.second_person or self.second_person) and user == ticket.requester:
             return Refusal.OWN_REQUEST
         return None
 

@@ -170,6 +170,12 @@ def test_access_rules() -> None:
     assert policy.check_keep("U0X", "C0ONCALL", ticket) is Refusal.NOT_ALLOWED_USER
 
 
+def test_two_person_rule_binds_prompts_made_before_it() -> None:
+    policy = AccessPolicy(Settings.from_env({**HTTP_ENV, "CANCEL_MAIL_REQUIRE_SECOND_PERSON": "true"}))
+    old_prompt = PromptTicket(("1",), "U0A", "C0ONCALL", 0, second_person=False)
+    assert policy.check_confirm("U0A", "C0ONCALL", old_prompt) is Refusal.OWN_REQUEST
+
+
 def test_everyone_allowed_by_default() -> None:
     assert AccessPolicy(Settings.from_env(HTTP_ENV)).check_request("U0ANY", "C0ANY") is None
 
