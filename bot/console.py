@@ -87,6 +87,8 @@ class Console:
                 if line in ("quit", "exit"):
                     break
                 self.handle(line)
+        except KeyboardInterrupt:  # Ctrl-C leaves like `quit`, without a traceback
+            self.say("")
         finally:
             self.bot.service.drain(WAIT)
             self.slack.stop()

@@ -92,11 +92,12 @@ def serve_socket_mode(settings: Settings) -> None:
     handler = SocketModeHandler(bot.app, settings.slack_app_token)
 
     def stop(_signum: int, _frame: object) -> None:
-        log.info("SIGTERM: no new work; finishing the cancels in flight")
+        log.info("%s: no new work; finishing the cancels in flight", signal.Signals(_signum).name)
         handler.close()
         bot.service.drain(settings.mailpartner_deadline + DRAIN_MARGIN)
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # Ctrl-C drains too, like gunicorn does in HTTP mode
     log.info("Socket Mode: connecting to Slack")
     handler.start()
