@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_parser("run", help="the mode the environment selects (the default)")
     console = modes.add_parser("console", help="play Slack in this terminal, on the sandbox by default")
     console.add_argument("file", nargs="?", type=argparse.FileType("r"), help="read commands from FILE")
+    modes.add_parser("check", help="check the Slack token and scopes and the MailPartner key; cancels nothing")
     cancel = modes.add_parser("cancel", help="break-glass: cancel mails at MailPartner directly, no Slack")
     cancel.add_argument("ids", nargs="+", metavar="ID", help="MailPartner messageId (up to 25)")
     cancel.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = args.mode or "run"
     slackless = not any(os.environ.get(name, "").strip() for name in SLACK_CREDENTIALS)
     try:
-        settings = Settings.from_env(os.environ, console=mode in ("console", "cancel") or slackless)
+        settings = Settings.from_env(os.environ, console=mode in ("console", "cancel", "check") or slackless)
         if mode == "cancel" and not (settings.mailpartner_api_key or settings.mailpartner_sandbox):
             raise SettingsError(["MAILPARTNER_API_KEY is required (or set MAILPARTNER_SANDBOX=true)"])
     except SettingsError as error:
@@ -76,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.slack_app_token,
         ],
     )
+    if mode == "check":
+        from bot.check import run_checks
+
+        return run_checks(settings, sys.stdout)
     if mode == "cancel":
         return cancel_command(settings, args.ids, yes=args.yes, as_json=args.json)
     if mode == "console" or settings.mode is Mode.CONSOLE:

@@ -58,6 +58,7 @@ class LocalSlack:
         self.calls: list[SlackCall] = []
         self.usergroups: dict[str, list[str]] = {}
         self.socket_url = ""  # what apps.connections.open hands out (Socket Mode tests)
+        self.scopes = "commands,chat:write,app_mentions:read,usergroups:read"  # X-OAuth-Scopes of the token
         self._failures: dict[str, _Failure] = {}
         self._changed = threading.Condition()
         self._ts = itertools.count(1)
@@ -162,7 +163,7 @@ class LocalSlack:
                 answer = (200, None, {})
             else:
                 call.response = self._answer(call)
-                answer = (200, call.response, {})
+                answer = (200, call.response, {"X-OAuth-Scopes": self.scopes})
             self.calls.append(call)
             self._changed.notify_all()
         return answer

@@ -172,3 +172,57 @@ def test_help_lists_every_mode(tmp_path: Path) -> None:
     assert result.returncode == 0
     for word in ("console", "cancel", "Socket Mode", "HTTP mode"):
         assert word in result.stdout
+
+
+# -- check ---------------------------------------------------------------------------------------------
+
+
+def check_env(slack_url: str, mailpartner_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "SLACK_BOT_TOKEN": "xoxb-check-0123456789",
+        "SLACK_SIGNING_SECRET": "secret-0123456789",
+        "SLACK_API_URL": slack_url,
+        "MAILPARTNER_API_KEY": API_KEY,
+        "MAILPARTNER_BASE_URL": mailpartner_url,
+        "MAILPARTNER_TIMEOUT": "1",
+        "MAILPARTNER_DEADLINE": "1",
+        **extra,
+    }
+
+
+def test_check_all_ready(tmp_path: Path) -> None:
+    from bot.localslack import LocalSlack
+
+    fake = FakeMailPartner().start()
+    try:
+        with LocalSlack() as slack:
+            result = run_bot(["check"], "", tmp_path, **check_env(slack.api_url, fake.base_url))
+    finally:
+        fake.stop()
+    assert result.returncode == 0, result.stdout
+    assert "✅ Slack: signed in as @cancel-mail" in result.stdout
+    assert "✅ MailPartner:" in result.stdout and "accepts the API key" in result.stdout
+    assert [r["messageId"] for r in fake.requests] == ["cancel-mail-bot-connectivity-check"]
+    assert not fake.cancels
+
+
+def test_check_finds_wrong_key_and_missing_scope(tmp_path: Path) -> None:
+    from bot.localslack import LocalSlack
+
+    fake = FakeMailPartner(api_key="the-real-key-0123456789").start()
+    try:
+        with LocalSlack() as slack:
+            slack.scopes = "commands,chat:write"
+            result = run_bot(["check"], "", tmp_path, **check_env(slack.api_url, fake.base_url))
+    finally:
+        fake.stop()
+    assert result.returncode == 1
+    assert "❌ Slack token lacks scope(s) app_mentions:read" in result.stdout
+    assert "❌ MailPartner refused MAILPARTNER_API_KEY (code 10)" in result.stdout
+    assert API_KEY not in result.stdout + result.stderr
+
+
+def test_check_unreachable(tmp_path: Path) -> None:
+    result = run_bot(["check"], "", tmp_path, **check_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9/v1"))
+    assert result.returncode == 1 and "Slack is unreachable" in result.stdout
+    assert "Could not reach MailPartner" in result.stdout and "Traceback" not in result.stderr

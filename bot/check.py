@@ -1,0 +1,87 @@
+"""`python -m bot check`: find a broken install before an incident does.
+
+Checks, without cancelling anything: the Slack token and the scopes it was granted, the app-level token's
+form, and MailPartner's reachability and acceptance of the API key. The MailPartner probe asks to cancel
+an id that cannot exist (`PROBE_ID`): a valid key answers “not found” (code 4), a wrong one code 10.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TextIO
+
+from slack_sdk.errors import SlackApiError
+
+from bot.app import mailpartner_client, web_client
+from bot.mailpartner import CancelOutcome
+from bot.messages import render_outcome, terminal_text
+from bot.settings import Mode, Settings
+
+PROBE_ID = "cancel-mail-bot-connectivity-check"
+REQUIRED_SCOPES = ("commands", "chat:write", "app_mentions:read")
+
+
+@dataclass(frozen=True)
+class Finding:
+    ok: bool
+    text: str
+
+
+def check_slack(settings: Settings) -> list[Finding]:
+    if settings.mode is Mode.CONSOLE:
+        return [Finding(True, "Slack: no credentials; `python -m bot` opens the local console")]
+    try:
+        response = web_client(settings).auth_test()
+    except SlackApiError as error:
+        return [Finding(False, f"Slack refused SLACK_BOT_TOKEN ({error.response.get('error')})")]
+    except Exception as error:
+        return [Finding(False, f"Slack is unreachable at {settings.slack_api_url} ({type(error).__name__})")]
+    findings = [Finding(True, f"Slack: signed in as @{response.get('user')} in {response.get('team')}")]
+    headers = {name.lower(): value for name, value in response.headers.items()}
+    granted = {s.strip() for s in str(headers.get("x-oauth-scopes", "")).split(",") if s.strip()}
+    wanted = REQUIRED_SCOPES + (("usergroups:read",) if settings.allowed_usergroups else ())
+    missing = [scope for scope in wanted if scope not in granted]
+    if missing:
+        findings.append(
+            Finding(
+                False,
+                f"Slack token lacks scope(s) {', '.join(missing)}: add them to the app "
+                "(manifest.yml lists them) and reinstall it",
+            )
+        )
+    else:
+        findings.append(Finding(True, f"Slack scopes: {', '.join(wanted)}"))
+    mode = "Socket Mode (SLACK_APP_TOKEN)" if settings.mode is Mode.SOCKET else f"HTTP mode on port {settings.port}"
+    findings.append(Finding(True, f"Mode: {mode}"))
+    return findings
+
+
+def check_mailpartner(settings: Settings) -> list[Finding]:
+    if settings.mailpartner_sandbox:
+        return [Finding(True, "MailPartner: the SANDBOX is active (MAILPARTNER_SANDBOX=true); no real mail is reached")]
+    if not settings.mailpartner_api_key:
+        return [Finding(False, "MailPartner: MAILPARTNER_API_KEY is not set")]
+    client = mailpartner_client(settings)
+    try:
+        outcome = client.cancel(PROBE_ID)
+    finally:
+        client.close()
+    return [_judge(outcome, settings)]
+
+
+def _judge(outcome: CancelOutcome, settings: Settings) -> Finding:
+    where = settings.mailpartner_base_url
+    if outcome.code == 4:
+        return Finding(True, f"MailPartner: {where} answers and accepts the API key ({outcome.latency * 1000:.0f} ms)")
+    if outcome.code in (1, 10):
+        return Finding(False, f"MailPartner refused MAILPARTNER_API_KEY (code {outcome.code}): set the account's key")
+    said = terminal_text(render_outcome(outcome, settings.language, with_next_step=False))
+    return Finding(False, f"MailPartner at {where} did not answer as expected: {said}")
+
+
+def run_checks(settings: Settings, out: TextIO) -> int:
+    """Print one line per finding; return 0 when everything is ready, 1 otherwise."""
+    findings = check_slack(settings) + check_mailpartner(settings)
+    for finding in findings:
+        print(("✅ " if finding.ok else "❌ ") + finding.text, file=out)
+    return 0 if all(f.ok for f in findings) else 1
