@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl
 
 BOT_USER_ID = "U0BOT00000"
@@ -42,7 +42,34 @@ class _QuietServer(ThreadingHTTPServer):
     request_queue_size = 1024
 
     def handle_error(self, request: object, client_address: object) -> None:
-        pass  # a client that hung up is no news for a local stand-in
+        pass  # a client that hung up (a timeout on its side) is no news for a local stand-in
+
+
+class LoopbackServer:
+    """A threaded HTTP server on loopback, started and stopped with the object that answers for it."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = _QuietServer((host, port), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
 
 
 @dataclass
@@ -53,7 +80,7 @@ class _Failure:
     times: int
 
 
-class LocalSlack:
+class LocalSlack(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.calls: list[SlackCall] = []
         self.usergroups: dict[str, list[str]] = {}
@@ -84,33 +111,11 @@ class LocalSlack:
             def log_message(self, *_args: object) -> None:
                 pass
 
-        self._server = _QuietServer((host, port), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="local-slack", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(Handler, host, port)
 
     @property
     def api_url(self) -> str:
         return self.url + "/api/"
-
-    def start(self) -> LocalSlack:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> LocalSlack:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     def new_response_url(self) -> str:
         return f"{self.url}/response/{next(self._urls)}"

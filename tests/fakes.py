@@ -16,10 +16,11 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from bot.localslack import LoopbackServer
 from bot.sandbox import DEFAULT_MAILS, MailPartnerSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,17 +42,7 @@ class Fault:
     times: int = 1  # how many requests it applies to
 
 
-class QuietHTTPServer(ThreadingHTTPServer):
-    """A client that gives up mid-answer (the bot's timeout) is expected here, not an error to print."""
-
-    daemon_threads = True
-    request_queue_size = 1024
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass
-
-
-class FakeMailPartner:
+class FakeMailPartner(LoopbackServer):
     def __init__(self, *, delay: float = 0.0, api_key: str = API_KEY, extra_mails: int = 0) -> None:
         # Besides the sandbox's mails, `extra_mails` more (`m0000`, `m0001`, …) due in two hours.
         extra = tuple((f"m{i:04d}", "bulk", 7200.0, False) for i in range(extra_mails))
@@ -73,21 +64,15 @@ class FakeMailPartner:
             def log_message(self, *_args: object) -> None:
                 pass
 
-        self._server = QuietHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        super().__init__(Handler)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def start(self) -> FakeMailPartner:
-        self._thread.start()
-        return self
+        return self.url + "/v1"
 
     def stop(self) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._release.set()  # let hung requests go, or shutdown would wait for them
+        super().stop()
 
     def fault(self, message_id: str, *faults: Fault) -> None:
         with self._lock:
