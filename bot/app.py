@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import httpx
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web import SlackResponse
 
 from bot.access import AccessPolicy, UserGroupDirectory
 from bot.listeners import ListenerDeps, register
@@ -36,6 +38,28 @@ def web_client(settings: Settings, token: str | None = None) -> WebClient:
         timeout=10,
         retry_handlers=retry_handlers(),
     )
+
+
+class SlackSignInError(Exception):
+    """auth.test failed; the message names the setting to fix. `unreachable`: Slack did not answer at all."""
+
+    def __init__(self, message: str, *, unreachable: bool) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+def sign_in(settings: Settings) -> SlackResponse:
+    """Call auth.test once, turning a refused token or an unreachable Slack into one readable line."""
+    try:
+        return web_client(settings).auth_test()
+    except SlackApiError as error:
+        raise SlackSignInError(
+            f"Slack refused SLACK_BOT_TOKEN ({error.response.get('error')})", unreachable=False
+        ) from error
+    except Exception as error:
+        raise SlackSignInError(
+            f"Slack is unreachable at {settings.slack_api_url} ({type(error).__name__})", unreachable=True
+        ) from error
 
 
 def mailpartner_client(

@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TextIO
 
-from slack_sdk.errors import SlackApiError
-
-from bot.app import mailpartner_client, web_client
+from bot.app import SlackSignInError, mailpartner_client, sign_in
 from bot.mailpartner import CancelOutcome
 from bot.messages import render_outcome, terminal_text
 from bot.settings import Mode, Settings
@@ -31,11 +29,9 @@ def check_slack(settings: Settings) -> list[Finding]:
     if settings.mode is Mode.CONSOLE:
         return [Finding(True, "Slack: no credentials; `python -m bot` opens the local console")]
     try:
-        response = web_client(settings).auth_test()
-    except SlackApiError as error:
-        return [Finding(False, f"Slack refused SLACK_BOT_TOKEN ({error.response.get('error')})")]
-    except Exception as error:
-        return [Finding(False, f"Slack is unreachable at {settings.slack_api_url} ({type(error).__name__})")]
+        response = sign_in(settings)
+    except SlackSignInError as error:
+        return [Finding(False, str(error))]
     findings = [Finding(True, f"Slack: signed in as @{response.get('user')} in {response.get('team')}")]
     headers = {name.lower(): value for name, value in response.headers.items()}
     granted = {s.strip() for s in str(headers.get("x-oauth-scopes", "")).split(",") if s.strip()}

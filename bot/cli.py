@@ -96,26 +96,15 @@ def run_console(settings: Settings, file: TextIO | None) -> int:
 
 
 def run_slack(settings: Settings) -> int:
-    from slack_sdk.errors import SlackApiError
-
-    from bot.app import web_client
+    from bot.app import SlackSignInError, sign_in
     from bot.server import serve_http, serve_socket_mode
 
     # One auth.test before anything starts turns a bad token into one clear line, not a worker crash.
     try:
-        identity = web_client(settings).auth_test()
-    except SlackApiError as error:
-        print(
-            f"cancel-mail-bot cannot start: Slack refused SLACK_BOT_TOKEN ({error.response.get('error')})",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    except Exception as error:
-        print(
-            f"cancel-mail-bot cannot start: Slack is unreachable at {settings.slack_api_url} ({type(error).__name__})",
-            file=sys.stderr,
-        )
-        return EXIT_UNKNOWN
+        identity = sign_in(settings)
+    except SlackSignInError as error:
+        print(f"cancel-mail-bot cannot start: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN if error.unreachable else EXIT_USAGE
     print(
         f"cancel-mail-bot: signed in to Slack as @{identity.get('user')} ({identity.get('team')})",
         file=sys.stderr,
