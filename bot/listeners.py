@@ -56,7 +56,6 @@ class Click:
     ticket: PromptTicket
     user: str
     where: Conversation
-    action: str = CONFIRM_ACTION
 
     @property
     def channel(self) -> str:
@@ -173,7 +172,9 @@ class _Listeners:
         ack()
         click = self._click(body)
         deps = self.deps
-        if click is None or self._refused(click, deps.access.check_confirm(click.user, click.channel, click.ticket)):
+        if click is None or self._refused(
+            click, deps.access.check_confirm(click.user, click.channel, click.ticket), stage="confirm"
+        ):
             return
         age = deps.clock() - click.ticket.issued_at
         if age > deps.prompt_ttl:
@@ -196,7 +197,9 @@ class _Listeners:
     def on_keep(self, ack: Ack, body: dict[str, Any]) -> None:
         ack()
         click = self._click(body)
-        if click is None or self._refused(click, self.deps.access.check_keep(click.user, click.channel, click.ticket)):
+        if click is None or self._refused(
+            click, self.deps.access.check_keep(click.user, click.channel, click.ticket), stage="keep"
+        ):
             return
         self._replace_prompt(click, "kept")
         click.audit("keep", requester=click.ticket.requester)
@@ -243,14 +246,12 @@ class _Listeners:
             prompt_ts=prompt_ts,
             response_url=body.get("response_url", ""),
         )
-        action = body["actions"][0].get("action_id", CONFIRM_ACTION)
-        return Click(ticket, user, where, action)
+        return Click(ticket, user, where)
 
-    def _refused(self, click: Click, refusal: Refusal | None) -> bool:
+    def _refused(self, click: Click, refusal: Refusal | None, *, stage: str) -> bool:
         """Tell an outsider why, privately, and leave the prompt for the people who may act."""
         if refusal is None:
             return False
-        stage = "confirm" if click.action == CONFIRM_ACTION else "keep"
         click.audit("refusal", reason=refusal.value, stage=stage)
         self._tell(click.where, click.user, notice(refusal.value, self.deps.lang))
         return True
