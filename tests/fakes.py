@@ -7,6 +7,7 @@ hang, reset connections or answer with any status, per mail id.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -177,10 +178,16 @@ class BotProcess:
         return self.proc.returncode
 
 
-def bot_env(port: int, slack_api_url: str, mailpartner_url: str, **extra: str) -> dict[str, str]:
-    import os
+BOT_VARIABLES = ("SLACK_", "MAILPARTNER_", "CANCEL_MAIL_")  # prefixes of the bot's settings
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MAILPARTNER_", "CANCEL_MAIL_"))}
+
+def outside_env() -> dict[str, str]:
+    """This process's environment without any of the bot's settings, so a test sets exactly its own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(BOT_VARIABLES)}
+
+
+def bot_env(port: int, slack_api_url: str, mailpartner_url: str, **extra: str) -> dict[str, str]:
+    env = outside_env()
     env.update(
         {
             "SLACK_BOT_TOKEN": BOT_TOKEN,

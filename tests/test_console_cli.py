@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from bot.cli import EXIT_ALL_CANCELLED, EXIT_DECLINED, EXIT_NOT_CANCELLED, EXIT_UNKNOWN, EXIT_USAGE, main
-from tests.fakes import API_KEY, FakeMailPartner, Fault
+from tests.fakes import API_KEY, BOT_VARIABLES, FakeMailPartner, Fault, outside_env
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MAILPARTNER_", "CANCEL_MAIL_"))}
-    return {**env, **extra}
+    return {**outside_env(), **extra}
 
 
 def run_bot(args: list[str], stdin: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -99,7 +98,7 @@ def test_console_talks_to_real_api_after_a_warning(tmp_path: Path) -> None:
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeMailPartner:
     monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
-        if name.startswith(("SLACK_", "MAILPARTNER_", "CANCEL_MAIL_")):
+        if name.startswith(BOT_VARIABLES):
             monkeypatch.delenv(name)
     fake = FakeMailPartner().start()
     monkeypatch.setenv("MAILPARTNER_API_KEY", API_KEY)
