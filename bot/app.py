@@ -114,6 +114,7 @@ def build_bot(
         lang=settings.language,
         sandbox=sandbox is not None,
         prompt_ttl=settings.prompt_ttl,
+        require_reason=settings.require_reason,
         clock=clock,
     )
     register(app, deps)

@@ -13,7 +13,7 @@ from typing import Any
 
 audit_log = logging.getLogger("bot.audit")
 
-ACTIONS = ("request", "refusal", "confirm", "keep", "expiry", "outcome", "duplicate", "post_failed")
+ACTIONS = ("request", "refusal", "confirm", "keep", "expiry", "outcome", "duplicate", "post_failed", "step_end")
 
 
 def audit(

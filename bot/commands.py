@@ -1,20 +1,29 @@
 """Command grammar: turn what a person typed into a request, or a reason to show usage.
 
-Shared by `/cancel-mail <ids>`, `@bot cancel <ids>` and the console, so every entry point accepts
-exactly the same input.
+Shared by `/cancel-mail <ids> [-- reason]`, `@bot cancel <ids> [-- reason]`, the cancel form, the
+Workflow Builder step, the console and the break-glass CLI, so every entry point accepts exactly the
+same input.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from enum import Enum
 
 from bot.mailpartner import MESSAGE_ID
-from bot.ticket import MAX_IDS
+from bot.ticket import MAX_IDS, ticket_fits
+
+MAX_REASON = 500
 
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+_HELP = ("help", "aide", "-h", "--help")
 _SEPARATORS = re.compile(r"[\s,]+")
+# ` -- why`, and the dashes phones type instead: ` — why`, ` – why`.
+_REASON_MARK = re.compile(r"(?:^|\s)(?:--|—|–)(?:\s|$)")
+# Control characters other than newline and tab would only garble the reason where it is shown.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 class UsageReason(Enum):
@@ -23,11 +32,15 @@ class UsageReason(Enum):
     INVALID_ID = "invalid_id"
     TOO_MANY = "too_many"
     UNKNOWN_VERB = "unknown_verb"
+    REASON_REQUIRED = "reason_required"
+    REASON_TOO_LONG = "reason_too_long"
+    TOO_LONG = "too_long"
 
 
 @dataclass(frozen=True)
 class CancelRequest:
     ids: tuple[str, ...]
+    reason: str = ""  # as the person typed it; escaped wherever Slack shows it
 
 
 @dataclass(frozen=True)
@@ -39,32 +52,55 @@ class UsageRequest:
 ParsedCommand = CancelRequest | UsageRequest
 
 
-def parse_slash_command(text: str) -> ParsedCommand:
-    """`/cancel-mail 300 301` → ids; `/cancel-mail`, `help` or junk → usage."""
-    words = _words(text)
+def parse_slash_command(text: str, *, require_reason: bool = False) -> ParsedCommand:
+    """`/cancel-mail 300 301 -- why` → ids and reason; `/cancel-mail`, `help` or junk → usage."""
+    ids_text, reason = split_reason(text)
+    words = _words(ids_text)
     if words[:1] and words[0].lower() == "cancel":
         words = words[1:]
-    return _parse_ids(words)
+    return _request(words, reason, require_reason)
 
 
-def parse_mention(text: str) -> ParsedCommand:
-    """`<@BOT> cancel 300` → ids; anything else → usage."""
-    words = _words(_MENTION.sub(" ", text))
+def parse_mention(text: str, *, require_reason: bool = False) -> ParsedCommand:
+    """`<@BOT> cancel 300 -- why` → ids and reason; anything else → usage."""
+    ids_text, reason = split_reason(text)
+    words = _words(_MENTION.sub(" ", ids_text))
     if not words or words[0].lower() in ("help", "aide"):
         return UsageRequest(UsageReason.HELP)
     if words[0].lower() not in ("cancel", "annuler"):
         return UsageRequest(UsageReason.UNKNOWN_VERB, words[0][:40])
-    return _parse_ids(words[1:])
+    return _request(words[1:], reason, require_reason)
+
+
+def parse_fields(ids_text: str, reason_text: str, *, require_reason: bool = False) -> ParsedCommand:
+    """The form and the workflow step: ids (spaces, commas or new lines between them) and a separate reason."""
+    return _request(_words(ids_text), clean_reason(reason_text), require_reason, help_words=())
+
+
+def split_reason(text: str) -> tuple[str, str]:
+    """Split `300 301 -- wrong segment` into the ids part and the cleaned reason."""
+    parts = _REASON_MARK.split(text, maxsplit=1)
+    return (parts[0], clean_reason(parts[1])) if len(parts) == 2 else (text, "")
+
+
+def clean_reason(text: str) -> str:
+    """The reason as the person typed it: Slack's entities decoded, control characters dropped.
+
+    Slack sends `<`, `>` and `&` typed as text as entities and its own commands (`<!channel>`) raw;
+    decoding both gives one plain text that `messages.escape` later shows exactly as typed.
+    """
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return _CONTROL.sub("", html.unescape(text) if "&#" in text else text).strip()
 
 
 def _words(text: str) -> list[str]:
     return [w for w in _SEPARATORS.split(text.strip()) if w]
 
 
-def _parse_ids(words: list[str]) -> ParsedCommand:
+def _request(words: list[str], reason: str, require_reason: bool, help_words: tuple[str, ...] = _HELP) -> ParsedCommand:
     if not words:
         return UsageRequest(UsageReason.NO_ID)
-    if words[0].lower() in ("help", "aide", "-h", "--help"):
+    if words[0].lower() in help_words:
         return UsageRequest(UsageReason.HELP)
     for word in words:
         if not MESSAGE_ID.match(word):
@@ -72,4 +108,10 @@ def _parse_ids(words: list[str]) -> ParsedCommand:
     ids = tuple(dict.fromkeys(words))  # duplicates removed, order kept
     if len(ids) > MAX_IDS:
         return UsageRequest(UsageReason.TOO_MANY, str(len(ids)))
-    return CancelRequest(ids)
+    if len(reason) > MAX_REASON:
+        return UsageRequest(UsageReason.REASON_TOO_LONG, str(len(reason)))
+    if require_reason and not reason:
+        return UsageRequest(UsageReason.REASON_REQUIRED)
+    if not ticket_fits(ids, reason):
+        return UsageRequest(UsageReason.TOO_LONG)
+    return CancelRequest(ids, reason)

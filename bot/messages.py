@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from bot.commands import UsageReason
+from bot.commands import MAX_REASON, UsageReason
 from bot.mailpartner import CancelOutcome, FailureKind
 from bot.ticket import MAX_IDS
 
@@ -156,7 +156,10 @@ _UI: dict[str, dict[str, str]] = {
         "prompt": "Cancel scheduled mail {ids} at MailPartner? This cannot be undone.",
         "prompt_second": "<@{requester}> asks to cancel scheduled mail {ids} at MailPartner. "
         "*A second person* who is allowed must confirm.",
+        "prompt_workflow": "<@{requester}> asks, through a workflow, to cancel scheduled mail {ids} at "
+        "MailPartner. This cannot be undone.",
         "prompt_expiry": "Requested by <@{requester}> · expires in {minutes} min",
+        "reason": "*Reason:* {reason}",
         "confirm": "Cancel the mail",
         "confirm_many": "Cancel {n} mails",
         "keep": "Keep it",
@@ -172,13 +175,17 @@ _UI: dict[str, dict[str, str]] = {
         "summary": "Cancel of {n} mails confirmed by <@{confirmer}>:",
         "totals": "*Totals:* {cancelled} cancelled · {too_late} too late · {already_sent} already sent · "
         "{not_found} not found · {failed} failed",
-        "usage": "Usage: `/cancel-mail <id>` (up to {max} ids separated by spaces), or mention me in a "
-        "thread: `@{bot} cancel <id>`. An id is 1–64 letters, digits, `-` or `_` — the `messageId` "
-        "MailPartner returned when the mail was scheduled. You will be asked to confirm.",
+        "usage": "Usage: `/cancel-mail <id>` (up to {max} ids separated by spaces; then ` -- why` to give a "
+        "reason), or mention me in a thread: `@{bot} cancel <id> -- why`. An id is 1–64 letters, digits, `-` or `_` — the "
+        "`messageId` MailPartner returned when the mail was scheduled. Everything after ` -- ` is the "
+        "reason (up to {max_reason} characters). You will be asked to confirm.",
         "bad_id": "`{offending}` is not a valid mail id.",
         "no_id": "Which mail? Give its id.",
         "too_many": "{offending} ids is too many at once.",
         "unknown_verb": "I don't know `{offending}`.",
+        "reason_required": "Say why: a reason is required here, after ` -- `.",
+        "reason_too_long": "The reason is {offending} characters; keep it to {max_reason}.",
+        "too_long": "These ids and this reason do not fit in one request; send fewer ids or a shorter reason.",
         "not_allowed_user": ":no_entry: You are not allowed to cancel mails with this bot; nothing was "
         "done. Ask someone on the on-call list.",
         "not_allowed_channel": ":no_entry: Mails cannot be cancelled from this channel; nothing was done. "
@@ -192,13 +199,31 @@ _UI: dict[str, dict[str, str]] = {
         "error": ":warning: Something went wrong on the bot's side; nothing was cancelled. Ask again, and "
         "tell an administrator if it persists.",
         "stale": ":stopwatch: This button no longer works; nothing was done. Ask again.",
+        "form_title": "Cancel scheduled mail",
+        "form_submit": "Ask to cancel",
+        "form_close": "Close",
+        "form_ids": "Mail ids",
+        "form_ids_placeholder": "300 301",
+        "form_ids_hint": "The messageId of each mail, separated by spaces, commas or new lines; up to {max}.",
+        "form_reason": "Reason",
+        "form_reason_placeholder": "Why these mails must not go out",
+        "form_conversation": "Post the confirmation in",
+        "form_note": "Nothing is cancelled yet: you (or a second person) confirm with a button first.",
+        "pick_conversation": "Choose the conversation where the confirmation goes.",
+        "prompt_undelivered": ":warning: I could not post the confirmation in <#{channel}>; nothing was "
+        "cancelled. Invite me there (`/invite @cancel-mail`) or use `/cancel-mail` in that channel.",
+        "step_failed": "The bot failed while starting this step; nothing was cancelled. Run the workflow "
+        "again, and tell an administrator if it persists.",
     },
     "fr": {
         "sandbox": ":test_tube: *BAC À SABLE* — aucun vrai mail n'est touché.",
         "prompt": "Annuler l'envoi programmé du mail {ids} chez MailPartner ? C'est irréversible.",
         "prompt_second": "<@{requester}> demande l'annulation du mail {ids} chez MailPartner. "
         "*Une deuxième personne* autorisée doit confirmer.",
+        "prompt_workflow": "<@{requester}> demande, par un workflow, l'annulation du mail {ids} chez "
+        "MailPartner. C'est irréversible.",
         "prompt_expiry": "Demandé par <@{requester}> · expire dans {minutes} min",
+        "reason": "*Motif :* {reason}",
         "confirm": "Annuler l'envoi",
         "confirm_many": "Annuler {n} mails",
         "keep": "Le garder",
@@ -214,14 +239,19 @@ _UI: dict[str, dict[str, str]] = {
         "summary": "Annulation de {n} mails confirmée par <@{confirmer}> :",
         "totals": "*Total :* {cancelled} annulés · {too_late} trop tard · {already_sent} déjà partis · "
         "{not_found} introuvables · {failed} en échec",
-        "usage": "Usage : `/cancel-mail <id>` (jusqu'à {max} identifiants séparés par des espaces), ou "
-        "mentionnez-moi dans un fil : `@{bot} cancel <id>`. Un identifiant compte 1 à 64 lettres, "
-        "chiffres, `-` ou `_` : le `messageId` renvoyé par MailPartner à la programmation. Une "
-        "confirmation vous sera demandée.",
+        "usage": "Usage : `/cancel-mail <id>` (jusqu'à {max} identifiants séparés par des espaces ; puis "
+        "` -- motif` pour dire pourquoi), ou mentionnez-moi dans un fil : `@{bot} cancel <id> -- motif`. Un identifiant compte 1 à 64 "
+        "lettres, chiffres, `-` ou `_` : le `messageId` renvoyé par MailPartner à la programmation. Tout "
+        "ce qui suit ` -- ` est le motif ({max_reason} caractères au plus). Une confirmation vous sera "
+        "demandée.",
         "bad_id": "`{offending}` n'est pas un identifiant de mail valide.",
         "no_id": "Quel mail ? Donnez son identifiant.",
         "too_many": "{offending} identifiants, c'est trop à la fois.",
         "unknown_verb": "Je ne connais pas `{offending}`.",
+        "reason_required": "Dites pourquoi : un motif est exigé ici, après ` -- `.",
+        "reason_too_long": "Le motif compte {offending} caractères ; {max_reason} au plus.",
+        "too_long": "Ces identifiants et ce motif ne tiennent pas dans une demande ; envoyez moins "
+        "d'identifiants ou un motif plus court.",
         "not_allowed_user": ":no_entry: Vous n'êtes pas autorisé à annuler des mails avec ce bot ; rien "
         "n'a été fait. Demandez à une personne d'astreinte.",
         "not_allowed_channel": ":no_entry: Impossible d'annuler des mails depuis ce canal ; rien n'a été "
@@ -235,6 +265,22 @@ _UI: dict[str, dict[str, str]] = {
         "error": ":warning: Un problème est survenu côté bot ; rien n'a été annulé. Redemandez, et "
         "prévenez un administrateur si cela persiste.",
         "stale": ":stopwatch: Ce bouton ne fonctionne plus ; rien n'a été fait. Redemandez.",
+        "form_title": "Annuler un envoi",
+        "form_submit": "Demander",
+        "form_close": "Fermer",
+        "form_ids": "Identifiants des mails",
+        "form_ids_placeholder": "300 301",
+        "form_ids_hint": "Le messageId de chaque mail, séparés par des espaces, des virgules ou des retours "
+        "à la ligne ; {max} au plus.",
+        "form_reason": "Motif",
+        "form_reason_placeholder": "Pourquoi ces mails ne doivent pas partir",
+        "form_conversation": "Publier la confirmation dans",
+        "form_note": "Rien n'est encore annulé : vous (ou une deuxième personne) confirmez d'abord avec un bouton.",
+        "pick_conversation": "Choisissez la conversation où publier la confirmation.",
+        "prompt_undelivered": ":warning: Impossible de publier la confirmation dans <#{channel}> ; rien n'a "
+        "été annulé. Invitez-moi (`/invite @cancel-mail`) ou utilisez `/cancel-mail` dans ce canal.",
+        "step_failed": "Le bot a échoué au démarrage de cette étape ; rien n'a été annulé. Relancez le "
+        "workflow, et prévenez un administrateur si cela persiste.",
     },
 }
 
@@ -298,6 +344,11 @@ def _message(text: str, blocks: list[dict[str, Any]], lang: str, sandbox: bool) 
     return {"text": prefix + text, "blocks": _with_sandbox(blocks, lang, sandbox)}
 
 
+def reason_line(reason: str, lang: str) -> str:
+    """The reason as typed, escaped so that no `<!channel>` or link in it does anything."""
+    return ui("reason", lang, reason=escape(reason))
+
+
 def prompt_message(
     ids: tuple[str, ...],
     requester: str,
@@ -307,16 +358,16 @@ def prompt_message(
     ttl: float,
     second_person: bool,
     sandbox: bool,
+    reason: str = "",
+    workflow: bool = False,
 ) -> Message:
     """The confirm/keep prompt. `value` is the encoded ticket both buttons carry."""
-    question = (
-        ui("prompt_second", lang, requester=requester, ids=_ids_text(ids))
-        if second_person
-        else ui("prompt", lang, ids=_ids_text(ids))
-    )
+    key = "prompt_second" if second_person else "prompt_workflow" if workflow else "prompt"
+    question = ui(key, lang, requester=requester, ids=_ids_text(ids))
     confirm_label = ui("confirm", lang) if len(ids) == 1 else ui("confirm_many", lang, n=len(ids))
     blocks = [
         _section(question),
+        *([_section(reason_line(reason, lang))] if reason else []),
         _context(ui("prompt_expiry", lang, requester=requester, minutes=max(1, round(ttl / 60)))),
         {
             "type": "actions",
@@ -348,16 +399,23 @@ def status_message(key: str, ids: tuple[str, ...], user: str, *, lang: str, sand
 
 
 def outcome_message(
-    outcomes: list[CancelOutcome], *, confirmer: str, requester: str, lang: str, sandbox: bool
+    outcomes: list[CancelOutcome],
+    *,
+    confirmer: str,
+    requester: str,
+    lang: str,
+    sandbox: bool,
+    reason: str = "",
 ) -> Message:
     """The public result: one outcome in full, or a summary with a line per mail and totals."""
     people = ui("by", lang, confirmer=confirmer)
     if requester and requester != confirmer:
         people += ", " + ui("requested", lang, requester=requester)
+    why = [reason_line(reason, lang)] if reason else []
     if len(outcomes) == 1:
         outcome = outcomes[0]
         text = render_outcome(outcome, lang)
-        notes = [people]
+        notes = [people, *why]
         if outcome.message:
             notes.append(ui("mp_said", lang, mp_message=escape(outcome.message)))
         return _message(text, [_section(text), _context(*notes)], lang, sandbox)
@@ -371,20 +429,27 @@ def outcome_message(
     # Sections hold 3000 characters: 25 lines can exceed one, so split them in chunks.
     for start in range(0, len(lines), 8):
         blocks.append(_section("\n".join(lines[start : start + 8])))
-    blocks += [_section(totals), _context(people)]
+    blocks += [_section(totals), _context(people, *why)]
     return _message(f"{header} {totals}", blocks, lang, sandbox)
 
 
-def usage_text(reason: UsageReason, offending: str, *, lang: str, bot_name: str = "cancel-mail") -> str:
-    lead = {
+def problem_text(reason: UsageReason, offending: str, *, lang: str) -> str:
+    """What is wrong with a request, without the usage lines: for a form field or a workflow error."""
+    return {
         UsageReason.HELP: "",
         UsageReason.NO_ID: ui("no_id", lang),
         UsageReason.INVALID_ID: ui("bad_id", lang, offending=escape(offending)),
         UsageReason.TOO_MANY: ui("too_many", lang, offending=escape(offending)),
         UsageReason.UNKNOWN_VERB: ui("unknown_verb", lang, offending=escape(offending)),
+        UsageReason.REASON_REQUIRED: ui("reason_required", lang),
+        UsageReason.REASON_TOO_LONG: ui("reason_too_long", lang, offending=escape(offending), max_reason=MAX_REASON),
+        UsageReason.TOO_LONG: ui("too_long", lang),
     }[reason]
-    usage = ui("usage", lang, max=MAX_IDS, bot=bot_name)
-    return f"{lead} {usage}".strip()
+
+
+def usage_text(reason: UsageReason, offending: str, *, lang: str, bot_name: str = "cancel-mail") -> str:
+    usage = ui("usage", lang, max=MAX_IDS, bot=bot_name, max_reason=MAX_REASON)
+    return f"{problem_text(reason, offending, lang=lang)} {usage}".strip()
 
 
 def notice(key: str, lang: str, **values: object) -> Message:

@@ -66,7 +66,12 @@ class Replier:
         by_url = partial(self._respond, where.response_url, replace_original=True, **message)
         return self._first_of([by_update, by_url] if where.prompt_ts else [by_url, by_update])
 
-    def post_outcome(self, where: Conversation, message: Message) -> Delivery:
+    def with_client(self, client: WebClient) -> Replier:
+        """The same replier speaking with another token: a workflow execution's own."""
+        return Replier(client, self._webhook)
+
+    def post_public(self, where: Conversation, message: Message) -> Delivery:
+        """Where the whole conversation sees it: the thread, or the channel through the response_url."""
         thread = where.thread_ts or None
         by_post = partial(self._web, "chat.postMessage", channel=where.channel, thread_ts=thread, **message)
         by_url = partial(

@@ -33,11 +33,16 @@ class ShuttingDown(Exception):
     """The service takes no new work: the process is draining."""
 
 
+# Told what a cancel came to once its outcome is posted: (outcomes, ids whose cancel broke in the bot).
+OnOutcome = Callable[[list[CancelOutcome], list[str]], None]
+
+
 @dataclass
 class _Job:
     ticket: PromptTicket
     confirmer: str
     where: Conversation
+    on_outcome: OnOutcome | None = None
     outcomes: dict[str, CancelOutcome] = field(default_factory=dict)
     crashed: list[str] = field(default_factory=list)
     prompt_shown: threading.Event = field(default_factory=threading.Event)
@@ -96,9 +101,12 @@ class CancelService:
                 self._idle.wait(remaining)
             return self._jobs == 0
 
-    def confirm(self, ticket: PromptTicket, confirmer: str, where: Conversation) -> str | None:
+    def confirm(
+        self, ticket: PromptTicket, confirmer: str, where: Conversation, on_outcome: OnOutcome | None = None
+    ) -> str | None:
         """Start cancelling; returns None, or the user whose cancel of one of these mails is under way.
 
+        `on_outcome` runs once the outcome is posted (a workflow step ends there), whatever happened.
         Raises ShuttingDown when the process no longer takes new work.
         """
         with self._idle:
@@ -109,7 +117,7 @@ class CancelService:
                 return busy
             self._in_flight.update(dict.fromkeys(ticket.ids, confirmer))
             self._jobs += 1
-        job = _Job(ticket, confirmer, where)
+        job = _Job(ticket, confirmer, where, on_outcome)
         # The cancel never waits for Slack: MailPartner calls are queued first, the prompt update beside them.
         for message_id in ticket.ids:
             future = self._mp_pool.submit(self.mailpartner.cancel, message_id)
@@ -153,14 +161,18 @@ class CancelService:
             self._slack_pool.submit(self._guard, lambda: self._finish(job), "finish")
 
     def _finish(self, job: _Job) -> None:
+        outcomes = [job.outcomes[i] for i in job.ticket.ids if i in job.outcomes]
         try:
             if job.crashed:
-                self.replier.post_outcome(job.where, notice("error", self._lang))
-            outcomes = [job.outcomes[i] for i in job.ticket.ids if i in job.outcomes]
+                self.replier.post_public(job.where, notice("error", self._lang))
             if outcomes:
                 self._post_outcomes(job, outcomes)
         finally:
-            self._release(job)
+            try:
+                if job.on_outcome is not None:
+                    self._guard(lambda: job.on_outcome(outcomes, job.crashed), "outcome hook")  # type: ignore[misc]
+            finally:
+                self._release(job)
 
     def _post_outcomes(self, job: _Job, outcomes: list[CancelOutcome]) -> None:
         message = outcome_message(
@@ -169,6 +181,7 @@ class CancelService:
             requester=job.ticket.requester,
             lang=self._lang,
             sandbox=self._sandbox,
+            reason=job.ticket.reason,
         )
         # The audit line is written before Slack is tried: whatever Slack does, the outcome is on record.
         thread = job.ticket.thread_ts
@@ -180,6 +193,7 @@ class CancelService:
                 thread=thread,
                 mail_ids=[outcome.message_id],
                 requester=job.ticket.requester,
+                reason=job.ticket.reason or None,
                 result=outcome.label,
                 code=outcome.code,
                 failure=outcome.failure.value if outcome.failure else None,
@@ -191,7 +205,7 @@ class CancelService:
             )
         # "cancelling…" lands first, so the outcome follows it and the prompt ends on "confirmed".
         job.prompt_shown.wait(PROMPT_UPDATE_WAIT)
-        delivery = self.replier.post_outcome(job.where, message)
+        delivery = self.replier.post_public(job.where, message)
         self.replier.replace_prompt(job.where, self._status("confirmed", job))
         if not delivery.ok:
             # Slack refused every way: the audit lines above keep the outcome; say so loudly.

@@ -53,6 +53,7 @@ class Settings:
     allowed_channels: frozenset[str] = frozenset()
     allowed_usergroups: frozenset[str] = frozenset()
     require_second_person: bool = False
+    require_reason: bool = False
     prompt_ttl: float = 15 * 60.0
     audit_channel: str = ""
     workers: int = 256
@@ -88,6 +89,7 @@ class Settings:
                 "CANCEL_MAIL_ALLOWED_USERGROUPS", _USERGROUP_ID, "user group IDs like S012ABCDEF"
             ),
             require_second_person=reader.boolean("CANCEL_MAIL_REQUIRE_SECOND_PERSON", False),
+            require_reason=reader.boolean("CANCEL_MAIL_REQUIRE_REASON", False),
             prompt_ttl=reader.seconds("CANCEL_MAIL_PROMPT_TTL", 900.0, high=86400),
             audit_channel=reader.channel("CANCEL_MAIL_AUDIT_CHANNEL"),
             workers=reader.integer("CANCEL_MAIL_WORKERS", 256, low=1, high=1024),

@@ -23,21 +23,26 @@ class PromptTicket:
     issued_at: float
     thread_ts: str = ""
     second_person: bool = False
+    reason: str = ""
+    workflow: bool = False  # posted by a Workflow Builder step: the click must end that step
 
     def encode(self) -> str:
-        value = json.dumps(
-            {
-                "v": 1,
-                "ids": list(self.ids),
-                "r": self.requester,
-                "c": self.channel,
-                "t": self.thread_ts,
-                "at": round(self.issued_at, 3),
-                "2p": self.second_person,
-            },
-            separators=(",", ":"),
-        )
-        if len(value) > _VALUE_LIMIT:  # 25 ids of 64 chars fit; guard against future fields
+        data: dict[str, object] = {
+            "v": 1,
+            "ids": list(self.ids),
+            "r": self.requester,
+            "c": self.channel,
+            "t": self.thread_ts,
+            "at": round(self.issued_at, 3),
+            "2p": self.second_person,
+        }
+        if self.reason:
+            data["why"] = self.reason
+        if self.workflow:
+            data["wf"] = True
+        # Slack counts characters, not bytes: keep non-ASCII reasons as they are, not as \uXXXX.
+        value = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        if len(value) > _VALUE_LIMIT:  # requests are checked with ticket_fits() before a prompt is made
             raise ValueError(f"ticket is {len(value)} characters, over Slack's {_VALUE_LIMIT}")
         return value
 
@@ -53,6 +58,8 @@ class PromptTicket:
                 issued_at=float(data["at"]),
                 thread_ts=str(data.get("t") or ""),
                 second_person=bool(data.get("2p", False)),
+                reason=str(data.get("why") or ""),
+                workflow=bool(data.get("wf", False)),
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"not a prompt ticket: {error}") from error
@@ -61,3 +68,25 @@ class PromptTicket:
         if not all(MESSAGE_ID.match(i) for i in ticket.ids):
             raise ValueError("not a prompt ticket: bad message id")
         return ticket
+
+
+def ticket_fits(ids: tuple[str, ...], reason: str) -> bool:
+    """Whether a prompt for these ids and this reason fits in a button, whoever asks and wherever.
+
+    25 ids of 64 characters leave room for a reason of about 150 characters; ordinary ids for 500.
+    """
+    widest = PromptTicket(
+        ids=ids,
+        requester="W" * 16,
+        channel="C" * 16,
+        issued_at=9_999_999_999.999,
+        thread_ts="9999999999.999999",
+        second_person=True,
+        reason=reason,
+        workflow=True,
+    )
+    try:
+        widest.encode()
+    except ValueError:
+        return False
+    return True

@@ -304,4 +304,4 @@ def test_thread_rules_over_http_outsider_requester_then_second_person(tmp_path: 
         ("confirm", BOB),
         ("outcome", BOB),
     ]
-    assert [a.get("reason") for a in audit[1:3]] == ["not_allowed_user", "own_request"]
+    assert [a.get("refusal") for a in audit[1:3]] == ["not_allowed_user", "own_request"]

@@ -151,7 +151,7 @@ def test_outsider_command_is_refused(make_harness, audit_lines) -> None:
     _, message = harness.command("300", user=MALLORY)
     assert "not allowed" in message["text"] and not buttons(message)
     refusal = audit_lines()[-1]
-    assert refusal["action"] == "refusal" and refusal["actor"] == MALLORY and refusal["reason"] == "not_allowed_user"
+    assert refusal["action"] == "refusal" and refusal["actor"] == MALLORY and refusal["refusal"] == "not_allowed_user"
 
 
 def test_command_in_other_channel_is_refused(make_harness) -> None:
