@@ -2,13 +2,15 @@
 
 python -m bot                      Socket Mode, HTTP mode or the local console, per the environment
 python -m bot console [FILE]       the local console (reads FILE or standard input)
-python -m bot cancel ID [ID …]     break-glass: cancel at MailPartner directly, without Slack
+python -m bot cancel ID [ID …] [--reason WHY]   break-glass: cancel at MailPartner directly, without Slack
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -17,7 +19,8 @@ from typing import TextIO
 
 from dotenv import load_dotenv
 
-from bot.commands import CancelRequest, parse_slash_command
+from bot.audit import audit
+from bot.commands import CancelRequest, parse_fields
 from bot.logs import configure_logging
 from bot.mailpartner import CancelOutcome
 from bot.messages import render_outcome, terminal_text
@@ -48,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_parser("check", help="check the Slack token and scopes and the MailPartner key; cancels nothing")
     cancel = modes.add_parser("cancel", help="break-glass: cancel mails at MailPartner directly, no Slack")
     cancel.add_argument("ids", nargs="+", metavar="ID", help="MailPartner messageId (up to 25)")
+    cancel.add_argument("--reason", "-r", default="", help="why (up to 500 characters); kept in the audit trail")
     cancel.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     cancel.add_argument("--json", action="store_true", help="print one JSON document for scripts")
     return parser
@@ -82,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_checks(settings, sys.stdout)
     if mode == "cancel":
-        return cancel_command(settings, args.ids, yes=args.yes, as_json=args.json)
+        return cancel_command(settings, args.ids, reason=args.reason, yes=args.yes, as_json=args.json)
     if mode == "console" or settings.mode is Mode.CONSOLE:
         return run_console(settings, args.file if mode == "console" else None)
     return run_slack(settings)
@@ -116,26 +120,32 @@ def run_slack(settings: Settings) -> int:
     return 0
 
 
-def cancel_command(settings: Settings, raw_ids: list[str], *, yes: bool, as_json: bool) -> int:
+def cancel_command(settings: Settings, raw_ids: list[str], *, reason: str, yes: bool, as_json: bool) -> int:
     from bot.app import mailpartner_client
     from bot.sandbox import MailPartnerSandbox
 
-    parsed = parse_slash_command(" ".join(raw_ids))
+    parsed = parse_fields(" ".join(raw_ids), reason, require_reason=settings.require_reason)
     if not isinstance(parsed, CancelRequest):
         detail = f": {parsed.offending}" if parsed.offending else ""
         print(
             f"cancel: {parsed.reason.value.replace('_', ' ')}{detail} "
-            "(an id is 1–64 letters, digits, - or _; at most 25 ids)",
+            "(an id is 1–64 letters, digits, - or _; at most 25 ids; --reason up to 500 characters)",
             file=sys.stderr,
         )
         return EXIT_USAGE
     sandbox = MailPartnerSandbox() if settings.mailpartner_sandbox else None
     where = "the MailPartner SANDBOX" if sandbox else f"MailPartner ({settings.mailpartner_base_url})"
+    # Break-glass cancels bypass Slack, so the audit trail is all that records them: it goes to stderr.
+    logging.getLogger("bot.audit").setLevel(logging.INFO)
+    actor = f"cli:{_operator()}"
+    audit("request", actor=actor, channel="", mail_ids=parsed.ids, via="cli", reason=parsed.reason or None)
     if not yes:
-        question = f"Cancel {len(parsed.ids)} mail(s) {', '.join(parsed.ids)} at {where}? [y/N] "
+        why = f" because “{parsed.reason}”" if parsed.reason else ""
+        question = f"Cancel {len(parsed.ids)} mail(s) {', '.join(parsed.ids)} at {where}{why}? [y/N] "
         print(question, end="", file=sys.stderr, flush=True)
         if sys.stdin.readline().strip().lower() not in ("y", "yes", "o", "oui"):
             print("Nothing was cancelled.", file=sys.stderr)
+            audit("keep", actor=actor, channel="", mail_ids=parsed.ids, via="cli")
             return EXIT_DECLINED
     client = mailpartner_client(settings, sandbox=sandbox)
     try:
@@ -143,10 +153,28 @@ def cancel_command(settings: Settings, raw_ids: list[str], *, yes: bool, as_json
             outcomes = list(pool.map(client.cancel, parsed.ids))
     finally:
         client.close()
+    for outcome in outcomes:
+        audit(
+            "outcome",
+            actor=actor,
+            channel="",
+            mail_ids=[outcome.message_id],
+            via="cli",
+            reason=parsed.reason or None,
+            result=outcome.label,
+            code=outcome.code,
+            failure=outcome.failure.value if outcome.failure else None,
+            cancelled=outcome.cancelled,
+            sandbox=sandbox is not None,
+        )
     if as_json:
         print(
             json.dumps(
-                {"sandbox": sandbox is not None, "outcomes": [_as_json(o, settings) for o in outcomes]},
+                {
+                    "sandbox": sandbox is not None,
+                    "reason": parsed.reason,
+                    "outcomes": [_as_json(o, settings) for o in outcomes],
+                },
                 ensure_ascii=False,
                 indent=2,
             )
@@ -155,6 +183,14 @@ def cancel_command(settings: Settings, raw_ids: list[str], *, yes: bool, as_json
         for outcome in outcomes:
             print(("[SANDBOX] " if sandbox else "") + terminal_text(render_outcome(outcome, settings.language)))
     return exit_status(outcomes)
+
+
+def _operator() -> str:
+    """Who runs the break-glass command, as the audit trail names them."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        return f"uid{os.getuid()}"
 
 
 def exit_status(outcomes: list[CancelOutcome]) -> int:

@@ -17,6 +17,8 @@ from typing import Any, TextIO
 from slack_bolt.request import BoltRequest
 
 from bot.app import build_bot
+from bot.commands import split_reason
+from bot.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, MESSAGE_SHORTCUT, REASON_BLOCK
 from bot.localslack import BOT_USER_ID, LocalSlack, SlackCall
 from bot.messages import terminal_text
 from bot.sandbox import MailPartnerSandbox
@@ -28,18 +30,26 @@ from bot.slackwire import (
     blocks_text,
     button_click,
     buttons,
+    function_executed,
+    global_shortcut,
+    message_shortcut,
     signed_headers,
     slash_command,
+    view_submission,
 )
 
 USER = "U0CONSOLE1"
 CHANNEL = "C0CONSOLE1"
+WORKFLOW_TOKEN = "xwfp-local-console"
 WAIT = 60.0  # seconds to wait for a cancel to finish; MailPartner's own deadline is shorter
 
 HELP = """Type what you would type in Slack:
-  /cancel-mail <id> [<id> …]   ask to cancel scheduled mails (you are then asked: confirm or keep)
-  @bot cancel <id>             the same, as a mention in a thread
-  list                         the sandbox's mails and their state
+  /cancel-mail <id> [<id> …] [-- reason]   ask to cancel scheduled mails (then: confirm or keep)
+  @bot cancel <id> [-- reason]             the same, as a mention in a thread
+  form                                     the "Cancel a scheduled mail" shortcut: a form, filled here
+  form on <message text>                   the "Cancel mails in message" shortcut on that message
+  workflow <id> [<id> …] [-- reason]       a Workflow Builder run of the step; prints its outputs
+  list                                     the sandbox's mails and their state
   help, quit"""
 
 
@@ -105,6 +115,10 @@ class Console:
             self.slash(line)
         elif line.startswith("@"):
             self.mention(line)
+        elif line == "form" or line.startswith("form on "):
+            self.form(line.removeprefix("form").removeprefix(" on ").strip())
+        elif line == "workflow" or line.startswith("workflow "):
+            self.workflow(line.removeprefix("workflow"))
         else:
             self.say("Not a command. Type `help`.")
 
@@ -147,7 +161,92 @@ class Console:
                 self.choose(call.payload, message_ts=self._ts_of(call), thread_ts=ts)
                 return
 
-    def choose(self, prompt: dict[str, Any], *, message_ts: str, thread_ts: str) -> None:
+    def form(self, message_text: str) -> None:
+        """A shortcut: the form opens, the person fills its fields at the prompt, errors show per field."""
+        if message_text:
+            self._ts += 1
+            message = {"text": message_text, "ts": f"{int(time.time())}.{self._ts:06d}"}
+            self.say(f"[channel sees] {message_text}")
+            body = message_shortcut(
+                MESSAGE_SHORTCUT, message, user=USER, channel=CHANNEL, response_url=self.slack.new_response_url()
+            )
+        else:
+            body = global_shortcut(GLOBAL_SHORTCUT, user=USER)
+        self.dispatch(body, FORM)
+        opened = [c for c in self.settle() if c.method == "views.open"]
+        if not opened:
+            self.say("Slack: the form did not open.")
+            return
+        view = opened[-1].response["view"]
+        fields = {b.get("block_id"): b for b in view["blocks"] if b.get("type") == "input"}
+        self.say(f"[form] {view['title']['text']}")
+        ids = fields[IDS_BLOCK]["element"].get("initial_value", "")
+        reason = ""
+        while True:
+            ids = self.ask(fields[IDS_BLOCK], ids)
+            reason = self.ask(fields[REASON_BLOCK], reason)
+            if ids is None or reason is None:
+                return
+            values: dict[str, dict[str, Any]] = {IDS_BLOCK: {"value": ids}, REASON_BLOCK: {"value": reason}}
+            urls = []
+            if CONVERSATION_BLOCK in fields:  # the select defaults to the current conversation
+                values[CONVERSATION_BLOCK] = {"type": "conversations_select", "selected_conversation": CHANNEL}
+                urls = [
+                    {
+                        "block_id": CONVERSATION_BLOCK,
+                        "channel_id": CHANNEL,
+                        "response_url": self.slack.new_response_url(),
+                    }
+                ]
+            response = self.dispatch(view_submission(view, values, user=USER, response_urls=urls), FORM)
+            answer = json.loads(response.body) if response.body else {}
+            if answer.get("response_action") != "errors":
+                break
+            for block, error in answer["errors"].items():
+                self.say(f"[form] {fields[block]['label']['text']}: {terminal_text(error)}")
+        for call in self.settle():
+            if buttons(call.payload):
+                thread = message["ts"] if message_text else ""
+                self.choose(call.payload, message_ts=self._ts_of(call) if thread else "", thread_ts=thread)
+                return
+
+    def ask(self, field: dict[str, Any], current: str) -> str | None:
+        label = field["label"]["text"] + ("" if field.get("optional") else " (required)")
+        answer = self.read(f"{label}{f' [{current}]' if current else ''}: ")
+        return None if answer is None else answer or current
+
+    def workflow(self, text: str) -> None:
+        """A workflow run reaching the step: its prompt, the person's choice, then the outputs it ends with."""
+        ids_text, reason = split_reason(text)
+        self._ts += 1
+        execution = f"Fx0CONSOLE{self._ts:04d}"
+        inputs = {"mail_ids": ids_text.strip(), "reason": reason, "requester": USER, "channel": CHANNEL}
+        body = function_executed(inputs, execution_id=execution, bot_access_token=WORKFLOW_TOKEN)
+        self.dispatch(body, JSON)
+        calls = self.settle()
+        for call in calls:
+            if call.method == "chat.postMessage" and buttons(call.payload):
+                function = {"execution_id": execution, "inputs": inputs, "bot_access_token": WORKFLOW_TOKEN}
+                self.choose(call.payload, message_ts=self._ts_of(call), thread_ts="", function=function)
+                calls = self.slack.calls
+                break
+        ends = [c for c in calls if c.method.startswith("functions.complete")]
+        ends = [c for c in ends if c.payload.get("function_execution_id") == execution]
+        if not ends:
+            self.say("[workflow] the step is still waiting")
+            return
+        if ends[-1].method == "functions.completeError":
+            self.say(f"[workflow step failed] {terminal_text(ends[-1].payload.get('error', ''))}")
+            return
+        outputs = json.loads(ends[-1].payload.get("outputs") or "{}")
+        self.say("[workflow step ended with]")
+        for name, value in outputs.items():
+            shown = terminal_text(str(value), me=USER).replace("\n", "\n" + " " * 22)
+            self.say(f"  {name:<18}  {shown}")
+
+    def choose(
+        self, prompt: dict[str, Any], *, message_ts: str, thread_ts: str, function: dict[str, Any] | None = None
+    ) -> None:
         options = buttons(prompt)
         while True:
             answer = self.read("confirm or keep? ")
@@ -171,6 +270,7 @@ class Console:
             response_url=self.slack.new_response_url(),
             message_ts=message_ts,
             thread_ts=thread_ts,
+            function=function,
         )
         self.dispatch(body, FORM)
         self.settle()

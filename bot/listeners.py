@@ -344,7 +344,7 @@ class _Listeners:
             step = click.step
 
             def on_outcome(outcomes: list[CancelOutcome], lost: list[str]) -> None:
-                outputs = confirmed_outputs(click.ticket.ids, outcomes, lost, deps.lang)
+                outputs = confirmed_outputs(click.ticket.ids, outcomes, lost, deps.lang, sandbox=deps.sandbox)
                 self._end_step(step, outputs, actor=click.user, channel=click.channel)
 
         try:

@@ -25,6 +25,7 @@ class SlackCall:
 
     path: str
     payload: dict[str, Any]
+    token: str = ""  # the bearer token the call was made with
     time: float = field(default_factory=time.monotonic)
     response: dict[str, Any] = field(default_factory=dict)
 
@@ -96,7 +97,9 @@ class LocalSlack(LoopbackServer):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8", "replace")
-                status, body, headers = fake._handle(self.path.split("?")[0], raw, self.headers.get("Content-Type", ""))
+                token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                path, _, query = self.path.partition("?")
+                status, body, headers = fake._handle(path, raw, self.headers.get("Content-Type", ""), token, query)
                 data = json.dumps(body).encode() if body is not None else b"ok"
                 self.send_response(status)
                 for name, value in headers.items():
@@ -147,7 +150,9 @@ class LocalSlack(LoopbackServer):
         with self._changed:
             return [c for c in self.calls if c.method == method or (method == "response_url" and c.is_response_url)]
 
-    def _handle(self, path: str, raw: str, content_type: str) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+    def _handle(
+        self, path: str, raw: str, content_type: str, token: str = "", query: str = ""
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
         payload: dict[str, Any]
         if "json" in content_type:
             try:
@@ -156,7 +161,8 @@ class LocalSlack(LoopbackServer):
                 payload = {"_raw": raw}
         else:
             payload = dict(parse_qsl(raw))
-        call = SlackCall(path, payload)
+        payload.update(parse_qsl(query))  # some slack_sdk methods send their arguments in the query string
+        call = SlackCall(path, payload, token)
         key = "response_url" if call.is_response_url else call.method
         with self._changed:
             failure = self._failures.get(key)
@@ -208,6 +214,13 @@ class LocalSlack(LoopbackServer):
             }
         if call.method == "apps.connections.open":
             return {"ok": True, "url": self.socket_url} if self.socket_url else {"ok": False, "error": "not_allowed"}
+        if call.method in ("views.open", "views.update"):
+            view = payload.get("view")
+            view = json.loads(view) if isinstance(view, str) else view or {}
+            view_id = str(payload.get("view_id") or f"V{next(self._ts):09d}")
+            return {"ok": True, "view": {**view, "id": view_id, "state": {"values": {}}}}
+        if call.method in ("functions.completeSuccess", "functions.completeError"):
+            return {"ok": True} if payload.get("function_execution_id") else {"ok": False, "error": "invalid_arguments"}
         if call.method == "usergroups.users.list":
             return {"ok": True, "users": self.usergroups.get(str(payload.get("usergroup")), [])}
         return {"ok": False, "error": "unknown_method"}

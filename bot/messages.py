@@ -176,9 +176,9 @@ _UI: dict[str, dict[str, str]] = {
         "totals": "*Totals:* {cancelled} cancelled · {too_late} too late · {already_sent} already sent · "
         "{not_found} not found · {failed} failed",
         "usage": "Usage: `/cancel-mail <id>` (up to {max} ids separated by spaces; then ` -- why` to give a "
-        "reason), or mention me in a thread: `@{bot} cancel <id> -- why`. An id is 1–64 letters, digits, `-` or `_` — the "
-        "`messageId` MailPartner returned when the mail was scheduled. Everything after ` -- ` is the "
-        "reason (up to {max_reason} characters). You will be asked to confirm.",
+        "reason), or mention me in a thread: `@{bot} cancel <id> -- why`. An id is 1–64 letters, digits, "
+        "`-` or `_` — the `messageId` MailPartner returned when the mail was scheduled. The reason is up "
+        "to {max_reason} characters. You will be asked to confirm.",
         "bad_id": "`{offending}` is not a valid mail id.",
         "no_id": "Which mail? Give its id.",
         "too_many": "{offending} ids is too many at once.",
@@ -240,10 +240,10 @@ _UI: dict[str, dict[str, str]] = {
         "totals": "*Total :* {cancelled} annulés · {too_late} trop tard · {already_sent} déjà partis · "
         "{not_found} introuvables · {failed} en échec",
         "usage": "Usage : `/cancel-mail <id>` (jusqu'à {max} identifiants séparés par des espaces ; puis "
-        "` -- motif` pour dire pourquoi), ou mentionnez-moi dans un fil : `@{bot} cancel <id> -- motif`. Un identifiant compte 1 à 64 "
-        "lettres, chiffres, `-` ou `_` : le `messageId` renvoyé par MailPartner à la programmation. Tout "
-        "ce qui suit ` -- ` est le motif ({max_reason} caractères au plus). Une confirmation vous sera "
-        "demandée.",
+        "` -- motif` pour dire pourquoi), ou mentionnez-moi dans un fil : `@{bot} cancel <id> -- motif`. "
+        "Un identifiant compte 1 à 64 lettres, chiffres, `-` ou `_` : le `messageId` renvoyé par "
+        "MailPartner à la programmation. Le motif compte {max_reason} caractères au plus. Une "
+        "confirmation vous sera demandée.",
         "bad_id": "`{offending}` n'est pas un identifiant de mail valide.",
         "no_id": "Quel mail ? Donnez son identifiant.",
         "too_many": "{offending} identifiants, c'est trop à la fois.",

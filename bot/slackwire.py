@@ -1,4 +1,5 @@
-"""Requests exactly as Slack sends them: bodies for commands, clicks and events, and their signatures.
+"""Requests exactly as Slack sends them: bodies for commands, clicks, events, shortcuts, form submissions
+and workflow steps, and their signatures.
 
 The console drives the real Bolt app with these, and so do the tests and the benchmark.
 """
@@ -54,8 +55,13 @@ def button_click(
     response_url: str,
     message_ts: str = "",
     thread_ts: str = "",
+    function: dict[str, Any] | None = None,
 ) -> str:
-    """A `block_actions` click on `button` (as found in the prompt's blocks); ephemeral when no message_ts."""
+    """A `block_actions` click on `button` (as found in the prompt's blocks); ephemeral when no message_ts.
+
+    `function`: the click lands on a message a workflow step posted; Slack then adds `function_data` and
+    the execution's token (`execution_id`, `inputs` and `bot_access_token` keys of this dict).
+    """
     container: dict[str, Any] = {"type": "message", "channel_id": channel, "is_ephemeral": not message_ts}
     payload: dict[str, Any] = {
         "type": "block_actions",
@@ -79,6 +85,93 @@ def button_click(
     if message_ts:
         container["message_ts"] = message_ts
         payload["message"] = {"ts": message_ts, "thread_ts": thread_ts or None, "type": "message"}
+    if function:
+        payload["function_data"] = {
+            "execution_id": function["execution_id"],
+            "function": {"callback_id": function.get("callback_id", "cancel_scheduled_mail")},
+            "inputs": function.get("inputs", {}),
+        }
+        payload["bot_access_token"] = function["bot_access_token"]
+    return _interactive(payload)
+
+
+def global_shortcut(callback_id: str, *, user: str) -> str:
+    return _interactive(
+        {
+            "type": "shortcut",
+            "callback_id": callback_id,
+            "trigger_id": f"{int(time.time())}.trigger",
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": TEAM_ID},
+            "user": {"id": user, "team_id": TEAM_ID},
+            "api_app_id": "A0LOCAL000",
+        }
+    )
+
+
+def message_shortcut(callback_id: str, message: dict[str, Any], *, user: str, channel: str, response_url: str) -> str:
+    """A message shortcut on `message` (`text`, `ts`, maybe `thread_ts`)."""
+    return _interactive(
+        {
+            "type": "message_action",
+            "callback_id": callback_id,
+            "trigger_id": f"{int(time.time())}.trigger",
+            "action_ts": f"{time.time():.6f}",
+            "message_ts": message["ts"],
+            "team": {"id": TEAM_ID},
+            "user": {"id": user, "team_id": TEAM_ID},
+            "channel": {"id": channel, "name": "on-call"},
+            "message": {"type": "message", "user": "U0SOMEONE0", **message},
+            "response_url": response_url,
+            "api_app_id": "A0LOCAL000",
+        }
+    )
+
+
+def view_submission(
+    view: dict[str, Any], values: dict[str, dict[str, Any]], *, user: str, response_urls: list[dict[str, str]] = ()
+) -> str:
+    """Submitting `view` (as opened) with `values`: block_id → the field's state, e.g. {"value": "300"}."""
+    state = {block: {"value": {"type": "plain_text_input", **field}} for block, field in values.items()}
+    return _interactive(
+        {
+            "type": "view_submission",
+            "team": {"id": TEAM_ID},
+            "user": {"id": user, "team_id": TEAM_ID},
+            "api_app_id": "A0LOCAL000",
+            "trigger_id": f"{int(time.time())}.trigger",
+            "view": {**view, "id": view.get("id", "V0LOCAL000"), "state": {"values": state}},
+            "response_urls": list(response_urls),
+        }
+    )
+
+
+def function_executed(
+    inputs: dict[str, Any], *, execution_id: str, bot_access_token: str, callback_id: str = "cancel_scheduled_mail"
+) -> str:
+    """The event Slack sends when a workflow reaches the bot's step."""
+    return json.dumps(
+        {
+            "token": "unused",
+            "team_id": TEAM_ID,
+            "api_app_id": "A0LOCAL000",
+            "type": "event_callback",
+            "event_id": f"Ev{execution_id}",
+            "event_time": int(time.time()),
+            "event": {
+                "type": "function_executed",
+                "function": {"id": "Fn0LOCAL00", "callback_id": callback_id, "title": "Cancel scheduled mail"},
+                "inputs": inputs,
+                "function_execution_id": execution_id,
+                "workflow_execution_id": f"Wf{execution_id}",
+                "event_ts": f"{time.time():.6f}",
+                "bot_access_token": bot_access_token,
+            },
+        }
+    )
+
+
+def _interactive(payload: dict[str, Any]) -> str:
     return urlencode({"payload": json.dumps(payload)})
 
 

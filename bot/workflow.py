@@ -59,10 +59,12 @@ def step_outputs(
 
 
 def confirmed_outputs(
-    ids: Sequence[str], outcomes: Sequence[CancelOutcome], lost: Sequence[str], lang: str
+    ids: Sequence[str], outcomes: Sequence[CancelOutcome], lost: Sequence[str], lang: str, *, sandbox: bool = False
 ) -> dict[str, object]:
     """Outputs after MailPartner answered (or did not), with the same words the channel was shown."""
     lines = [render_outcome(o, lang, with_next_step=len(outcomes) == 1) for o in outcomes]
+    if sandbox:
+        lines = [f"[SANDBOX] {line}" for line in lines]
     lines += [f":warning: `{i}`: the bot failed while cancelling it; the result is unknown." for i in lost]
     return step_outputs(
         outcome_result(outcomes, lost),

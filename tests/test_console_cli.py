@@ -225,3 +225,39 @@ def test_check_unreachable(tmp_path: Path) -> None:
     result = run_bot(["check"], "", tmp_path, **check_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9/v1"))
     assert result.returncode == 1 and "Slack is unreachable" in result.stdout
     assert "Could not reach MailPartner" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_cli_reason_is_audited_and_in_json(cli_env: FakeMailPartner, capsys) -> None:
+    assert main(["cancel", "300", "--yes", "--json", "--reason", "wrong segment <!channel>"]) == EXIT_ALL_CANCELLED
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["reason"] == "wrong segment <!channel>"
+    audit = [json.loads(line[line.index("{") :]) for line in captured.err.splitlines() if '"action"' in line]
+    assert [(a["action"], a["reason"]) for a in audit] == [
+        ("request", "wrong segment <!channel>"),
+        ("outcome", "wrong segment <!channel>"),
+    ]
+    assert all(a["actor"].startswith("cli:") for a in audit)
+
+
+def test_cli_reason_required_or_too_long(cli_env: FakeMailPartner, monkeypatch, capsys) -> None:
+    assert main(["cancel", "300", "--yes", "--reason", "x" * 501]) == EXIT_USAGE
+    monkeypatch.setenv("CANCEL_MAIL_REQUIRE_REASON", "true")
+    assert main(["cancel", "300", "--yes"]) == EXIT_USAGE
+    assert "reason required" in capsys.readouterr().err and cli_env.requests == []
+
+
+def test_console_form_and_workflow(tmp_path: Path) -> None:
+    script = (
+        "form\nnope!\n\n300\nwrong segment\nconfirm\n"
+        'form on Oops {"messageId": "302"} and `301`\n\nwhy\nkeep\n'
+        "workflow 301 -- wrong list\nconfirm\n"
+        "workflow bad!\nquit\n"
+    )
+    result = run_bot(["console"], script, tmp_path)
+    out = result.stdout
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "[form] Mail ids: `nope!` is not a valid mail id." in out
+    assert "*Reason:* wrong segment" in out and "✅ Mail `300` is cancelled" in out
+    assert "Mail ids (required) [302 301]:" in out and "kept `302`, `301`" in out
+    assert "result              cancelled" in out and "cancelled_ids       301" in out
+    assert "[workflow step failed] `bad!` is not a valid mail id." in out

@@ -10,11 +10,14 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
+from bot.forms import GLOBAL_SHORTCUT, MESSAGE_SHORTCUT
 from bot.listeners import COMMAND
 from bot.settings import Settings
+from bot.workflow import CALLBACK_ID, StepResult, step_outputs
 from tests.fakes import ROOT
 
-SCHEMA = ROOT.parent / "shared" / "slack-manifest-schema" / "manifest.schema.1.0.0.json"
+SCHEMAS = ROOT.parent / "shared" / "slack-manifest-schema"
+SCHEMA = SCHEMAS / "manifest.schema.json"
 
 
 class RecordingEnv(dict[str, str]):
@@ -67,8 +70,19 @@ def test_manifest_matches_the_code() -> None:
         "app_mentions:read",
         "usergroups:read",
     }
-    assert data["settings"]["event_subscriptions"]["bot_events"] == ["app_mention"]
+    assert data["settings"]["event_subscriptions"]["bot_events"] == ["app_mention", "function_executed"]
     assert data["settings"]["interactivity"]["is_enabled"] is True
+    assert data["settings"]["org_deploy_enabled"] is True and data["settings"]["function_runtime"] == "remote"
+    shortcuts = {s["callback_id"]: s for s in data["features"]["shortcuts"]}
+    assert shortcuts[GLOBAL_SHORTCUT]["type"] == "global" and shortcuts[MESSAGE_SHORTCUT]["type"] == "message"
+    step = data["functions"][CALLBACK_ID]
+    assert set(step["input_parameters"]["properties"]) == {"mail_ids", "reason", "requester", "channel"}
+    assert set(step["input_parameters"]["required"]) == {"mail_ids", "requester", "channel"}
+    outputs = step_outputs(StepResult.KEPT, ["300"], "kept")
+    assert set(step["output_parameters"]["properties"]) == set(outputs)
+    kinds = {"string": str, "boolean": bool}
+    for name, value in outputs.items():
+        assert isinstance(value, kinds[step["output_parameters"]["properties"][name]["type"]]), name
     urls = [
         command["url"],
         data["settings"]["event_subscriptions"]["request_url"],
@@ -80,8 +94,23 @@ def test_manifest_matches_the_code() -> None:
 @pytest.mark.skipif(not SCHEMA.exists(), reason="Slack's manifest schema is not beside this checkout")
 def test_manifest_matches_slacks_schema() -> None:
     import jsonschema
+    from referencing import Registry, Resource
 
-    jsonschema.validate(manifest(), json.loads(SCHEMA.read_text()))
+    # The top schema picks a version by `_metadata.major_version` and names each by its published URL.
+    published = "https://raw.githubusercontent.com/slackapi/manifest-schema/v0.5.0/schemas/"
+    registry: Registry = Registry().with_resources(
+        (published + path.name, Resource.from_contents(json.loads(path.read_text())))
+        for path in SCHEMAS.glob("manifest.schema.*.*.json")
+    )
+    validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()), registry=registry)
+    errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(manifest())]
+    assert errors == []
+    socket_mode = manifest()
+    socket_mode["settings"]["socket_mode_enabled"] = True
+    for url_holder in (socket_mode["settings"]["event_subscriptions"], socket_mode["settings"]["interactivity"]):
+        del url_holder["request_url"]
+    del socket_mode["features"]["slash_commands"][0]["url"]
+    assert list(validator.iter_errors(socket_mode)) == []
 
 
 def test_readme_quick_start_is_two_commands() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bot.commands import UsageReason
@@ -119,3 +121,25 @@ def test_usage_always_shows_the_command(lang: str, reason: UsageReason) -> None:
 
 def test_escape() -> None:
     assert escape("<@U1> & <!channel>") == "&lt;@U1&gt; &amp; &lt;!channel&gt;"
+
+
+@pytest.mark.parametrize(("lang", "label"), [("en", "*Reason:*"), ("fr", "*Motif :*")])
+def test_reason_is_shown_escaped_in_prompt_and_outcome(lang: str, label: str) -> None:
+    reason = "wrong <!channel> & <@U0BOSS0000>"
+    shown = f"{label} wrong &lt;!channel&gt; &amp; &lt;@U0BOSS0000&gt;"
+    prompt = prompt_message(
+        ("300",), "U0A", "{}", lang=lang, ttl=900, second_person=False, sandbox=False, reason=reason
+    )
+    assert shown in json.dumps(prompt, ensure_ascii=False) and "<!channel>" not in json.dumps(prompt)
+    outcome = outcome_message(
+        [CancelOutcome("300", code=200)], confirmer="U0B", requester="U0A", lang=lang, sandbox=False, reason=reason
+    )
+    assert shown in json.dumps(outcome, ensure_ascii=False) and "<!channel>" not in json.dumps(outcome)
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_workflow_prompt_names_the_requester(lang: str) -> None:
+    prompt = prompt_message(
+        ("300",), "U0A", "{}", lang=lang, ttl=900, second_person=False, sandbox=False, workflow=True
+    )
+    assert "<@U0A>" in prompt["blocks"][0]["text"]["text"]

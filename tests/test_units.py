@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 
 from bot.access import AccessPolicy, Refusal
-from bot.commands import CancelRequest, UsageReason, UsageRequest, parse_mention, parse_slash_command
+from bot.commands import CancelRequest, UsageReason, UsageRequest, parse_fields, parse_mention, parse_slash_command
+from bot.forms import ids_in_message
+from bot.mailpartner import CancelOutcome, FailureKind
 from bot.sandbox import MailPartnerSandbox, MailState
 from bot.settings import Mode, Settings, SettingsError
-from bot.ticket import PromptTicket
+from bot.ticket import PromptTicket, ticket_fits
+from bot.workflow import StepResult, confirmed_outputs, outcome_result
 
 HTTP_ENV = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "MAILPARTNER_API_KEY": "k"}
 
@@ -265,3 +268,80 @@ def test_usergroup_lookup_failure_allows_nobody_new(caplog: pytest.LogCaptureFix
     directory = UserGroupDirectory(client, frozenset({"S0ONCALL"}))  # type: ignore[arg-type]
     assert directory.members() == frozenset()
     assert "missing_scope" in caplog.text
+
+
+# -- reasons, the form's id rule, the workflow step's result -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "ids", "reason"),
+    [
+        ("300 301 -- wrong segment", ("300", "301"), "wrong segment"),
+        ("300 — wrong segment", ("300",), "wrong segment"),
+        ("300 – wrong -- segment", ("300",), "wrong -- segment"),
+        ("300--x", ("300--x",), ""),  # no space around: not a reason mark, and `-` is allowed in an id
+        ("300 301 —", ("300", "301"), ""),
+        ("300 --", ("300",), ""),
+        ("300 -- a &lt; b &amp;&amp; <!channel>", ("300",), "a < b && <!channel>"),
+        ("300 -- tab\tand\x07bell", ("300",), "tab\tandbell"),
+    ],
+)
+def test_reason_after_the_mark(text: str, ids: tuple[str, ...], reason: str) -> None:
+    assert parse_slash_command(text) == CancelRequest(ids, reason)
+
+
+def test_reason_limits() -> None:
+    assert parse_slash_command("300 -- " + "x" * 500) == CancelRequest(("300",), "x" * 500)
+    assert parse_slash_command("300 -- " + "x" * 501) == UsageRequest(UsageReason.REASON_TOO_LONG, "501")
+    assert parse_slash_command("300", require_reason=True) == UsageRequest(UsageReason.REASON_REQUIRED)
+    assert parse_mention("<@U0BOT> cancel 300 -- hi <@U0BOSS>") == CancelRequest(("300",), "hi <@U0BOSS>")
+    long_ids = " ".join(f"{n:02d}" + "x" * 62 for n in range(25))
+    assert parse_slash_command(long_ids + " -- " + "why " * 100) == UsageRequest(UsageReason.TOO_LONG)
+    assert isinstance(parse_slash_command(long_ids + " -- short reason"), CancelRequest)
+    assert parse_fields("help", "") == CancelRequest(("help",))  # no usage in a form: a well-formed id
+
+
+def test_ticket_carries_reason_and_workflow_within_slacks_limit() -> None:
+    ticket = PromptTicket(("300",), "U0A", "C0ONCALL", 1.5, reason="é" * 500, workflow=True)
+    value = ticket.encode()
+    assert len(value) <= 2000 and PromptTicket.decode(value) == ticket
+    assert ticket_fits(("300",), "é" * 500) and not ticket_fits(
+        tuple(f"{n:02d}" + "x" * 62 for n in range(25)), "y" * 300
+    )
+
+
+def test_ids_in_message_rule() -> None:
+    text = (
+        'Sent {"messageId": "m-1"}, messageId=m-2 and messageId: \'m_3\'; see `300` and `not an id` '
+        "and `300` again; batch 2026041200001, ticket 12345, 1234567-beta"
+    )
+    assert ids_in_message(text) == ["m-1", "m-2", "m_3", "300", "2026041200001"]
+    assert ids_in_message(" ".join(f"`{n}`" for n in range(40))) == [str(n) for n in range(25)]
+
+
+def _outcome(mail: str, code: int | None = None, failure: FailureKind | None = None) -> CancelOutcome:
+    return CancelOutcome(mail, code=code, failure=failure)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "lost", "result"),
+    [
+        ([_outcome("1", 200), _outcome("2", 5)], [], StepResult.CANCELLED),
+        ([_outcome("1", 200), _outcome("2", 4)], [], StepResult.PARTLY_CANCELLED),
+        ([_outcome("1", 6), _outcome("2", 7)], [], StepResult.NOT_CANCELLED),
+        ([_outcome("1", failure=FailureKind.CONNECTION)], [], StepResult.NOT_CANCELLED),
+        ([_outcome("1", 200), _outcome("2", failure=FailureKind.TIMEOUT)], [], StepResult.UNKNOWN),
+        ([_outcome("1", failure=FailureKind.MALFORMED)], [], StepResult.UNKNOWN),
+        ([_outcome("1", failure=FailureKind.HTTP_ERROR)], [], StepResult.UNKNOWN),
+        ([_outcome("1", 200)], ["2"], StepResult.UNKNOWN),
+    ],
+)
+def test_step_result_table(outcomes: list[CancelOutcome], lost: list[str], result: StepResult) -> None:
+    assert outcome_result(outcomes, lost) is result
+
+
+def test_confirmed_outputs() -> None:
+    outputs = confirmed_outputs(["1", "2"], [_outcome("1", 200), _outcome("2", 4)], [], "fr", sandbox=True)
+    assert outputs["result"] == "partly_cancelled" and outputs["cancelled"] is False
+    assert (outputs["cancelled_ids"], outputs["not_cancelled_ids"]) == ("1", "2")
+    assert str(outputs["outcome"]).startswith("[SANDBOX] :white_check_mark: L'envoi du mail `1` est annulé")
