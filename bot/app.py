@@ -1,4 +1,7 @@
-"""Assembly: settings in, a ready Bolt `App` and its `CancelService` out. No I/O but Slack's auth.test."""
+"""Assembly: settings in, a ready Bolt `App`, its `CancelService`, store and sweeper out.
+
+I/O at assembly: the store is opened (and migrated); Slack's auth.test is `sign_in()`'s alone.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +17,16 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from bot.access import AccessPolicy, UserGroupDirectory
+from bot.audit import AuditTrail
 from bot.listeners import ListenerDeps, register
 from bot.mailpartner import MailPartnerClient
+from bot.recovery import Sweeper
 from bot.replies import Replier, retry_handlers
 from bot.sandbox import SANDBOX_KEY, MailPartnerSandbox
 from bot.service import CancelService
 from bot.settings import Settings
+from bot.store import Store, open_store
+from bot.workflow import WorkflowSteps
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +35,18 @@ log = logging.getLogger(__name__)
 class Bot:
     app: App
     service: CancelService
+    store: Store
+    sweeper: Sweeper | None
     sandbox: MailPartnerSandbox | None
+
+    def shutdown(self, timeout: float) -> bool:
+        """Stop sweeping, let in-flight cancels post (up to `timeout` s), write the last history rows."""
+        if self.sweeper is not None:
+            self.sweeper.stop()
+        drained = self.service.drain(timeout)
+        self.service.mailpartner.close()
+        self.store.close()
+        return drained
 
 
 def web_client(settings: Settings, token: str | None = None) -> WebClient:
@@ -85,9 +103,14 @@ def build_bot(
     client: WebClient | None = None,
     sandbox: MailPartnerSandbox | None = None,
     clock: Callable[[], float] = time.time,
+    store: Store | None = None,
+    sweep: bool = True,
 ) -> Bot:
+    """Raises StoreError when the store cannot be opened or migrated."""
     if settings.mailpartner_sandbox and sandbox is None:
         sandbox = MailPartnerSandbox()
+    store = store or open_store(settings.database_url)
+    audit = AuditTrail(store)
     client = client or web_client(settings)
     app = App(
         signing_secret=settings.slack_signing_secret or None,
@@ -97,12 +120,17 @@ def build_bot(
         process_before_response=True,
     )
     replier = Replier(client)
+    steps = WorkflowSteps(store, audit, lambda token: web_client(settings, token))
     service = CancelService(
         mailpartner_client(settings, sandbox=sandbox),
         replier,
+        store,
+        steps,
         lang=settings.language,
         sandbox=sandbox is not None,
         workers=settings.workers,
+        audit=audit,
+        deadline=settings.mailpartner_deadline,
         audit_channel=settings.audit_channel,
     )
     groups = UserGroupDirectory(client, settings.allowed_usergroups) if settings.allowed_usergroups else None
@@ -115,9 +143,15 @@ def build_bot(
         sandbox=sandbox is not None,
         prompt_ttl=settings.prompt_ttl,
         require_reason=settings.require_reason,
+        audit=audit,
         clock=clock,
     )
     register(app, deps)
     if sandbox is not None:
         log.warning("MailPartner SANDBOX is active: no real mail is cancelled; every outcome is marked SANDBOX")
-    return Bot(app=app, service=service, sandbox=sandbox)
+    sweeper = None
+    if sweep:
+        sweeper = Sweeper(
+            store, service, lang=settings.language, sandbox=sandbox is not None, history_days=settings.history_days
+        ).start()
+    return Bot(app=app, service=service, store=store, sweeper=sweeper, sandbox=sandbox)

@@ -1,7 +1,7 @@
-"""Audit trail: one JSON line per action on the `bot.audit` logger, and outcomes to an audit channel.
+"""Audit trail: one JSON line per action on the `bot.audit` logger, and the same record as a history row.
 
-Fields: time, action, actor, channel, thread, mail ids, result (MailPartner code or failure kind),
-latency of the API call. Never a secret: only ids and labels are written.
+Fields: time, action, actor, channel, thread, mail ids, reason, result (MailPartner code or failure kind),
+latency of the API call. Never a secret: only ids, labels and what people typed as a reason are written.
 """
 
 from __future__ import annotations
@@ -9,11 +9,25 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.store import Store
 
 audit_log = logging.getLogger("bot.audit")
 
-ACTIONS = ("request", "refusal", "confirm", "keep", "expiry", "outcome", "duplicate", "post_failed", "step_end")
+ACTIONS = (
+    "request",
+    "refusal",
+    "confirm",
+    "keep",
+    "expiry",
+    "outcome",
+    "duplicate",
+    "post_failed",
+    "recovery",
+    "step_end",
+)
 
 
 def audit(
@@ -39,3 +53,25 @@ def audit(
     record.update(extra)
     audit_log.info(json.dumps(record, ensure_ascii=False, sort_keys=False))
     return record
+
+
+class AuditTrail:
+    """`audit()` plus a history row in the store: what the bot's parts call to record an action."""
+
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store
+
+    def __call__(
+        self,
+        action: str,
+        *,
+        actor: str,
+        channel: str,
+        thread: str = "",
+        mail_ids: tuple[str, ...] | list[str] = (),
+        **extra: Any,
+    ) -> dict[str, Any]:
+        record = audit(action, actor=actor, channel=channel, thread=thread, mail_ids=mail_ids, **extra)
+        if self.store is not None:
+            self.store.record(record)  # queued: the caller never waits for the database
+        return record

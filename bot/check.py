@@ -1,8 +1,9 @@
 """`python -m bot check`: find a broken install before an incident does.
 
 Checks, without cancelling anything: the Slack token and the scopes it was granted, the app-level token's
-form, and MailPartner's reachability and acceptance of the API key. The MailPartner probe asks to cancel
-an id that cannot exist (`PROBE_ID`): a valid key answers “not found” (code 4), a wrong one code 10.
+form, MailPartner's reachability and acceptance of the API key, and the store (reachable, migrated).
+The MailPartner probe asks to cancel an id that cannot exist (`PROBE_ID`): a valid key answers “not found”
+(code 4), a wrong one code 10.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from bot.app import SlackSignInError, mailpartner_client, sign_in
 from bot.mailpartner import CancelOutcome
 from bot.messages import render_outcome, terminal_text
 from bot.settings import Mode, Settings
+from bot.store import open_store
 
 PROBE_ID = "cancel-mail-bot-connectivity-check"
 REQUIRED_SCOPES = ("commands", "chat:write", "app_mentions:read")
@@ -75,9 +77,30 @@ def _judge(outcome: CancelOutcome, settings: Settings) -> Finding:
     return Finding(False, f"MailPartner at {where} did not answer as expected: {said}")
 
 
+def check_store(settings: Settings) -> list[Finding]:
+    from bot.store import StoreError, current_revision, database_url, head_revision, masked
+
+    where = masked(database_url(settings.database_url))
+    try:
+        # Opening migrates: `check` leaves the store as start-up would, and says if it cannot.
+        store = open_store(settings.database_url, pool_size=1)
+    except StoreError as error:
+        return [Finding(False, f"Store: DATABASE_URL: {error}")]
+    try:
+        revision = current_revision(store.engine)
+        if not store.ping():
+            return [Finding(False, f"Store: {where} stopped answering: {store.problem}")]
+    finally:
+        store.close()
+    head = head_revision()
+    if revision != head:
+        return [Finding(False, f"Store: {where} is at revision {revision}, not {head}: run `python -m bot migrate`")]
+    return [Finding(True, f"Store: {where} answers, schema at revision {revision}")]
+
+
 def run_checks(settings: Settings, out: TextIO) -> int:
     """Print one line per finding; return 0 when everything is ready, 1 otherwise."""
-    findings = check_slack(settings) + check_mailpartner(settings)
+    findings = check_slack(settings) + check_mailpartner(settings) + check_store(settings)
     for finding in findings:
         print(("✅ " if finding.ok else "❌ ") + finding.text, file=out)
     return 0 if all(f.ok for f in findings) else 1

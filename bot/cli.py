@@ -1,8 +1,11 @@
-"""Entry point: `python -m bot [console|cancel]`; with no mode, the environment decides.
+"""Entry point: `python -m bot [MODE]`; with no mode, the environment decides.
 
-python -m bot                      Socket Mode, HTTP mode or the local console, per the environment
-python -m bot console [FILE]       the local console (reads FILE or standard input)
-python -m bot cancel ID [ID …] [--reason WHY]   break-glass: cancel at MailPartner directly, without Slack
+python -m bot                                  Socket Mode, HTTP mode or the local console, per the environment
+python -m bot console [FILE]                   the local console (reads FILE or standard input)
+python -m bot cancel ID [ID …] [--reason WHY]  break-glass: cancel at MailPartner directly, without Slack
+python -m bot history [ID] [--since 24h]       what the store remembers, newest first
+python -m bot migrate                          bring the store's schema to the newest revision
+python -m bot check                            Slack token and scopes, MailPartner key, the store
 """
 
 from __future__ import annotations
@@ -12,19 +15,24 @@ import getpass
 import json
 import logging
 import os
+import re
 import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from dotenv import load_dotenv
 
-from bot.audit import audit
+from bot.audit import AuditTrail
 from bot.commands import CancelRequest, parse_fields
 from bot.logs import configure_logging
-from bot.mailpartner import CancelOutcome
+from bot.mailpartner import MESSAGE_ID, CancelOutcome
 from bot.messages import render_outcome, terminal_text
 from bot.settings import Mode, Settings, SettingsError
+
+if TYPE_CHECKING:
+    from bot.store import Store
 
 # Exit statuses of `cancel`, for scripts.
 EXIT_ALL_CANCELLED = 0
@@ -34,6 +42,7 @@ EXIT_UNKNOWN = 3  # at least one mail's fate is unknown: MailPartner unreachable
 EXIT_DECLINED = 4  # the confirmation was declined; nothing was sent
 
 SLACK_CREDENTIALS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
+OFFLINE_MODES = ("console", "cancel", "check", "history", "migrate")  # no Slack settings needed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--reason", "-r", default="", help="why (up to 500 characters); kept in the audit trail")
     cancel.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     cancel.add_argument("--json", action="store_true", help="print one JSON document for scripts")
+    history = modes.add_parser("history", help="recent events from the store, or everything about one mail")
+    history.add_argument("id", nargs="?", metavar="ID", help="only events about this mail")
+    history.add_argument("--since", type=_duration, help="only this recent: 90m, 24h, 7d")
+    history.add_argument("--limit", type=int, default=50, help="at most this many events (default 50)")
+    history.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+    modes.add_parser("migrate", help="apply the store's migrations (start-up does it too)")
     return parser
+
+
+def _duration(text: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration like 90m, 24h or 7d: {text!r}")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = args.mode or "run"
     slackless = not any(os.environ.get(name, "").strip() for name in SLACK_CREDENTIALS)
     try:
-        settings = Settings.from_env(os.environ, console=mode in ("console", "cancel", "check") or slackless)
+        settings = Settings.from_env(os.environ, console=mode in OFFLINE_MODES or slackless)
         if mode == "cancel" and not (settings.mailpartner_api_key or settings.mailpartner_sandbox):
             raise SettingsError(["MAILPARTNER_API_KEY is required (or set MAILPARTNER_SANDBOX=true)"])
     except SettingsError as error:
@@ -79,12 +101,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.slack_bot_token,
             settings.slack_signing_secret,
             settings.slack_app_token,
+            _password(settings.database_url),
         ],
     )
     if mode == "check":
         from bot.check import run_checks
 
         return run_checks(settings, sys.stdout)
+    if mode == "migrate":
+        return migrate_command(settings)
+    if mode == "history":
+        return history_command(settings, args.id, since=args.since, limit=args.limit, as_json=args.json)
     if mode == "cancel":
         return cancel_command(settings, args.ids, reason=args.reason, yes=args.yes, as_json=args.json)
     if mode == "console" or settings.mode is Mode.CONSOLE:
@@ -96,12 +123,77 @@ def run_console(settings: Settings, file: TextIO | None) -> int:
     from bot.console import Console
 
     stdin = file or sys.stdin
-    return Console(settings, stdin, sys.stdout, echo=not stdin.isatty()).run()
+    # Only a DATABASE_URL set on purpose is used: by default a play session leaves no database behind.
+    explicit = os.environ.get("DATABASE_URL", "").strip()
+    return Console(settings, stdin, sys.stdout, echo=not stdin.isatty(), database_url=explicit).run()
+
+
+def _password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).password or ""
+    except Exception:
+        return ""
+
+
+def _open_store(settings: Settings) -> Store | None:
+    """The store, migrated; None after printing one line naming DATABASE_URL (password masked)."""
+    from bot.store import StoreError, open_store
+
+    try:
+        return open_store(settings.database_url, pool_size=2)
+    except StoreError as error:
+        print(f"cancel-mail-bot cannot start: DATABASE_URL: {error}", file=sys.stderr)
+        return None
+
+
+def migrate_command(settings: Settings) -> int:
+    from bot.store import current_revision, masked
+
+    store = _open_store(settings)
+    if store is None:
+        return EXIT_USAGE
+    print(f"store {masked(settings.database_url)} is at revision {current_revision(store.engine)} (the newest)")
+    store.close()
+    return 0
+
+
+def history_command(settings: Settings, mail_id: str | None, *, since: float | None, limit: int, as_json: bool) -> int:
+    from bot.messages import history_line
+
+    if mail_id and not MESSAGE_ID.match(mail_id):
+        print(f"history: {mail_id!r} is not a valid mail id", file=sys.stderr)
+        return EXIT_USAGE
+    store = _open_store(settings)
+    if store is None:
+        return EXIT_USAGE
+    try:
+        events = store.history(mail_id=mail_id or None, since=time.time() - since if since else None, limit=limit)
+    finally:
+        store.close()
+    if events is None:
+        print("history: the store did not answer; see the log line above", file=sys.stderr)
+        return EXIT_UNKNOWN
+    for event in events:
+        if as_json:
+            print(json.dumps(event.as_json(), ensure_ascii=False))
+        else:
+            print(terminal_text(history_line(event, settings.language, with_channel=True)).removeprefix("• "))
+    if not events and not as_json:
+        print("nothing recorded" + (f" about {mail_id}" if mail_id else "") + ".", file=sys.stderr)
+    return 0
 
 
 def run_slack(settings: Settings) -> int:
     from bot.app import SlackSignInError, sign_in
     from bot.server import serve_http, serve_socket_mode
+
+    # The store is migrated once here, before any worker starts: a broken DATABASE_URL is one clear line.
+    store = _open_store(settings)
+    if store is None:
+        return EXIT_USAGE
+    store.close()
 
     # One auth.test before anything starts turns a bad token into one clear line, not a worker crash.
     try:
@@ -137,6 +229,14 @@ def cancel_command(settings: Settings, raw_ids: list[str], *, reason: str, yes: 
     where = "the MailPartner SANDBOX" if sandbox else f"MailPartner ({settings.mailpartner_base_url})"
     # Break-glass cancels bypass Slack, so the audit trail is all that records them: it goes to stderr.
     logging.getLogger("bot.audit").setLevel(logging.INFO)
+    from bot.store import StoreError, open_store
+
+    try:  # the history keeps break-glass cancels too; without a store they still go ahead
+        store = open_store(settings.database_url, pool_size=2)
+    except StoreError as error:
+        print(f"warning: not recorded in the history (DATABASE_URL: {error})", file=sys.stderr)
+        store = None
+    audit = AuditTrail(store)
     actor = f"cli:{_operator()}"
     audit("request", actor=actor, channel="", mail_ids=parsed.ids, via="cli", reason=parsed.reason or None)
     if not yes:
@@ -146,6 +246,8 @@ def cancel_command(settings: Settings, raw_ids: list[str], *, reason: str, yes: 
         if sys.stdin.readline().strip().lower() not in ("y", "yes", "o", "oui"):
             print("Nothing was cancelled.", file=sys.stderr)
             audit("keep", actor=actor, channel="", mail_ids=parsed.ids, via="cli")
+            if store is not None:
+                store.close()
             return EXIT_DECLINED
     client = mailpartner_client(settings, sandbox=sandbox)
     try:
@@ -167,6 +269,8 @@ def cancel_command(settings: Settings, raw_ids: list[str], *, reason: str, yes: 
             cancelled=outcome.cancelled,
             sandbox=sandbox is not None,
         )
+    if store is not None:
+        store.close()
     if as_json:
         print(
             json.dumps(

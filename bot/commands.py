@@ -35,6 +35,7 @@ class UsageReason(Enum):
     REASON_REQUIRED = "reason_required"
     REASON_TOO_LONG = "reason_too_long"
     TOO_LONG = "too_long"
+    HISTORY_ARGS = "history_args"
 
 
 @dataclass(frozen=True)
@@ -49,19 +50,32 @@ class UsageRequest:
     offending: str = ""
 
 
-ParsedCommand = CancelRequest | UsageRequest
+@dataclass(frozen=True)
+class HistoryRequest:
+    """`/cancel-mail history [id]`: recent events here, or everything about one mail."""
+
+    mail_id: str = ""
+
+
+ParsedCommand = CancelRequest | UsageRequest | HistoryRequest
 
 
 def parse_slash_command(text: str, *, require_reason: bool = False) -> ParsedCommand:
-    """`/cancel-mail 300 301 -- why` → ids and reason; `/cancel-mail`, `help` or junk → usage."""
+    """`/cancel-mail 300 301 -- why` → ids and reason; `history [id]` → history; `help` or junk → usage."""
     ids_text, reason = split_reason(text)
     words = _words(ids_text)
+    if words[:1] and words[0].lower() in ("history", "historique"):
+        if len(words) > 2 or reason:
+            return UsageRequest(UsageReason.HISTORY_ARGS)
+        if len(words) == 2 and not MESSAGE_ID.match(words[1]):
+            return UsageRequest(UsageReason.INVALID_ID, words[1][:40])
+        return HistoryRequest(words[1] if len(words) == 2 else "")
     if words[:1] and words[0].lower() == "cancel":
         words = words[1:]
     return _request(words, reason, require_reason)
 
 
-def parse_mention(text: str, *, require_reason: bool = False) -> ParsedCommand:
+def parse_mention(text: str, *, require_reason: bool = False) -> CancelRequest | UsageRequest:
     """`<@BOT> cancel 300 -- why` → ids and reason; anything else → usage."""
     ids_text, reason = split_reason(text)
     words = _words(_MENTION.sub(" ", ids_text))
@@ -72,7 +86,7 @@ def parse_mention(text: str, *, require_reason: bool = False) -> ParsedCommand:
     return _request(words[1:], reason, require_reason)
 
 
-def parse_fields(ids_text: str, reason_text: str, *, require_reason: bool = False) -> ParsedCommand:
+def parse_fields(ids_text: str, reason_text: str, *, require_reason: bool = False) -> CancelRequest | UsageRequest:
     """The form and the workflow step: ids (spaces, commas or new lines between them) and a separate reason."""
     return _request(_words(ids_text), clean_reason(reason_text), require_reason, help_words=())
 

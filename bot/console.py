@@ -11,6 +11,7 @@ import dataclasses
 import json
 import re
 import secrets
+import tempfile
 import time
 from typing import Any, TextIO
 
@@ -45,6 +46,7 @@ WAIT = 60.0  # seconds to wait for a cancel to finish; MailPartner's own deadlin
 
 HELP = """Type what you would type in Slack:
   /cancel-mail <id> [<id> …] [-- reason]   ask to cancel scheduled mails (then: confirm or keep)
+  /cancel-mail history [<id>]              what happened here, or to one mail
   @bot cancel <id> [-- reason]             the same, as a mention in a thread
   form                                     the "Cancel a scheduled mail" shortcut: a form, filled here
   form on <message text>                   the "Cancel mails in message" shortcut on that message
@@ -60,7 +62,10 @@ def _relative(seconds: float) -> str:
 
 
 class Console:
-    def __init__(self, settings: Settings, stdin: TextIO, stdout: TextIO, *, echo: bool) -> None:
+    def __init__(
+        self, settings: Settings, stdin: TextIO, stdout: TextIO, *, echo: bool, database_url: str = ""
+    ) -> None:
+        self._scratch = tempfile.TemporaryDirectory(prefix="cancel-mail-console-")
         self.stdin, self.stdout, self.echo = stdin, stdout, echo
         self.slack = LocalSlack().start()
         self.secret = secrets.token_hex(16)
@@ -78,6 +83,8 @@ class Console:
             require_second_person=False,
             audit_channel="",
             mailpartner_sandbox=not self.real_api,
+            # A play session keeps its history in a temporary file unless DATABASE_URL names a store.
+            database_url=database_url or f"sqlite:///{self._scratch.name}/console.db",
         )
         self.sandbox = None if self.real_api else MailPartnerSandbox()
         self.bot = build_bot(console_settings, sandbox=self.sandbox)
@@ -100,8 +107,9 @@ class Console:
         except KeyboardInterrupt:  # Ctrl-C leaves like `quit`, without a traceback
             self.say("")
         finally:
-            self.bot.service.drain(WAIT)
+            self.bot.shutdown(WAIT)
             self.slack.stop()
+            self._scratch.cleanup()
         return 0
 
     def handle(self, line: str) -> None:
@@ -139,8 +147,11 @@ class Console:
             text, user=USER, channel=CHANNEL, response_url=self.slack.new_response_url(), command=command
         )
         response = self.dispatch(body, FORM)
-        if response.status == 404 or not response.body:
+        if response.status == 404:
             self.say(f"Slack: {command} is not a command of this app. Try /cancel-mail.")
+            return
+        if not response.body:  # acked empty: the answer comes through the response_url
+            self.settle()
             return
         try:
             message: dict[str, Any] = json.loads(response.body)

@@ -21,14 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext, BoltRequest, Complete, Fail
+from slack_bolt import Ack, App, BoltContext, BoltRequest
 from slack_sdk import WebClient
 
 from bot.access import AccessPolicy, Refusal
-from bot.audit import audit
+from bot.audit import AuditTrail
 from bot.commands import (
     CancelRequest,
-    ParsedCommand,
+    HistoryRequest,
     UsageReason,
     UsageRequest,
     parse_fields,
@@ -47,11 +47,11 @@ from bot.forms import (
     ids_in_message,
     read_submission,
 )
-from bot.mailpartner import CancelOutcome
 from bot.messages import (
     CONFIRM_ACTION,
     KEEP_ACTION,
     Message,
+    history_message,
     notice,
     problem_text,
     prompt_message,
@@ -62,9 +62,11 @@ from bot.messages import (
 from bot.replies import Conversation
 from bot.service import CancelService, ShuttingDown
 from bot.ticket import PromptTicket
-from bot.workflow import CALLBACK_ID, StepResult, confirmed_outputs, step_outputs
+from bot.workflow import CALLBACK_ID, StepRef, StepResult, step_outputs
 
 log = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 20  # events shown by `/cancel-mail history`
 
 # `/cancel-mail`, and renamed copies such as `/cancel-mail-staging` for a second install.
 COMMAND = re.compile(r"^/cancel-mail[a-z0-9_-]*$")
@@ -77,17 +79,9 @@ class ListenerDeps:
     lang: str
     sandbox: bool
     prompt_ttl: float
+    audit: AuditTrail
     require_reason: bool = False
     clock: Callable[[], float] = time.time
-
-
-@dataclass(frozen=True)
-class WorkflowStep:
-    """A Workflow Builder execution waiting on its prompt; `complete` and `fail` carry its own token."""
-
-    execution_id: str
-    complete: Complete
-    fail: Fail
 
 
 @dataclass(frozen=True)
@@ -95,34 +89,20 @@ class Click:
     ticket: PromptTicket
     user: str
     where: Conversation
-    step: WorkflowStep | None = None
+    step: StepRef | None = None
 
     @property
     def channel(self) -> str:
         return self.where.channel
 
-    def audit(self, action: str, **extra: Any) -> None:
-        audit(
-            action,
-            actor=self.user,
-            channel=self.channel,
-            thread=self.ticket.thread_ts,
-            mail_ids=self.ticket.ids,
-            **extra,
-        )
-
 
 class RecentEvents:
-    """Ids seen lately: a redelivered event (same `event_id`) does nothing twice, a step ends once."""
+    """Event ids this process saw lately: a redelivery is dropped here before the store is even asked."""
 
     def __init__(self, size: int = 10_000) -> None:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
-
-    def __contains__(self, event_id: object) -> bool:
-        with self._lock:
-            return event_id in self._seen
 
     def first_time(self, event_id: str) -> bool:
         with self._lock:
@@ -155,7 +135,11 @@ def _acked_on_error(handler: Callable[..., None]) -> Callable[..., None]:
             handler(self, ack, body, **kwargs)
         except Exception:
             log.exception("listener %s failed", handler.__name__)
-            if not ack.response:  # type: ignore[attr-defined]
+            if ack.response:  # type: ignore[attr-defined]
+                return
+            if body.get("type") == "view_submission":  # a form answers in its fields, and stays open
+                ack(response_action="errors", errors={IDS_BLOCK: ui("error", self.deps.lang)})
+            else:
                 ack(**notice("error", self.deps.lang))
 
     return wrapper
@@ -173,7 +157,6 @@ class _Listeners:
     def __init__(self, deps: ListenerDeps) -> None:
         self.deps = deps
         self.events = RecentEvents()
-        self.ended_steps = RecentEvents()
 
     # -- requests ----------------------------------------------------------------------------------
 
@@ -181,6 +164,10 @@ class _Listeners:
     def on_command(self, ack: Ack, body: dict[str, Any]) -> None:
         user, channel = body.get("user_id", ""), body.get("channel_id", "")
         parsed = parse_slash_command(body.get("text", ""), require_reason=self.deps.require_reason)
+        if isinstance(parsed, HistoryRequest):
+            ack()
+            self._answer_history(parsed, user, channel, body.get("response_url", ""))
+            return
         if not isinstance(parsed, CancelRequest):
             ack(text=usage_text(parsed.reason, parsed.offending, lang=self.deps.lang))
             return
@@ -198,22 +185,25 @@ class _Listeners:
     def on_mention(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
         ack()
         event = body.get("event", {})
-        if not self._first_delivery(body, request):
-            return
         user, channel = event.get("user", ""), event.get("channel", "")
         thread = event.get("thread_ts") or event.get("ts", "")
-        parsed: ParsedCommand = parse_mention(event.get("text", ""), require_reason=self.deps.require_reason)
+        parsed = parse_mention(event.get("text", ""), require_reason=self.deps.require_reason)
         replier = self.deps.service.replier
         if not isinstance(parsed, CancelRequest):
             text = usage_text(parsed.reason, parsed.offending, lang=self.deps.lang)
-            self.deps.service.background(lambda: replier.post(channel, {"text": text}, thread_ts=thread))
+            self._once(body, request, lambda: replier.post(channel, {"text": text}, thread_ts=thread))
             return
         where = Conversation(channel=channel, thread_ts=thread)
         if refusal := self.deps.access.check_request(user, channel):
-            self._audit_refusal(refusal, user, channel, thread, parsed.ids)
-            self._tell(where, user, notice(refusal.value, self.deps.lang))
+
+            def refuse() -> None:
+                self._audit_refusal(refusal, user, channel, thread, parsed.ids)
+                replier.tell(where, user, notice(refusal.value, self.deps.lang))
+
+            self._once(body, request, refuse)
             return
-        self._post_thread_prompt(self._ticket(parsed, user, channel, thread_ts=thread), via="mention")
+        ticket = self._ticket(parsed, user, channel, thread_ts=thread)
+        self._once(body, request, lambda: self._post_thread_prompt(ticket, via="mention"))
 
     # -- the form: both shortcuts open it, a valid submission posts the usual prompt -----------------
 
@@ -256,7 +246,8 @@ class _Listeners:
             return
         ack()
         if origin.kind == "message":  # like a mention: the prompt goes into that message's thread
-            self._post_thread_prompt(self._ticket(parsed, user, channel, thread_ts=origin.thread_ts), via="shortcut")
+            ticket = self._ticket(parsed, user, channel, thread_ts=origin.thread_ts)
+            deps.service.background(lambda: self._post_thread_prompt(ticket, via="shortcut"))
             return
         ticket = self._ticket(parsed, user, channel, thread_ts="")
         where = Conversation(channel=channel, response_url=submission.response_url)
@@ -275,60 +266,49 @@ class _Listeners:
 
     @_acked_on_error
     def on_workflow_step(
-        self,
-        ack: Ack,
-        body: dict[str, Any],
-        request: BoltRequest,
-        inputs: dict[str, Any],
-        client: WebClient,
-        context: BoltContext,
-        complete: Complete,
-        fail: Fail,
+        self, ack: Ack, body: dict[str, Any], request: BoltRequest, inputs: dict[str, Any], context: BoltContext
     ) -> None:
-        if not self._first_delivery(body, request):
-            return
-        step = WorkflowStep(context.function_execution_id or "", complete, fail)
-        try:
-            self._start_step(step, inputs, client)
-        except Exception:  # a step left running would hold the workflow forever: end it, then report
-            log.exception("workflow step %s failed to start", step.execution_id)
-            self._end_step(step, error=ui("step_failed", self.deps.lang))
+        step = StepRef(context.function_execution_id or "", context.function_bot_access_token or "")
+        self._once(body, request, lambda: self._start_step(step, inputs))
 
-    def _start_step(self, step: WorkflowStep, inputs: dict[str, Any], client: WebClient) -> None:
+    def _start_step(self, step: StepRef, inputs: dict[str, Any]) -> None:
         deps = self.deps
+        steps = deps.service.steps
         requester, channel = str(inputs.get("requester") or ""), str(inputs.get("channel") or "")
-        parsed = parse_fields(
-            str(inputs.get("mail_ids") or ""), str(inputs.get("reason") or ""), require_reason=deps.require_reason
-        )
-        if isinstance(parsed, UsageRequest):
-            log.info("workflow step %s refused its inputs: %s", step.execution_id, parsed.reason.value)
-            problem = problem_text(parsed.reason, parsed.offending, lang=deps.lang)
-            self._end_step(step, error=problem, actor=requester, channel=channel)
-            return
-        if refusal := deps.access.check_request(requester, channel):
-            self._audit_refusal(refusal, requester, channel, "", parsed.ids, execution=step.execution_id)
-            self._end_step(step, error=ui(refusal.value, deps.lang), actor=requester, channel=channel)
-            return
-        ticket = dataclasses.replace(self._ticket(parsed, requester, channel, thread_ts=""), workflow=True)
-        prompt = self._prompt(ticket)
-        # Posted with the execution's own token: only then does the click bring `function_data` back.
-        replier = deps.service.replier.with_client(client)
-
-        def post() -> None:
-            if not replier.post(channel, prompt).ok:
-                self._end_step(
-                    step, error=ui("prompt_undelivered", deps.lang, channel=channel), actor=requester, channel=channel
-                )
-
-        deps.service.background(post)
-        self._audit_request(ticket, via="workflow", execution=step.execution_id)
+        try:
+            parsed = parse_fields(
+                str(inputs.get("mail_ids") or ""), str(inputs.get("reason") or ""), require_reason=deps.require_reason
+            )
+            if isinstance(parsed, UsageRequest):
+                log.info("workflow step %s refused its inputs: %s", step.execution_id, parsed.reason.value)
+                problem = problem_text(parsed.reason, parsed.offending, lang=deps.lang)
+                steps.end(step, error=problem, actor=requester, channel=channel)
+                return
+            if refusal := deps.access.check_request(requester, channel):
+                self._audit_refusal(refusal, requester, channel, "", parsed.ids, execution=step.execution_id)
+                steps.end(step, error=ui(refusal.value, deps.lang), actor=requester, channel=channel)
+                return
+            ticket = dataclasses.replace(self._ticket(parsed, requester, channel, thread_ts=""), workflow=True)
+            steps.started(step, channel=channel, ticket=ticket.encode(), expires_at=ticket.issued_at + deps.prompt_ttl)
+            # Posted with the run's own token: only then does the click bring `function_data` back.
+            replier = deps.service.replier.with_client(deps.service.steps.client_for(step.token))
+            posted = replier.post(channel, self._prompt(ticket))
+            if not posted.ok:
+                undelivered = ui("prompt_undelivered", deps.lang, channel=channel)
+                steps.end(step, error=undelivered, actor=requester, channel=channel)
+                return
+            steps.prompt_posted(step, posted.ts)
+            self._audit_request(ticket, via="workflow", execution=step.execution_id)
+        except Exception:  # a run left waiting would hold the workflow forever: end it, then report
+            log.exception("workflow step %s failed to start", step.execution_id)
+            steps.end(step, error=ui("step_failed", deps.lang), actor=requester, channel=channel)
 
     # -- clicks ------------------------------------------------------------------------------------
 
     @_acked_on_error
-    def on_confirm(self, ack: Ack, body: dict[str, Any], context: BoltContext, complete: Complete, fail: Fail) -> None:
+    def on_confirm(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         ack()
-        click = self._click(body, context, complete, fail)
+        click = self._click(body, context)
         deps = self.deps
         if click is None or self._refused(
             click, deps.access.check_confirm(click.user, click.channel, click.ticket), stage="confirm"
@@ -336,50 +316,70 @@ class _Listeners:
             return
         age = deps.clock() - click.ticket.issued_at
         if age > deps.prompt_ttl:
-            click.audit("expiry", requester=click.ticket.requester, age_s=round(age))
+            self._audit_click(click, "expiry", requester=click.ticket.requester, age_s=round(age))
             self._close_prompt(click, "expired", StepResult.EXPIRED)
             return
-        on_outcome = None
-        if click.step is not None:
-            step = click.step
-
-            def on_outcome(outcomes: list[CancelOutcome], lost: list[str]) -> None:
-                outputs = confirmed_outputs(click.ticket.ids, outcomes, lost, deps.lang, sandbox=deps.sandbox)
-                self._end_step(step, outputs, actor=click.user, channel=click.channel)
-
         try:
-            busy = deps.service.confirm(click.ticket, click.user, click.where, on_outcome)
+            busy = deps.service.confirm(click.ticket, click.user, click.where, click.step)
         except ShuttingDown:
             self._tell(click.where, click.user, notice("shutting_down", deps.lang))
             return
         if busy:
-            click.audit("duplicate", under_way_by=busy)
+            self._audit_click(click, "duplicate", under_way_by=busy)
             ids = ", ".join(f"`{i}`" for i in click.ticket.ids)
             self._tell(click.where, click.user, notice("in_flight", deps.lang, ids=ids, user=busy))
-            return
-        click.audit("confirm", requester=click.ticket.requester)
 
     @_acked_on_error
-    def on_keep(self, ack: Ack, body: dict[str, Any], context: BoltContext, complete: Complete, fail: Fail) -> None:
+    def on_keep(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         ack()
-        click = self._click(body, context, complete, fail)
+        click = self._click(body, context)
         if click is None or self._refused(
             click, self.deps.access.check_keep(click.user, click.channel, click.ticket), stage="keep"
         ):
             return
         self._close_prompt(click, "kept", StepResult.KEPT)
-        click.audit("keep", requester=click.ticket.requester)
+        self._audit_click(click, "keep", requester=click.ticket.requester)
+
+    # -- history -----------------------------------------------------------------------------------
+
+    def _answer_history(self, request: HistoryRequest, user: str, channel: str, response_url: str) -> None:
+        deps = self.deps
+        where = Conversation(channel=channel, response_url=response_url)
+        if refusal := deps.access.check_request(user, channel):
+            self._audit_refusal(refusal, user, channel, "", (request.mail_id,) if request.mail_id else ())
+            self._tell(where, user, notice(refusal.value, deps.lang))
+            return
+
+        def answer() -> None:
+            deps.service.store.flush(2.0)  # the asker's own latest actions belong in the answer
+            if request.mail_id:
+                found = deps.service.store.history(mail_id=request.mail_id, limit=HISTORY_LIMIT)
+            else:
+                found = deps.service.store.history(channel=channel, limit=HISTORY_LIMIT)
+            message = history_message(found, lang=deps.lang, mail_id=request.mail_id)
+            deps.service.replier.tell(where, user, message)
+
+        deps.service.background(answer)
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _first_delivery(self, body: dict[str, Any], request: BoltRequest) -> bool:
+    def _once(self, body: dict[str, Any], request: BoltRequest, action: Callable[[], None]) -> None:
+        """Run `action` off the ack path unless any replica already handled this event (same `event_id`)."""
         event = body.get("event", {})
         event_id = body.get("event_id") or f"{event.get('channel')}:{event.get('ts') or event.get('event_ts')}"
-        if self.events.first_time(event_id):
-            return True
-        retry = request.headers.get("x-slack-retry-num", ["?"])[0]
-        log.info("event %s delivered again (retry %s); ignored", event_id, retry)
-        return False
+        retry = request.headers.get("x-slack-retry-num", ["-"])[0]
+        if not self.events.first_time(event_id):
+            log.info("event %s delivered again (retry %s); ignored", event_id, retry)
+            return
+        store = self.deps.service.store
+
+        def once() -> None:
+            if store.first_delivery(event_id) is False:  # None: the store cannot tell, this process decides
+                log.info("event %s (retry %s) was handled by another replica; ignored", event_id, retry)
+                return
+            action()
+
+        self.deps.service.background(once)
 
     def _open_form(self, client: WebClient, body: dict[str, Any], origin: FormOrigin, ids: list[str]) -> None:
         deps = self.deps
@@ -388,8 +388,8 @@ class _Listeners:
         deps.service.background(lambda: client.views_open(trigger_id=trigger, view=view))
 
     def _post_thread_prompt(self, ticket: PromptTicket, *, via: str) -> None:
-        prompt, replier = self._prompt(ticket), self.deps.service.replier
-        self.deps.service.background(lambda: replier.post_prompt(ticket.channel, ticket.thread_ts, prompt))
+        """Post the prompt into the thread (off the ack path) and record the request."""
+        self.deps.service.replier.post_prompt(ticket.channel, ticket.thread_ts, self._prompt(ticket))
         self._audit_request(ticket, via=via)
 
     def _ticket(self, request: CancelRequest, user: str, channel: str, thread_ts: str) -> PromptTicket:
@@ -416,7 +416,7 @@ class _Listeners:
             workflow=ticket.workflow,
         )
 
-    def _click(self, body: dict[str, Any], context: BoltContext, complete: Complete, fail: Fail) -> Click | None:
+    def _click(self, body: dict[str, Any], context: BoltContext) -> Click | None:
         user = body.get("user", {}).get("id", "")
         container = body.get("container", {})
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")
@@ -438,21 +438,20 @@ class _Listeners:
         step = None
         if ticket.workflow:
             if context.function_execution_id:
-                step = WorkflowStep(context.function_execution_id, complete, fail)
-            else:  # the step cannot be ended without its execution; the cancel itself still goes ahead
+                step = StepRef(context.function_execution_id, context.function_bot_access_token or "")
+            else:  # the run cannot be ended without its execution; the cancel itself still goes ahead
                 log.error("workflow prompt clicked by %s without function_data; its step cannot end", user)
-        click = Click(ticket, user, where, step)
-        if step is not None and step.execution_id in self.ended_steps:
+        if step is not None and self.deps.service.steps.has_ended(step.execution_id):
             log.info("click by %s on workflow step %s, which has already ended", user, step.execution_id)
             self._tell(where, user, notice("stale", self.deps.lang))
             return None
-        return click
+        return Click(ticket, user, where, step)
 
     def _refused(self, click: Click, refusal: Refusal | None, *, stage: str) -> bool:
         """Tell an outsider why, privately, and leave the prompt for the people who may act."""
         if refusal is None:
             return False
-        click.audit("refusal", refusal=refusal.value, stage=stage, reason=click.ticket.reason or None)
+        self._audit_click(click, "refusal", refusal=refusal.value, stage=stage, reason=click.ticket.reason or None)
         self._tell(click.where, click.user, notice(refusal.value, self.deps.lang))
         return True
 
@@ -462,46 +461,28 @@ class _Listeners:
         message = status_message(status, click.ticket.ids, click.user, lang=deps.lang, sandbox=deps.sandbox)
         deps.service.background(lambda: deps.service.replier.replace_prompt(click.where, message))
         if click.step is not None:
-            outputs = step_outputs(result, click.ticket.ids, message["text"])
-            self._end_step(click.step, outputs, actor=click.user, channel=click.channel)
-
-    def _end_step(
-        self,
-        step: WorkflowStep,
-        outputs: dict[str, object] | None = None,
-        *,
-        error: str = "",
-        actor: str = "",
-        channel: str = "",
-    ) -> None:
-        """End a workflow step exactly once: `functions.completeSuccess`, or `completeError` with `error`."""
-        if not self.ended_steps.first_time(step.execution_id):
-            log.warning("workflow step %s has already ended; not ending it again", step.execution_id)
-            return
-        audit(
-            "step_end",
-            actor=actor,
-            channel=channel,
-            execution=step.execution_id,
-            result=(outputs or {}).get("result", "error"),
-            error=error or None,
-        )
-
-        def end() -> None:
-            if error:
-                step.fail(error=error)
-            else:
-                step.complete(outputs=outputs)
-
-        self.deps.service.background(end)
+            step, outputs = click.step, step_outputs(result, click.ticket.ids, message["text"])
+            deps.service.background(
+                lambda: deps.service.steps.end(step, outputs, actor=click.user, channel=click.channel)
+            )
 
     def _tell(self, where: Conversation, user: str, message: Message) -> None:
         replier = self.deps.service.replier
         self.deps.service.background(lambda: replier.tell(where, user, message))
 
-    @staticmethod
-    def _audit_request(ticket: PromptTicket, via: str, **extra: Any) -> None:
-        audit(
+    def _audit_click(self, click: Click, action: str, **extra: Any) -> None:
+        self.deps.audit(
+            action,
+            actor=click.user,
+            channel=click.channel,
+            thread=click.ticket.thread_ts,
+            mail_ids=click.ticket.ids,
+            execution=click.step.execution_id if click.step else None,
+            **extra,
+        )
+
+    def _audit_request(self, ticket: PromptTicket, via: str, **extra: Any) -> None:
+        self.deps.audit(
             "request",
             actor=ticket.requester,
             channel=ticket.channel,
@@ -513,11 +494,10 @@ class _Listeners:
             **extra,
         )
 
-    @staticmethod
     def _audit_refusal(
-        refusal: Refusal, user: str, channel: str, thread: str, ids: tuple[str, ...], **extra: Any
+        self, refusal: Refusal, user: str, channel: str, thread: str, ids: tuple[str, ...], **extra: Any
     ) -> None:
-        audit(
+        self.deps.audit(
             "refusal",
             actor=user,
             channel=channel,

@@ -7,12 +7,14 @@ cancel is looked up in `OUTCOMES`, one row per MailPartner control code or failu
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from bot.commands import MAX_REASON, UsageReason
 from bot.mailpartner import CancelOutcome, FailureKind
+from bot.store.history import HistoryEvent
 from bot.ticket import MAX_IDS
 
 Message = dict[str, Any]  # {"text": fallback, "blocks": [...]}, ready for chat.postMessage or respond()
@@ -172,6 +174,8 @@ _UI: dict[str, dict[str, str]] = {
         "requested": "requested by <@{requester}>",
         "mp_said": "MailPartner: “{mp_message}”",
         "on_retry": "confirmed on a retry after MailPartner's first silence",
+        "recovered": ":recycle: Recovered after an interruption: the bot restarted mid-cancel and asked "
+        "MailPartner again",
         "summary": "Cancel of {n} mails confirmed by <@{confirmer}>:",
         "totals": "*Totals:* {cancelled} cancelled · {too_late} too late · {already_sent} already sent · "
         "{not_found} not found · {failed} failed",
@@ -186,6 +190,7 @@ _UI: dict[str, dict[str, str]] = {
         "reason_required": "Say why: a reason is required here, after ` -- `.",
         "reason_too_long": "The reason is {offending} characters; keep it to {max_reason}.",
         "too_long": "These ids and this reason do not fit in one request; send fewer ids or a shorter reason.",
+        "history_args": "History takes one mail id at most: `/cancel-mail history` or `/cancel-mail history 300`.",
         "not_allowed_user": ":no_entry: You are not allowed to cancel mails with this bot; nothing was "
         "done. Ask someone on the on-call list.",
         "not_allowed_channel": ":no_entry: Mails cannot be cancelled from this channel; nothing was done. "
@@ -199,6 +204,22 @@ _UI: dict[str, dict[str, str]] = {
         "error": ":warning: Something went wrong on the bot's side; nothing was cancelled. Ask again, and "
         "tell an administrator if it persists.",
         "stale": ":stopwatch: This button no longer works; nothing was done. Ask again.",
+        "history_mail": "*History of mail `{mail}`*, newest first:",
+        "history_here": "*Cancel history in this conversation*, newest first:",
+        "history_none_mail": "Nothing is recorded about mail `{mail}`.",
+        "history_none_here": "Nothing is recorded in this conversation yet.",
+        "history_unavailable": ":warning: The history is unavailable right now: the bot's database does not "
+        "answer. Cancels still work, and the log keeps every action.",
+        "h_request": "{actor} asked to cancel {ids} ({via})",
+        "h_refusal": "{actor} was refused ({refusal}) for {ids}",
+        "h_confirm": "{actor} confirmed the cancel of {ids}",
+        "h_keep": "{actor} kept {ids}",
+        "h_expiry": "{actor} confirmed {ids} after the prompt expired; nothing was cancelled",
+        "h_duplicate": "{actor} confirmed {ids} while a cancel was under way",
+        "h_post_failed": "the outcome for {ids} could not be posted to Slack",
+        "h_recovery": "the bot took over the cancel of {ids} confirmed by {actor}, after an interruption",
+        "h_step_end": "a workflow run ended: `{result}`",
+        "h_reason": "reason: “{reason}”",
         "form_title": "Cancel scheduled mail",
         "form_submit": "Ask to cancel",
         "form_close": "Close",
@@ -236,6 +257,8 @@ _UI: dict[str, dict[str, str]] = {
         "requested": "demandé par <@{requester}>",
         "mp_said": "MailPartner : « {mp_message} »",
         "on_retry": "confirmé par une nouvelle tentative après le silence de MailPartner",
+        "recovered": ":recycle: Repris après une interruption : le bot a redémarré pendant l'annulation et a "
+        "redemandé à MailPartner",
         "summary": "Annulation de {n} mails confirmée par <@{confirmer}> :",
         "totals": "*Total :* {cancelled} annulés · {too_late} trop tard · {already_sent} déjà partis · "
         "{not_found} introuvables · {failed} en échec",
@@ -252,6 +275,8 @@ _UI: dict[str, dict[str, str]] = {
         "reason_too_long": "Le motif compte {offending} caractères ; {max_reason} au plus.",
         "too_long": "Ces identifiants et ce motif ne tiennent pas dans une demande ; envoyez moins "
         "d'identifiants ou un motif plus court.",
+        "history_args": "L'historique prend un identifiant au plus : `/cancel-mail history` ou "
+        "`/cancel-mail history 300`.",
         "not_allowed_user": ":no_entry: Vous n'êtes pas autorisé à annuler des mails avec ce bot ; rien "
         "n'a été fait. Demandez à une personne d'astreinte.",
         "not_allowed_channel": ":no_entry: Impossible d'annuler des mails depuis ce canal ; rien n'a été "
@@ -265,6 +290,22 @@ _UI: dict[str, dict[str, str]] = {
         "error": ":warning: Un problème est survenu côté bot ; rien n'a été annulé. Redemandez, et "
         "prévenez un administrateur si cela persiste.",
         "stale": ":stopwatch: Ce bouton ne fonctionne plus ; rien n'a été fait. Redemandez.",
+        "history_mail": "*Historique du mail `{mail}`*, du plus récent au plus ancien :",
+        "history_here": "*Historique des annulations dans cette conversation*, du plus récent au plus ancien :",
+        "history_none_mail": "Rien n'est enregistré pour le mail `{mail}`.",
+        "history_none_here": "Rien n'est encore enregistré dans cette conversation.",
+        "history_unavailable": ":warning: L'historique est indisponible : la base de données du bot ne répond "
+        "pas. Les annulations fonctionnent toujours, et le journal garde chaque action.",
+        "h_request": "{actor} a demandé l'annulation de {ids} ({via})",
+        "h_refusal": "{actor} a été refusé ({refusal}) pour {ids}",
+        "h_confirm": "{actor} a confirmé l'annulation de {ids}",
+        "h_keep": "{actor} a gardé {ids}",
+        "h_expiry": "{actor} a confirmé {ids} après l'expiration ; rien n'a été annulé",
+        "h_duplicate": "{actor} a confirmé {ids} pendant une annulation en cours",
+        "h_post_failed": "le résultat pour {ids} n'a pas pu être publié dans Slack",
+        "h_recovery": "le bot a repris l'annulation de {ids} confirmée par {actor}, après une interruption",
+        "h_step_end": "une exécution de workflow s'est terminée : `{result}`",
+        "h_reason": "motif : « {reason} »",
         "form_title": "Annuler un envoi",
         "form_submit": "Demander",
         "form_close": "Fermer",
@@ -406,12 +447,15 @@ def outcome_message(
     lang: str,
     sandbox: bool,
     reason: str = "",
+    recovered: bool = False,
 ) -> Message:
     """The public result: one outcome in full, or a summary with a line per mail and totals."""
     people = ui("by", lang, confirmer=confirmer)
     if requester and requester != confirmer:
         people += ", " + ui("requested", lang, requester=requester)
     why = [reason_line(reason, lang)] if reason else []
+    if recovered:
+        why.append(ui("recovered", lang))
     if len(outcomes) == 1:
         outcome = outcomes[0]
         text = render_outcome(outcome, lang)
@@ -444,12 +488,60 @@ def problem_text(reason: UsageReason, offending: str, *, lang: str) -> str:
         UsageReason.REASON_REQUIRED: ui("reason_required", lang),
         UsageReason.REASON_TOO_LONG: ui("reason_too_long", lang, offending=escape(offending), max_reason=MAX_REASON),
         UsageReason.TOO_LONG: ui("too_long", lang),
+        UsageReason.HISTORY_ARGS: ui("history_args", lang),
     }[reason]
 
 
 def usage_text(reason: UsageReason, offending: str, *, lang: str, bot_name: str = "cancel-mail") -> str:
     usage = ui("usage", lang, max=MAX_IDS, bot=bot_name, max_reason=MAX_REASON)
     return f"{problem_text(reason, offending, lang=lang)} {usage}".strip()
+
+
+def history_line(event: HistoryEvent, lang: str, *, with_channel: bool) -> str:
+    """One event in plain words: when, who, what, why; an outcome reads as it did in the channel."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(event.at))
+    actor = f"<@{event.actor}>" if re.match(r"^[UW][A-Z0-9]+$", event.actor) else escape(event.actor or "—")
+    ids = _ids_text(event.mail_ids) or "—"
+    if event.action == "outcome" and event.mail_ids:
+        failure = event.detail.get("failure")
+        outcome = CancelOutcome(
+            event.mail_ids[0],
+            code=event.detail.get("code"),
+            failure=FailureKind(failure) if failure in {f.value for f in FailureKind} else None,
+        )
+        what = render_outcome(outcome, lang, with_next_step=False)
+        if event.detail.get("recovered"):
+            what += " :recycle:"
+    else:
+        what = ui(
+            f"h_{event.action}",
+            lang,
+            actor=actor,
+            ids=ids,
+            via=event.via or "—",
+            refusal=event.detail.get("refusal", "—"),
+            result=event.result or event.detail.get("result", "—"),
+        )
+    parts = [f"`{when}`", what]
+    if with_channel and event.channel:
+        parts.insert(1, f"<#{event.channel}>")
+    if event.reason and event.action == "request":
+        parts.append(ui("h_reason", lang, reason=escape(event.reason)))
+    return "• " + " · ".join(parts)
+
+
+def history_message(events: list[HistoryEvent] | None, *, lang: str, mail_id: str = "") -> Message:
+    """`/cancel-mail history [id]`: newest first; None means the store did not answer."""
+    if events is None:
+        return notice("history_unavailable", lang)
+    if not events:
+        return notice("history_none_mail" if mail_id else "history_none_here", lang, mail=escape(mail_id))
+    header = ui("history_mail", lang, mail=escape(mail_id)) if mail_id else ui("history_here", lang)
+    lines = [history_line(e, lang, with_channel=bool(mail_id)) for e in events]
+    blocks = [_section(header)]
+    for start in range(0, len(lines), 8):  # sections hold 3000 characters
+        blocks.append(_section("\n".join(lines[start : start + 8])))
+    return {"text": header, "blocks": blocks}
 
 
 def notice(key: str, lang: str, **values: object) -> Message:
@@ -475,6 +567,7 @@ _EMOJI = {
     ":busts_in_silhouette:": "👥",
     ":construction:": "🚧",
     ":test_tube:": "🧪",
+    ":recycle:": "♻️",
 }
 
 
@@ -484,4 +577,5 @@ def terminal_text(text: str, *, me: str = "") -> str:
     if me:
         text = text.replace(f"<@{me}>", "@you")
     text = re.sub(r"<@([A-Z0-9]+)>", r"@\1", text)
+    text = re.sub(r"<#([A-Z0-9]+)(?:\|([^>]*))?>", lambda m: "#" + (m.group(2) or m.group(1)), text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -15,17 +15,20 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.app import Bot, build_bot
 from bot.settings import Settings
+from bot.store import StoreError
 
 log = logging.getLogger(__name__)
 
 HTTP_THREADS = 32
+WORKER_BOOT_ERROR = 3  # gunicorn's exit code for "this worker cannot boot": the master stops too
 DRAIN_MARGIN = 15.0  # seconds beyond MailPartner's deadline to post outcomes on shutdown
 
 StartResponse = Callable[..., Any]
 
 
 class BotWSGI:
-    """`POST /slack/events` to Bolt; `GET /healthz` answers 200 while the bot takes work, 503 when draining."""
+    """`POST /slack/events` to Bolt; `GET /healthz` answers 200 while the bot takes work (naming a degraded
+    store in its body), 503 when draining."""
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
@@ -34,7 +37,9 @@ class BotWSGI:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             ok = self.bot.service.accepting
-            body = b"ok\n" if ok else b"draining\n"
+            # A degraded store still answers 200: cancels work without it, and a restart would not help.
+            problem = self.bot.store.problem
+            body = (f"ok; store degraded: {problem}\n" if problem else "ok\n").encode() if ok else b"draining\n"
             start_response(
                 "200 OK" if ok else "503 Service Unavailable",
                 [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
@@ -69,14 +74,18 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> BotWSGI:
-        # Runs in the worker after fork: the service's threads must start there, not in the master.
-        self.bot = build_bot(self.settings)
+        # Runs in the worker after fork: the service's threads and the store's pool must start there.
+        try:
+            self.bot = build_bot(self.settings)
+        except StoreError as error:
+            log.error("cancel-mail-bot cannot start: DATABASE_URL: %s", error)
+            raise SystemExit(WORKER_BOOT_ERROR) from error
         log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", self.settings.port)
         return BotWSGI(self.bot)
 
     def _drain(self, _server: object, _worker: object) -> None:
         if self.bot is not None:
-            self.bot.service.drain(self.settings.mailpartner_deadline + DRAIN_MARGIN)
+            self.bot.shutdown(self.settings.mailpartner_deadline + DRAIN_MARGIN)
 
 
 def serve_http(settings: Settings) -> None:
@@ -94,7 +103,7 @@ def serve_socket_mode(settings: Settings) -> None:
     def stop(_signum: int, _frame: object) -> None:
         log.info("%s: no new work; finishing the cancels in flight", signal.Signals(_signum).name)
         handler.close()
-        bot.service.drain(settings.mailpartner_deadline + DRAIN_MARGIN)
+        bot.shutdown(settings.mailpartner_deadline + DRAIN_MARGIN)
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)

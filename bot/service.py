@@ -1,11 +1,15 @@
 """The cancellation engine: everything a confirm click sets off, run off the ack path.
 
-    click ─ack─▶ confirm() ─┬─▶ MailPartner pool: cancel(id), one task per id, in parallel
-                            │       └──▶ slack pool: outcome posted, prompt → "confirmed", audit
-                            └─▶ slack pool: prompt → "cancelling…"
+    click ─ack─▶ confirm() ─▶ start: job recorded with a lease, its mails claimed (store)
+                                 ├─▶ MailPartner pool: cancel(id), one task per id, in parallel
+                                 │       └──▶ slack pool: outcome posted, prompt → "confirmed", audit,
+                                 │                        workflow step ended, job finished
+                                 └─▶ slack pool: prompt → "cancelling…"
 
 Two bounded pools keep Slack updates from queueing behind slow MailPartner calls. A mail whose cancel is
-in flight in this process is not sent to MailPartner again. `drain()` lets in-flight work finish on shutdown.
+under way is not sent to MailPartner again: this process checks its own memory first, then the store's
+claims (shared by every replica). A job whose process died is taken over by `recover()` once its lease
+runs out (see recovery.py). `drain()` lets in-flight work finish on shutdown.
 """
 
 from __future__ import annotations
@@ -13,40 +17,55 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from bot.audit import audit
+from bot.audit import AuditTrail
 from bot.mailpartner import CancelOutcome, MailPartnerClient
 from bot.messages import Message, notice, outcome_message, render_outcome, status_message
 from bot.replies import Conversation, Replier
+from bot.store import JobRecord, Store
 from bot.ticket import PromptTicket
+from bot.workflow import StepRef, WorkflowSteps, confirmed_outputs
 
 log = logging.getLogger(__name__)
 
 SLACK_THREADS = 32
 PROMPT_UPDATE_WAIT = 30.0  # seconds; Slack's retry handlers give up well before
+LEASE_MARGIN = 10.0  # seconds beyond MailPartner's deadline before another process may take a job over
 
 
 class ShuttingDown(Exception):
     """The service takes no new work: the process is draining."""
 
 
-# Told what a cancel came to once its outcome is posted: (outcomes, ids whose cancel broke in the bot).
-OnOutcome = Callable[[list[CancelOutcome], list[str]], None]
-
-
 @dataclass
 class _Job:
+    id: str
     ticket: PromptTicket
     confirmer: str
     where: Conversation
-    on_outcome: OnOutcome | None = None
+    step: StepRef | None = None
+    recovered: bool = False
     outcomes: dict[str, CancelOutcome] = field(default_factory=dict)
     crashed: list[str] = field(default_factory=list)
     prompt_shown: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self) -> JobRecord:
+        return JobRecord(
+            id=self.id,
+            ticket=self.ticket.encode(),
+            confirmer=self.confirmer,
+            channel=self.where.channel,
+            thread_ts=self.where.thread_ts,
+            prompt_ts=self.where.prompt_ts,
+            response_url=self.where.response_url,
+            execution_id=self.step.execution_id if self.step else None,
+            step_token=self.step.token if self.step else None,
+        )
 
 
 class CancelService:
@@ -54,20 +73,29 @@ class CancelService:
         self,
         mailpartner: MailPartnerClient,
         replier: Replier,
+        store: Store,
+        steps: WorkflowSteps,
         *,
         lang: str,
         sandbox: bool,
         workers: int,
+        audit: AuditTrail,
+        deadline: float,
         audit_channel: str = "",
     ) -> None:
         self.mailpartner = mailpartner
         self.replier = replier
+        self.store = store
+        self.steps = steps
+        self.audit = audit
+        self.lease = deadline + LEASE_MARGIN
         self._lang = lang
         self._sandbox = sandbox
         self._audit_channel = audit_channel
         self._mp_pool = ThreadPoolExecutor(workers, thread_name_prefix="mailpartner")
         self._slack_pool = ThreadPoolExecutor(SLACK_THREADS, thread_name_prefix="slack")
         self._in_flight: dict[str, str] = {}  # mail id → who confirmed it
+        self._running: dict[str, _Job] = {}  # job id → job, for lease renewal
         self._jobs = 0
         self._idle = threading.Condition()
         self._accepting = True
@@ -75,6 +103,10 @@ class CancelService:
     @property
     def accepting(self) -> bool:
         return self._accepting
+
+    def running_jobs(self) -> list[str]:
+        with self._idle:
+            return list(self._running)
 
     def background(self, task: Callable[[], object]) -> None:
         """Run a Slack-side task (post a prompt, a note) off the ack path; drain() waits for it too."""
@@ -102,28 +134,49 @@ class CancelService:
             return self._jobs == 0
 
     def confirm(
-        self, ticket: PromptTicket, confirmer: str, where: Conversation, on_outcome: OnOutcome | None = None
+        self, ticket: PromptTicket, confirmer: str, where: Conversation, step: StepRef | None = None
     ) -> str | None:
-        """Start cancelling; returns None, or the user whose cancel of one of these mails is under way.
+        """Start cancelling; returns None, or the user whose cancel of one of these mails is under way here.
 
-        `on_outcome` runs once the outcome is posted (a workflow step ends there), whatever happened.
+        Another replica's cancel of the same mail is found in the store off the ack path, and the
+        confirmer is told there. A workflow `step` ends once the outcome is posted, whatever happened.
         Raises ShuttingDown when the process no longer takes new work.
         """
-        with self._idle:
-            if not self._accepting:
-                raise ShuttingDown()
-            busy = next((self._in_flight[i] for i in ticket.ids if i in self._in_flight), None)
-            if busy:
-                return busy
-            self._in_flight.update(dict.fromkeys(ticket.ids, confirmer))
-            self._jobs += 1
-        job = _Job(ticket, confirmer, where, on_outcome)
-        # The cancel never waits for Slack: MailPartner calls are queued first, the prompt update beside them.
-        for message_id in ticket.ids:
-            future = self._mp_pool.submit(self.mailpartner.cancel, message_id)
-            future.add_done_callback(lambda f, mid=message_id: self._collect(job, mid, f))
-        self._slack_pool.submit(self._guard, lambda: self._show_cancelling(job), "prompt update")
-        return None
+        job = _Job(uuid.uuid4().hex, ticket, confirmer, where, step)
+        busy = self._accept(job)
+        if busy is None:
+            self._mp_pool.submit(self._guard, lambda: self._start(job), "cancel start")
+        return busy
+
+    def recover(self, record: JobRecord) -> None:
+        """Finish a job a dead process left under way: ask MailPartner again (a cancel that went through
+        answers “already cancelled”), post where the original would have, and end its workflow step."""
+        try:
+            ticket = PromptTicket.decode(record.ticket)
+        except ValueError as error:
+            log.error("job %s cannot be recovered: %s", record.id, error)
+            self.store.finish(record.id)
+            return
+        where = Conversation(record.channel, record.thread_ts, record.prompt_ts, record.response_url)
+        step = StepRef(record.execution_id, record.step_token or "") if record.execution_id else None
+        job = _Job(record.id, ticket, record.confirmer, where, step, recovered=True)
+        try:
+            if self._accept(job, recovering=True) is not None:
+                return  # this process is already cancelling one of these mails; the lease stays ours
+        except ShuttingDown:
+            return
+        self.audit(
+            "recovery",
+            actor=record.confirmer,
+            channel=record.channel,
+            thread=ticket.thread_ts,
+            mail_ids=ticket.ids,
+            requester=ticket.requester,
+            reason=ticket.reason or None,
+            takeovers=record.takeovers,
+        )
+        job.prompt_shown.set()  # the prompt already says "cancelling…": straight to the outcome
+        self._send(job)
 
     def drain(self, timeout: float) -> bool:
         """Stop taking work; wait up to `timeout` s for in-flight cancels to post. True when all did."""
@@ -140,6 +193,57 @@ class CancelService:
         self._mp_pool.shutdown(wait=False, cancel_futures=True)
         self._slack_pool.shutdown(wait=False, cancel_futures=True)
         return left == 0
+
+    # -- a job's life --------------------------------------------------------------------------------
+
+    def _accept(self, job: _Job, *, recovering: bool = False) -> str | None:
+        with self._idle:
+            if not self._accepting:
+                raise ShuttingDown()
+            busy = next((self._in_flight[i] for i in job.ticket.ids if i in self._in_flight), None)
+            if busy:
+                return busy
+            self._in_flight.update(dict.fromkeys(job.ticket.ids, job.confirmer))
+            self._running[job.id] = job
+            self._jobs += 1
+        return None
+
+    def _start(self, job: _Job) -> None:
+        """Claim the mails in the store (every replica sees the claim), then cancel them."""
+        ticket = job.ticket
+        ended = job.step is not None and self.steps.has_ended(job.step.execution_id)
+        holder = None if ended else self.store.claim(job.record(), ticket.ids, lease=self.lease)
+        if ended or holder is not None:
+            self._release(job, finished_in_store=False)
+            if holder is not None:
+                self.audit(
+                    "duplicate",
+                    actor=job.confirmer,
+                    channel=job.where.channel,
+                    thread=ticket.thread_ts,
+                    mail_ids=ticket.ids,
+                    under_way_by=holder,
+                )
+            ids = ", ".join(f"`{i}`" for i in ticket.ids)
+            note = notice("in_flight", self._lang, ids=ids, user=holder) if holder else notice("stale", self._lang)
+            self.replier.tell(job.where, job.confirmer, note)
+            return
+        self.audit(
+            "confirm",
+            actor=job.confirmer,
+            channel=job.where.channel,
+            thread=ticket.thread_ts,
+            mail_ids=ticket.ids,
+            requester=ticket.requester,
+            reason=ticket.reason or None,
+        )
+        self._send(job)
+        self._slack_pool.submit(self._guard, lambda: self._show_cancelling(job), "prompt update")
+
+    def _send(self, job: _Job) -> None:
+        for message_id in job.ticket.ids:
+            future = self._mp_pool.submit(self.mailpartner.cancel, message_id)
+            future.add_done_callback(lambda f, mid=message_id: self._collect(job, mid, f))
 
     def _show_cancelling(self, job: _Job) -> None:
         try:
@@ -169,10 +273,16 @@ class CancelService:
                 self._post_outcomes(job, outcomes)
         finally:
             try:
-                if job.on_outcome is not None:
-                    self._guard(lambda: job.on_outcome(outcomes, job.crashed), "outcome hook")  # type: ignore[misc]
+                if job.step is not None:
+                    outputs = confirmed_outputs(
+                        job.ticket.ids, outcomes, job.crashed, self._lang, sandbox=self._sandbox
+                    )
+                    self._guard(
+                        lambda: self.steps.end(job.step, outputs, actor=job.confirmer, channel=job.where.channel),  # type: ignore[arg-type]
+                        "workflow step end",
+                    )
             finally:
-                self._release(job)
+                self._release(job, finished_in_store=True)
 
     def _post_outcomes(self, job: _Job, outcomes: list[CancelOutcome]) -> None:
         message = outcome_message(
@@ -182,11 +292,12 @@ class CancelService:
             lang=self._lang,
             sandbox=self._sandbox,
             reason=job.ticket.reason,
+            recovered=job.recovered,
         )
         # The audit line is written before Slack is tried: whatever Slack does, the outcome is on record.
         thread = job.ticket.thread_ts
         for outcome in outcomes:
-            audit(
+            self.audit(
                 "outcome",
                 actor=job.confirmer,
                 channel=job.where.channel,
@@ -202,6 +313,7 @@ class CancelService:
                 attempts=outcome.attempts,
                 latency_ms=round(outcome.latency * 1000),
                 sandbox=self._sandbox,
+                recovered=job.recovered or None,
             )
         # "cancelling…" lands first, so the outcome follows it and the prompt ends on "confirmed".
         job.prompt_shown.wait(PROMPT_UPDATE_WAIT)
@@ -209,7 +321,7 @@ class CancelService:
         self.replier.replace_prompt(job.where, self._status("confirmed", job))
         if not delivery.ok:
             # Slack refused every way: the audit lines above keep the outcome; say so loudly.
-            audit(
+            self.audit(
                 "post_failed",
                 actor=job.confirmer,
                 channel=job.where.channel,
@@ -230,10 +342,13 @@ class CancelService:
         prefix = "[SANDBOX] " if self._sandbox else ""
         self.replier.post(self._audit_channel, {"text": prefix + text})
 
-    def _release(self, job: _Job) -> None:
+    def _release(self, job: _Job, *, finished_in_store: bool) -> None:
+        if finished_in_store:
+            self.store.finish(job.id)
         with self._idle:
             for message_id in job.ticket.ids:
                 self._in_flight.pop(message_id, None)
+            self._running.pop(job.id, None)
         self._done()
 
     def _done(self) -> None:

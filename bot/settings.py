@@ -11,8 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from bot.store.engine import database_url
+
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_MAILPARTNER_BASE_URL = "https://api.mailpartner.fr/v1"
+DEFAULT_DATABASE_URL = "sqlite:///cancel-mail.db"
 LANGUAGES = ("en", "fr")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -57,6 +60,8 @@ class Settings:
     prompt_ttl: float = 15 * 60.0
     audit_channel: str = ""
     workers: int = 256
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a password
+    history_days: int = 365
     language: str = "en"
     log_level: str = "INFO"
 
@@ -93,6 +98,8 @@ class Settings:
             prompt_ttl=reader.seconds("CANCEL_MAIL_PROMPT_TTL", 900.0, high=86400),
             audit_channel=reader.channel("CANCEL_MAIL_AUDIT_CHANNEL"),
             workers=reader.integer("CANCEL_MAIL_WORKERS", 256, low=1, high=1024),
+            database_url=reader.database("DATABASE_URL", DEFAULT_DATABASE_URL),
+            history_days=reader.integer("CANCEL_MAIL_HISTORY_DAYS", 365, low=1, high=36500),
             language=reader.choice("BOT_LANGUAGE", "en", LANGUAGES, lower=True),
             log_level=reader.choice("LOG_LEVEL", "INFO", LOG_LEVELS, lower=False),
         )
@@ -185,6 +192,15 @@ class _Reader:
         if bad:
             self.problems.append(f"{name} must list {what}, separated by commas; not valid: {', '.join(bad)}")
         return frozenset(item for item in items if pattern.match(item))
+
+    def database(self, name: str, default: str) -> str:
+        raw = self.text(name) or default
+        try:
+            database_url(raw)
+        except ValueError as error:
+            self.problems.append(str(error))
+            return default
+        return raw
 
     def channel(self, name: str) -> str:
         raw = self.text(name)

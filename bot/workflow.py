@@ -12,11 +12,23 @@ A workflow branches on `result`, so every way a step can end maps to exactly one
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.mailpartner import CancelOutcome, FailureKind
 from bot.messages import render_outcome
+
+if TYPE_CHECKING:
+    from bot.audit import AuditTrail
+    from bot.store import Store
+
+log = logging.getLogger(__name__)
 
 CALLBACK_ID = "cancel_scheduled_mail"
 
@@ -72,3 +84,76 @@ def confirmed_outputs(
         "\n".join(lines),
         cancelled_ids=[o.message_id for o in outcomes if o.cancelled],
     )
+
+
+@dataclass(frozen=True)
+class StepRef:
+    """A run of the step: its execution id and the short-lived token Slack gave for it."""
+
+    execution_id: str
+    token: str
+
+
+class WorkflowSteps:
+    """Starts and ends runs of the step; each ends exactly once, whichever replica or sweep gets there first.
+
+    The store decides who ends a run; while it is away, this process's memory does. Ending calls
+    `functions.completeSuccess` / `completeError` with the run's own token: a blocking call, made off
+    the ack path by the callers.
+    """
+
+    def __init__(self, store: Store, audit: AuditTrail, client_for: Callable[[str], WebClient]) -> None:
+        self.store = store
+        self.audit = audit
+        self.client_for = client_for
+        self._ended: dict[str, None] = {}  # runs this process ended or saw ended, newest last
+
+    def started(self, step: StepRef, *, channel: str, ticket: str, expires_at: float) -> None:
+        self.store.register_step(
+            step.execution_id, channel=channel, ticket=ticket, token=step.token, expires_at=expires_at
+        )
+
+    def prompt_posted(self, step: StepRef, prompt_ts: str) -> None:
+        self.store.set_step_prompt(step.execution_id, prompt_ts)
+
+    def has_ended(self, execution_id: str) -> bool:
+        """Seen ended here (no database call): a second click on the same run is answered from memory."""
+        return execution_id in self._ended
+
+    def end(
+        self,
+        step: StepRef,
+        outputs: dict[str, object] | None = None,
+        *,
+        error: str = "",
+        actor: str = "",
+        channel: str = "",
+    ) -> bool:
+        """End the run with `outputs`, or with `error`; False when it had already ended."""
+        result = str((outputs or {}).get("result", "error"))
+        first = self.store.end_step(step.execution_id, result)
+        if first is None:  # the store cannot tell: this process's memory decides
+            first = step.execution_id not in self._ended
+        self._remember(step.execution_id)
+        if not first:
+            log.info("workflow step %s has already ended; not ending it again", step.execution_id)
+            return False
+        self.audit(
+            "step_end", actor=actor, channel=channel, execution=step.execution_id, result=result, error=error or None
+        )
+        client = self.client_for(step.token)
+        try:
+            if error:
+                client.functions_completeError(function_execution_id=step.execution_id, error=error)
+            else:
+                client.functions_completeSuccess(function_execution_id=step.execution_id, outputs=outputs or {})
+        except SlackApiError as failure:
+            log.error("ending workflow step %s failed: %s", step.execution_id, failure.response.get("error"))
+        except Exception as failure:
+            log.error("ending workflow step %s failed: %s", step.execution_id, type(failure).__name__)
+        return True
+
+    def _remember(self, execution_id: str) -> None:
+        self._ended[execution_id] = None
+        if len(self._ended) > 10_000:
+            del self._ended[next(iter(self._ended))]

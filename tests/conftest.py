@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ class Clock:
 class Harness:
     """The real Bolt app, its Web API on a LocalSlack, MailPartner on a FakeMailPartner; driven by signed requests."""
 
-    def __init__(self, slack: LocalSlack, mailpartner: FakeMailPartner, **env: str) -> None:
+    def __init__(self, slack: LocalSlack, mailpartner: FakeMailPartner, database_url: str, **env: str) -> None:
         self.slack, self.mailpartner, self.clock = slack, mailpartner, Clock()
         self.settings = Settings.from_env(
             {
@@ -41,10 +42,13 @@ class Harness:
                 "MAILPARTNER_BASE_URL": mailpartner.base_url,
                 "MAILPARTNER_TIMEOUT": "2",
                 "MAILPARTNER_DEADLINE": "4",
+                "DATABASE_URL": database_url,
                 **env,
             }
         )
-        self.bot = build_bot(self.settings, clock=self.clock)
+        # The sweeper runs on demand (`sweep()`), on the harness's clock, so tests decide when time passes.
+        self.bot = build_bot(self.settings, clock=self.clock, sweep=False)
+        self.bot.store.clock = self.clock
         self._ts = 0
 
     def dispatch(self, body: str, content_type: str, **headers: str) -> BoltResponse:
@@ -98,6 +102,7 @@ class Harness:
 
     def settle(self, timeout: float = 15.0) -> None:
         assert self.bot.service.wait_idle(timeout), "the bot's background work did not finish"
+        assert self.bot.store.flush(timeout), "the history rows were not written"
 
     def thread_prompt(self) -> tuple[dict[str, Any], str]:
         """The last prompt the bot posted with chat.postMessage, and its ts."""
@@ -120,18 +125,17 @@ def mailpartner() -> Iterator[FakeMailPartner]:
 
 
 @pytest.fixture
-def make_harness(slack: LocalSlack, mailpartner: FakeMailPartner) -> Iterator[Any]:
+def make_harness(slack: LocalSlack, mailpartner: FakeMailPartner, tmp_path: Path) -> Iterator[Any]:
     made: list[Harness] = []
 
     def make(**env: str) -> Harness:
-        harness = Harness(slack, mailpartner, **env)
+        harness = Harness(slack, mailpartner, f"sqlite:///{tmp_path}/bot-{len(made)}.db", **env)
         made.append(harness)
         return harness
 
     yield make
     for harness in made:
-        harness.bot.service.drain(5)
-        harness.bot.service.mailpartner.close()
+        harness.bot.shutdown(5)
 
 
 @pytest.fixture

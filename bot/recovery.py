@@ -1,0 +1,97 @@
+"""The sweeper: one thread per process that keeps the store's promises when nobody clicks.
+
+Every few seconds it
+- renews the leases of the cancels this process is running, so no other replica takes them over;
+- takes over cancels whose process died (their lease ran out) and finishes them (`CancelService.recover`);
+- ends Workflow Builder runs whose prompt expired unanswered with `result=expired`, and says so on the prompt;
+- prunes history older than `CANCEL_MAIL_HISTORY_DAYS`, at start and every six hours.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from bot.messages import status_message
+from bot.replies import Conversation
+from bot.service import CancelService
+from bot.store import Store, WaitingStep
+from bot.ticket import PromptTicket
+from bot.workflow import StepRef, StepResult, step_outputs
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY = 6 * 3600.0
+
+
+class Sweeper:
+    def __init__(
+        self,
+        store: Store,
+        service: CancelService,
+        *,
+        lang: str,
+        sandbox: bool,
+        history_days: int,
+        interval: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.service = service
+        self._lang = lang
+        self._sandbox = sandbox
+        self._history_days = history_days
+        self._interval = interval
+        self._monotonic = monotonic
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sweeper", daemon=True)
+        self._pruned_at: float | None = None
+
+    def start(self) -> Sweeper:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sweep()
+            except Exception:  # the sweeper must outlive any one bad row
+                log.exception("sweep failed")
+            self._stop.wait(self._interval)
+
+    def sweep(self) -> None:
+        """One pass; public so that tests and the console can run it on their own clock."""
+        lease = self.service.lease
+        self.store.renew(self.service.running_jobs(), lease=lease)
+        if self.service.accepting:
+            for job in self.store.take_over(lease=lease):
+                log.warning("taking over cancel job %s of %s: its process stopped mid-cancel", job.id, job.confirmer)
+                self.service.recover(job)
+        for step in self.store.expired_steps():
+            self._expire(step)
+        if self._pruned_at is None or self._monotonic() - self._pruned_at > PRUNE_EVERY:
+            self._pruned_at = self._monotonic()
+            self.store.prune(history_days=self._history_days)
+
+    def _expire(self, waiting: WaitingStep) -> None:
+        try:
+            ticket = PromptTicket.decode(waiting.ticket)
+        except ValueError:
+            ticket = None
+        ids = ticket.ids if ticket else ()
+        message = status_message("expired", ids, "", lang=self._lang, sandbox=self._sandbox)
+        ended = self.service.steps.end(
+            StepRef(waiting.execution_id, waiting.token),
+            step_outputs(StepResult.EXPIRED, ids, message["text"]),
+            channel=waiting.channel,
+        )
+        if ended and waiting.prompt_ts:
+            where = Conversation(channel=waiting.channel, prompt_ts=waiting.prompt_ts)
+            self.service.replier.replace_prompt(where, message)

@@ -1,0 +1,123 @@
+"""Connecting to the store and bringing its schema to the newest revision.
+
+`DATABASE_URL` is written as operators write it (`sqlite:///cancel-mail.db`, `postgresql://…`,
+`postgres://…`); the driver (psycopg 3) is chosen here, so one code path serves both engines.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+if TYPE_CHECKING:  # Alembic is imported where migrations run, not by everything that reads a URL
+    from alembic.config import Config
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# Two replicas starting together must not both create the tables: one migrates, the other waits.
+_MIGRATION_LOCK = 0x63616E63  # "canc"
+
+
+class StoreError(Exception):
+    """The store cannot be reached, or its schema cannot be brought up to date."""
+
+
+def database_url(raw: str) -> URL:
+    """Parse DATABASE_URL; raise ValueError naming what is wrong (never the password)."""
+    try:
+        url = make_url(raw.strip())
+    except Exception as error:  # SQLAlchemy raises ArgumentError with the raw text in it
+        raise ValueError("DATABASE_URL is not a database URL (sqlite:///file.db or postgresql://…)") from error
+    if url.drivername in ("postgres", "postgresql", "postgresql+psycopg"):
+        return url.set(drivername="postgresql+psycopg")
+    if url.drivername == "sqlite":
+        return url
+    raise ValueError(f"DATABASE_URL must be sqlite:///… or postgresql://…, not {url.drivername}://")
+
+
+def masked(url: URL | str) -> str:
+    """The URL as it may appear in a log line or an error: the password hidden."""
+    return (url if isinstance(url, URL) else make_url(url)).render_as_string(hide_password=True)
+
+
+def create_engine(url: URL, *, pool_size: int = 10) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        # SQLite has one writer: take the write lock when a transaction begins, so two writers queue on
+        # busy_timeout instead of failing when one upgrades its read lock (and SAVEPOINTs work).
+        sa.event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_pre_ping=True,  # a replica outlives database restarts: test a pooled connection before use
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def _sqlite_pragmas(connection: Any, _record: object) -> None:
+    cursor = connection.cursor()
+    # WAL lets readers work beside the one writer; NORMAL sync is safe with WAL and much faster.
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+    connection.isolation_level = None  # the driver's own implicit BEGIN is replaced by the "begin" hook
+
+
+def _alembic_config() -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(_alembic_config()).get_current_head())
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Apply every migration up to `revision`; raise StoreError with a readable cause."""
+    from alembic import command
+
+    config = _alembic_config()
+    try:
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    except Exception as error:
+        raise StoreError(f"cannot migrate the store at {masked(engine.url)}: {_cause(error)}") from error
+
+
+def check_reachable(engine: Engine) -> None:
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception as error:
+        raise StoreError(f"cannot reach the store at {masked(engine.url)}: {_cause(error)}") from error
+
+
+def _cause(error: BaseException) -> str:
+    """One line about what failed: the driver's own first line, which names host and port, not secrets."""
+    inner = getattr(error, "orig", None) or error
+    first = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
+    return f"{type(inner).__name__}: {first[:200]}" if first else type(inner).__name__

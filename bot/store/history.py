@@ -1,0 +1,119 @@
+"""Queries on `events` and `event_mails`: audit lines in, history out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.store.tables import event_mails, events
+
+# Audit fields that have a column of their own; the rest go to `detail` as JSON.
+_COLUMNS = ("action", "actor", "channel", "thread", "via", "reason", "result")
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    at: float
+    action: str
+    actor: str
+    channel: str
+    thread: str
+    mail_ids: tuple[str, ...]
+    via: str | None = None
+    reason: str | None = None
+    result: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "action": self.action,
+            "actor": self.actor,
+            "channel": self.channel,
+            "thread": self.thread,
+            "mail_ids": list(self.mail_ids),
+            "via": self.via,
+            "reason": self.reason,
+            "result": self.result,
+            **self.detail,
+        }
+
+
+def insert_events(connection: Connection, records: Iterable[tuple[float, dict[str, Any]]]) -> int:
+    """Write audit records (time, audit line); return how many."""
+    count = 0
+    for at, record in records:
+        row = {name: _text(record.get(name)) for name in _COLUMNS}
+        for name in ("actor", "channel", "thread"):
+            row[name] = row[name] or ""
+        detail = {k: v for k, v in record.items() if k not in (*_COLUMNS, "time", "mail_ids")}
+        result = connection.execute(sa.insert(events).values(at=at, detail=json.dumps(detail, default=str), **row))
+        event_id = result.inserted_primary_key[0]  # type: ignore[index]
+        mails = list(dict.fromkeys(str(m) for m in record.get("mail_ids") or ()))
+        if mails:
+            connection.execute(sa.insert(event_mails), [{"event_id": event_id, "mail_id": m} for m in mails])
+        count += 1
+    return count
+
+
+def recent_events(
+    connection: Connection,
+    *,
+    channel: str | None = None,
+    mail_id: str | None = None,
+    since: float | None = None,
+    limit: int = 20,
+) -> list[HistoryEvent]:
+    """Newest first: in a conversation, about one mail, or everywhere."""
+    query = sa.select(events).order_by(events.c.at.desc(), events.c.id.desc()).limit(limit)
+    if channel is not None:
+        query = query.where(events.c.channel == channel)
+    if mail_id is not None:
+        query = query.where(events.c.id.in_(sa.select(event_mails.c.event_id).where(event_mails.c.mail_id == mail_id)))
+    if since is not None:
+        query = query.where(events.c.at >= since)
+    rows = connection.execute(query).mappings().all()
+    mails = _mails_of(connection, [row["id"] for row in rows])
+    return [
+        HistoryEvent(
+            at=row["at"],
+            action=row["action"],
+            actor=row["actor"],
+            channel=row["channel"],
+            thread=row["thread"],
+            mail_ids=mails.get(row["id"], ()),
+            via=row["via"],
+            reason=row["reason"],
+            result=row["result"],
+            detail=json.loads(row["detail"] or "{}"),
+        )
+        for row in rows
+    ]
+
+
+def prune_events(connection: Connection, before: float) -> int:
+    old = sa.select(events.c.id).where(events.c.at < before)
+    # Deleted explicitly: SQLite enforces ON DELETE CASCADE only with foreign keys switched on.
+    connection.execute(sa.delete(event_mails).where(event_mails.c.event_id.in_(old)))
+    return connection.execute(sa.delete(events).where(events.c.at < before)).rowcount
+
+
+def _mails_of(connection: Connection, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    if not ids:
+        return {}
+    found: dict[int, list[str]] = {}
+    query = sa.select(event_mails.c.event_id, event_mails.c.mail_id).where(event_mails.c.event_id.in_(ids))
+    for event_id, mail_id in connection.execute(query):
+        found.setdefault(event_id, []).append(mail_id)
+    return {k: tuple(sorted(v)) for k, v in found.items()}
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)

@@ -1,0 +1,239 @@
+"""The bot's memory behind one object. Every call survives the database going away: an urgent cancel beats
+bookkeeping, so a failed call logs what was lost, marks the store degraded (`/healthz`, `check`) and
+returns the answer that keeps cancels going; the next call that works marks it healthy again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection, Engine
+
+from bot.store import deliveries, history, jobs, steps
+from bot.store.engine import StoreError, check_reachable, create_engine, database_url, masked, migrate
+from bot.store.history import HistoryEvent
+from bot.store.jobs import JobRecord
+from bot.store.steps import WaitingStep
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+AUDIT_QUEUE = 10_000
+AUDIT_BATCH = 200
+
+
+class Store:
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time, owner: str = "") -> None:
+        self.engine = engine
+        self.url = masked(engine.url)
+        self.clock = clock
+        # Names this process in job leases: a restarted process is another owner, and takes its own jobs over.
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._problem = ""
+        self._problem_lock = threading.Lock()
+        self._audit: queue.Queue[tuple[float, dict[str, Any]] | None] = queue.Queue(AUDIT_QUEUE)
+        self._pending = 0
+        self._flushed = threading.Condition()
+        self._writer = threading.Thread(target=self._write_audit, name="store-audit", daemon=True)
+        self._writer.start()
+
+    # -- health --------------------------------------------------------------------------------------
+
+    @property
+    def problem(self) -> str:
+        """Empty while the store works; else what failed last, for /healthz and `check`."""
+        return self._problem
+
+    def ping(self) -> bool:
+        return self._run("ping", lambda c: True, False)
+
+    # -- audit rows ----------------------------------------------------------------------------------
+
+    def record(self, line: dict[str, Any]) -> None:
+        """Queue one audit line for the history; written in batches off the caller's thread."""
+        with self._flushed:
+            self._pending += 1
+        try:
+            self._audit.put_nowait((self.clock(), line))
+        except queue.Full:
+            self._lost("audit queue full", [line])
+            self._done_writing(1)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued audit line is written (or lost); True when none is left."""
+        deadline = time.monotonic() + timeout
+        with self._flushed:
+            while self._pending and (left := deadline - time.monotonic()) > 0:
+                self._flushed.wait(left)
+            return self._pending == 0
+
+    def _write_audit(self) -> None:
+        while True:
+            item = self._audit.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < AUDIT_BATCH:
+                try:
+                    more = self._audit.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._audit.put(None)  # finish this batch, then stop
+                    break
+                batch.append(more)
+            written = self._run("audit write", lambda c, b=batch: history.insert_events(c, b), None)
+            if written is None:
+                self._lost("store unavailable", [line for _, line in batch])
+            self._done_writing(len(batch))
+
+    def _done_writing(self, count: int) -> None:
+        with self._flushed:
+            self._pending -= count
+            self._flushed.notify_all()
+
+    @staticmethod
+    def _lost(why: str, lines: Sequence[dict[str, Any]]) -> None:
+        for line in lines:  # one line per lost write: the log still has the audit line itself
+            log.error(
+                "history row lost (%s): %s of %s by %s",
+                why,
+                line.get("action"),
+                line.get("mail_ids"),
+                line.get("actor"),
+            )
+
+    # -- Slack events --------------------------------------------------------------------------------
+
+    def first_delivery(self, event_id: str) -> bool | None:
+        """True the first time any replica sees `event_id`; None when the store cannot tell."""
+        return self._run(
+            "event de-duplication", lambda c: deliveries.first_delivery(c, event_id, now=self.clock()), None
+        )
+
+    # -- cancel jobs ---------------------------------------------------------------------------------
+
+    def claim(self, job: JobRecord, mail_ids: Sequence[str], *, lease: float) -> str | None:
+        """Record the job and claim its mails. Returns who holds a claim already, else None (also when the
+        store is away: the process's own guard still holds, and the cancel goes ahead)."""
+        return self._run(
+            "job claim",
+            lambda c: jobs.claim_job(c, job, mail_ids, owner=self.owner, now=self.clock(), lease=lease),
+            None,
+        )
+
+    def finish(self, job_id: str) -> None:
+        self._run("job finish", lambda c: jobs.finish_job(c, job_id, now=self.clock()), None)
+
+    def renew(self, job_ids: Sequence[str], *, lease: float) -> None:
+        self._run(
+            "lease renewal", lambda c: jobs.renew_leases(c, job_ids, owner=self.owner, until=self.clock() + lease), 0
+        )
+
+    def take_over(self, *, lease: float) -> list[JobRecord]:
+        return self._run(
+            "job takeover", lambda c: jobs.take_over_expired(c, owner=self.owner, now=self.clock(), lease=lease), []
+        )
+
+    # -- workflow steps ------------------------------------------------------------------------------
+
+    def register_step(self, execution_id: str, *, channel: str, ticket: str, token: str, expires_at: float) -> None:
+        self._run(
+            "step start",
+            lambda c: steps.register_step(
+                c, execution_id, channel=channel, ticket=ticket, token=token, expires_at=expires_at
+            ),
+            None,
+        )
+
+    def set_step_prompt(self, execution_id: str, prompt_ts: str) -> None:
+        self._run("step prompt", lambda c: steps.set_prompt(c, execution_id, prompt_ts), None)
+
+    def end_step(self, execution_id: str, result: str) -> bool | None:
+        """True for the one caller that ends the step; None when the store cannot tell."""
+        return self._run("step end", lambda c: steps.end_step(c, execution_id, result=result, now=self.clock()), None)
+
+    def expired_steps(self) -> list[WaitingStep]:
+        return self._run("expired steps", lambda c: steps.expired_steps(c, now=self.clock()), [])
+
+    # -- history -------------------------------------------------------------------------------------
+
+    def history(
+        self, *, channel: str | None = None, mail_id: str | None = None, since: float | None = None, limit: int = 20
+    ) -> list[HistoryEvent] | None:
+        """Newest first; None when the store cannot answer."""
+        return self._run(
+            "history",
+            lambda c: history.recent_events(c, channel=channel, mail_id=mail_id, since=since, limit=limit),
+            None,
+        )
+
+    def prune(self, *, history_days: int) -> None:
+        now = self.clock()
+
+        def prune(connection: Connection) -> None:
+            removed = history.prune_events(connection, now - history_days * 86400)
+            removed += jobs.prune_jobs(connection, now - history_days * 86400)
+            removed += deliveries.prune_deliveries(connection, now - 86400)
+            removed += steps.prune_steps(connection, now - 86400)
+            if removed:
+                log.info("store: pruned %d rows older than their keep time", removed)
+
+        self._run("prune", prune, None)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.flush(timeout)
+        self._audit.put(None)
+        self._writer.join(timeout)
+        self.engine.dispose()
+
+    # -- plumbing ------------------------------------------------------------------------------------
+
+    def _run(self, what: str, work: Callable[[Connection], T], fallback: T) -> T:
+        try:
+            with self.engine.begin() as connection:
+                result = work(connection)
+        except Exception as error:
+            self._degrade(what, error)
+            return fallback
+        if self._problem:
+            with self._problem_lock:
+                if self._problem:
+                    log.warning("store: %s works again; the store is healthy", self.url)
+                    self._problem = ""
+        return result
+
+    def _degrade(self, what: str, error: Exception) -> None:
+        cause = getattr(error, "orig", None) or error
+        first = (str(cause).strip().splitlines() or [""])[0][:200]
+        with self._problem_lock:
+            fresh = not self._problem
+            self._problem = f"{what} failed: {type(cause).__name__}"
+        # The first failure is an error; repeats while degraded are warnings, not a flood of errors.
+        (log.error if fresh else log.warning)(
+            "store %s: %s failed (%s: %s)", self.url, what, type(cause).__name__, first
+        )
+
+
+def open_store(raw_url: str, *, clock: Callable[[], float] = time.time, pool_size: int = 10) -> Store:
+    """Connect and migrate to the newest revision; raise StoreError with one readable line."""
+    try:
+        url = database_url(raw_url)
+    except ValueError as error:
+        raise StoreError(str(error)) from error
+    engine = create_engine(url, pool_size=pool_size)
+    try:
+        check_reachable(engine)
+        migrate(engine)
+    except StoreError:
+        engine.dispose()
+        raise
+    return Store(engine, clock=clock)
