@@ -14,6 +14,7 @@ from bot.app import build_bot
 from bot.localslack import LocalSlack
 from bot.settings import Settings
 from bot.slackwire import FORM, JSON, app_mention, button_click, buttons, signed_headers, slash_command
+from tests.databases import any_database, postgres  # noqa: F401  (fixtures)
 from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, FakeMailPartner
 
 ALICE, BOB, MALLORY = "U0ALICE000", "U0BOB00000", "U0MALLORY0"
