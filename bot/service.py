@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 SLACK_THREADS = 32
 PROMPT_UPDATE_WAIT = 30.0  # seconds; Slack's retry handlers give up well before
-LEASE_MARGIN = 10.0  # seconds beyond MailPartner's deadline before another process may take a job over
+LEASE_MARGIN = 5.0  # seconds beyond MailPartner's deadline before another process may take a job over
 
 
 class ShuttingDown(Exception):

@@ -129,8 +129,9 @@ def mailpartner() -> Iterator[FakeMailPartner]:
 def make_harness(slack: LocalSlack, mailpartner: FakeMailPartner, tmp_path: Path) -> Iterator[Any]:
     made: list[Harness] = []
 
-    def make(**env: str) -> Harness:
-        harness = Harness(slack, mailpartner, f"sqlite:///{tmp_path}/bot-{len(made)}.db", **env)
+    def make(database_url: str = "", **env: str) -> Harness:
+        """A bot on its own SQLite file, or on `database_url` (several harnesses sharing one are replicas)."""
+        harness = Harness(slack, mailpartner, database_url or f"sqlite:///{tmp_path}/bot-{len(made)}.db", **env)
         made.append(harness)
         return harness
 

@@ -41,8 +41,11 @@ def database_url(raw: str) -> URL:
 
 
 def masked(url: URL | str) -> str:
-    """The URL as it may appear in a log line or an error: the password hidden."""
-    return (url if isinstance(url, URL) else make_url(url)).render_as_string(hide_password=True)
+    """The URL as it may appear in a log line or an error: the password hidden, the driver as operators write it."""
+    parsed = url if isinstance(url, URL) else make_url(url)
+    if parsed.drivername == "postgresql+psycopg":
+        parsed = parsed.set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=True)
 
 
 def create_engine(url: URL, *, pool_size: int = 10) -> Engine:

@@ -1,0 +1,225 @@
+"""Layer 3: the store with real processes. `python -m bot` killed with SIGKILL mid-cancel (SQLite: restarted;
+PostgreSQL: another replica takes over), two replicas on one PostgreSQL, history after a burst, and a
+database that goes away while the bot runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.localslack import LocalSlack
+from bot.slackwire import FORM, JSON, app_mention, blocks_text, button_click, buttons
+from tests.fakes import BotProcess, FakeMailPartner, Fault, TcpProxy, bot_env, free_port
+from tests.test_e2e import ALICE, BOB, CHANNEL, Driver
+
+# A short deadline keeps leases short: a job is taken over 2 + 5 s after its process stops renewing it.
+TIMING = {"MAILPARTNER_TIMEOUT": "2", "MAILPARTNER_DEADLINE": "2"}
+
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[LocalSlack, FakeMailPartner]]:
+    slack, mailpartner = LocalSlack().start(), FakeMailPartner(extra_mails=40).start()
+    yield slack, mailpartner
+    mailpartner.stop()
+    slack.stop()
+
+
+class Replicas:
+    """Bot processes sharing one store, each with its own log, all stopped at the end."""
+
+    def __init__(self, tmp: Path, slack: LocalSlack, mailpartner: FakeMailPartner, database_url: str) -> None:
+        self.tmp, self.slack, self.mailpartner, self.database_url = tmp, slack, mailpartner, database_url
+        self.started: list[BotProcess] = []
+
+    def start(self, **extra: str) -> Driver:
+        env = bot_env(free_port(), self.slack.api_url, self.mailpartner.base_url, DATABASE_URL=self.database_url)
+        env.update({**TIMING, **extra})
+        bot = BotProcess(env, self.tmp / f"bot-{len(self.started)}.log")
+        self.started.append(bot)
+        bot.wait_healthy()
+        return Driver(bot, self.slack)
+
+    def stop(self) -> None:
+        for bot in self.started:
+            bot.stop()
+        for bot in self.started:
+            assert "Traceback" not in bot.log(), bot.log()
+
+
+@pytest.fixture
+def replicas_on_sqlite(tmp_path: Path, fakes) -> Iterator[Replicas]:
+    slack, mailpartner = fakes
+    replicas = Replicas(tmp_path, slack, mailpartner, f"sqlite:///{tmp_path}/bot.db")
+    yield replicas
+    replicas.stop()
+
+
+@pytest.fixture
+def replicas_on_postgres(tmp_path: Path, fakes, postgres: str) -> Iterator[Replicas]:
+    slack, mailpartner = fakes
+    replicas = Replicas(tmp_path, slack, mailpartner, postgres)
+    yield replicas
+    replicas.stop()
+
+
+def wait_for_request(mailpartner: FakeMailPartner, mail: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(r["messageId"] == mail for r in mailpartner.requests):
+        assert time.monotonic() < deadline, f"{mail} never reached MailPartner"
+        time.sleep(0.02)
+
+
+def kill_mid_cancel(driver: Driver, mailpartner: FakeMailPartner, mail: str) -> str:
+    """Ask, confirm, and SIGKILL the bot while MailPartner is still working on the cancel."""
+    mailpartner.fault(mail, Fault(delay=1.5))  # the first attempt only: the cancel itself goes through
+    _, prompt = driver.command(f"{mail} -- wrong segment")
+    _, response_url = driver.click(prompt, user=BOB)
+    wait_for_request(mailpartner, mail)
+    driver.bot.kill()
+    return response_url
+
+
+def test_sqlite_kill_9_mid_cancel_then_restart_posts_the_outcome(replicas_on_sqlite: Replicas) -> None:
+    replicas, mailpartner = replicas_on_sqlite, replicas_on_sqlite.mailpartner
+    response_url = kill_mid_cancel(replicas.start(), mailpartner, "m0001")
+    killed_at = time.monotonic()
+    restarted = replicas.start()
+    outcome = blocks_text(restarted.outcome_at(response_url, timeout=30))
+    assert "`m0001`" in outcome and "cancelled" in outcome and "Recovered after an interruption" in outcome
+    assert "wrong segment" in outcome
+    assert time.monotonic() - killed_at < 20
+    assert mailpartner.cancels["m0001"] == 1  # the retry answered "already cancelled"
+
+
+def test_postgres_another_replica_finishes_a_cancel_whose_process_was_killed(replicas_on_postgres: Replicas) -> None:
+    replicas, mailpartner = replicas_on_postgres, replicas_on_postgres.mailpartner
+    first, second = replicas.start(), replicas.start()
+    response_url = kill_mid_cancel(first, mailpartner, "m0002")
+    outcome = blocks_text(second.outcome_at(response_url, timeout=30))
+    assert "`m0002`" in outcome and "Recovered after an interruption" in outcome
+    assert "recover" in second.bot.log().lower() or "taking over" in second.bot.log()
+
+
+def test_postgres_two_replicas_one_prompt_per_event_one_call_per_mail(replicas_on_postgres: Replicas) -> None:
+    replicas, slack, mailpartner = replicas_on_postgres, replicas_on_postgres.slack, replicas_on_postgres.mailpartner
+    first, second = replicas.start(), replicas.start()
+    ts = f"{int(time.time())}.000321"
+    body = app_mention(
+        "<@U0BOT00000> cancel m0003 -- wrong list", user=ALICE, channel=CHANNEL, ts=ts, event_id="EvRep1"
+    )
+    assert first.post(body, JSON).status_code == 200
+    redelivered = second.post(body, JSON, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    assert redelivered.status_code == 200
+    (prompt,) = slack.wait_for(lambda c: c.method == "chat.postMessage" and buttons(c.payload))
+    time.sleep(1.0)
+    assert len([c for c in slack.calls if c.method == "chat.postMessage" and buttons(c.payload)]) == 1
+
+    mailpartner.fault("m0003", Fault(delay=0.5))
+    clicks = [
+        button_click(
+            buttons(prompt.payload)["cancel_mail_confirm"],
+            user=user,
+            channel=CHANNEL,
+            response_url=slack.new_response_url(),
+            message_ts=str(prompt.response["ts"]),
+            thread_ts=ts,
+        )
+        for user in (ALICE, BOB)
+    ]
+    with ThreadPoolExecutor(2) as pool:  # both confirms at the same moment, one on each replica
+        answers = list(pool.map(lambda pair: pair[0].post(pair[1], FORM), zip((first, second), clicks, strict=True)))
+    assert [a.status_code for a in answers] == [200, 200]
+    outcomes = slack.wait_for(
+        lambda c: c.method == "chat.postMessage" and "`m0003` is cancelled" in blocks_text(c.payload)
+    )
+    assert len(outcomes) == 1
+    under_way = slack.wait_for(lambda c: "already under way" in blocks_text(c.payload))
+    assert under_way
+    time.sleep(0.5)
+    assert len([r for r in mailpartner.requests if r["messageId"] == "m0003"]) == 1
+
+
+def test_history_after_a_burst_in_slack_and_from_a_terminal(replicas_on_sqlite: Replicas) -> None:
+    replicas, slack = replicas_on_sqlite, replicas_on_sqlite.slack
+    driver = replicas.start()
+    mails = [f"m{n:04d}" for n in range(10, 20)]
+    for mail in mails:
+        _, prompt = driver.command(f"{mail} -- burst {mail}", user=ALICE)
+        driver.click(prompt, "keep" if mail == "m0019" else "confirm", user=BOB)
+    for mail in mails[:-1]:
+        slack.wait_for(lambda c, m=mail: f"`{m}` is cancelled" in blocks_text(c.payload))
+    time.sleep(0.5)  # history rows are written in batches off the request path
+    _, _ = driver.command("history m0012", user=ALICE)
+    (answer,) = slack.wait_for(lambda c: "History of mail `m0012`" in blocks_text(c.payload))
+    text = blocks_text(answer.payload)
+    assert f"<@{ALICE}> asked to cancel `m0012`" in text and "burst m0012" in text
+    assert f"<@{BOB}> confirmed the cancel of `m0012`" in text and "`code 200`" in text
+
+    env = bot_env(free_port(), slack.api_url, replicas.mailpartner.base_url, DATABASE_URL=replicas.database_url)
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "history", "m0019"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert f"@{BOB} kept `m0019`" in run.stdout and "burst m0019" in run.stdout
+    everything = subprocess.run(
+        [sys.executable, "-m", "bot", "history", "--since", "1h", "--json", "--limit", "500"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = everything.stdout.splitlines()
+    assert sum('"action": "request"' in x for x in lines) == 10 and sum('"action": "outcome"' in x for x in lines) == 9
+
+
+def test_the_database_going_away_degrades_but_cancels_go_on(tmp_path: Path, fakes, postgres: str) -> None:
+    slack, mailpartner = fakes
+    url = httpx.URL(postgres.replace("postgresql://", "http://"))
+    proxy = TcpProxy(url.host, url.port or 5432).start()
+    through_proxy = postgres.replace(f"{url.host}:{url.port or 5432}", f"127.0.0.1:{proxy.port}")
+    replicas = Replicas(tmp_path, slack, mailpartner, through_proxy)
+    try:
+        driver = replicas.start()
+        proxy.cut()
+        _, prompt = driver.command("m0030 -- database is down")
+        _, response_url = driver.click(prompt, user=BOB)
+        assert "`m0030` is cancelled" in blocks_text(driver.outcome_at(response_url))
+        health = driver.http.get("/healthz")
+        assert health.status_code == 200 and "store degraded" in health.text
+        proxy.start()
+        deadline = time.monotonic() + 15
+        while "degraded" in driver.http.get("/healthz").text:  # the sweeper's next call heals it
+            assert time.monotonic() < deadline, "the store never healed"
+            time.sleep(0.2)
+    finally:
+        replicas.stop()
+        proxy.cut()
+    log = replicas.started[0].log()
+    assert "history row lost" in log and "works again" in log
+
+
+def test_a_store_that_cannot_be_reached_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    env = bot_env(free_port(), "http://127.0.0.1:9/api/", "http://127.0.0.1:9/v1")
+    env["DATABASE_URL"] = "postgresql://bot:s3cret-pass@127.0.0.1:9/bot"
+    run = subprocess.run(
+        [sys.executable, "-m", "bot"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    (line,) = [x for x in run.stderr.splitlines() if "DATABASE_URL" in x]
+    assert "postgresql://bot:***@127.0.0.1:9/bot" in line and "s3cret-pass" not in run.stderr
+
+
+def test_migrate_command(tmp_path: Path) -> None:
+    env = bot_env(free_port(), "http://127.0.0.1:9/api/", "http://127.0.0.1:9/v1")
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path}/fresh.db"
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0 and "revision 0002" in run.stdout, run.stderr
