@@ -220,3 +220,18 @@ def test_a_store_that_goes_away_degrades_then_heals(
         store.engine = good
     assert store.ping() and store.problem == ""
     store.close()
+
+
+def test_the_migrations_build_exactly_the_declared_tables(any_database: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from bot.store.tables import metadata
+
+    engine = create_engine(database_url(any_database))
+    try:
+        migrate(engine)
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+    finally:
+        engine.dispose()
