@@ -261,3 +261,22 @@ def test_console_form_and_workflow(tmp_path: Path) -> None:
     assert "Mail ids (required) [302 301]:" in out and "kept `302`, `301`" in out
     assert "result              cancelled" in out and "cancelled_ids       301" in out
     assert "[workflow step failed] `bad!` is not a valid mail id." in out
+
+
+def test_check_reports_the_store(tmp_path: Path) -> None:
+    from bot.localslack import LocalSlack
+
+    fake = FakeMailPartner().start()
+    try:
+        with LocalSlack() as slack:
+            env = check_env(slack.api_url, fake.base_url)
+            good = run_bot(["check"], "", tmp_path, **env, DATABASE_URL=f"sqlite:///{tmp_path}/bot.db")
+            bad = run_bot(["check"], "", tmp_path, **env, DATABASE_URL="postgresql://bot:pw-0123456789@127.0.0.1:9/bot")
+    finally:
+        fake.stop()
+    assert good.returncode == 0 and "✅ Store: sqlite:///" in good.stdout and "revision 0002" in good.stdout
+    assert (
+        bad.returncode == 1
+        and "❌ Store: DATABASE_URL: cannot reach the store at postgresql://bot:***@127.0.0.1:9/bot" in bad.stdout
+    )
+    assert "pw-0123456789" not in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
