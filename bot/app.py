@@ -14,17 +14,26 @@ import httpx
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.web import SlackResponse
 
 from bot.access import AccessPolicy, UserGroupDirectory
 from bot.audit import AuditTrail
 from bot.listeners import ListenerDeps, register
 from bot.mailpartner import MailPartnerClient
+from bot.metrics import Metrics
+from bot.outbox import Outbox
 from bot.recovery import Sweeper
-from bot.replies import Replier, retry_handlers
+from bot.replies import Replier
 from bot.sandbox import SANDBOX_KEY, MailPartnerSandbox
 from bot.service import CancelService
 from bot.settings import Settings
+from bot.slackhttp import SlackHttp
 from bot.store import Store, open_store
 from bot.workflow import WorkflowSteps
 
@@ -38,6 +47,7 @@ class Bot:
     store: Store
     sweeper: Sweeper | None
     sandbox: MailPartnerSandbox | None
+    metrics: Metrics
 
     def shutdown(self, timeout: float) -> bool:
         """Stop sweeping, let in-flight cancels post (up to `timeout` s), write the last history rows."""
@@ -45,11 +55,21 @@ class Bot:
             self.sweeper.stop()
         drained = self.service.drain(timeout)
         self.service.mailpartner.close()
+        self.service.replier.close()
         self.store.close()
         return drained
 
 
+def retry_handlers() -> list[RetryHandler]:
+    return [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=3),
+        ServerErrorRetryHandler(max_retry_count=2),
+    ]
+
+
 def web_client(settings: Settings, token: str | None = None) -> WebClient:
+    """slack_sdk's client, for Bolt and the calls off the hot path (sign-in, forms, ending workflow runs)."""
     return WebClient(
         token=token or settings.slack_bot_token,
         base_url=settings.slack_api_url,
@@ -85,6 +105,7 @@ def mailpartner_client(
     *,
     sandbox: MailPartnerSandbox | None = None,
     transport: httpx.BaseTransport | None = None,
+    on_attempt: Callable[[float], None] | None = None,
 ) -> MailPartnerClient:
     """The real API, or the sandbox behind the very same client when `sandbox` is given."""
     return MailPartnerClient(
@@ -94,6 +115,7 @@ def mailpartner_client(
         deadline=settings.mailpartner_deadline,
         max_connections=settings.workers,
         transport=sandbox.transport() if sandbox else transport,
+        on_attempt=on_attempt,
     )
 
 
@@ -110,7 +132,8 @@ def build_bot(
     if settings.mailpartner_sandbox and sandbox is None:
         sandbox = MailPartnerSandbox()
     store = store or open_store(settings.database_url)
-    audit = AuditTrail(store)
+    metrics = Metrics()
+    audit = AuditTrail(store, metrics)
     client = client or web_client(settings)
     app = App(
         signing_secret=settings.slack_signing_secret or None,
@@ -119,10 +142,11 @@ def build_bot(
         # response goes out as soon as they return: no polling for ack(), no shared executor to starve.
         process_before_response=True,
     )
-    replier = Replier(client)
+    slack_http = SlackHttp(settings.slack_api_url, settings.slack_bot_token)
+    replier = Replier(slack_http, Outbox(), on_failure=lambda method: metrics.slack_failures.labels(method).inc())
     steps = WorkflowSteps(store, audit, lambda token: web_client(settings, token))
     service = CancelService(
-        mailpartner_client(settings, sandbox=sandbox),
+        mailpartner_client(settings, sandbox=sandbox, on_attempt=metrics.mailpartner_seconds.observe),
         replier,
         store,
         steps,
@@ -132,6 +156,7 @@ def build_bot(
         audit=audit,
         deadline=settings.mailpartner_deadline,
         audit_channel=settings.audit_channel,
+        metrics=metrics,
     )
     groups = UserGroupDirectory(client, settings.allowed_usergroups) if settings.allowed_usergroups else None
     if groups is not None:
@@ -154,4 +179,4 @@ def build_bot(
         sweeper = Sweeper(
             store, service, lang=settings.language, sandbox=sandbox is not None, history_days=settings.history_days
         ).start()
-    return Bot(app=app, service=service, store=store, sweeper=sweeper, sandbox=sandbox)
+    return Bot(app=app, service=service, store=store, sweeper=sweeper, sandbox=sandbox, metrics=metrics)

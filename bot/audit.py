@@ -11,7 +11,10 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.logs import AUDIT_FIELDS
+
 if TYPE_CHECKING:
+    from bot.metrics import Metrics
     from bot.store import Store
 
 audit_log = logging.getLogger("bot.audit")
@@ -51,15 +54,17 @@ def audit(
         "mail_ids": list(mail_ids),
     }
     record.update(extra)
-    audit_log.info(json.dumps(record, ensure_ascii=False, sort_keys=False))
+    audit_log.info(json.dumps(record, ensure_ascii=False, sort_keys=False), extra={AUDIT_FIELDS: record})
     return record
 
 
 class AuditTrail:
-    """`audit()` plus a history row in the store: what the bot's parts call to record an action."""
+    """`audit()` plus a history row in the store and its count in the metrics: what the bot's parts call
+    to record an action."""
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(self, store: Store | None = None, metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
 
     def __call__(
         self,
@@ -74,4 +79,6 @@ class AuditTrail:
         record = audit(action, actor=actor, channel=channel, thread=thread, mail_ids=mail_ids, **extra)
         if self.store is not None:
             self.store.record(record)  # queued: the caller never waits for the database
+        if self.metrics is not None:
+            self.metrics.observe(record)
         return record

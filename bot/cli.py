@@ -103,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.slack_app_token,
             _password(settings.database_url),
         ],
+        json_lines=settings.log_format == "json",
     )
     if mode == "check":
         from bot.check import run_checks

@@ -59,6 +59,7 @@ from bot.messages import (
     ui,
     usage_text,
 )
+from bot.outbox import Delivery
 from bot.replies import Conversation
 from bot.service import CancelService, ShuttingDown
 from bot.ticket import PromptTicket
@@ -246,20 +247,21 @@ class _Listeners:
             return
         ack()
         if origin.kind == "message":  # like a mention: the prompt goes into that message's thread
-            ticket = self._ticket(parsed, user, channel, thread_ts=origin.thread_ts)
-            deps.service.background(lambda: self._post_thread_prompt(ticket, via="shortcut"))
+            self._post_thread_prompt(self._ticket(parsed, user, channel, thread_ts=origin.thread_ts), via="shortcut")
             return
         ticket = self._ticket(parsed, user, channel, thread_ts="")
         where = Conversation(channel=channel, response_url=submission.response_url)
         prompt, replier = self._prompt(ticket), deps.service.replier
 
-        def post() -> None:
-            # Like the command: privately to the submitter, publicly under the two-person rule.
-            sent = replier.post_public(where, prompt) if ticket.second_person else replier.tell(where, user, prompt)
-            if not sent.ok:
+        def undelivered(delivery: Delivery) -> None:
+            if not delivery.ok:  # say so where the submitter will see it: a DM from the bot
                 replier.post(user, notice("prompt_undelivered", deps.lang, channel=channel))
 
-        deps.service.background(post)
+        # Like the command: privately to the submitter, publicly under the two-person rule.
+        if ticket.second_person:
+            replier.post_public(where, prompt, on_done=undelivered)
+        else:
+            replier.tell(where, user, prompt, on_done=undelivered)
         self._audit_request(ticket, via="shortcut")
 
     # -- the Workflow Builder step -----------------------------------------------------------------
@@ -290,15 +292,17 @@ class _Listeners:
                 return
             ticket = dataclasses.replace(self._ticket(parsed, requester, channel, thread_ts=""), workflow=True)
             steps.started(step, channel=channel, ticket=ticket.encode(), expires_at=ticket.issued_at + deps.prompt_ttl)
-            # Posted with the run's own token: only then does the click bring `function_data` back.
-            replier = deps.service.replier.with_client(deps.service.steps.client_for(step.token))
-            posted = replier.post(channel, self._prompt(ticket))
-            if not posted.ok:
-                undelivered = ui("prompt_undelivered", deps.lang, channel=channel)
-                steps.end(step, error=undelivered, actor=requester, channel=channel)
-                return
-            steps.prompt_posted(step, posted.ts)
             self._audit_request(ticket, via="workflow", execution=step.execution_id)
+
+            def posted(delivery: Delivery) -> None:
+                if delivery.ok:
+                    steps.prompt_posted(step, delivery.ts)
+                    return
+                undelivered = ui("prompt_undelivered", deps.lang, channel=channel)
+                deps.service.background(lambda: steps.end(step, error=undelivered, actor=requester, channel=channel))
+
+            # Posted with the run's own token: only then does the click bring `function_data` back.
+            deps.service.replier.post(channel, self._prompt(ticket), token=step.token, on_done=posted)
         except Exception:  # a run left waiting would hold the workflow forever: end it, then report
             log.exception("workflow step %s failed to start", step.execution_id)
             steps.end(step, error=ui("step_failed", deps.lang), actor=requester, channel=channel)
@@ -356,8 +360,7 @@ class _Listeners:
                 found = deps.service.store.history(mail_id=request.mail_id, limit=HISTORY_LIMIT)
             else:
                 found = deps.service.store.history(channel=channel, limit=HISTORY_LIMIT)
-            message = history_message(found, lang=deps.lang, mail_id=request.mail_id)
-            deps.service.replier.tell(where, user, message)
+            deps.service.replier.tell(where, user, history_message(found, lang=deps.lang, mail_id=request.mail_id))
 
         deps.service.background(answer)
 
@@ -388,7 +391,7 @@ class _Listeners:
         deps.service.background(lambda: client.views_open(trigger_id=trigger, view=view))
 
     def _post_thread_prompt(self, ticket: PromptTicket, *, via: str) -> None:
-        """Post the prompt into the thread (off the ack path) and record the request."""
+        """Queue the prompt into the thread and record the request."""
         self.deps.service.replier.post_prompt(ticket.channel, ticket.thread_ts, self._prompt(ticket))
         self._audit_request(ticket, via=via)
 
@@ -459,7 +462,7 @@ class _Listeners:
         """Replace the prompt with `status` (kept, expired) and end a workflow step with `result`."""
         deps = self.deps
         message = status_message(status, click.ticket.ids, click.user, lang=deps.lang, sandbox=deps.sandbox)
-        deps.service.background(lambda: deps.service.replier.replace_prompt(click.where, message))
+        deps.service.replier.replace_prompt(click.where, message)
         if click.step is not None:
             step, outputs = click.step, step_outputs(result, click.ticket.ids, message["text"])
             deps.service.background(
@@ -467,8 +470,7 @@ class _Listeners:
             )
 
     def _tell(self, where: Conversation, user: str, message: Message) -> None:
-        replier = self.deps.service.replier
-        self.deps.service.background(lambda: replier.tell(where, user, message))
+        self.deps.service.replier.tell(where, user, message)
 
     def _audit_click(self, click: Click, action: str, **extra: Any) -> None:
         self.deps.audit(

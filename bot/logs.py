@@ -1,8 +1,12 @@
-"""Logging set-up whose one promise is that no secret reaches a log line, at any level.
+"""Logging set-up whose one promise is that no secret reaches a log line, at any level, in either format.
 
 MailPartner takes its key in the query string, and httpx logs every request URL at INFO: the URL's
 `apiKey` is masked by pattern, and every configured secret is masked by value, in the message, its
-arguments and any traceback.
+arguments, any traceback and an audit line's fields.
+
+`LOG_FORMAT=text` (the default) writes `time level logger: message`; `LOG_FORMAT=json` writes one JSON
+object a line (python-json-logger) with time, level, logger, message and the line's fields: an audit
+line's fields stand at the top level, beside `"message": "audit request"`.
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
 
 MASK = "[REDACTED]"
+AUDIT_FIELDS = "audit_fields"  # the LogRecord attribute where an audit line keeps its fields
 _KEY_IN_URL = re.compile(r"(?i)(apiKey=)[^&\s\"']+")
 _SLACK_TOKEN = re.compile(r"\bx(?:ox[abprse]|app)-[A-Za-z0-9-]+")
 
@@ -36,7 +44,21 @@ class RedactingFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = self.redact(record.exc_text)
         record.msg, record.args = self.redact(message), None
+        fields = getattr(record, AUDIT_FIELDS, None)
+        if isinstance(fields, dict):  # a reason is typed by people: it could hold anything
+            setattr(record, AUDIT_FIELDS, {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items()})
         return True
+
+
+class JsonLines(JsonFormatter):
+    """One JSON object per line; an audit line's fields are lifted to the top level."""
+
+    def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_record, record, message_dict)
+        fields = log_record.pop(AUDIT_FIELDS, None)
+        if isinstance(fields, dict):
+            log_record["message"] = f"audit {fields.get('action')}"
+            log_record.update({k: v for k, v in fields.items() if k not in ("time", "message", "level", "logger")})
 
 
 class _BoltTokenNotice(logging.Filter):
@@ -47,10 +69,22 @@ class _BoltTokenNotice(logging.Filter):
         return "`token` will be unused" not in record.getMessage()
 
 
-def configure_logging(level: str, secrets: Iterable[str], stream: object = None) -> RedactingFilter:
+def configure_logging(
+    level: str, secrets: Iterable[str], stream: object = None, *, json_lines: bool = False
+) -> RedactingFilter:
     """Send every log line, ours and the libraries', through one redacting handler."""
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if json_lines:
+        handler.setFormatter(
+            JsonLines(
+                "{levelname}{name}{message}",
+                style="{",
+                rename_fields={"levelname": "level", "name": "logger"},
+                timestamp="time",
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     redactor = RedactingFilter(secrets)
     handler.addFilter(redactor)
     handler.addFilter(_BoltTokenNotice())

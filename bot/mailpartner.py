@@ -125,8 +125,10 @@ class MailPartnerClient:
         max_connections: int = 256,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_attempt: Callable[[float], None] | None = None,
     ) -> None:
         self._api_key = api_key
+        self._on_attempt = on_attempt  # told each HTTP attempt's duration in seconds (metrics)
         self._timeout = timeout
         self._deadline = deadline
         self._sleep = sleep
@@ -207,6 +209,7 @@ class MailPartnerClient:
         return outcome
 
     def _attempt(self, message_id: str, timeout: float) -> tuple[int, str, int]:
+        started = time.monotonic()
         try:
             response = self._http.get(
                 "message-cancel",
@@ -217,6 +220,9 @@ class MailPartnerClient:
             raise MailPartnerTimeout(f"no answer within {timeout:g} s") from error
         except httpx.TransportError as error:
             raise MailPartnerConnectionError(type(error).__name__ + _reason(error)) from error
+        finally:
+            if self._on_attempt is not None:
+                self._on_attempt(time.monotonic() - started)
         return parse_answer(response)
 
 

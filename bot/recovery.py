@@ -93,5 +93,4 @@ class Sweeper:
             channel=waiting.channel,
         )
         if ended and waiting.prompt_ts:
-            where = Conversation(channel=waiting.channel, prompt_ts=waiting.prompt_ts)
-            self.service.replier.replace_prompt(where, message)
+            self.service.replier.replace_prompt(Conversation(waiting.channel, prompt_ts=waiting.prompt_ts), message)

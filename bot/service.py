@@ -2,11 +2,13 @@
 
     click ─ack─▶ confirm() ─▶ start: job recorded with a lease, its mails claimed (store)
                                  ├─▶ MailPartner pool: cancel(id), one task per id, in parallel
-                                 │       └──▶ slack pool: outcome posted, prompt → "confirmed", audit,
-                                 │                        workflow step ended, job finished
-                                 └─▶ slack pool: prompt → "cancelling…"
+                                 │       └──▶ outbox: outcome posted (urgent), prompt → "confirmed";
+                                 │                    once posted: workflow step ended, job finished
+                                 └─▶ outbox: prompt → "cancelling…" (cosmetic: dropped if "confirmed" is due)
 
-Two bounded pools keep Slack updates from queueing behind slow MailPartner calls. A mail whose cancel is
+Slack messages wait in the outbox (rate limits, per-channel order), never on a MailPartner call, and a job
+counts as finished only once its outcome is posted: one that dies before is posted by whoever takes it
+over. A mail whose cancel is
 under way is not sent to MailPartner again: this process checks its own memory first, then the store's
 claims (shared by every replica). A job whose process died is taken over by `recover()` once its lease
 runs out (see recovery.py). `drain()` lets in-flight work finish on shutdown.
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from bot.audit import AuditTrail
 from bot.mailpartner import CancelOutcome, MailPartnerClient
 from bot.messages import Message, notice, outcome_message, render_outcome, status_message
+from bot.metrics import Metrics
+from bot.outbox import Delivery
 from bot.replies import Conversation, Replier
 from bot.store import JobRecord, Store
 from bot.ticket import PromptTicket
@@ -32,8 +36,7 @@ from bot.workflow import StepRef, WorkflowSteps, confirmed_outputs
 
 log = logging.getLogger(__name__)
 
-SLACK_THREADS = 32
-PROMPT_UPDATE_WAIT = 30.0  # seconds; Slack's retry handlers give up well before
+SLACK_THREADS = 32  # background work that waits on Slack or the store: views.open, history, step ends
 LEASE_MARGIN = 5.0  # seconds beyond MailPartner's deadline before another process may take a job over
 
 
@@ -51,8 +54,8 @@ class _Job:
     recovered: bool = False
     outcomes: dict[str, CancelOutcome] = field(default_factory=dict)
     crashed: list[str] = field(default_factory=list)
-    prompt_shown: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    started: float = field(default_factory=time.monotonic)
 
     def record(self) -> JobRecord:
         return JobRecord(
@@ -82,12 +85,14 @@ class CancelService:
         audit: AuditTrail,
         deadline: float,
         audit_channel: str = "",
+        metrics: Metrics | None = None,
     ) -> None:
         self.mailpartner = mailpartner
         self.replier = replier
         self.store = store
         self.steps = steps
         self.audit = audit
+        self.metrics = metrics
         self.lease = deadline + LEASE_MARGIN
         self._lang = lang
         self._sandbox = sandbox
@@ -105,6 +110,7 @@ class CancelService:
         return self._accepting
 
     def running_jobs(self) -> list[str]:
+        """Jobs this process is working on, outcome not yet posted: their leases are renewed."""
         with self._idle:
             return list(self._running)
 
@@ -126,12 +132,19 @@ class CancelService:
             self._done()
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until no cancel and no background task is under way (the console's pace)."""
+        """Wait until no cancel, background task or Slack message is under way (the console's pace)."""
         deadline = time.monotonic() + timeout
-        with self._idle:
-            while self._jobs and (remaining := deadline - time.monotonic()) > 0:
-                self._idle.wait(remaining)
-            return self._jobs == 0
+        while True:
+            with self._idle:
+                while self._jobs and (remaining := deadline - time.monotonic()) > 0:
+                    self._idle.wait(remaining)
+                if self._jobs:
+                    return False
+            if not self.replier.outbox.wait_idle(max(0.0, deadline - time.monotonic())):
+                return False
+            with self._idle:  # a message's callback may have started more work meanwhile
+                if self._jobs == 0:
+                    return True
 
     def confirm(
         self, ticket: PromptTicket, confirmer: str, where: Conversation, step: StepRef | None = None
@@ -175,8 +188,7 @@ class CancelService:
             reason=ticket.reason or None,
             takeovers=record.takeovers,
         )
-        job.prompt_shown.set()  # the prompt already says "cancelling…": straight to the outcome
-        self._send(job)
+        self._send(job)  # the prompt already says "cancelling…": straight to the outcome
 
     def drain(self, timeout: float) -> bool:
         """Stop taking work; wait up to `timeout` s for in-flight cancels to post. True when all did."""
@@ -186,13 +198,16 @@ class CancelService:
             while self._jobs and (remaining := deadline - time.monotonic()) > 0:
                 self._idle.wait(remaining)
             left = self._jobs
-        if left:
-            log.error("shutdown: %d cancel(s) or Slack update(s) still in flight after %.0fs", left, timeout)
+        posted = self.replier.outbox.close(max(1.0, deadline - time.monotonic()))
+        if left or not posted:
+            log.error(
+                "shutdown: %d cancel(s) unfinished after %.0fs; their jobs stay open for a takeover", left, timeout
+            )
         else:
             log.info("shutdown: every in-flight cancel finished and was posted")
         self._mp_pool.shutdown(wait=False, cancel_futures=True)
         self._slack_pool.shutdown(wait=False, cancel_futures=True)
-        return left == 0
+        return left == 0 and posted
 
     # -- a job's life --------------------------------------------------------------------------------
 
@@ -206,6 +221,8 @@ class CancelService:
             self._in_flight.update(dict.fromkeys(job.ticket.ids, job.confirmer))
             self._running[job.id] = job
             self._jobs += 1
+        if self.metrics is not None:
+            self.metrics.in_flight.inc(len(job.ticket.ids))
         return None
 
     def _start(self, job: _Job) -> None:
@@ -238,18 +255,12 @@ class CancelService:
             reason=ticket.reason or None,
         )
         self._send(job)
-        self._slack_pool.submit(self._guard, lambda: self._show_cancelling(job), "prompt update")
+        self.replier.replace_prompt(job.where, self._status("cancelling", job))
 
     def _send(self, job: _Job) -> None:
         for message_id in job.ticket.ids:
             future = self._mp_pool.submit(self.mailpartner.cancel, message_id)
             future.add_done_callback(lambda f, mid=message_id: self._collect(job, mid, f))
-
-    def _show_cancelling(self, job: _Job) -> None:
-        try:
-            self.replier.replace_prompt(job.where, self._status("cancelling", job))
-        finally:
-            job.prompt_shown.set()
 
     def _collect(self, job: _Job, message_id: str, future: Future[CancelOutcome]) -> None:
         error = CancelledError() if future.cancelled() else future.exception()
@@ -262,27 +273,50 @@ class CancelService:
                 job.crashed.append(message_id)
             done = len(job.outcomes) + len(job.crashed) == len(job.ticket.ids)
         if done:
-            self._slack_pool.submit(self._guard, lambda: self._finish(job), "finish")
+            self._guard(lambda: self._finish(job), "finish")
 
     def _finish(self, job: _Job) -> None:
         outcomes = [job.outcomes[i] for i in job.ticket.ids if i in job.outcomes]
+        if job.crashed:
+            self.replier.post_public(job.where, notice("error", self._lang))
+        if outcomes:
+            self._post_outcomes(job, outcomes)
+        else:
+            self._posted(job, outcomes, Delivery(ok=True, via=""))
+
+    def _posted(self, job: _Job, outcomes: list[CancelOutcome], delivery: Delivery) -> None:
+        """The outcome is in Slack (or could not be, for good): end the workflow step, then finish the job."""
+        step = job.step
         try:
-            if job.crashed:
-                self.replier.post_public(job.where, notice("error", self._lang))
-            if outcomes:
-                self._post_outcomes(job, outcomes)
+            if not delivery.ok:
+                # Slack refused every way: the audit lines keep the outcome; say so loudly.
+                self.audit(
+                    "post_failed",
+                    actor=job.confirmer,
+                    channel=job.where.channel,
+                    thread=job.ticket.thread_ts,
+                    mail_ids=list(job.ticket.ids),
+                    results=[o.label for o in outcomes],
+                )
+                log.error("outcome of %s could not be posted to Slack; it is in the audit log", job.ticket.ids)
+            elif outcomes and self.metrics is not None:
+                self.metrics.outcome_seconds.observe(time.monotonic() - job.started)
+            if outcomes and self._audit_channel:
+                self._post_to_audit_channel(job, outcomes, delivery.ts)
         finally:
-            try:
-                if job.step is not None:
-                    outputs = confirmed_outputs(
-                        job.ticket.ids, outcomes, job.crashed, self._lang, sandbox=self._sandbox
-                    )
-                    self._guard(
-                        lambda: self.steps.end(job.step, outputs, actor=job.confirmer, channel=job.where.channel),  # type: ignore[arg-type]
-                        "workflow step end",
-                    )
-            finally:
+            if step is None:
                 self._release(job, finished_in_store=True)
+            else:
+                # functions.completeSuccess waits for Slack: off the outbox's threads. The job stays open
+                # until the run is ended, so a crash in between still ends it after a takeover.
+                self.background(lambda: self._end_step(job, step, outcomes))
+
+    def _end_step(self, job: _Job, step: StepRef, outcomes: list[CancelOutcome]) -> None:
+        try:
+            outputs = confirmed_outputs(job.ticket.ids, outcomes, job.crashed, self._lang, sandbox=self._sandbox)
+            self.steps.end(step, outputs, actor=job.confirmer, channel=job.where.channel)
+        finally:
+            self._release(job, finished_in_store=True)
 
     def _post_outcomes(self, job: _Job, outcomes: list[CancelOutcome]) -> None:
         message = outcome_message(
@@ -315,23 +349,9 @@ class CancelService:
                 sandbox=self._sandbox,
                 recovered=job.recovered or None,
             )
-        # "cancelling…" lands first, so the outcome follows it and the prompt ends on "confirmed".
-        job.prompt_shown.wait(PROMPT_UPDATE_WAIT)
-        delivery = self.replier.post_public(job.where, message)
+        # The outcome goes first; "confirmed" replaces "cancelling…", or drops it if it has not gone yet.
+        self.replier.post_public(job.where, message, on_done=lambda delivery: self._posted(job, outcomes, delivery))
         self.replier.replace_prompt(job.where, self._status("confirmed", job))
-        if not delivery.ok:
-            # Slack refused every way: the audit lines above keep the outcome; say so loudly.
-            self.audit(
-                "post_failed",
-                actor=job.confirmer,
-                channel=job.where.channel,
-                thread=thread,
-                mail_ids=list(job.ticket.ids),
-                results=[o.label for o in outcomes],
-            )
-            log.error("outcome of %s could not be posted to Slack; it is in the audit log", job.ticket.ids)
-        if self._audit_channel:
-            self._post_to_audit_channel(job, outcomes, delivery.ts)
 
     def _post_to_audit_channel(self, job: _Job, outcomes: list[CancelOutcome], outcome_ts: str) -> None:
         anchor = outcome_ts or job.where.prompt_ts or job.ticket.thread_ts
@@ -349,6 +369,8 @@ class CancelService:
             for message_id in job.ticket.ids:
                 self._in_flight.pop(message_id, None)
             self._running.pop(job.id, None)
+        if self.metrics is not None:
+            self.metrics.in_flight.dec(len(job.ticket.ids))
         self._done()
 
     def _done(self) -> None:

@@ -18,6 +18,7 @@ DEFAULT_MAILPARTNER_BASE_URL = "https://api.mailpartner.fr/v1"
 DEFAULT_DATABASE_URL = "sqlite:///cancel-mail.db"
 LANGUAGES = ("en", "fr")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -64,6 +65,8 @@ class Settings:
     history_days: int = 365
     language: str = "en"
     log_level: str = "INFO"
+    log_format: str = "text"
+    metrics_port: int = 0  # 0: no metrics endpoint
 
     @property
     def mode(self) -> Mode:
@@ -102,6 +105,8 @@ class Settings:
             history_days=reader.integer("CANCEL_MAIL_HISTORY_DAYS", 365, low=1, high=36500),
             language=reader.choice("BOT_LANGUAGE", "en", LANGUAGES, lower=True),
             log_level=reader.choice("LOG_LEVEL", "INFO", LOG_LEVELS, lower=False),
+            log_format=reader.choice("LOG_FORMAT", "text", LOG_FORMATS, lower=True),
+            metrics_port=reader.integer("METRICS_PORT", 0, low=1, high=65535),
         )
         if not console:
             reader.problems.extend(settings._slack_problems())
@@ -123,6 +128,8 @@ class Settings:
             problems.append("SLACK_BOT_TOKEN is required in Socket Mode (SLACK_APP_TOKEN is set)")
         if self.mode is Mode.HTTP and not self.slack_signing_secret:
             problems.append("SLACK_SIGNING_SECRET is required in HTTP mode (SLACK_BOT_TOKEN is set)")
+        if self.metrics_port and self.metrics_port == self.port and self.mode is Mode.HTTP:
+            problems.append(f"METRICS_PORT must differ from PORT ({self.port}): metrics never go on the Slack port")
         if self.mode is Mode.CONSOLE and self.slack_signing_secret:
             problems.append("SLACK_BOT_TOKEN is required when SLACK_SIGNING_SECRET is set")
         return problems

@@ -1,0 +1,129 @@
+"""Prometheus metrics: what an on-call dashboard needs to see the bot working, without reading logs.
+
+    cancel_mail_requests_total{via}                  command, mention, shortcut, workflow
+    cancel_mail_refusals_total{reason}               not_allowed_user, not_allowed_channel, own_request
+    cancel_mail_outcomes_total{result}               one per MailPartner answer or failure (OUTCOME_RESULT)
+    cancel_mail_recovered_total                      cancels finished after their process died
+    cancel_mail_slack_post_failures_total{method}    Slack calls that failed for good (after retries)
+    cancel_mail_mailpartner_seconds                  one MailPartner HTTP attempt
+    cancel_mail_outcome_seconds                      confirm click to outcome posted
+    cancel_mail_in_flight                            mails whose cancel is under way
+
+Requests, refusals, outcomes and recoveries are counted from the audit trail, so a count and its audit
+line can never disagree. Served on `METRICS_PORT`, never on the Slack port. Under gunicorn the values live
+in files (prometheus-client's multiprocess mode) and the master serves their sum, so the counts are right
+whatever the number of workers; `PROMETHEUS_MULTIPROC_DIR` must be set before prometheus_client is first
+imported, which is why it is imported here lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from bot.mailpartner import FailureKind
+
+VIA = ("command", "mention", "shortcut", "workflow")
+REFUSALS = ("not_allowed_user", "not_allowed_channel", "own_request")
+OUTCOME_RESULT: dict[int | str, str] = {
+    200: "cancelled",
+    5: "already_cancelled",
+    4: "not_found",
+    6: "too_late",
+    7: "already_sent",
+    10: "key_refused",
+    1: "key_refused",
+    **{kind.value: kind.value for kind in FailureKind},
+}
+RESULTS = (*dict.fromkeys(OUTCOME_RESULT.values()), "unexpected_code")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def outcome_result(code: int | None, failure: str | None) -> str:
+    return OUTCOME_RESULT.get(failure if failure else code, "unexpected_code")  # type: ignore[arg-type]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        # Its own registry: tests and several bots in one process never collide on names.
+        self.registry = CollectorRegistry(auto_describe=True)
+        kw: dict[str, Any] = {"registry": self.registry}
+        self.requests = Counter("cancel_mail_requests", "Cancel requests, by way in", ["via"], **kw)
+        self.refusals = Counter("cancel_mail_refusals", "Requests and clicks refused, by rule", ["reason"], **kw)
+        self.outcomes = Counter("cancel_mail_outcomes", "Outcomes of one mail's cancel, by result", ["result"], **kw)
+        self.recovered = Counter("cancel_mail_recovered", "Cancels finished after their process died", **kw)
+        self.slack_failures = Counter(
+            "cancel_mail_slack_post_failures", "Slack calls that failed for good, by method", ["method"], **kw
+        )
+        self.mailpartner_seconds = Histogram(
+            "cancel_mail_mailpartner_seconds",
+            "One MailPartner HTTP attempt",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30),
+            **kw,
+        )
+        self.outcome_seconds = Histogram(
+            "cancel_mail_outcome_seconds",
+            "Confirm click to outcome posted",
+            buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300),
+            **kw,
+        )
+        self.in_flight = Gauge(
+            "cancel_mail_in_flight", "Mails whose cancel is under way", multiprocess_mode="livesum", **kw
+        )
+        # Every series exists from the start: a dashboard's rate() needs a zero before the first event.
+        for via in VIA:
+            self.requests.labels(via)
+        for reason in REFUSALS:
+            self.refusals.labels(reason)
+        for result in RESULTS:
+            self.outcomes.labels(result)
+
+    def observe(self, line: dict[str, Any]) -> None:
+        """Count an audit line."""
+        action = line.get("action")
+        if action == "request" and line.get("via") in VIA:
+            self.requests.labels(line["via"]).inc()
+        elif action == "refusal" and line.get("refusal"):
+            self.refusals.labels(line["refusal"]).inc()
+        elif action == "outcome" and line.get("via") != "cli":
+            self.outcomes.labels(outcome_result(line.get("code"), line.get("failure"))).inc()
+        elif action == "recovery":
+            self.recovered.inc()
+
+
+def serve(port: int, registry: Any) -> None:
+    """Serve /metrics on all interfaces at `port`, in a thread of this process."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, registry=registry)
+
+
+def multiprocess_registry() -> Any:
+    """What the gunicorn master serves: the sum of every worker's values."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return registry
+
+
+def worker_gone(pid: int) -> None:
+    from prometheus_client.multiprocess import mark_process_dead
+
+    mark_process_dead(pid)
+
+
+def use_multiprocess_dir() -> str:
+    """Create an empty directory for the workers' values and point prometheus-client at it."""
+    path = tempfile.mkdtemp(prefix="cancel-mail-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    return path
+
+
+def remove_multiprocess_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)

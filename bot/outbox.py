@@ -1,0 +1,246 @@
+"""The outbox: every message the bot sends to Slack waits here for its turn, so Slack's rate limits never
+lose a message a person waits for, and never let one busy channel hold up another.
+
+    submit(lane=channel, key=conversation, method, send, priority, supersede)
+        ├─ URGENT (prompts, outcomes, notes) go before COSMETIC ones (prompt updates)
+        ├─ a COSMETIC update is dropped when a later one for the same prompt supersedes it
+        ├─ messages of one conversation (`key`) go one at a time, in order
+        └─ a 429 pauses what it applies to, for Retry-After seconds: the channel (chat.postMessage,
+           response_url) or the method across the workspace (chat.update, chat.postEphemeral), and the
+           message is tried again; after `give_up_after` (5 minutes) it is reported as not delivered
+
+A fixed set of worker threads serves every channel; a paused channel holds none of them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from bot.slackhttp import RateLimited
+
+log = logging.getLogger(__name__)
+
+GIVE_UP_AFTER = 300.0  # seconds of rate limiting before a message is reported as not delivered
+
+
+class Priority(IntEnum):
+    URGENT = 0
+    COSMETIC = 1
+
+
+@dataclass(frozen=True)
+class Delivery:
+    ok: bool
+    via: str  # "response_url", "web_api", or why nothing went: "", "rate_limited", "superseded"
+    ts: str = ""
+
+
+@dataclass(order=True)
+class _Item:
+    priority: int
+    seq: int
+    lane: str = field(compare=False)
+    key: str = field(compare=False)
+    method: str = field(compare=False)
+    send: Callable[[], Delivery] = field(compare=False)
+    on_done: Callable[[Delivery], None] | None = field(compare=False)
+    supersede: str = field(compare=False)
+    give_up_at: float = field(compare=False)
+    dropped: bool = field(default=False, compare=False)
+    in_flight: bool = field(default=False, compare=False)
+
+
+class Outbox:
+    def __init__(
+        self,
+        *,
+        workers: int = 32,
+        give_up_after: float = GIVE_UP_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._workers = workers
+        self._give_up_after = give_up_after
+        self._clock = clock
+        self._heap: list[_Item] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._busy_keys: set[str] = set()
+        self._lane_paused: dict[str, float] = {}
+        self._method_paused: dict[str, float] = {}
+        self._superseding: dict[str, _Item] = {}
+        self._pending = 0
+        self._threads: list[threading.Thread] = []
+        self._idle_workers = 0
+        self._closed = False
+
+    def submit(
+        self,
+        send: Callable[[], Delivery],
+        *,
+        lane: str,
+        key: str,
+        method: str,
+        priority: Priority = Priority.URGENT,
+        supersede: str = "",
+        on_done: Callable[[Delivery], None] | None = None,
+    ) -> None:
+        """Queue `send` (which may raise RateLimited); `on_done` is told the final Delivery, once."""
+        item = _Item(
+            priority, next(self._seq), lane, key, method, send, on_done, supersede, self._clock() + self._give_up_after
+        )
+        dropped = None
+        with self._cond:
+            if self._closed:
+                log.warning("%s to %s dropped: the bot is shutting down", method, lane)
+                return
+            if supersede:
+                dropped = self._superseding.get(supersede)
+                if dropped is not None and not dropped.in_flight:
+                    dropped.dropped = True
+                    self._pending -= 1
+                else:
+                    dropped = None
+                self._superseding[supersede] = item
+            heapq.heappush(self._heap, item)
+            self._pending += 1
+            if self._idle_workers == 0 and len(self._threads) < self._workers:
+                thread = threading.Thread(target=self._work, name=f"outbox-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            self._cond.notify()
+        if dropped is not None:
+            self._finish_callback(dropped, Delivery(ok=False, via="superseded"))
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every queued message is delivered or given up; True when none is left."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+            return self._pending == 0
+
+    def close(self, timeout: float) -> bool:
+        """Deliver what is queued within `timeout` s, then stop. Messages left are not reported as failed:
+        their cancels stay unfinished in the store, and another process posts them."""
+        idle = self.wait_idle(timeout)
+        with self._cond:
+            self._closed = True
+            left = self._pending
+            self._cond.notify_all()
+        if not idle:
+            log.error("shutdown: %d Slack message(s) still queued after %.0fs", left, timeout)
+        return idle
+
+    # -- workers -------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            item, expired = self._next()
+            for late in expired:  # rate limited for too long while waiting its turn
+                self._finish_callback(late, Delivery(ok=False, via="rate_limited"))
+            if item is None:
+                if expired:
+                    continue
+                return
+            try:
+                delivery = item.send()
+            except RateLimited as limited:
+                if self._retry_later(item, limited):
+                    continue
+                delivery = Delivery(ok=False, via="rate_limited")
+            except Exception:
+                log.exception("%s to %s failed", item.method, item.lane)
+                delivery = Delivery(ok=False, via="")
+            self._done(item, delivery)
+
+    def _next(self) -> tuple[_Item | None, list[_Item]]:
+        """The next message to send (None: stop), and those given up meanwhile (their callbacks are due)."""
+        with self._cond:
+            while True:
+                now = self._clock()
+                item, wake, expired = self._pick(now)
+                for late in expired:
+                    self._settle(late)
+                if item is not None:
+                    item.in_flight = True
+                    self._busy_keys.add(item.key)
+                    return item, expired
+                if expired:
+                    return None, expired
+                if self._closed:
+                    return None, []
+                self._idle_workers += 1
+                self._cond.wait(None if wake is None else max(0.0, wake - now))
+                self._idle_workers -= 1
+
+    def _pick(self, now: float) -> tuple[_Item | None, float | None, list[_Item]]:
+        """The most urgent message that may go now; else when to look again. Called with the lock held."""
+        waiting: list[_Item] = []
+        expired: list[_Item] = []
+        wake: float | None = None
+        chosen = None
+        while self._heap:
+            item = heapq.heappop(self._heap)
+            if item.dropped:
+                continue
+            paused_until = max(self._lane_paused.get(item.lane, 0.0), self._method_paused.get(item.method, 0.0))
+            if paused_until > now:
+                if paused_until > item.give_up_at:
+                    expired.append(item)
+                    continue
+                wake = paused_until if wake is None else min(wake, paused_until)
+                waiting.append(item)
+            elif item.key in self._busy_keys:
+                waiting.append(item)
+            else:
+                chosen = item
+                break
+        for item in waiting:
+            heapq.heappush(self._heap, item)
+        return chosen, wake, expired
+
+    def _retry_later(self, item: _Item, limited: RateLimited) -> bool:
+        until = self._clock() + limited.retry_after
+        with self._cond:
+            paused = self._lane_paused if limited.per_channel else self._method_paused
+            scope = item.lane if limited.per_channel else item.method
+            paused[scope] = max(paused.get(scope, 0.0), until)
+            if until > item.give_up_at:
+                return False
+            item.in_flight = False
+            self._busy_keys.discard(item.key)
+            heapq.heappush(self._heap, item)
+            self._cond.notify_all()
+        log.info("%s to %s rate limited: waiting %gs", item.method, scope, limited.retry_after)
+        return True
+
+    def _done(self, item: _Item, delivery: Delivery) -> None:
+        with self._cond:
+            self._settle(item)
+        self._finish_callback(item, delivery)
+
+    def _settle(self, item: _Item) -> None:
+        self._busy_keys.discard(item.key)
+        self._pending -= 1
+        if item.supersede and self._superseding.get(item.supersede) is item:
+            del self._superseding[item.supersede]
+        self._cond.notify_all()
+
+    def _finish_callback(self, item: _Item, delivery: Delivery) -> None:
+        if not delivery.ok and delivery.via == "rate_limited":
+            log.error(
+                "%s to %s not delivered: rate limited for over %.0fs", item.method, item.lane, self._give_up_after
+            )
+        if item.on_done is None:
+            return
+        try:
+            item.on_done(delivery)
+        except Exception:
+            log.exception("after %s to %s", item.method, item.lane)
