@@ -41,6 +41,8 @@ EXIT_USAGE = 2  # bad arguments or settings
 EXIT_UNKNOWN = 3  # at least one mail's fate is unknown: MailPartner unreachable, silent or unreadable
 EXIT_DECLINED = 4  # the confirmation was declined; nothing was sent
 
+log = logging.getLogger("bot")
+
 SLACK_CREDENTIALS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
 OFFLINE_MODES = ("console", "cancel", "check", "history", "migrate")  # no Slack settings needed
 
@@ -139,13 +141,13 @@ def _password(url: str) -> str:
 
 
 def _open_store(settings: Settings) -> Store | None:
-    """The store, migrated; None after printing one line naming DATABASE_URL (password masked)."""
+    """The store, migrated; None after one error line naming DATABASE_URL (password masked)."""
     from bot.store import StoreError, open_store
 
     try:
         return open_store(settings.database_url, pool_size=2)
     except StoreError as error:
-        print(f"cancel-mail-bot cannot start: DATABASE_URL: {error}", file=sys.stderr)
+        log.error("cancel-mail-bot cannot start: DATABASE_URL: %s", error)
         return None
 
 
@@ -200,12 +202,9 @@ def run_slack(settings: Settings) -> int:
     try:
         identity = sign_in(settings)
     except SlackSignInError as error:
-        print(f"cancel-mail-bot cannot start: {error}", file=sys.stderr)
+        log.error("cancel-mail-bot cannot start: %s", error)
         return EXIT_UNKNOWN if error.unreachable else EXIT_USAGE
-    print(
-        f"cancel-mail-bot: signed in to Slack as @{identity.get('user')} ({identity.get('team')})",
-        file=sys.stderr,
-    )
+    log.warning("cancel-mail-bot: signed in to Slack as @%s (%s)", identity.get("user"), identity.get("team"))
     if settings.mode is Mode.SOCKET:
         serve_socket_mode(settings)
     else:

@@ -74,6 +74,24 @@ class LoopbackServer:
 
 
 @dataclass
+class _Limit:
+    """Slack's rate limit on a method: one call per `every` seconds after a burst, per channel or workspace."""
+
+    every: float
+    burst: int
+    per_channel: bool
+    next_free: dict[str, float] = field(default_factory=dict)  # scope → when a call is allowed again
+
+    def admit(self, scope: str, now: float) -> float:
+        """0 when the call may go; else the seconds to wait (Retry-After). The generic cell rate algorithm."""
+        due = max(self.next_free.get(scope, now), now)
+        if due - now > self.every * (self.burst - 1):
+            return due - now - self.every * (self.burst - 1)
+        self.next_free[scope] = due + self.every
+        return 0.0
+
+
+@dataclass
 class _Failure:
     status: int
     body: dict[str, Any]
@@ -88,6 +106,8 @@ class LocalSlack(LoopbackServer):
         self.socket_url = ""  # what apps.connections.open hands out (Socket Mode tests)
         self.scopes = "commands,chat:write,app_mentions:read,usergroups:read"  # X-OAuth-Scopes of the token
         self._failures: dict[str, _Failure] = {}
+        self._limits: dict[str, _Limit] = {}
+        self.rate_limited = 0  # calls answered 429 by a limit
         self._changed = threading.Condition()
         self._ts = itertools.count(1)
         self._urls = itertools.count(1)
@@ -136,6 +156,10 @@ class LocalSlack(LoopbackServer):
         body = {"ok": False, "error": error or "fatal_error"} if target != "response_url" else {"error": error}
         self._failures[target] = _Failure(status, body, headers or {}, times)
 
+    def limit(self, method: str, *, every: float, burst: int = 1, per_channel: bool = True) -> None:
+        """Enforce a rate limit on `method` as Slack does: 429 with Retry-After past it (`response_url`: per URL)."""
+        self._limits[method] = _Limit(every, burst, per_channel)
+
     def wait_for(self, predicate: Any, count: int = 1, timeout: float = 10.0) -> list[SlackCall]:
         """Wait until at least `count` calls match `predicate(call)`; return them."""
         deadline = time.monotonic() + timeout
@@ -166,7 +190,14 @@ class LocalSlack(LoopbackServer):
         key = "response_url" if call.is_response_url else call.method
         with self._changed:
             failure = self._failures.get(key)
-            if failure and failure.times > 0:
+            limit = self._limits.get(key)
+            scope = (call.path if call.is_response_url else str(payload.get("channel", ""))) if limit else ""
+            wait = limit.admit(scope if limit and limit.per_channel else "*", time.monotonic()) if limit else 0.0
+            if wait:
+                self.rate_limited += 1
+                call.response = {"failed": 429, "ok": False, "error": "ratelimited"}
+                answer = (429, {"ok": False, "error": "ratelimited"}, {"Retry-After": f"{wait:.3g}"})
+            elif failure and failure.times > 0:
                 failure.times -= 1
                 call.response = {"failed": failure.status, **failure.body}
                 answer = (failure.status, failure.body if key != "response_url" else None, failure.headers)

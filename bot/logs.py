@@ -53,6 +53,14 @@ class RedactingFilter(logging.Filter):
 class JsonLines(JsonFormatter):
     """One JSON object per line; an audit line's fields are lifted to the top level."""
 
+    def __init__(self, redactor: RedactingFilter, **options: Any) -> None:
+        super().__init__(**options)
+        self._redactor = redactor
+
+    def formatException(self, ei: Any) -> str:
+        # The traceback is formatted here anew, not taken from the filtered record: mask it again.
+        return self._redactor.redact(super().formatException(ei))
+
     def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_record, record, message_dict)
         fields = log_record.pop(AUDIT_FIELDS, None)
@@ -74,10 +82,12 @@ def configure_logging(
 ) -> RedactingFilter:
     """Send every log line, ours and the libraries', through one redacting handler."""
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    redactor = RedactingFilter(secrets)
     if json_lines:
         handler.setFormatter(
             JsonLines(
-                "{levelname}{name}{message}",
+                redactor,
+                fmt="{levelname}{name}{message}",
                 style="{",
                 rename_fields={"levelname": "level", "name": "logger"},
                 timestamp="time",
@@ -85,7 +95,6 @@ def configure_logging(
         )
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    redactor = RedactingFilter(secrets)
     handler.addFilter(redactor)
     handler.addFilter(_BoltTokenNotice())
     root = logging.getLogger()

@@ -207,18 +207,27 @@ class Outbox:
         return chosen, wake, expired
 
     def _retry_later(self, item: _Item, limited: RateLimited) -> bool:
+        """Pause what the 429 applies to and queue `item` again. False: give it up (too late to retry);
+        True: it is queued again, or dropped for a later update of the same prompt that came meanwhile."""
         until = self._clock() + limited.retry_after
         with self._cond:
             paused = self._lane_paused if limited.per_channel else self._method_paused
             scope = item.lane if limited.per_channel else item.method
             paused[scope] = max(paused.get(scope, 0.0), until)
-            if until > item.give_up_at:
+            superseded = bool(item.supersede) and self._superseding.get(item.supersede) is not item
+            if superseded:
+                self._settle(item)
+            elif until > item.give_up_at:
                 return False
-            item.in_flight = False
-            self._busy_keys.discard(item.key)
-            heapq.heappush(self._heap, item)
-            self._cond.notify_all()
-        log.info("%s to %s rate limited: waiting %gs", item.method, scope, limited.retry_after)
+            else:
+                item.in_flight = False
+                self._busy_keys.discard(item.key)
+                heapq.heappush(self._heap, item)
+                self._cond.notify_all()
+        if superseded:
+            self._finish_callback(item, Delivery(ok=False, via="superseded"))
+        else:
+            log.info("%s to %s rate limited: waiting %gs", item.method, scope, limited.retry_after)
         return True
 
     def _done(self, item: _Item, delivery: Delivery) -> None:

@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot import metrics
 from bot.app import Bot, build_bot
 from bot.settings import Settings
 from bot.store import StoreError
@@ -48,6 +50,17 @@ class BotWSGI:
         return self._slack(environ, start_response)
 
 
+class _GunicornLogs(Logger):  # type: ignore[misc]
+    """gunicorn's own lines go through the bot's handler: one format (text or JSON), secrets masked."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for gunicorn_log in (self.error_log, self.access_log):
+            for handler in list(gunicorn_log.handlers):
+                gunicorn_log.removeHandler(handler)
+            gunicorn_log.propagate = True
+
+
 class GunicornServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -69,7 +82,14 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "accesslog": None,
             "worker_exit": self._drain,
             "proc_name": "cancel-mail-bot",
+            "logger_class": _GunicornLogs,
         }
+        if self.settings.metrics_port:
+            # The master serves /metrics on its own port: the sum of every worker's values.
+            options["when_ready"] = lambda _server: metrics.serve(
+                self.settings.metrics_port, metrics.multiprocess_registry()
+            )
+            options["child_exit"] = lambda _server, worker: metrics.worker_gone(worker.pid)
         for key, value in options.items():
             self.cfg.set(key, value)
 
@@ -81,6 +101,8 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             log.error("cancel-mail-bot cannot start: DATABASE_URL: %s", error)
             raise SystemExit(WORKER_BOOT_ERROR) from error
         log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", self.settings.port)
+        if self.settings.metrics_port:
+            log.info("metrics on port %d at /metrics (served by the master process)", self.settings.metrics_port)
         return BotWSGI(self.bot)
 
     def _drain(self, _server: object, _worker: object) -> None:
@@ -89,7 +111,13 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
 
 def serve_http(settings: Settings) -> None:
-    GunicornServer(settings).run()
+    # Set before any worker imports prometheus_client: their values then go to files the master sums.
+    values = metrics.use_multiprocess_dir() if settings.metrics_port else ""
+    try:
+        GunicornServer(settings).run()
+    finally:
+        if values:
+            metrics.remove_multiprocess_dir(values)
 
 
 def serve_socket_mode(settings: Settings) -> None:
@@ -98,6 +126,9 @@ def serve_socket_mode(settings: Settings) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     bot = build_bot(settings)
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, bot.metrics.registry)
+        log.info("metrics on port %d at /metrics", settings.metrics_port)
     handler = SocketModeHandler(bot.app, settings.slack_app_token)
 
     def stop(_signum: int, _frame: object) -> None:

@@ -1,0 +1,182 @@
+"""Operating the bot: Prometheus metrics (the table, counts through the real App, the bot process's own
+port, apart from Slack's) and JSON logs (every line parses, audit fields on top, no secret)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bot.logs import configure_logging
+from bot.metrics import RESULTS, Metrics, outcome_result
+from bot.slackwire import blocks_text
+from tests.conftest import ALICE, BOB, MALLORY, Harness
+from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, BotProcess, FakeMailPartner, Fault, bot_env, free_port
+from tests.test_e2e import Driver
+
+# -- metrics ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "failure", "result"),
+    [
+        (200, None, "cancelled"),
+        (5, None, "already_cancelled"),
+        (4, None, "not_found"),
+        (6, None, "too_late"),
+        (7, None, "already_sent"),
+        (10, None, "key_refused"),
+        (1, None, "key_refused"),
+        (3, None, "unexpected_code"),
+        (11, None, "unexpected_code"),
+        (None, "timeout", "timeout"),
+        (None, "connection", "connection"),
+        (None, "http_error", "http_error"),
+        (None, "malformed", "malformed"),
+    ],
+)
+def test_every_outcome_has_its_result_label(code: int | None, failure: str | None, result: str) -> None:
+    assert outcome_result(code, failure) == result and result in RESULTS
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_a_cancel_moves_the_right_counters(make_harness, mailpartner) -> None:
+    harness: Harness = make_harness(CANCEL_MAIL_ALLOWED_USERS=f"{ALICE},{BOB}")
+    mailpartner.fault("m0001", Fault(hang=True, times=9))
+    _, prompt = harness.command("300 304 999 -- wrong segment")
+    harness.click(prompt, user=BOB)
+    _, prompt = harness.command("m0001")
+    harness.click(prompt)
+    harness.command("300", user=MALLORY)
+    harness.settle(20)
+    metrics = harness.bot.metrics
+    assert value(metrics, "cancel_mail_requests_total", via="command") == 2
+    assert value(metrics, "cancel_mail_requests_total", via="mention") == 0
+    assert value(metrics, "cancel_mail_refusals_total", reason="not_allowed_user") == 1
+    for result, count in (("cancelled", 1), ("already_sent", 1), ("not_found", 1), ("timeout", 1), ("too_late", 0)):
+        assert value(metrics, "cancel_mail_outcomes_total", result=result) == count, result
+    assert value(metrics, "cancel_mail_mailpartner_seconds_count") >= 4  # one per attempt
+    assert value(metrics, "cancel_mail_outcome_seconds_count") == 2  # one per posted outcome
+    assert value(metrics, "cancel_mail_in_flight") == 0
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def test_the_bot_process_serves_metrics_on_their_own_port(tmp_path: Path) -> None:
+    from bot.localslack import LocalSlack
+
+    with LocalSlack() as slack:
+        mailpartner = FakeMailPartner().start()
+        metrics_port = free_port()
+        env = bot_env(
+            free_port(),
+            slack.api_url,
+            mailpartner.base_url,
+            METRICS_PORT=str(metrics_port),
+            DATABASE_URL=f"sqlite:///{tmp_path}/bot.db",
+        )
+        bot = BotProcess(env, tmp_path / "bot.log")
+        try:
+            bot.wait_healthy()
+            driver = Driver(bot, slack)
+            for mail, words in (("300", "is cancelled"), ("304", "already sent"), ("999", "not found")):
+                _, prompt = driver.command(mail)
+                _, url = driver.click(prompt)
+                assert words in blocks_text(driver.outcome_at(url))
+            time.sleep(0.3)
+            text = scrape(metrics_port)
+            assert 'cancel_mail_outcomes_total{result="cancelled"} 1.0' in text
+            assert 'cancel_mail_outcomes_total{result="already_sent"} 1.0' in text
+            assert 'cancel_mail_outcomes_total{result="not_found"} 1.0' in text
+            assert 'cancel_mail_requests_total{via="command"} 3.0' in text
+            assert "cancel_mail_mailpartner_seconds_bucket" in text and "cancel_mail_in_flight" in text
+            assert driver.http.get("/metrics").status_code == 404  # never on the Slack port
+        finally:
+            bot.stop()
+            mailpartner.stop()
+    assert "Traceback" not in bot.log()
+
+
+def test_metrics_port_must_differ_from_the_slack_port(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = bot_env(3999, "http://127.0.0.1:9/api/", "http://127.0.0.1:9/v1", METRICS_PORT="3999")
+    run = subprocess.run(
+        [sys.executable, "-m", "bot"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 2 and "METRICS_PORT must differ from PORT" in run.stderr
+
+
+# -- JSON logs -------------------------------------------------------------------------------------------
+
+
+def test_json_lines_parse_lift_audit_fields_and_mask_secrets() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", [API_KEY, BOT_TOKEN], stream, json_lines=True)
+    try:
+        from bot.audit import audit
+
+        logging.getLogger("bot.test").info("calling %s?apiKey=%s", "https://api.example/v1", API_KEY)
+        audit(
+            "request",
+            actor="U0ALICE000",
+            channel="C0ONCALL00",
+            mail_ids=["300"],
+            via="command",
+            reason=f"x {BOT_TOKEN}",
+        )
+        try:
+            raise RuntimeError(f"boom {API_KEY}")
+        except RuntimeError:
+            logging.getLogger("bot.test").exception("failed")
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["level"] for line in lines] == ["INFO", "INFO", "ERROR"]
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    request = lines[1]
+    assert request["logger"] == "bot.audit" and request["message"] == "audit request"
+    assert (request["action"], request["via"], request["mail_ids"]) == ("request", "command", ["300"])
+    assert "Traceback" in lines[2]["exc_info"]
+    text = stream.getvalue()
+    assert API_KEY not in text and BOT_TOKEN not in text and "[REDACTED]" in text
+
+
+def test_the_bot_process_logs_only_json_lines(tmp_path: Path) -> None:
+    from bot.localslack import LocalSlack
+
+    with LocalSlack() as slack:
+        mailpartner = FakeMailPartner().start()
+        env = bot_env(
+            free_port(),
+            slack.api_url,
+            mailpartner.base_url,
+            LOG_FORMAT="json",
+            DATABASE_URL=f"sqlite:///{tmp_path}/b.db",
+        )
+        bot = BotProcess(env, tmp_path / "bot.log")
+        try:
+            bot.wait_healthy()
+            driver = Driver(bot, slack)
+            _, prompt = driver.command("300 -- json please")
+            _, url = driver.click(prompt)
+            driver.outcome_at(url)
+        finally:
+            bot.stop()
+            mailpartner.stop()
+    lines = [json.loads(line) for line in bot.log().splitlines() if line.strip()]
+    assert any(line.get("action") == "outcome" and line.get("reason") == "json please" for line in lines)
+    assert any(line["logger"].startswith("gunicorn") for line in lines)
+    assert API_KEY not in bot.log() and SIGNING_SECRET not in bot.log() and BOT_TOKEN not in bot.log()

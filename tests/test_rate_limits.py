@@ -1,0 +1,186 @@
+"""Slack's rate limits: the outbox on its own (layer 1), then the real App against a LocalSlack that
+enforces Slack's limits (layer 2). No message a person waits for is lost; one busy channel never slows
+another; outcomes go before cosmetic updates, and a superseded update is dropped."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from bot.outbox import Delivery, Outbox, Priority
+from bot.slackhttp import RateLimited
+from bot.slackwire import JSON, app_mention, blocks_text, buttons
+from tests.conftest import ALICE, BOB, MALLORY, ONCALL, Harness
+
+OTHER = "C0OTHER000"
+
+
+# -- the outbox on its own -------------------------------------------------------------------------------
+
+
+class Sends:
+    """Sends that record their order and fail as told."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.limits: dict[str, list[float]] = {}  # name → Retry-After of the next tries
+        self.gate = threading.Event()
+        self.gate.set()
+        self.lock = threading.Lock()
+
+    def __call__(self, name: str):
+        def send() -> Delivery:
+            self.gate.wait(5)
+            with self.lock:
+                waits = self.limits.get(name)
+                if waits:
+                    raise RateLimited(name.split(":")[0], waits.pop(0))
+                self.sent.append(name)
+            return Delivery(ok=True, via="web_api", ts=name)
+
+        return send
+
+
+def test_outbox_urgent_first_and_a_superseded_update_is_dropped() -> None:
+    outbox, sends, done = Outbox(workers=1), Sends(), []
+    sends.gate.clear()  # hold the worker on the first message while the others queue
+    outbox.submit(sends("chat.postMessage:first"), lane="C1", key="a", method="chat.postMessage")
+    time.sleep(0.05)
+    outbox.submit(
+        sends("chat.update:cancelling"),
+        lane="C1",
+        key="b",
+        method="chat.update",
+        priority=Priority.COSMETIC,
+        supersede="prompt:b",
+        on_done=done.append,
+    )
+    outbox.submit(sends("chat.postMessage:outcome"), lane="C1", key="b", method="chat.postMessage")
+    outbox.submit(
+        sends("chat.update:confirmed"),
+        lane="C1",
+        key="b",
+        method="chat.update",
+        priority=Priority.COSMETIC,
+        supersede="prompt:b",
+    )
+    sends.gate.set()
+    assert outbox.wait_idle(5)
+    assert sends.sent == ["chat.postMessage:first", "chat.postMessage:outcome", "chat.update:confirmed"]
+    assert done == [Delivery(ok=False, via="superseded")]
+
+
+def test_outbox_a_paused_channel_holds_no_other_channel() -> None:
+    outbox, sends = Outbox(workers=2), Sends()
+    sends.limits["chat.postMessage:a1"] = [0.6]
+    started = time.monotonic()
+    outbox.submit(sends("chat.postMessage:a1"), lane="A", key="a1", method="chat.postMessage")
+    time.sleep(0.05)  # a1 has met the limit: channel A is paused
+    outbox.submit(sends("chat.postMessage:a2"), lane="A", key="a2", method="chat.postMessage")
+    for n in range(5):
+        outbox.submit(sends(f"chat.postMessage:b{n}"), lane="B", key=f"b{n}", method="chat.postMessage")
+    deadline = time.monotonic() + 2
+    while len([s for s in sends.sent if ":b" in s]) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert time.monotonic() - started < 0.5, "channel B waited for channel A's limit"
+    assert "chat.postMessage:a1" not in sends.sent and "chat.postMessage:a2" not in sends.sent
+    assert outbox.wait_idle(5)
+    assert sends.sent[-2:] == ["chat.postMessage:a1", "chat.postMessage:a2"]
+
+
+def test_outbox_a_workspace_limit_pauses_the_method_not_the_channel() -> None:
+    outbox, sends = Outbox(workers=2), Sends()
+    sends.limits["chat.update:u1"] = [0.5]
+    outbox.submit(sends("chat.update:u1"), lane="A", key="k1", method="chat.update", priority=Priority.COSMETIC)
+    time.sleep(0.05)
+    outbox.submit(sends("chat.update:u2"), lane="B", key="k2", method="chat.update", priority=Priority.COSMETIC)
+    outbox.submit(sends("chat.postMessage:p"), lane="A", key="k3", method="chat.postMessage")
+    time.sleep(0.2)
+    assert sends.sent == ["chat.postMessage:p"]  # chat.update waits everywhere; postMessage in A goes
+    assert outbox.wait_idle(5)
+    assert sorted(sends.sent) == ["chat.postMessage:p", "chat.update:u1", "chat.update:u2"]
+
+
+def test_outbox_gives_up_after_its_limit_and_says_so() -> None:
+    outbox, sends, done = Outbox(workers=1, give_up_after=0.5), Sends(), []
+    sends.limits["chat.postMessage:x"] = [0.3, 0.3, 0.3]
+    outbox.submit(sends("chat.postMessage:x"), lane="A", key="x", method="chat.postMessage", on_done=done.append)
+    assert outbox.wait_idle(5)
+    assert done == [Delivery(ok=False, via="rate_limited")] and sends.sent == []
+
+
+# -- the App against a Slack that enforces its limits ----------------------------------------------------
+
+
+def prompts_in(harness: Harness, channel: str) -> list:
+    return [
+        c for c in harness.slack.delivered("chat.postMessage") if buttons(c.payload) and c.payload["channel"] == channel
+    ]
+
+
+def test_a_burst_of_mentions_in_two_channels_gets_every_prompt(harness: Harness) -> None:
+    harness.slack.limit("chat.postMessage", every=0.1)  # Slack: about one a second per channel, scaled down
+    for n in range(30):
+        for channel in (ONCALL, OTHER):
+            ts = f"1800000{n:03d}.{1 if channel == ONCALL else 2:06d}"
+            body = app_mention("<@U0BOT00000> cancel 300", user=ALICE, channel=channel, ts=ts)
+            assert harness.dispatch(body, JSON).status == 200
+    harness.settle(30)
+    assert len(prompts_in(harness, ONCALL)) == 30 and len(prompts_in(harness, OTHER)) == 30
+    assert harness.slack.rate_limited > 0  # the limit was met, and lived with
+
+
+def test_one_rate_limited_channel_does_not_slow_another(harness: Harness) -> None:
+    harness.slack.limit("chat.postMessage", every=0.5)
+    for n in range(10):  # ONCALL: ten prompts, about five seconds of Slack's patience
+        harness.dispatch(
+            app_mention("<@U0BOT00000> cancel 300", user=ALICE, channel=ONCALL, ts=f"1800000{n:03d}.000001"), JSON
+        )
+    started = time.monotonic()
+    harness.dispatch(app_mention("<@U0BOT00000> cancel 301", user=ALICE, channel=OTHER, ts="1800000999.000002"), JSON)
+    (prompt,) = harness.slack.wait_for(lambda c: c.method == "chat.postMessage" and c.payload.get("channel") == OTHER)
+    assert prompt.time - started < 1.0 and len(prompts_in(harness, ONCALL)) < 10
+    harness.settle(30)
+    assert len(prompts_in(harness, ONCALL)) == 10
+
+
+def test_outcome_goes_before_cosmetic_updates_and_cancelling_is_dropped(harness: Harness, mailpartner) -> None:
+    _, thread = harness.mention("<@U0BOT00000> cancel 300")
+    harness.settle()
+    prompt, prompt_ts = harness.thread_prompt()
+    harness.slack.limit("chat.update", every=2.0, per_channel=False)  # Tier 3: per workspace
+    harness.slack.calls.clear()
+    harness.slack.fail("chat.update", times=1, status=429, headers={"Retry-After": "1"})
+    harness.click(prompt, user=BOB, message_ts=prompt_ts, thread_ts=thread)
+    harness.settle(15)
+    delivered = [c for c in harness.slack.calls if "failed" not in c.response]
+    kinds = [("update" if c.method == "chat.update" else "post") for c in delivered]
+    assert kinds == ["post", "update"], [(c.method, blocks_text(c.payload)[:40]) for c in delivered]
+    assert "`300` is cancelled" in blocks_text(delivered[0].payload)
+    assert "confirmed cancelling" in blocks_text(delivered[1].payload)
+    assert not any("cancelling `300`…" in blocks_text(c.payload) for c in delivered)
+
+
+def test_refusal_notes_and_outcomes_survive_a_long_limit(make_harness) -> None:
+    harness = make_harness(CANCEL_MAIL_ALLOWED_USERS=f"{ALICE},{BOB}")
+    harness.slack.limit("chat.postEphemeral", every=0.3, per_channel=False)  # Tier 4: per workspace
+    for _ in range(5):
+        harness.mention("<@U0BOT00000> cancel 300", user=MALLORY)
+    harness.settle(20)
+    notes = [c for c in harness.slack.delivered("chat.postEphemeral") if "not allowed" in blocks_text(c.payload)]
+    assert len(notes) == 5
+
+
+def test_an_outcome_slack_never_takes_is_audited_after_the_give_up(harness: Harness, audit_lines) -> None:
+    harness.bot.service.replier.outbox._give_up_after = 1.0  # five minutes in production
+    _, prompt = harness.command("300")
+    harness.slack.fail("response_url", times=1000, status=429, headers={"Retry-After": "0.3"})
+    harness.slack.fail("chat.postMessage", times=1000, status=429, headers={"Retry-After": "0.3"})
+    harness.click(prompt)
+    harness.settle(10)
+    (failed,) = [line for line in audit_lines() if line["action"] == "post_failed"]
+    assert failed["mail_ids"] == ["300"] and failed["results"] == ["code 200"]
+    counted = harness.bot.metrics.registry.get_sample_value(
+        "cancel_mail_slack_post_failures_total", {"method": "response_url"}
+    )
+    assert counted and counted >= 1
