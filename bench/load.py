@@ -110,6 +110,7 @@ def run_once(n: int, latency: float, workdir: Path) -> dict[str, float]:
     mailpartner = FakeMailPartner(delay=latency, extra_mails=n).start()
     port = free_port()
     env = bot_env(port, slack.api_url, mailpartner.base_url, LOG_LEVEL="WARNING", MAILPARTNER_TIMEOUT=str(latency + 5))
+    env.update({k: v for k, v in os.environ.items() if k.startswith("CANCEL_MAIL_")})
     started = time.monotonic()
     bot = BotProcess(env, workdir / f"bot-{n}.log")
     try:

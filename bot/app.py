@@ -113,7 +113,6 @@ def mailpartner_client(
         base_url=settings.mailpartner_base_url,
         timeout=settings.mailpartner_timeout,
         deadline=settings.mailpartner_deadline,
-        max_connections=settings.workers,
         transport=sandbox.transport() if sandbox else transport,
         on_attempt=on_attempt,
     )

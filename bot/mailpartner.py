@@ -26,6 +26,8 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_before_delay
 from tenacity.wait import wait_random_exponential
 
+from bot.httppool import PerThreadClient
+
 log = logging.getLogger(__name__)
 
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -122,7 +124,6 @@ class MailPartnerClient:
         base_url: str = "https://api.mailpartner.fr/v1",
         timeout: float = 10.0,
         deadline: float = 30.0,
-        max_connections: int = 256,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_attempt: Callable[[float], None] | None = None,
@@ -132,16 +133,17 @@ class MailPartnerClient:
         self._timeout = timeout
         self._deadline = deadline
         self._sleep = sleep
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/") + "/",
+        self._base_url = base_url.rstrip("/") + "/"
+        # A client per calling thread (httppool.py): the worker pool bounds the connections.
+        self._http = PerThreadClient(
+            base_url=self._base_url,
             timeout=timeout,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             headers={"Accept": "application/json", "User-Agent": "cancel-mail-bot"},
             transport=transport,
         )
 
     def __repr__(self) -> str:  # the key must not leak through a debug print
-        return f"MailPartnerClient(base_url={str(self._http.base_url)!r})"
+        return f"MailPartnerClient(base_url={self._base_url!r})"
 
     def close(self) -> None:
         self._http.close()
@@ -211,7 +213,7 @@ class MailPartnerClient:
     def _attempt(self, message_id: str, timeout: float) -> tuple[int, str, int]:
         started = time.monotonic()
         try:
-            response = self._http.get(
+            response = self._http.client.get(
                 "message-cancel",
                 params={"apiKey": self._api_key, "messageId": message_id, "_format": "json"},
                 timeout=timeout,

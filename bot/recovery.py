@@ -1,7 +1,8 @@
 """The sweeper: one thread per process that keeps the store's promises when nobody clicks.
 
 Every few seconds it
-- renews the leases of the cancels this process is running, so no other replica takes them over;
+- writes the finishes of cancels posted while the store was away, and renews the leases of the cancels
+  this process is running, so no other replica takes them over;
 - takes over cancels whose process died (their lease ran out) and finishes them (`CancelService.recover`);
 - ends Workflow Builder runs whose prompt expired unanswered with `result=expired`, and says so on the prompt;
 - prunes history older than `CANCEL_MAIL_HISTORY_DAYS`, at start and every six hours.
@@ -69,6 +70,7 @@ class Sweeper:
     def sweep(self) -> None:
         """One pass; public so that tests and the console can run it on their own clock."""
         lease = self.service.lease
+        self.store.retry_unfinished(lease=lease)
         self.store.renew(self.service.running_jobs(), lease=lease)
         if self.service.accepting:
             for job in self.store.take_over(lease=lease):

@@ -235,3 +235,21 @@ def test_the_migrations_build_exactly_the_declared_tables(any_database: str) -> 
             assert compare_metadata(MigrationContext.configure(connection), metadata) == []
     finally:
         engine.dispose()
+
+
+def test_a_finish_written_while_the_store_is_away_is_written_when_it_is_back(any_database: str, clock: Clock) -> None:
+    store = open_store(any_database, clock=clock)
+    assert store.claim(job("a", "U0ALICE000"), ["300"], lease=30) is None
+    good = store.engine
+    store.engine = create_engine(database_url("postgresql://nobody:pw@127.0.0.1:9/none"))
+    try:
+        store.finish("a")
+        store.retry_unfinished(lease=30)  # still away: kept
+        assert store.problem
+    finally:
+        store.engine.dispose()
+        store.engine = good
+    assert store.claim(job("b", "U0BOB00000"), ["300"], lease=30) == "U0ALICE000"
+    store.retry_unfinished(lease=30)  # the sweeper's next pass
+    assert store.claim(job("c", "U0BOB00000"), ["300"], lease=30) is None
+    store.close()

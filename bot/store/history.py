@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,21 +44,27 @@ class HistoryEvent:
         }
 
 
-def insert_events(connection: Connection, records: Iterable[tuple[float, dict[str, Any]]]) -> int:
-    """Write audit records (time, audit line); return how many."""
-    count = 0
+def insert_events(connection: Connection, records: Sequence[tuple[float, dict[str, Any]]]) -> int:
+    """Write audit records (time, audit line) in two statements, whatever their number; return how many."""
+    if not records:
+        return 0
+    rows = []
     for at, record in records:
         row = {name: _text(record.get(name)) for name in _COLUMNS}
         for name in ("actor", "channel", "thread"):
             row[name] = row[name] or ""
         detail = {k: v for k, v in record.items() if k not in (*_COLUMNS, "time", "mail_ids")}
-        result = connection.execute(sa.insert(events).values(at=at, detail=json.dumps(detail, default=str), **row))
-        event_id = result.inserted_primary_key[0]  # type: ignore[index]
-        mails = list(dict.fromkeys(str(m) for m in record.get("mail_ids") or ()))
-        if mails:
-            connection.execute(sa.insert(event_mails), [{"event_id": event_id, "mail_id": m} for m in mails])
-        count += 1
-    return count
+        rows.append({**row, "at": at, "detail": json.dumps(detail, default=str)})
+    # One INSERT … RETURNING for the batch (SQLAlchemy's "insertmanyvalues"), ids in the rows' order.
+    ids = connection.execute(events.insert().returning(events.c.id, sort_by_parameter_order=True), rows).scalars()
+    mails = [
+        {"event_id": event_id, "mail_id": mail}
+        for event_id, (_, record) in zip(ids, records, strict=True)
+        for mail in dict.fromkeys(str(m) for m in record.get("mail_ids") or ())
+    ]
+    if mails:
+        connection.execute(event_mails.insert(), mails)
+    return len(rows)
 
 
 def recent_events(

@@ -38,25 +38,27 @@ def claim_job(
     """
     try:
         with connection.begin_nested():
+            # Plain statements with parameters: compiled once, cached, cheap on the confirm path.
             connection.execute(
-                sa.insert(jobs).values(
-                    id=job.id,
-                    state="running",
-                    ticket=job.ticket,
-                    confirmer=job.confirmer,
-                    channel=job.channel,
-                    thread_ts=job.thread_ts,
-                    prompt_ts=job.prompt_ts,
-                    response_url=job.response_url,
-                    execution_id=job.execution_id,
-                    step_token=job.step_token,
-                    owner=owner,
-                    lease_until=now + lease,
-                    created_at=now,
-                )
+                jobs.insert(),
+                {
+                    "id": job.id,
+                    "state": "running",
+                    "ticket": job.ticket,
+                    "confirmer": job.confirmer,
+                    "channel": job.channel,
+                    "thread_ts": job.thread_ts,
+                    "prompt_ts": job.prompt_ts,
+                    "response_url": job.response_url,
+                    "execution_id": job.execution_id,
+                    "step_token": job.step_token,
+                    "owner": owner,
+                    "lease_until": now + lease,
+                    "created_at": now,
+                },
             )
             connection.execute(
-                sa.insert(claims),
+                claims.insert(),
                 [{"mail_id": m, "job_id": job.id, "confirmer": job.confirmer, "claimed_at": now} for m in mail_ids],
             )
     except IntegrityError:

@@ -5,6 +5,7 @@ returns the answer that keeps cancels going; the next call that works marks it h
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -13,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
@@ -39,10 +41,15 @@ class Store:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._problem = ""
         self._problem_lock = threading.Lock()
-        self._audit: queue.Queue[tuple[float, dict[str, Any]] | None] = queue.Queue(AUDIT_QUEUE)
+        # SQLite has one writer: its threads queue here, in order, instead of in SQLite's busy handler,
+        # whose growing sleeps cost seconds when hundreds of confirms arrive at once.
+        self._one_writer = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        # History rows nobody waits for go in batches, one transaction each.
+        self._writes: queue.Queue[_Write | None] = queue.Queue(AUDIT_QUEUE)
+        self._unfinished: list[str] = []  # jobs whose finish failed while the store was away: tried again
         self._pending = 0
         self._flushed = threading.Condition()
-        self._writer = threading.Thread(target=self._write_audit, name="store-audit", daemon=True)
+        self._writer = threading.Thread(target=self._write_batches, name="store-writer", daemon=True)
         self._writer.start()
 
     # -- health --------------------------------------------------------------------------------------
@@ -59,40 +66,40 @@ class Store:
 
     def record(self, line: dict[str, Any]) -> None:
         """Queue one audit line for the history; written in batches off the caller's thread."""
-        with self._flushed:
-            self._pending += 1
-        try:
-            self._audit.put_nowait((self.clock(), line))
-        except queue.Full:
-            self._lost("audit queue full", [line])
-            self._done_writing(1)
+        self._queue(_Write(self.clock(), line=line))
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued audit line is written (or lost); True when none is left."""
+        """Wait until every queued write is done (or lost); True when none is left."""
         deadline = time.monotonic() + timeout
         with self._flushed:
             while self._pending and (left := deadline - time.monotonic()) > 0:
                 self._flushed.wait(left)
             return self._pending == 0
 
-    def _write_audit(self) -> None:
-        while True:
-            item = self._audit.get()
-            if item is None:
-                return
+    def _queue(self, write: _Write) -> None:
+        with self._flushed:
+            self._pending += 1
+        try:
+            self._writes.put_nowait(write)
+        except queue.Full:
+            self._lost("write queue full", [write])
+            self._done_writing(1)
+
+    def _write_batches(self) -> None:
+        while (item := self._writes.get()) is not None:
             batch = [item]
             while len(batch) < AUDIT_BATCH:
                 try:
-                    more = self._audit.get_nowait()
+                    more = self._writes.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
-                    self._audit.put(None)  # finish this batch, then stop
+                    self._writes.put(None)  # finish this batch, then stop
                     break
                 batch.append(more)
-            written = self._run("audit write", lambda c, b=batch: history.insert_events(c, b), None)
-            if written is None:
-                self._lost("store unavailable", [line for _, line in batch])
+            lines = [(w.at, w.line) for w in batch if w.line]
+            if self._run("history write", lambda c, rows=lines: history.insert_events(c, rows), None) is None:
+                self._lost("store unavailable", batch)
             self._done_writing(len(batch))
 
     def _done_writing(self, count: int) -> None:
@@ -101,8 +108,8 @@ class Store:
             self._flushed.notify_all()
 
     @staticmethod
-    def _lost(why: str, lines: Sequence[dict[str, Any]]) -> None:
-        for line in lines:  # one line per lost write: the log still has the audit line itself
+    def _lost(why: str, writes: Sequence[_Write]) -> None:
+        for line in (w.line for w in writes if w.line):  # one line per lost row: the log keeps the audit line
             log.error(
                 "history row lost (%s): %s of %s by %s",
                 why,
@@ -131,7 +138,27 @@ class Store:
         )
 
     def finish(self, job_id: str) -> None:
-        self._run("job finish", lambda c: jobs.finish_job(c, job_id, now=self.clock()), None)
+        """The job's outcome is posted: release its claims. While the store is away the job is kept, and
+        `retry_unfinished()` (the sweeper) writes it later: else another replica would post it again."""
+        if self._run("job finish", lambda c: jobs.finish_job(c, job_id, now=self.clock()), False) is False:
+            with self._problem_lock:
+                self._unfinished.append(job_id)
+
+    def retry_unfinished(self, *, lease: float) -> None:
+        with self._problem_lock:
+            waiting, self._unfinished = self._unfinished, []
+        if not waiting:
+            return
+
+        def finish_all(connection: Connection) -> bool:
+            for job_id in waiting:
+                jobs.finish_job(connection, job_id, now=self.clock())
+            return True
+
+        if not self._run("job finish", finish_all, False):
+            with self._problem_lock:
+                self._unfinished[:0] = waiting
+            self.renew(waiting, lease=lease)  # in case only writing failed: keep the jobs ours meanwhile
 
     def renew(self, job_ids: Sequence[str], *, lease: float) -> None:
         self._run(
@@ -191,7 +218,7 @@ class Store:
 
     def close(self, timeout: float = 10.0) -> None:
         self.flush(timeout)
-        self._audit.put(None)
+        self._writes.put(None)
         self._writer.join(timeout)
         self.engine.dispose()
 
@@ -199,7 +226,7 @@ class Store:
 
     def _run(self, what: str, work: Callable[[Connection], T], fallback: T) -> T:
         try:
-            with self.engine.begin() as connection:
+            with self._one_writer, self.engine.begin() as connection:
                 result = work(connection)
         except Exception as error:
             self._degrade(what, error)
@@ -221,6 +248,12 @@ class Store:
         (log.error if fresh else log.warning)(
             "store %s: %s failed (%s: %s)", self.url, what, type(cause).__name__, first
         )
+
+
+@dataclass(frozen=True)
+class _Write:
+    at: float
+    line: dict[str, Any]  # an audit line to keep as a history row
 
 
 def open_store(raw_url: str, *, clock: Callable[[], float] = time.time, pool_size: int = 10) -> Store:
