@@ -73,6 +73,13 @@ class MailPartnerSandbox:
         self._mails = {m: SandboxMail(m, subject, now + delta, done) for m, subject, delta, done in mails}
         self.requests = 0
 
+    def add_mails(self, message_ids: list[str], *, subject: str = "bulk", send_in: float = 7200.0) -> None:
+        """Schedule more mails, due `send_in` seconds from now (the benchmark's supply)."""
+        now = self._clock()
+        with self._lock:
+            for message_id in message_ids:
+                self._mails[message_id] = SandboxMail(message_id, subject, now + send_in)
+
     def state(self, mail: SandboxMail) -> MailState:
         if mail.cancelled:
             return MailState.CANCELLED

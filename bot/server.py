@@ -6,6 +6,7 @@ pools, and keeping one process lets it refuse a second cancel of a mail already 
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -17,7 +18,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot import metrics
 from bot.app import Bot, build_bot
 from bot.settings import Settings
-from bot.store import StoreError
+from bot.store import StoreError, open_store
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> BotWSGI:
         # Runs in the worker after fork: the service's threads and the store's pool must start there.
         try:
-            self.bot = build_bot(self.settings)
+            # The master migrated the store before forking: the workers only connect.
+            self.bot = build_bot(self.settings, store=open_store(self.settings.database_url, migrated=True))
         except StoreError as error:
             log.error("cancel-mail-bot cannot start: DATABASE_URL: %s", error)
             raise SystemExit(WORKER_BOOT_ERROR) from error
@@ -113,6 +115,9 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 def serve_http(settings: Settings) -> None:
     # Set before any worker imports prometheus_client: their values then go to files the master sums.
     values = metrics.use_multiprocess_dir() if settings.metrics_port else ""
+    # What the master has loaded stays shared with its workers: keep the collector from touching (and so
+    # copying) those pages in every worker.
+    gc.freeze()
     try:
         GunicornServer(settings).run()
     finally:

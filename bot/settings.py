@@ -60,7 +60,7 @@ class Settings:
     require_reason: bool = False
     prompt_ttl: float = 15 * 60.0
     audit_channel: str = ""
-    workers: int = 256
+    workers: int = 512
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a password
     history_days: int = 365
     language: str = "en"
@@ -100,7 +100,7 @@ class Settings:
             require_reason=reader.boolean("CANCEL_MAIL_REQUIRE_REASON", False),
             prompt_ttl=reader.seconds("CANCEL_MAIL_PROMPT_TTL", 900.0, high=86400),
             audit_channel=reader.channel("CANCEL_MAIL_AUDIT_CHANNEL"),
-            workers=reader.integer("CANCEL_MAIL_WORKERS", 256, low=1, high=1024),
+            workers=reader.integer("CANCEL_MAIL_WORKERS", 512, low=1, high=2048),
             database_url=reader.database("DATABASE_URL", DEFAULT_DATABASE_URL),
             history_days=reader.integer("CANCEL_MAIL_HISTORY_DAYS", 365, low=1, high=36500),
             language=reader.choice("BOT_LANGUAGE", "en", LANGUAGES, lower=True),

@@ -256,8 +256,11 @@ class _Write:
     line: dict[str, Any]  # an audit line to keep as a history row
 
 
-def open_store(raw_url: str, *, clock: Callable[[], float] = time.time, pool_size: int = 10) -> Store:
-    """Connect and migrate to the newest revision; raise StoreError with one readable line."""
+def open_store(
+    raw_url: str, *, clock: Callable[[], float] = time.time, pool_size: int = 10, migrated: bool = False
+) -> Store:
+    """Connect and migrate to the newest revision (`migrated`: someone already did, as the gunicorn master
+    does for its workers); raise StoreError with one readable line."""
     try:
         url = database_url(raw_url)
     except ValueError as error:
@@ -265,7 +268,8 @@ def open_store(raw_url: str, *, clock: Callable[[], float] = time.time, pool_siz
     engine = create_engine(url, pool_size=pool_size)
     try:
         check_reachable(engine)
-        migrate(engine)
+        if not migrated:
+            migrate(engine)
     except StoreError:
         engine.dispose()
         raise
