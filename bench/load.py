@@ -34,8 +34,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.localslack import LocalSlack
-from bot.slackwire import FORM, JSON, app_mention, blocks_text, button_click, buttons, signed_headers, slash_command
+from bot.slack.local import LocalSlack
+from bot.slack.wire import FORM, JSON, app_mention, blocks_text, button_click, buttons, signed_headers, slash_command
 from tests.databases import postgres_problem, postgres_schema, postgres_url
 from tests.fakes import SIGNING_SECRET, BotProcess, FakeMailPartner, bot_env, free_port
 

@@ -4,7 +4,7 @@ The public surface, for scripts and tests; everything else is internal.
 """
 
 from bot.app import Bot, build_bot
-from bot.mailpartner import (
+from bot.mailpartner.client import (
     CancelOutcome,
     FailureKind,
     InvalidMessageId,
@@ -16,9 +16,9 @@ from bot.mailpartner import (
     MailPartnerTimeout,
     MailPartnerUnavailable,
 )
-from bot.messages import render_outcome
-from bot.sandbox import MailPartnerSandbox
+from bot.mailpartner.sandbox import MailPartnerSandbox
 from bot.settings import Settings, SettingsError
+from bot.slack.messages import render_outcome
 
 __all__ = [
     "Bot",

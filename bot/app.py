@@ -22,20 +22,20 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.web import SlackResponse
 
-from bot.access import AccessPolicy, UserGroupDirectory
-from bot.audit import AuditTrail
-from bot.listeners import ListenerDeps, register
-from bot.mailpartner import MailPartnerClient
-from bot.metrics import Metrics
-from bot.outbox import Outbox
-from bot.recovery import Sweeper
-from bot.replies import Replier
-from bot.sandbox import SANDBOX_KEY, MailPartnerSandbox
+from bot.mailpartner.client import MailPartnerClient
+from bot.mailpartner.sandbox import SANDBOX_KEY, MailPartnerSandbox
+from bot.ops.audit import AuditTrail
+from bot.ops.metrics import Metrics
+from bot.ops.recovery import Sweeper
 from bot.service import CancelService
 from bot.settings import Settings
-from bot.slackhttp import SlackHttp
+from bot.slack.access import AccessPolicy, UserGroupDirectory
+from bot.slack.listeners import ListenerDeps, register
+from bot.slack.outbox import Outbox
+from bot.slack.replies import Replier
+from bot.slack.webapi import SlackHttp
+from bot.slack.workflow import WorkflowSteps
 from bot.store import Store, open_store
-from bot.workflow import WorkflowSteps
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, TextIO
 
 from dotenv import load_dotenv
 
-from bot.audit import AuditTrail
-from bot.commands import CancelRequest, parse_fields
-from bot.logs import configure_logging
-from bot.mailpartner import MESSAGE_ID, CancelOutcome
-from bot.messages import render_outcome, terminal_text
+from bot.mailpartner.client import MESSAGE_ID, CancelOutcome
+from bot.ops.audit import AuditTrail
+from bot.ops.logs import configure_logging
 from bot.settings import Mode, Settings, SettingsError
+from bot.slack.commands import CancelRequest, parse_fields
+from bot.slack.messages import render_outcome, terminal_text
 
 if TYPE_CHECKING:
     from bot.store import Store
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         json_lines=settings.log_format == "json",
     )
     if mode == "check":
-        from bot.check import run_checks
+        from bot.ops.check import run_checks
 
         return run_checks(settings, sys.stdout)
     if mode == "migrate":
@@ -163,7 +163,7 @@ def migrate_command(settings: Settings) -> int:
 
 
 def history_command(settings: Settings, mail_id: str | None, *, since: float | None, limit: int, as_json: bool) -> int:
-    from bot.messages import history_line
+    from bot.slack.messages import history_line
 
     if mail_id and not MESSAGE_ID.match(mail_id):
         print(f"history: {mail_id!r} is not a valid mail id", file=sys.stderr)
@@ -190,7 +190,7 @@ def history_command(settings: Settings, mail_id: str | None, *, since: float | N
 
 def run_slack(settings: Settings) -> int:
     from bot.app import SlackSignInError, sign_in
-    from bot.server import serve_http, serve_socket_mode
+    from bot.ops.server import serve_http, serve_socket_mode
 
     # The store is migrated once here, before any worker starts: a broken DATABASE_URL is one clear line.
     store = _open_store(settings)
@@ -214,7 +214,7 @@ def run_slack(settings: Settings) -> int:
 
 def cancel_command(settings: Settings, raw_ids: list[str], *, reason: str, yes: bool, as_json: bool) -> int:
     from bot.app import mailpartner_client
-    from bot.sandbox import MailPartnerSandbox
+    from bot.mailpartner.sandbox import MailPartnerSandbox
 
     parsed = parse_fields(" ".join(raw_ids), reason, require_reason=settings.require_reason)
     if not isinstance(parsed, CancelRequest):

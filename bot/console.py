@@ -18,13 +18,13 @@ from typing import Any, TextIO
 from slack_bolt.request import BoltRequest
 
 from bot.app import build_bot
-from bot.commands import split_reason
-from bot.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, MESSAGE_SHORTCUT, REASON_BLOCK
-from bot.localslack import BOT_USER_ID, LocalSlack, SlackCall
-from bot.messages import terminal_text
-from bot.sandbox import MailPartnerSandbox
+from bot.mailpartner.sandbox import MailPartnerSandbox
 from bot.settings import Settings
-from bot.slackwire import (
+from bot.slack.commands import split_reason
+from bot.slack.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, MESSAGE_SHORTCUT, REASON_BLOCK
+from bot.slack.local import BOT_USER_ID, LocalSlack, SlackCall
+from bot.slack.messages import terminal_text
+from bot.slack.wire import (
     FORM,
     JSON,
     app_mention,

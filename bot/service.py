@@ -11,7 +11,7 @@ counts as finished only once its outcome is posted: one that dies before is post
 over. A mail whose cancel is
 under way is not sent to MailPartner again: this process checks its own memory first, then the store's
 claims (shared by every replica). A job whose process died is taken over by `recover()` once its lease
-runs out (see recovery.py). `drain()` lets in-flight work finish on shutdown.
+runs out (see ops/recovery.py). `drain()` lets in-flight work finish on shutdown.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from bot.audit import AuditTrail
-from bot.mailpartner import CancelOutcome, MailPartnerClient
-from bot.messages import Message, notice, outcome_message, render_outcome, status_message
-from bot.metrics import Metrics
-from bot.outbox import Delivery
-from bot.replies import Conversation, Replier
+from bot.mailpartner.client import CancelOutcome, MailPartnerClient
+from bot.ops.audit import AuditTrail
+from bot.ops.metrics import Metrics
+from bot.slack.messages import Message, notice, outcome_message, render_outcome, status_message
+from bot.slack.outbox import Delivery
+from bot.slack.replies import Conversation, Replier
+from bot.slack.ticket import PromptTicket
+from bot.slack.workflow import StepRef, WorkflowSteps, confirmed_outputs
 from bot.store import JobRecord, Store
-from bot.ticket import PromptTicket
-from bot.workflow import StepRef, WorkflowSteps, confirmed_outputs
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.app import build_bot
-from bot.localslack import LocalSlack
 from bot.settings import Settings
-from bot.slackwire import FORM, JSON, app_mention, button_click, buttons, signed_headers, slash_command
+from bot.slack.local import LocalSlack
+from bot.slack.wire import FORM, JSON, app_mention, button_click, buttons, signed_headers, slash_command
 from tests.databases import any_database, postgres  # noqa: F401  (fixtures)
 from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, FakeMailPartner
 

@@ -23,8 +23,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.localslack import LoopbackServer
-from bot.sandbox import DEFAULT_MAILS, MailPartnerSandbox
+from bot.mailpartner.sandbox import DEFAULT_MAILS, MailPartnerSandbox
+from bot.slack.local import LoopbackServer
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "mp-test-key-0123456789abcdef"

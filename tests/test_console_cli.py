@@ -190,7 +190,7 @@ def check_env(slack_url: str, mailpartner_url: str, **extra: str) -> dict[str, s
 
 
 def test_check_all_ready(tmp_path: Path) -> None:
-    from bot.localslack import LocalSlack
+    from bot.slack.local import LocalSlack
 
     fake = FakeMailPartner().start()
     try:
@@ -206,7 +206,7 @@ def test_check_all_ready(tmp_path: Path) -> None:
 
 
 def test_check_finds_wrong_key_and_missing_scope(tmp_path: Path) -> None:
-    from bot.localslack import LocalSlack
+    from bot.slack.local import LocalSlack
 
     fake = FakeMailPartner(api_key="the-real-key-0123456789").start()
     try:
@@ -264,7 +264,7 @@ def test_console_form_and_workflow(tmp_path: Path) -> None:
 
 
 def test_check_reports_the_store(tmp_path: Path) -> None:
-    from bot.localslack import LocalSlack
+    from bot.slack.local import LocalSlack
 
     fake = FakeMailPartner().start()
     try:

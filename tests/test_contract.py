@@ -10,10 +10,10 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from bot.forms import GLOBAL_SHORTCUT, MESSAGE_SHORTCUT
-from bot.listeners import COMMAND
 from bot.settings import Settings
-from bot.workflow import CALLBACK_ID, StepResult, step_outputs
+from bot.slack.forms import GLOBAL_SHORTCUT, MESSAGE_SHORTCUT
+from bot.slack.listeners import COMMAND
+from bot.slack.workflow import CALLBACK_ID, StepResult, step_outputs
 from tests.fakes import ROOT
 
 SCHEMAS = ROOT.parent / "shared" / "slack-manifest-schema"

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.localslack import LocalSlack
-from bot.slackwire import FORM, JSON, app_mention, blocks_text, button_click, buttons, signed_headers, slash_command
+from bot.slack.local import LocalSlack
+from bot.slack.wire import FORM, JSON, app_mention, blocks_text, button_click, buttons, signed_headers, slash_command
 from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, BotProcess, FakeMailPartner, Fault, bot_env, free_port
 
 ALICE, BOB = "U0ALICE000", "U0BOB00000"

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from bot.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, REASON_BLOCK
-from bot.localslack import LocalSlack, SlackCall
-from bot.slackwire import (
+from bot.slack.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, REASON_BLOCK
+from bot.slack.local import LocalSlack, SlackCall
+from bot.slack.wire import (
     FORM,
     JSON,
     blocks_text,

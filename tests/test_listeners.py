@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.slackwire import FORM, blocks_text, buttons, slash_command
+from bot.slack.wire import FORM, blocks_text, buttons, slash_command
 from tests.conftest import ALICE, BOB, MALLORY, ONCALL, Harness
 from tests.fakes import API_KEY, Fault
 
@@ -325,7 +325,7 @@ def test_cancel_does_not_wait_for_a_rate_limited_slack(harness: Harness, slack, 
 
 
 def test_a_listener_bug_still_answers_and_logs(harness: Harness, mocker, caplog) -> None:
-    mocker.patch("bot.listeners.parse_slash_command", side_effect=RuntimeError("bug"))
+    mocker.patch("bot.slack.listeners.parse_slash_command", side_effect=RuntimeError("bug"))
     response, message = harness.command("300")
     assert response.status == 200 and "Something went wrong" in message["text"] and "Traceback" not in message["text"]
     assert "listener on_command failed" in caplog.text

@@ -14,7 +14,7 @@ from bot import (
     InvalidMessageId,
     MailPartnerClient,
 )
-from bot.logs import configure_logging
+from bot.ops.logs import configure_logging
 
 KEY = "secret-api-key-123456"
 Handler = Callable[[httpx.Request], httpx.Response]

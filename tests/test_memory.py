@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 
-from bot.recovery import Sweeper
-from bot.server import BotWSGI
+from bot.ops.recovery import Sweeper
+from bot.ops.server import BotWSGI
 from bot.service import LEASE_MARGIN
-from bot.slackwire import JSON, app_mention, blocks_text, buttons
+from bot.slack.ticket import PromptTicket
+from bot.slack.wire import JSON, app_mention, blocks_text, buttons
 from bot.store import JobRecord
 from bot.store.engine import create_engine, database_url
-from bot.ticket import PromptTicket
 from tests.conftest import ALICE, BOB, ONCALL, Harness
 from tests.fakes import Fault
 from tests.test_workflows import STEP_TOKEN, Step, public_posts

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from bot.commands import UsageReason
-from bot.mailpartner import CancelOutcome, FailureKind
-from bot.messages import OUTCOMES, escape, outcome_message, prompt_message, render_outcome, usage_text
-from bot.slackwire import blocks_text, buttons
+from bot.mailpartner.client import CancelOutcome, FailureKind
+from bot.slack.commands import UsageReason
+from bot.slack.messages import OUTCOMES, escape, outcome_message, prompt_message, render_outcome, usage_text
+from bot.slack.wire import blocks_text, buttons
 
 CODES = [1, 3, 4, 5, 6, 7, 10, 200]
 EXPECTED = {

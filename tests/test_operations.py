@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.logs import configure_logging
-from bot.metrics import RESULTS, Metrics, outcome_result
-from bot.slackwire import blocks_text
+from bot.ops.logs import configure_logging
+from bot.ops.metrics import RESULTS, Metrics, outcome_result
+from bot.slack.wire import blocks_text
 from tests.conftest import ALICE, BOB, MALLORY, Harness
 from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, BotProcess, FakeMailPartner, Fault, bot_env, free_port
 from tests.test_e2e import Driver
@@ -74,7 +74,7 @@ def scrape(port: int) -> str:
 
 
 def test_the_bot_process_serves_metrics_on_their_own_port(tmp_path: Path) -> None:
-    from bot.localslack import LocalSlack
+    from bot.slack.local import LocalSlack
 
     with LocalSlack() as slack:
         mailpartner = FakeMailPartner().start()
@@ -126,7 +126,7 @@ def test_json_lines_parse_lift_audit_fields_and_mask_secrets() -> None:
     stream = io.StringIO()
     configure_logging("INFO", [API_KEY, BOT_TOKEN], stream, json_lines=True)
     try:
-        from bot.audit import audit
+        from bot.ops.audit import audit
 
         logging.getLogger("bot.test").info("calling %s?apiKey=%s", "https://api.example/v1", API_KEY)
         audit(
@@ -155,7 +155,7 @@ def test_json_lines_parse_lift_audit_fields_and_mask_secrets() -> None:
 
 
 def test_the_bot_process_logs_only_json_lines(tmp_path: Path) -> None:
-    from bot.localslack import LocalSlack
+    from bot.slack.local import LocalSlack
 
     with LocalSlack() as slack:
         mailpartner = FakeMailPartner().start()

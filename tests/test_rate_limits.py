@@ -7,9 +7,9 @@ from __future__ import annotations
 import threading
 import time
 
-from bot.outbox import Delivery, Outbox, Priority
-from bot.slackhttp import RateLimited
-from bot.slackwire import JSON, app_mention, blocks_text, buttons
+from bot.slack.outbox import Delivery, Outbox, Priority
+from bot.slack.webapi import RateLimited
+from bot.slack.wire import JSON, app_mention, blocks_text, buttons
 from tests.conftest import ALICE, BOB, MALLORY, ONCALL, Harness
 
 OTHER = "C0OTHER000"

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from bot.localslack import LocalSlack
-from bot.slackwire import app_mention, blocks_text, button_click, buttons, slash_command
+from bot.slack.local import LocalSlack
+from bot.slack.wire import app_mention, blocks_text, button_click, buttons, slash_command
 from tests.fakes import API_KEY, BotProcess, FakeMailPartner, FakeSocketMode, bot_env, free_port
 
 ALICE, CHANNEL = "U0ALICE000", "C0ONCALL00"

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from bot.access import AccessPolicy, Refusal
-from bot.commands import CancelRequest, UsageReason, UsageRequest, parse_fields, parse_mention, parse_slash_command
-from bot.forms import ids_in_message
-from bot.mailpartner import CancelOutcome, FailureKind
-from bot.sandbox import MailPartnerSandbox, MailState
+from bot.mailpartner.client import CancelOutcome, FailureKind
+from bot.mailpartner.sandbox import MailPartnerSandbox, MailState
 from bot.settings import Mode, Settings, SettingsError
-from bot.ticket import PromptTicket, ticket_fits
-from bot.workflow import StepResult, confirmed_outputs, outcome_result
+from bot.slack.access import AccessPolicy, Refusal
+from bot.slack.commands import (
+    CancelRequest,
+    UsageReason,
+    UsageRequest,
+    parse_fields,
+    parse_mention,
+    parse_slash_command,
+)
+from bot.slack.forms import ids_in_message
+from bot.slack.ticket import PromptTicket, ticket_fits
+from bot.slack.workflow import StepResult, confirmed_outputs, outcome_result
 
 HTTP_ENV = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "MAILPARTNER_API_KEY": "k"}
 
@@ -245,7 +252,7 @@ class FakeGroupsClient:
 
 
 def test_usergroup_cache_serves_stale_while_refreshing() -> None:
-    from bot.access import UserGroupDirectory
+    from bot.slack.access import UserGroupDirectory
 
     client, clock = FakeGroupsClient(), Clock()
     directory = UserGroupDirectory(client, frozenset({"S0ONCALL"}), ttl=300, clock=clock)  # type: ignore[arg-type]
@@ -261,7 +268,7 @@ def test_usergroup_cache_serves_stale_while_refreshing() -> None:
 
 
 def test_usergroup_lookup_failure_allows_nobody_new(caplog: pytest.LogCaptureFixture) -> None:
-    from bot.access import UserGroupDirectory
+    from bot.slack.access import UserGroupDirectory
 
     client = FakeGroupsClient()
     client.error = "missing_scope"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, MESSAGE_SHORTCUT, REASON_BLOCK
-from bot.slackwire import (
+from bot.slack.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, MESSAGE_SHORTCUT, REASON_BLOCK
+from bot.slack.wire import (
     FORM,
     JSON,
     blocks_text,

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.mailpartner import CancelOutcome, FailureKind
-from bot.messages import render_outcome
+from bot.mailpartner.client import CancelOutcome, FailureKind
+from bot.slack.messages import render_outcome
 
 if TYPE_CHECKING:
-    from bot.audit import AuditTrail
+    from bot.ops.audit import AuditTrail
     from bot.store import Store
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_before_delay
 from tenacity.wait import wait_random_exponential
 
-from bot.httppool import PerThreadClient
+from bot.mailpartner.httppool import PerThreadClient
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from bot.slackhttp import RateLimited
+from bot.slack.webapi import RateLimited
 
 log = logging.getLogger(__name__)
 

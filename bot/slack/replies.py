@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from bot.messages import Message
-from bot.outbox import Delivery, Outbox, Priority
-from bot.slackhttp import RateLimited, SlackCallError, SlackHttp
+from bot.slack.messages import Message
+from bot.slack.outbox import Delivery, Outbox, Priority
+from bot.slack.webapi import RateLimited, SlackCallError, SlackHttp
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from bot.mailpartner import MESSAGE_ID
+from bot.mailpartner.client import MESSAGE_ID
 
 MAX_IDS = 25
 _VALUE_LIMIT = 2000  # Slack's limit for a button value

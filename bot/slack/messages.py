@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from bot.commands import MAX_REASON, UsageReason
-from bot.mailpartner import CancelOutcome, FailureKind
+from bot.mailpartner.client import CancelOutcome, FailureKind
+from bot.slack.commands import MAX_REASON, UsageReason
+from bot.slack.ticket import MAX_IDS
 from bot.store.history import HistoryEvent
-from bot.ticket import MAX_IDS
 
 Message = dict[str, Any]  # {"text": fallback, "blocks": [...]}, ready for chat.postMessage or respond()
 

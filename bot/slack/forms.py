@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.commands import MAX_REASON
-from bot.mailpartner import MESSAGE_ID
-from bot.messages import ui
-from bot.ticket import MAX_IDS
+from bot.mailpartner.client import MESSAGE_ID
+from bot.slack.commands import MAX_REASON
+from bot.slack.messages import ui
+from bot.slack.ticket import MAX_IDS
 
 GLOBAL_SHORTCUT = "cancel_mail_form"
 MESSAGE_SHORTCUT = "cancel_mail_from_message"

@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.settings import Settings
-from bot.ticket import PromptTicket
+from bot.slack.ticket import PromptTicket
 
 log = logging.getLogger(__name__)
 

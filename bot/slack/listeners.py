@@ -24,9 +24,10 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, BoltRequest
 from slack_sdk import WebClient
 
-from bot.access import AccessPolicy, Refusal
-from bot.audit import AuditTrail
-from bot.commands import (
+from bot.ops.audit import AuditTrail
+from bot.service import CancelService, ShuttingDown
+from bot.slack.access import AccessPolicy, Refusal
+from bot.slack.commands import (
     CancelRequest,
     HistoryRequest,
     UsageReason,
@@ -35,7 +36,7 @@ from bot.commands import (
     parse_mention,
     parse_slash_command,
 )
-from bot.forms import (
+from bot.slack.forms import (
     CONVERSATION_BLOCK,
     FORM_CALLBACK,
     GLOBAL_SHORTCUT,
@@ -47,7 +48,7 @@ from bot.forms import (
     ids_in_message,
     read_submission,
 )
-from bot.messages import (
+from bot.slack.messages import (
     CONFIRM_ACTION,
     KEEP_ACTION,
     Message,
@@ -59,11 +60,10 @@ from bot.messages import (
     ui,
     usage_text,
 )
-from bot.outbox import Delivery
-from bot.replies import Conversation
-from bot.service import CancelService, ShuttingDown
-from bot.ticket import PromptTicket
-from bot.workflow import CALLBACK_ID, StepRef, StepResult, step_outputs
+from bot.slack.outbox import Delivery
+from bot.slack.replies import Conversation
+from bot.slack.ticket import PromptTicket
+from bot.slack.workflow import CALLBACK_ID, StepRef, StepResult, step_outputs
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from bot.mailpartner import MESSAGE_ID
-from bot.ticket import MAX_IDS, ticket_fits
+from bot.mailpartner.client import MESSAGE_ID
+from bot.slack.ticket import MAX_IDS, ticket_fits
 
 MAX_REASON = 500
 

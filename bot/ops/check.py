@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from bot.app import SlackSignInError, mailpartner_client, sign_in
-from bot.mailpartner import CancelOutcome
-from bot.messages import render_outcome, terminal_text
+from bot.mailpartner.client import CancelOutcome
 from bot.settings import Mode, Settings
+from bot.slack.messages import render_outcome, terminal_text
 from bot.store import open_store
 
 PROBE_ID = "cancel-mail-bot-connectivity-check"

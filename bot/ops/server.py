@@ -15,8 +15,8 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot import metrics
 from bot.app import Bot, build_bot
+from bot.ops import metrics
 from bot.settings import Settings
 from bot.store import StoreError, open_store
 

@@ -23,7 +23,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from bot.mailpartner import FailureKind
+from bot.mailpartner.client import FailureKind
 
 VIA = ("command", "mention", "shortcut", "workflow")
 REFUSALS = ("not_allowed_user", "not_allowed_channel", "own_request")

@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from bot.messages import status_message
-from bot.replies import Conversation
 from bot.service import CancelService
+from bot.slack.messages import status_message
+from bot.slack.replies import Conversation
+from bot.slack.ticket import PromptTicket
+from bot.slack.workflow import StepRef, StepResult, step_outputs
 from bot.store import Store, WaitingStep
-from bot.ticket import PromptTicket
-from bot.workflow import StepRef, StepResult, step_outputs
 
 log = logging.getLogger(__name__)
 
