@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import time
 import urllib.request
 from pathlib import Path
@@ -180,3 +181,30 @@ def test_the_bot_process_logs_only_json_lines(tmp_path: Path) -> None:
     assert any(line.get("action") == "outcome" and line.get("reason") == "json please" for line in lines)
     assert any(line["logger"].startswith("gunicorn") for line in lines)
     assert API_KEY not in bot.log() and SIGNING_SECRET not in bot.log() and BOT_TOKEN not in bot.log()
+
+
+def test_counts_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
+    """Each worker writes its values to PROMETHEUS_MULTIPROC_DIR; the master serves their sum."""
+    import subprocess
+    import sys
+
+    worker = (
+        "from bot.ops.metrics import Metrics\n"
+        "m = Metrics()\n"
+        "m.observe({'action': 'outcome', 'code': 200})\n"
+        "m.observe({'action': 'request', 'via': 'command'})\n"
+        "m.in_flight.inc(2)\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(2):  # two worker processes, one after the other
+        subprocess.run([sys.executable, "-c", worker], env=env, check=True, timeout=60)
+    master = (
+        "from prometheus_client import generate_latest\n"
+        "from bot.ops.metrics import multiprocess_registry\n"
+        "print(generate_latest(multiprocess_registry()).decode())\n"
+    )
+    text = subprocess.run(
+        [sys.executable, "-c", master], env=env, check=True, timeout=60, capture_output=True, text=True
+    ).stdout
+    assert 'cancel_mail_outcomes_total{result="cancelled"} 2.0' in text
+    assert 'cancel_mail_requests_total{via="command"} 2.0' in text
