@@ -38,29 +38,7 @@ def claim_job(
     """
     try:
         with connection.begin_nested():
-            # Plain statements with parameters: compiled once, cached, cheap on the confirm path.
-            connection.execute(
-                jobs.insert(),
-                {
-                    "id": job.id,
-                    "state": "running",
-                    "ticket": job.ticket,
-                    "confirmer": job.confirmer,
-                    "channel": job.channel,
-                    "thread_ts": job.thread_ts,
-                    "prompt_ts": job.prompt_ts,
-                    "response_url": job.response_url,
-                    "execution_id": job.execution_id,
-                    "step_token": job.step_token,
-                    "owner": owner,
-                    "lease_until": now + lease,
-                    "created_at": now,
-                },
-            )
-            connection.execute(
-                claims.insert(),
-                [{"mail_id": m, "job_id": job.id, "confirmer": job.confirmer, "claimed_at": now} for m in mail_ids],
-            )
+            _insert(connection, [(job, mail_ids)], owner=owner, now=now, lease=lease)
     except IntegrityError:
         holder = connection.execute(
             sa.select(claims.c.confirmer).where(claims.c.mail_id.in_(list(mail_ids))).limit(1)
@@ -69,11 +47,71 @@ def claim_job(
     return None
 
 
-def finish_job(connection: Connection, job_id: str, *, now: float) -> None:
-    connection.execute(sa.delete(claims).where(claims.c.job_id == job_id))
+def claim_jobs(
+    connection: Connection,
+    batch: Sequence[tuple[JobRecord, Sequence[str]]],
+    *,
+    owner: str,
+    now: float,
+    lease: float,
+) -> list[str | None]:
+    """`claim_job` for many jobs at once: two statements when no mail is taken (the usual case under a
+    burst of confirms), then one savepoint per job only when one is."""
+    try:
+        with connection.begin_nested():
+            _insert(connection, batch, owner=owner, now=now, lease=lease)
+    except IntegrityError:
+        return [claim_job(connection, job, ids, owner=owner, now=now, lease=lease) for job, ids in batch]
+    return [None] * len(batch)
+
+
+def _insert(
+    connection: Connection, batch: Sequence[tuple[JobRecord, Sequence[str]]], *, owner: str, now: float, lease: float
+) -> None:
+    # Plain statements with parameters: compiled once, cached, cheap on the confirm path.
     connection.execute(
-        sa.update(jobs).where(jobs.c.id == job_id).values(state="done", finished_at=now, step_token=None)
+        jobs.insert(),
+        [
+            {
+                "id": job.id,
+                "state": "running",
+                "ticket": job.ticket,
+                "confirmer": job.confirmer,
+                "channel": job.channel,
+                "thread_ts": job.thread_ts,
+                "prompt_ts": job.prompt_ts,
+                "response_url": job.response_url,
+                "execution_id": job.execution_id,
+                "step_token": job.step_token,
+                "owner": owner,
+                "lease_until": now + lease,
+                "created_at": now,
+            }
+            for job, _ in batch
+        ],
     )
+    connection.execute(
+        claims.insert(),
+        [
+            {"mail_id": m, "job_id": job.id, "confirmer": job.confirmer, "claimed_at": now}
+            for job, mail_ids in batch
+            for m in mail_ids
+        ],
+    )
+
+
+_RELEASE_CLAIMS = sa.delete(claims).where(claims.c.job_id == sa.bindparam("job"))
+_MARK_DONE = (
+    sa.update(jobs)
+    .where(jobs.c.id == sa.bindparam("job"))
+    .values(state="done", finished_at=sa.bindparam("now"), step_token=None)
+)
+
+
+def finish_jobs(connection: Connection, job_ids: Sequence[str], *, now: float) -> None:
+    """Release the jobs' claims and mark them done: two statements, whatever their number."""
+    connection.execute(_RELEASE_CLAIMS, [{"job": job_id} for job_id in job_ids])
+    connection.execute(_MARK_DONE, [{"job": job_id, "now": now} for job_id in job_ids])
 
 
 def renew_leases(connection: Connection, job_ids: Sequence[str], *, owner: str, until: float) -> int:

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 AUDIT_QUEUE = 10_000
 AUDIT_BATCH = 200
+GROUP_LIMIT = 100  # claims or finishes in one transaction
 
 
 class Store:
@@ -47,6 +48,14 @@ class Store:
         # History rows nobody waits for go in batches, one transaction each.
         self._writes: queue.Queue[_Write | None] = queue.Queue(AUDIT_QUEUE)
         self._unfinished: list[str] = []  # jobs whose finish failed while the store was away: tried again
+        # Claims and finishes made at the same moment share one transaction: under a burst of confirms the
+        # store writes them in a few batches instead of one by one.
+        self._claims: _GroupCommit[tuple[JobRecord, tuple[str, ...], float], str | None] = _GroupCommit(
+            self, "job claim", self._claim_all, fallback=None
+        )
+        self._finishes: _GroupCommit[str, bool] = _GroupCommit(
+            self, "job finish", self._finish_all, fallback=False, on_failure=self._finishes_lost
+        )
         self._pending = 0
         self._flushed = threading.Condition()
         self._writer = threading.Thread(target=self._write_batches, name="store-writer", daemon=True)
@@ -131,34 +140,32 @@ class Store:
     def claim(self, job: JobRecord, mail_ids: Sequence[str], *, lease: float) -> str | None:
         """Record the job and claim its mails. Returns who holds a claim already, else None (also when the
         store is away: the process's own guard still holds, and the cancel goes ahead)."""
-        return self._run(
-            "job claim",
-            lambda c: jobs.claim_job(c, job, mail_ids, owner=self.owner, now=self.clock(), lease=lease),
-            None,
-        )
+        return self._claims.submit((job, tuple(mail_ids), lease))
 
     def finish(self, job_id: str) -> None:
         """The job's outcome is posted: release its claims. While the store is away the job is kept, and
         `retry_unfinished()` (the sweeper) writes it later: else another replica would post it again."""
-        if self._run("job finish", lambda c: jobs.finish_job(c, job_id, now=self.clock()), False) is False:
-            with self._problem_lock:
-                self._unfinished.append(job_id)
+        self._finishes.submit(job_id)
 
     def retry_unfinished(self, *, lease: float) -> None:
         with self._problem_lock:
             waiting, self._unfinished = self._unfinished, []
-        if not waiting:
-            return
-
-        def finish_all(connection: Connection) -> bool:
-            for job_id in waiting:
-                jobs.finish_job(connection, job_id, now=self.clock())
-            return True
-
-        if not self._run("job finish", finish_all, False):
+        if waiting and self._run("job finish", lambda c: self._finish_all(c, waiting), False) is False:
             with self._problem_lock:
                 self._unfinished[:0] = waiting
             self.renew(waiting, lease=lease)  # in case only writing failed: keep the jobs ours meanwhile
+
+    def _claim_all(self, connection: Connection, batch: list[tuple[JobRecord, tuple[str, ...], float]]) -> list:
+        claimed = [(job, ids) for job, ids, _ in batch]
+        return jobs.claim_jobs(connection, claimed, owner=self.owner, now=self.clock(), lease=batch[0][2])
+
+    def _finish_all(self, connection: Connection, job_ids: list[str]) -> list[bool]:
+        jobs.finish_jobs(connection, job_ids, now=self.clock())
+        return [True] * len(job_ids)
+
+    def _finishes_lost(self, job_ids: list[str]) -> None:
+        with self._problem_lock:
+            self._unfinished.extend(job_ids)
 
     def renew(self, job_ids: Sequence[str], *, lease: float) -> None:
         self._run(
@@ -248,6 +255,58 @@ class Store:
         (log.error if fresh else log.warning)(
             "store %s: %s failed (%s: %s)", self.url, what, type(cause).__name__, first
         )
+
+
+R = TypeVar("R")
+
+
+class _GroupCommit(Generic[T, R]):
+    """Calls that arrive while a batch is being written wait for the next one, written by the first of
+    them: one transaction for many calls, and no thread of its own."""
+
+    def __init__(
+        self,
+        store: Store,
+        what: str,
+        write: Callable[[Connection, list[T]], list[R]],
+        *,
+        fallback: R,
+        on_failure: Callable[[list[T]], None] | None = None,
+        limit: int = GROUP_LIMIT,
+    ) -> None:
+        self._store, self._what, self._write = store, what, write
+        self._fallback, self._on_failure, self._limit = fallback, on_failure, limit
+        self._lock = threading.Lock()
+        self._queue: list[tuple[T, list[R], threading.Event]] = []
+        self._writing = False
+
+    def submit(self, item: T) -> R:
+        answer: list[R] = []
+        done = threading.Event()
+        with self._lock:
+            self._queue.append((item, answer, done))
+            lead, self._writing = not self._writing, True
+        if lead:
+            self._write_all()
+        done.wait()
+        return answer[0]
+
+    def _write_all(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._queue = self._queue[: self._limit], self._queue[self._limit :]
+                if not batch:
+                    self._writing = False
+                    return
+            items = [item for item, _, _ in batch]
+            results = self._store._run(self._what, lambda c, i=items: self._write(c, i), None)
+            if results is None:
+                results = [self._fallback] * len(items)
+                if self._on_failure is not None:
+                    self._on_failure(items)
+            for (_, answer, done), result in zip(batch, results, strict=True):
+                answer.append(result)
+                done.set()
 
 
 @dataclass(frozen=True)
