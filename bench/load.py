@@ -337,14 +337,9 @@ def run_ratelimit(workdir: Path, per_channel: int) -> dict[str, Any]:
             count=len(mails),
             timeout=600,
         )
-        per_channel_done = {
-            ch: max((c.time - clicked for c in outcomes if c.payload["channel"] == ch), default=float("inf"))
-            for ch in channels
-        }
-        first_outcome = {
-            ch: min((c.time - clicked for c in outcomes if c.payload["channel"] == ch), default=float("inf"))
-            for ch in channels
-        }
+        times = {ch: sorted(c.time - clicked for c in outcomes if c.payload["channel"] == ch) for ch in channels}
+        per_channel_done = {ch: t[-1] if t else float("inf") for ch, t in times.items()}
+        first_outcome = {ch: t[0] if t else float("inf") for ch, t in times.items()}
         return {
             "per_channel": per_channel,
             "prompts": len(prompts),

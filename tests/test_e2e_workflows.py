@@ -97,7 +97,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Driver, Fa
     assert STEP_TOKEN not in bot.log()
 
 
-def prompt_of(run: WorkflowRun, slack: LocalSlack, before: int) -> SlackCall:
+def newest_prompt(slack: LocalSlack, before: int) -> SlackCall:
+    """The prompt posted after the `before` ones already there; it must carry the run's own token."""
     found = slack.wait_for(lambda c: c.method == "chat.postMessage" and buttons(c.payload), count=before + 1)
     assert len(found) == before + 1, "the step posted no prompt"
     assert found[-1].token == STEP_TOKEN, "a workflow prompt must be posted with the execution's token"
@@ -130,7 +131,7 @@ def test_workflow_step_ends_once_with_the_result(
         mailpartner.fault(mail, fault)
     before = prompts(slack)
     run = WorkflowRun(driver, mail_ids, reason="sent to the wrong segment").start()
-    prompt = prompt_of(run, slack, before)
+    prompt = newest_prompt(slack, before)
     assert "through a workflow" in blocks_text(prompt.payload) and "wrong segment" in blocks_text(prompt.payload)
     run.click(prompt, action)
     outputs = run.outputs()
