@@ -254,8 +254,9 @@ class CancelService:
             requester=ticket.requester,
             reason=ticket.reason or None,
         )
-        self._send(job)
+        # Queued first: a "cancelling…" queued after a fast outcome would replace its "confirmed".
         self.replier.replace_prompt(job.where, self._status("cancelling", job))
+        self._send(job)
 
     def _send(self, job: _Job) -> None:
         for message_id in job.ticket.ids:

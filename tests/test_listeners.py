@@ -330,3 +330,28 @@ def test_a_listener_bug_still_answers_and_logs(harness: Harness, mocker, caplog)
     assert response.status == 200 and "Something went wrong" in message["text"] and "Traceback" not in message["text"]
     assert "listener on_command failed" in caplog.text
     assert harness.mailpartner.requests == []
+
+
+def test_the_prompt_always_ends_on_confirmed_even_when_mailpartner_answers_at_once(make_harness) -> None:
+    harness = make_harness(MAILPARTNER_SANDBOX="true")  # answers in-process, before Slack hears anything
+    urls = []
+    for mail in ("300", "301", "302", "303", "304", "305", *(f"x{n:02d}" for n in range(12))):
+        _, prompt = harness.command(mail)
+        url = harness.slack.new_response_url()
+        body = slash_command_click(prompt, url)
+        harness.dispatch(body, FORM)
+        urls.append(url.removeprefix(harness.slack.url))
+    harness.settle()
+    for path in urls:
+        updates = [
+            c for c in harness.slack.delivered("response_url") if c.path == path and c.payload.get("replace_original")
+        ]
+        assert updates and "confirmed cancelling" in blocks_text(updates[-1].payload), [
+            blocks_text(u.payload) for u in updates
+        ]
+
+
+def slash_command_click(prompt: dict, response_url: str) -> str:
+    from bot.slack.wire import button_click
+
+    return button_click(buttons(prompt)["cancel_mail_confirm"], user=ALICE, channel=ONCALL, response_url=response_url)
