@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -26,6 +27,8 @@ def test_socket_mode_command_click_outcome_and_mention(tmp_path: Path) -> None:
             mailpartner.base_url,
             SLACK_APP_TOKEN="xapp-1-test-token",
             SLACK_SIGNING_SECRET="",
+            METRICS_PORT=str(metrics_port := free_port()),
+            DATABASE_URL=f"sqlite:///{tmp_path}/bot.db",
         )
         bot = BotProcess(env, tmp_path / "bot.log")
         try:
@@ -66,6 +69,10 @@ def test_socket_mode_command_click_outcome_and_mention(tmp_path: Path) -> None:
             assert prompts and buttons(prompts[0].payload)
             time.sleep(0.3)
             assert len([c for c in slack.of("chat.postMessage") if c.payload.get("thread_ts") == ts]) == 1
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+                metrics = response.read().decode()  # Socket Mode serves its own metrics too
+            assert 'cancel_mail_outcomes_total{result="cancelled"} 1.0' in metrics
+            assert 'cancel_mail_requests_total{via="mention"} 1.0' in metrics
 
             bot.proc.send_signal(signal.SIGTERM)
             assert bot.proc.wait(20) == 0
