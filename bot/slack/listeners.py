@@ -14,9 +14,7 @@ import dataclasses
 import functools
 import logging
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +59,7 @@ from bot.slack.messages import (
     usage_text,
 )
 from bot.slack.outbox import Delivery
+from bot.slack.recent import RecentIds
 from bot.slack.replies import Conversation
 from bot.slack.ticket import PromptTicket
 from bot.slack.workflow import CALLBACK_ID, StepRef, StepResult, step_outputs
@@ -95,24 +94,6 @@ class Click:
     @property
     def channel(self) -> str:
         return self.where.channel
-
-
-class RecentEvents:
-    """Event ids this process saw lately: a redelivery is dropped here before the store is even asked."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def first_time(self, event_id: str) -> bool:
-        with self._lock:
-            if event_id in self._seen:
-                return False
-            self._seen[event_id] = None
-            if len(self._seen) > self._size:
-                self._seen.popitem(last=False)
-            return True
 
 
 def register(app: App, deps: ListenerDeps) -> None:
@@ -157,7 +138,7 @@ _FIELD_OF_PROBLEM = {
 class _Listeners:
     def __init__(self, deps: ListenerDeps) -> None:
         self.deps = deps
-        self.events = RecentEvents()
+        self.events = RecentIds()
 
     # -- requests ----------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.mailpartner.client import CancelOutcome, FailureKind
 from bot.slack.messages import render_outcome
+from bot.slack.recent import RecentIds
 
 if TYPE_CHECKING:
     from bot.ops.audit import AuditTrail
@@ -106,7 +107,7 @@ class WorkflowSteps:
         self.store = store
         self.audit = audit
         self.client_for = client_for
-        self._ended: dict[str, None] = {}  # runs this process ended or saw ended, newest last
+        self._ended = RecentIds()  # runs this process ended or saw ended
 
     def started(self, step: StepRef, *, channel: str, ticket: str, expires_at: float) -> None:
         self.store.register_step(
@@ -132,9 +133,9 @@ class WorkflowSteps:
         """End the run with `outputs`, or with `error`; False when it had already ended."""
         result = str((outputs or {}).get("result", "error"))
         first = self.store.end_step(step.execution_id, result)
+        first_here = self._ended.first_time(step.execution_id)
         if first is None:  # the store cannot tell: this process's memory decides
-            first = step.execution_id not in self._ended
-        self._remember(step.execution_id)
+            first = first_here
         if not first:
             log.info("workflow step %s has already ended; not ending it again", step.execution_id)
             return False
@@ -152,8 +153,3 @@ class WorkflowSteps:
         except Exception as failure:
             log.error("ending workflow step %s failed: %s", step.execution_id, type(failure).__name__)
         return True
-
-    def _remember(self, execution_id: str) -> None:
-        self._ended[execution_id] = None
-        if len(self._ended) > 10_000:
-            del self._ended[next(iter(self._ended))]
