@@ -8,10 +8,10 @@
 
 Slack messages wait in the outbox (rate limits, per-channel order), never on a MailPartner call, and a job
 counts as finished only once its outcome is posted: one that dies before is posted by whoever takes it
-over. A mail whose cancel is
-under way is not sent to MailPartner again: this process checks its own memory first, then the store's
-claims (shared by every replica). A job whose process died is taken over by `recover()` once its lease
-runs out (see ops/recovery.py). `drain()` lets in-flight work finish on shutdown.
+over. A mail whose cancel is under way is not sent to MailPartner again: this process checks its own
+memory first, then the store's claims (shared by every replica). A job whose process died is taken over
+by `recover()` once its lease runs out (see ops/recovery.py). `drain()` lets in-flight work finish on
+shutdown.
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from bot.mailpartner.client import CancelOutcome, MailPartnerClient
 from bot.ops.audit import AuditTrail
 from bot.ops.metrics import Metrics
-from bot.slack.messages import Message, notice, outcome_message, render_outcome, status_message
+from bot.slack.messages import (
+    Message,
+    notice,
+    outcome_message,
+    render_outcome,
+    status_message,
+    under_way_notice,
+)
 from bot.slack.outbox import Delivery
 from bot.slack.replies import Conversation, Replier
 from bot.slack.ticket import PromptTicket
@@ -174,7 +181,7 @@ class CancelService:
         step = StepRef(record.execution_id, record.step_token or "") if record.execution_id else None
         job = _Job(record.id, ticket, record.confirmer, where, step, recovered=True)
         try:
-            if self._accept(job, recovering=True) is not None:
+            if self._accept(job) is not None:
                 return  # this process is already cancelling one of these mails; the lease stays ours
         except ShuttingDown:
             return
@@ -211,7 +218,7 @@ class CancelService:
 
     # -- a job's life --------------------------------------------------------------------------------
 
-    def _accept(self, job: _Job, *, recovering: bool = False) -> str | None:
+    def _accept(self, job: _Job) -> str | None:
         with self._idle:
             if not self._accepting:
                 raise ShuttingDown()
@@ -241,8 +248,7 @@ class CancelService:
                     mail_ids=ticket.ids,
                     under_way_by=holder,
                 )
-            ids = ", ".join(f"`{i}`" for i in ticket.ids)
-            note = notice("in_flight", self._lang, ids=ids, user=holder) if holder else notice("stale", self._lang)
+            note = under_way_notice(ticket.ids, holder, self._lang) if holder else notice("stale", self._lang)
             self.replier.tell(job.where, job.confirmer, note)
             return
         self.audit(

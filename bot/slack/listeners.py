@@ -56,6 +56,7 @@ from bot.slack.messages import (
     prompt_message,
     status_message,
     ui,
+    under_way_notice,
     usage_text,
 )
 from bot.slack.outbox import Delivery
@@ -311,8 +312,7 @@ class _Listeners:
             return
         if busy:
             self._audit_click(click, "duplicate", under_way_by=busy)
-            ids = ", ".join(f"`{i}`" for i in click.ticket.ids)
-            self._tell(click.where, click.user, notice("in_flight", deps.lang, ids=ids, user=busy))
+            self._tell(click.where, click.user, under_way_notice(click.ticket.ids, busy, deps.lang))
 
     @_acked_on_error
     def on_keep(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:

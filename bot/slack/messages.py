@@ -550,6 +550,11 @@ def notice(key: str, lang: str, **values: object) -> Message:
     return {"text": text, "blocks": [_section(text)]}
 
 
+def under_way_notice(ids: tuple[str, ...], confirmer: str, lang: str) -> Message:
+    """To a second confirmer: these mails are being cancelled already, and by whom."""
+    return notice("in_flight", lang, ids=_ids_text(ids), user=confirmer)
+
+
 _EMOJI = {
     ":white_check_mark:": "✅",
     ":grey_question:": "❔",
