@@ -1,10 +1,10 @@
 """The cancellation engine: everything a confirm click sets off, run off the ack path.
 
     click ─ack─▶ confirm() ─▶ start: job recorded with a lease, its mails claimed (store)
-                                 ├─▶ MailPartner pool: cancel(id), one task per id, in parallel
-                                 │       └──▶ outbox: outcome posted (urgent), prompt → "confirmed";
-                                 │                    once posted: workflow step ended, job finished
-                                 └─▶ outbox: prompt → "cancelling…" (cosmetic: dropped if "confirmed" is due)
+                                 ├─▶ outbox: prompt → "confirmed; the outcome follows" (cosmetic, once)
+                                 └─▶ MailPartner pool: cancel(id), one task per id, in parallel
+                                         └──▶ outbox: outcome posted (urgent);
+                                              once posted: workflow step ended, job finished
 
 Slack messages wait in the outbox (rate limits, per-channel order), never on a MailPartner call, and a job
 counts as finished only once its outcome is posted: one that dies before is posted by whoever takes it
@@ -195,7 +195,7 @@ class CancelService:
             reason=ticket.reason or None,
             takeovers=record.takeovers,
         )
-        self._send(job)  # the prompt already says "cancelling…": straight to the outcome
+        self._send(job)  # the prompt already says "confirmed": straight to the outcome
 
     def drain(self, timeout: float) -> bool:
         """Stop taking work; wait up to `timeout` s for in-flight cancels to post. True when all did."""
@@ -260,8 +260,9 @@ class CancelService:
             requester=ticket.requester,
             reason=ticket.reason or None,
         )
-        # Queued first: a "cancelling…" queued after a fast outcome would replace its "confirmed".
-        self.replier.replace_prompt(job.where, self._status("cancelling", job))
+        # The prompt's one update: worded to hold before and after the outcome, so nothing later replaces
+        # it (a second update would cost a Slack call per cancel and, under Tier 3 limits, minutes).
+        self.replier.replace_prompt(job.where, self._status("confirmed", job))
         self._send(job)
 
     def _send(self, job: _Job) -> None:
@@ -356,9 +357,7 @@ class CancelService:
                 sandbox=self._sandbox,
                 recovered=job.recovered or None,
             )
-        # The outcome goes first; "confirmed" replaces "cancelling…", or drops it if it has not gone yet.
         self.replier.post_public(job.where, message, on_done=lambda delivery: self._posted(job, outcomes, delivery))
-        self.replier.replace_prompt(job.where, self._status("confirmed", job))
 
     def _post_to_audit_channel(self, job: _Job, outcomes: list[CancelOutcome], outcome_ts: str) -> None:
         anchor = outcome_ts or job.where.prompt_ts or job.ticket.thread_ts

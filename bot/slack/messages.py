@@ -165,8 +165,7 @@ _UI: dict[str, dict[str, str]] = {
         "confirm": "Cancel the mail",
         "confirm_many": "Cancel {n} mails",
         "keep": "Keep it",
-        "cancelling": ":hourglass_flowing_sand: <@{user}> confirmed: cancelling {ids}…",
-        "confirmed": ":ballot_box_with_check: <@{user}> confirmed cancelling {ids}; the outcome is below.",
+        "confirmed": ":ballot_box_with_check: <@{user}> confirmed cancelling {ids}; the outcome follows below.",
         "kept": ":ok_hand: <@{user}> kept {ids}; nothing was cancelled.",
         "expired": ":stopwatch: This request expired before it was confirmed; nothing was cancelled. "
         "Ask again with `/cancel-mail {ids_plain}`.",
@@ -248,8 +247,7 @@ _UI: dict[str, dict[str, str]] = {
         "confirm": "Annuler l'envoi",
         "confirm_many": "Annuler {n} mails",
         "keep": "Le garder",
-        "cancelling": ":hourglass_flowing_sand: <@{user}> a confirmé : annulation de {ids}…",
-        "confirmed": ":ballot_box_with_check: <@{user}> a confirmé l'annulation de {ids} ; le résultat est ci-dessous.",
+        "confirmed": ":ballot_box_with_check: <@{user}> a confirmé l'annulation de {ids} ; le résultat suit plus bas.",
         "kept": ":ok_hand: <@{user}> a gardé {ids} ; rien n'a été annulé.",
         "expired": ":stopwatch: Cette demande a expiré avant d'être confirmée ; rien n'a été annulé. "
         "Redemandez avec `/cancel-mail {ids_plain}`.",
@@ -434,7 +432,7 @@ def prompt_message(
 
 
 def status_message(key: str, ids: tuple[str, ...], user: str, *, lang: str, sandbox: bool) -> Message:
-    """A prompt's replacement without buttons: `cancelling`, `confirmed`, `kept` or `expired`."""
+    """A prompt's replacement without buttons: `confirmed`, `kept` or `expired`."""
     text = ui(key, lang, user=user, ids=_ids_text(ids), ids_plain=" ".join(ids))
     return _message(text, [_section(text)], lang, sandbox)
 
