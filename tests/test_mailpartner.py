@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import json
 import logging
-from collections.abc import Callable
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -187,3 +195,122 @@ def test_key_never_logged_even_by_httpx(capsys) -> None:
 def test_outcome_label() -> None:
     assert CancelOutcome("1", code=6).label == "code 6"
     assert CancelOutcome("1", failure=FailureKind.TIMEOUT).label == "timeout"
+
+
+# -- the kept-alive transport, on a real loopback server -------------------------------------------------
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> None:
+        self.answer, self.connections, self.paths = answer, 0, []
+
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                server.connections += 1
+                super().setup()
+
+            def do_GET(self) -> None:
+                server.paths.append(self.path)
+                server.answer(self)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+def _json(
+    code: int, *, close: bool = False, say_so: bool = True
+) -> Callable[[http.server.BaseHTTPRequestHandler], None]:
+    def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+        data = json.dumps({"success": code == 200, "code": code, "message": "ok"}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        if close and say_so:
+            handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(data)
+        handler.close_connection = close
+
+    return answer
+
+
+@contextlib.contextmanager
+def served(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> Iterator[_Server]:
+    server = _Server(answer)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_transport_keeps_one_connection_per_thread_and_sends_the_query() -> None:
+    with served(_json(200)) as server:
+        client = MailPartnerClient(KEY, base_url=server.url, timeout=2)
+        assert [client.cancel(m).code for m in ("300", "301", "302")] == [200, 200, 200]
+        assert server.connections == 1  # kept alive, call after call
+        assert server.paths[0] == f"/v1/message-cancel?apiKey={KEY}&messageId=300&_format=json"
+        with ThreadPoolExecutor(2) as pool:
+            barrier = threading.Barrier(2)
+            list(pool.map(lambda m: (barrier.wait(), client.cancel(m)), ("310", "311")))
+        assert server.connections in (2, 3)  # each thread its own (the first thread's may be the main one's)
+        client.close()
+
+
+@pytest.mark.parametrize("say_so", [True, False], ids=["connection-close", "closed-while-idle"])
+def test_transport_sends_again_on_a_fresh_connection_when_the_kept_one_was_closed(say_so: bool) -> None:
+    # The server closes after every answer, saying so or not: unsaid, the next request meets a closed
+    # socket before the server sees it, and goes again on a fresh connection.
+    with served(_json(200, close=True, say_so=say_so)) as server:
+        client = MailPartnerClient(KEY, base_url=server.url, timeout=2)
+        outcomes = [client.cancel(m) for m in ("300", "301")]
+        assert [(o.code, o.attempts) for o in outcomes] == [(200, 1), (200, 1)]
+        assert server.connections == 2 and len(server.paths) == 2  # each request sent once
+        client.close()
+
+
+def test_transport_a_refused_connection_is_a_connection_failure() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    client = MailPartnerClient(KEY, base_url=f"http://127.0.0.1:{port}/v1", timeout=1, deadline=0.1)
+    outcome = client.cancel("300")
+    assert outcome.failure is FailureKind.CONNECTION and "ConnectError" in outcome.detail
+
+
+def test_transport_no_answer_in_time_is_a_timeout() -> None:
+    def slow(handler: http.server.BaseHTTPRequestHandler) -> None:
+        time.sleep(1.0)
+        _json(200)(handler)
+
+    with served(slow) as server:
+        client = MailPartnerClient(KEY, base_url=server.url, timeout=0.2, deadline=0.1)
+        outcome = client.cancel("300")
+        assert outcome.failure is FailureKind.TIMEOUT and outcome.attempts == 1
+        client.close()
+
+
+def test_transport_a_garbled_answer_is_a_connection_failure_not_a_crash() -> None:
+    def garbled(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
+        handler.close_connection = True
+
+    with served(garbled) as server:
+        client = MailPartnerClient(KEY, base_url=server.url, timeout=1, deadline=0.1)
+        outcome = client.cancel("300")
+        assert outcome.failure is FailureKind.CONNECTION and outcome.code is None
+        client.close()

@@ -1,6 +1,6 @@
 """The Web API and `response_url` calls the bot makes on its hot path, over kept-alive connections.
 
-Three Slack calls go with every cancel. slack_sdk's `WebClient` opens a new connection for each, and an
+Two Slack calls go with every cancel. slack_sdk's `WebClient` opens a new connection for each, and an
 httpx request costs about 1.3 ms of CPU where the standard library's `http.client` costs 0.5 ms; so this
 client keeps one `http.client` connection per outbox thread and Slack host, reused call after call. It
 reports what the outbox needs to know:

@@ -1,0 +1,115 @@
+"""An httpx transport over the standard library's `http.client`: one kept-alive connection per thread.
+
+Every cancel is one short GET, made by one of hundreds of pool threads at once. httpcore's pool scans
+every pooled connection (a socket check each) whenever a response closes, and its layers cost about
+0.4 ms of CPU per request more than `http.client`; a connection of the calling thread's own needs no
+pool, no lock and no scan. The `httpx.Client` above it keeps its API: base URL, params, timeouts, and
+`httpx.MockTransport` in tests. Failures are raised as httpx's own exceptions, so callers see no
+difference:
+
+    connect timed out            httpx.ConnectTimeout     (a TimeoutException)
+    no answer in time            httpx.ReadTimeout        (a TimeoutException)
+    refused, unreachable, DNS    httpx.ConnectError       (a TransportError)
+    dropped or garbled answer    httpx.RemoteProtocolError / httpx.ReadError (TransportErrors)
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import threading
+from typing import Any
+
+import httpx
+
+# A kept-alive connection the server closed while idle fails like this on its next request, before
+# the server has seen it: such a request is sent again once, on a fresh connection.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+class KeptAliveTransport(httpx.BaseTransport):
+    """Thread-safe: each thread has its own connection to each host."""
+
+    def __init__(self, *, verify: ssl.SSLContext | None = None) -> None:
+        # One TLS context for all: building one costs milliseconds and memory.
+        self._tls = verify or ssl.create_default_context()
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
+        url = request.url
+        target = url.raw_path.decode("ascii")
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in request.headers.raw}
+        body = request.read() or None
+        for fresh in (False, True):
+            connection, reused = self._connection(url.scheme, url.host, url.port, fresh=fresh)
+            try:
+                if connection.sock is None:
+                    _connect(connection, timeouts.get("connect"), request)
+                connection.sock.settimeout(timeouts.get("read"))  # type: ignore[union-attr]
+                connection.request(request.method, target, body=body, headers=headers)
+                response = connection.getresponse()
+                content = response.read()
+            except _STALE as error:
+                connection.close()
+                if reused and not fresh:
+                    continue
+                raise httpx.RemoteProtocolError(
+                    f"connection closed: {type(error).__name__}", request=request
+                ) from error
+            except TimeoutError as error:
+                connection.close()
+                raise httpx.ReadTimeout(str(error) or "timed out", request=request) from error
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                raise httpx.ReadError(f"{type(error).__name__}: {error}", request=request) from error
+            if response.will_close:
+                connection.close()
+            return httpx.Response(
+                response.status,
+                headers=response.getheaders(),
+                content=content,
+                request=request,
+                extensions={"reason_phrase": (response.reason or "").encode("latin-1", "replace")},
+            )
+        raise AssertionError("unreachable")  # the loop returns or raises on its second pass
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._all = self._all, []
+        for connection in connections:
+            connection.close()
+
+    def _connection(
+        self, scheme: str, host: str, port: int | None, *, fresh: bool
+    ) -> tuple[http.client.HTTPConnection, bool]:
+        connections: dict[tuple[str, str, int | None], http.client.HTTPConnection] = self._local.__dict__.setdefault(
+            "connections", {}
+        )
+        key = (scheme, host, port)
+        connection = connections.get(key)
+        if connection is not None and not fresh:
+            return connection, connection.sock is not None
+        if connection is None:
+            if scheme == "https":
+                connection = http.client.HTTPSConnection(host, port, context=self._tls)
+            else:
+                connection = http.client.HTTPConnection(host, port)
+            connections[key] = connection
+            with self._lock:
+                self._all.append(connection)
+        return connection, False
+
+
+def _connect(connection: http.client.HTTPConnection, timeout: float | None, request: httpx.Request) -> None:
+    connection.timeout = timeout
+    try:
+        connection.connect()
+    except TimeoutError as error:
+        connection.close()
+        raise httpx.ConnectTimeout(str(error) or "connect timed out", request=request) from error
+    except OSError as error:  # refused, unreachable, DNS (socket.gaierror), a failed TLS handshake
+        connection.close()
+        raise httpx.ConnectError(f"{type(error).__name__}: {error}", request=request) from error
