@@ -259,26 +259,39 @@ def run_burst(workdir: Path, n: int, want_postgres: bool) -> list[dict[str, Any]
 
 
 def run_cpu(workdir: Path, n: int) -> dict[str, float]:
-    with world(workdir, f"sqlite:///{workdir}/cpu.db", mails=0) as w:
-        with ThreadPoolExecutor(n + n // 4 + 1) as pool:
-            warm = w.new_mails(n)  # a first burst makes the threads and connections a running bot already has
-            w.mailpartner.sandbox.add_mails(warm)
-            commands_then_clicks(w, pool, warm, [])
-            mails = w.new_mails(n)
-            w.mailpartner.sandbox.add_mails(mails)
-            time.sleep(1.0)
-            before = cpu_seconds(w.bot.proc.pid)
-            result = commands_then_clicks(w, pool, mails, [])
-            time.sleep(0.5)  # the last history rows are written
-            used = cpu_seconds(w.bot.proc.pid) - before
+    with world(workdir, f"sqlite:///{workdir}/cpu.db", mails=0) as w, ThreadPoolExecutor(n + n // 4 + 1) as pool:
+        warm = w.new_mails(n)  # a first burst makes the threads and connections a running bot already has
+        w.mailpartner.sandbox.add_mails(warm)
+        commands_then_clicks(w, pool, warm, [])
+        mails = w.new_mails(n)
+        w.mailpartner.sandbox.add_mails(mails)
+        time.sleep(1.0)
+        before = cpu_seconds(w.bot.proc.pid)
+        result = commands_then_clicks(w, pool, mails, [])
+        time.sleep(0.5)  # the last history rows are written
+        used = cpu_seconds(w.bot.proc.pid) - before
         slack_calls = len(w.slack.calls)
+        # The floor under it: what one request costs that does nothing of the bot's own. A full cancel
+        # is two Slack requests (the command, the click).
+        usage = [slash_command("help", user=USER, channel=CHANNEL, response_url="") for _ in range(n)]
+        floor_slack = cpu_of(w, lambda: burst(pool, w.port, usage, [])) / n
+        floor_http = cpu_of(w, lambda: list(pool.map(lambda _: health(w.port), range(n)))) / n
     return {
         "n": n,
         "per_cancel_ms": used / n * 1000,
         "cpu_s": used,
         "posted": result["posted"],
         "slack_calls": slack_calls,
+        "floor_slack_ms": floor_slack * 1000,
+        "floor_http_ms": floor_http * 1000,
     }
+
+
+def cpu_of(w: World, work: Callable[[], object]) -> float:
+    before = cpu_seconds(w.bot.proc.pid)
+    work()
+    time.sleep(0.5)
+    return cpu_seconds(w.bot.proc.pid) - before
 
 
 def run_ratelimit(workdir: Path, per_channel: int) -> dict[str, Any]:
@@ -466,7 +479,14 @@ def main() -> int:
             print(
                 f"\n### CPU per cancel\n\nThe bot's CPU time (user + system, all its processes) for {cpu['n']} full "
                 f"cancels (command, confirm, outcome), after a warm-up burst of as many: {cpu['cpu_s']:.2f} s, "
-                f"**{cpu['per_cancel_ms']:.1f} ms per cancel**."
+                f"**{cpu['per_cancel_ms']:.1f} ms per cancel**, with {cpu['slack_calls'] / (2 * cpu['n']):.1f} "
+                "calls to Slack each."
+            )
+            print(
+                f"\nThe floor under it, for as many requests at once: a signed `/cancel-mail help` (gunicorn, Bolt, "
+                f"the usage text) costs {cpu['floor_slack_ms']:.2f} ms, a `GET /healthz` (gunicorn alone) "
+                f"{cpu['floor_http_ms']:.2f} ms; a cancel is two Slack requests, "
+                f"{2 * cpu['floor_slack_ms']:.1f} ms before the bot does anything of its own."
             )
             check("cpu: every outcome posted", cpu["posted"] == cpu["n"])
             check("cpu: under 3 ms per cancel", cpu["per_cancel_ms"] < 3)
