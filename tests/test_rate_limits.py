@@ -109,6 +109,30 @@ def test_outbox_gives_up_after_its_limit_and_says_so() -> None:
     assert done == [Delivery(ok=False, via="rate_limited")] and sends.sent == []
 
 
+def test_outbox_is_idle_only_once_every_callback_has_run() -> None:
+    # A drain waits on wait_idle(): returning before a callback ran would let the process exit before a
+    # posted job is marked finished, and another replica would post its outcome again.
+    outbox, sends, done = Outbox(workers=2), Sends(), []
+
+    def slow_callback(delivery: Delivery) -> None:
+        time.sleep(0.3)
+        done.append(delivery)
+
+    outbox.submit(sends("chat.postMessage:a"), lane="A", key="a", method="chat.postMessage", on_done=slow_callback)
+    outbox.submit(
+        sends("chat.update:u1"),
+        lane="A",
+        key="b",
+        method="chat.update",
+        priority=Priority.COSMETIC,
+        supersede="prompt:b",
+        on_done=slow_callback,
+    )
+    outbox.submit(sends("chat.update:u2"), lane="A", key="b", method="chat.update", supersede="prompt:b")
+    assert outbox.wait_idle(5)
+    assert sorted(d.via for d in done) == ["superseded", "web_api"]
+
+
 # -- the App against a Slack that enforces its limits ----------------------------------------------------
 
 

@@ -104,7 +104,6 @@ class Outbox:
                 dropped = self._superseding.get(supersede)
                 if dropped is not None and not dropped.in_flight:
                     dropped.dropped = True
-                    self._pending -= 1
                 else:
                     dropped = None
                 self._superseding[supersede] = item
@@ -236,20 +235,25 @@ class Outbox:
         self._finish_callback(item, delivery)
 
     def _settle(self, item: _Item) -> None:
+        """Off the queue: its conversation's next message may go. Still pending until its callback ran."""
         self._busy_keys.discard(item.key)
-        self._pending -= 1
         if item.supersede and self._superseding.get(item.supersede) is item:
             del self._superseding[item.supersede]
         self._cond.notify_all()
 
     def _finish_callback(self, item: _Item, delivery: Delivery) -> None:
+        """Tell `on_done`, then count the message done: wait_idle() and close() return only once every
+        callback has run, so a drain does not exit before a posted job is marked finished."""
         if not delivery.ok and delivery.via == "rate_limited":
             log.error(
                 "%s to %s not delivered: rate limited for over %.0fs", item.method, item.lane, self._give_up_after
             )
-        if item.on_done is None:
-            return
         try:
-            item.on_done(delivery)
+            if item.on_done is not None:
+                item.on_done(delivery)
         except Exception:
             log.exception("after %s to %s", item.method, item.lane)
+        finally:
+            with self._cond:
+                self._pending -= 1
+                self._cond.notify_all()
