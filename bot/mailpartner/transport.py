@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import http.client
 import ssl
-import threading
 from typing import Any
 
 import httpx
+
+from bot.connections import ThreadConnections
 
 # A kept-alive connection the server closed while idle fails like this on its next request, before
 # the server has seen it: such a request is sent again once, on a fresh connection.
@@ -31,11 +32,7 @@ class KeptAliveTransport(httpx.BaseTransport):
     """Thread-safe: each thread has its own connection to each host."""
 
     def __init__(self, *, verify: ssl.SSLContext | None = None) -> None:
-        # One TLS context for all: building one costs milliseconds and memory.
-        self._tls = verify or ssl.create_default_context()
-        self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(tls=verify)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
@@ -43,8 +40,9 @@ class KeptAliveTransport(httpx.BaseTransport):
         target = url.raw_path.decode("ascii")
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in request.headers.raw}
         body = request.read() or None
-        for fresh in (False, True):
-            connection, reused = self._connection(url.scheme, url.host, url.port, fresh=fresh)
+        for first_try in (True, False):
+            connection = self._connections.get(url.scheme, url.host, url.port)
+            reused = connection.sock is not None
             try:
                 if connection.sock is None:
                     _connect(connection, timeouts.get("connect"), request)
@@ -54,8 +52,8 @@ class KeptAliveTransport(httpx.BaseTransport):
                 content = response.read()
             except _STALE as error:
                 connection.close()
-                if reused and not fresh:
-                    continue
+                if reused and first_try:
+                    continue  # the next pass connects anew
                 raise httpx.RemoteProtocolError(
                     f"connection closed: {type(error).__name__}", request=request
                 ) from error
@@ -77,30 +75,7 @@ class KeptAliveTransport(httpx.BaseTransport):
         raise AssertionError("unreachable")  # the loop returns or raises on its second pass
 
     def close(self) -> None:
-        with self._lock:
-            connections, self._all = self._all, []
-        for connection in connections:
-            connection.close()
-
-    def _connection(
-        self, scheme: str, host: str, port: int | None, *, fresh: bool
-    ) -> tuple[http.client.HTTPConnection, bool]:
-        connections: dict[tuple[str, str, int | None], http.client.HTTPConnection] = self._local.__dict__.setdefault(
-            "connections", {}
-        )
-        key = (scheme, host, port)
-        connection = connections.get(key)
-        if connection is not None and not fresh:
-            return connection, connection.sock is not None
-        if connection is None:
-            if scheme == "https":
-                connection = http.client.HTTPSConnection(host, port, context=self._tls)
-            else:
-                connection = http.client.HTTPConnection(host, port)
-            connections[key] = connection
-            with self._lock:
-                self._all.append(connection)
-        return connection, False
+        self._connections.close()
 
 
 def _connect(connection: http.client.HTTPConnection, timeout: float | None, request: httpx.Request) -> None:

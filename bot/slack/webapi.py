@@ -2,8 +2,8 @@
 
 Two Slack calls go with every cancel. slack_sdk's `WebClient` opens a new connection for each, and an
 httpx request costs about 1.3 ms of CPU where the standard library's `http.client` costs 0.5 ms; so this
-client keeps one `http.client` connection per outbox thread and Slack host, reused call after call. It
-reports what the outbox needs to know:
+client keeps one `http.client` connection per outbox thread and Slack host (bot/connections.py), reused
+call after call. It reports what the outbox needs to know:
 
     SlackCallError      Slack answered `ok: false` or an HTTP error: the call will not work as it is
     └── RateLimited     HTTP 429: worth trying again after `retry_after` seconds, no sooner
@@ -17,12 +17,12 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import ssl
-import threading
 import time
 from email.message import Message
 from typing import Any
 from urllib.parse import urlsplit
+
+from bot.connections import ThreadConnections
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,10 @@ class SlackHttp:
     def __init__(self, api_url: str, token: str, *, timeout: float = 10.0) -> None:
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
         self.token = token
-        self._timeout = timeout
-        self._tls = ssl.create_default_context()
-        self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(timeout=timeout)
 
     def close(self) -> None:
-        with self._lock:
-            connections, self._all = self._all, []
-        for connection in connections:
-            connection.close()
+        self._connections.close()
 
     def call(self, method: str, payload: dict[str, Any], *, token: str = "") -> dict[str, Any]:
         """A Web API method with a JSON body; returns Slack's answer when `ok` is true."""
@@ -95,7 +88,7 @@ class SlackHttp:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         for attempt, pause in enumerate((*_RETRIES, None)):
-            connection = self._connection(parts.scheme, parts.netloc)
+            connection = self._connections.get(parts.scheme, parts.netloc)
             try:
                 connection.request("POST", target, body=body, headers=headers)
                 response = connection.getresponse()
@@ -114,19 +107,6 @@ class SlackHttp:
             log.info("%s: HTTP %d; retrying (%d)", method, response.status, attempt + 1)
             time.sleep(pause)
         raise AssertionError("unreachable")  # the loop returns or raises on its last pass
-
-    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        connections: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("connections", {})
-        connection = connections.get(netloc)
-        if connection is None:
-            if scheme == "https":
-                connection = http.client.HTTPSConnection(netloc, timeout=self._timeout, context=self._tls)
-            else:
-                connection = http.client.HTTPConnection(netloc, timeout=self._timeout)
-            connections[netloc] = connection
-            with self._lock:
-                self._all.append(connection)
-        return connection
 
 
 def _retry_after(headers: Message) -> float:
