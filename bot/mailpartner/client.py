@@ -129,18 +129,17 @@ class MailPartnerClient:
         sleep: Callable[[float], None] = time.sleep,
         on_attempt: Callable[[float], None] | None = None,
     ) -> None:
-        # The query is built once and the id appended: httpx's pure-Python URL parsing, for a base URL
-        # merged with params, cost more CPU than the request itself. Ids match MESSAGE_ID: nothing to quote.
-        self._cancel_url = f"message-cancel?apiKey={quote(api_key, safe='')}&messageId="
         self._on_attempt = on_attempt  # told each HTTP attempt's duration in seconds (metrics)
         self._timeout = timeout
         self._deadline = deadline
         self._sleep = sleep
         self._base_url = base_url.rstrip("/") + "/"
+        # The whole URL but the id is built once: httpx's pure-Python URL parsing, for a base URL merged
+        # with params, cost more CPU than the request itself. Ids match MESSAGE_ID: nothing to quote.
+        self._cancel_url = f"{self._base_url}message-cancel?apiKey={quote(api_key, safe='')}&messageId="
         # httpx.Client may be shared between threads; the transport keeps a connection per calling thread
         # (transport.py), so the worker pool bounds the connections.
         self._http = httpx.Client(
-            base_url=self._base_url,
             timeout=timeout,
             headers={"Accept": "application/json", "User-Agent": "cancel-mail-bot"},
             transport=transport or KeptAliveTransport(),
@@ -217,7 +216,7 @@ class MailPartnerClient:
     def _attempt(self, message_id: str, timeout: float) -> tuple[int, str, int]:
         started = time.monotonic()
         try:
-            response = self._http.get(f"{self._base_url}{self._cancel_url}{message_id}&_format=json", timeout=timeout)
+            response = self._http.get(f"{self._cancel_url}{message_id}&_format=json", timeout=timeout)
         except httpx.TimeoutException as error:
             raise MailPartnerTimeout(f"no answer within {timeout:g} s") from error
         except httpx.TransportError as error:
