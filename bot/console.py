@@ -41,6 +41,7 @@ from bot.slack.wire import (
 
 USER = "U0CONSOLE1"
 CHANNEL = "C0CONSOLE1"
+CHANNEL_NAME = "on-call"  # what the banner, and every `<#C0CONSOLE1>` the bot writes, show
 WORKFLOW_TOKEN = "xwfp-local-console"
 WAIT = 60.0  # seconds to wait for a cancel to finish; MailPartner's own deadline is shorter
 
@@ -92,7 +93,7 @@ class Console:
         self._ts = 0
 
     def run(self) -> int:
-        self.say("cancel-mail console: you are @you in #on-call. Type `help` for commands, `quit` to leave.")
+        self.say(f"cancel-mail console: you are @you in #{CHANNEL_NAME}. Type `help` for commands, `quit` to leave.")
         self.say("(No Slack credentials: this console plays Slack. To connect a real Slack app, see README.)")
         if self.real_api:
             self.say("⚠️  MAILPARTNER_API_KEY is set: this console cancels REAL mails at MailPartner.")
@@ -135,9 +136,8 @@ class Console:
             self.say("(the real MailPartner API has no listing: use the ids you know)")
             return
         self.say("Sandbox mails (id, send time, state, subject):")
-        now = time.time()
         for mail, state in self.sandbox.mails():
-            self.say(f"  {mail.message_id:<6} {_relative(mail.send_at - now):<14} {state.value:<24} {mail.subject}")
+            self.say(f"  {mail.message_id:<6} {_relative(mail.send_in):<14} {state.value:<24} {mail.subject}")
 
     # -- Slack, played -----------------------------------------------------------------------------
 
@@ -295,8 +295,10 @@ class Console:
         self.bot.service.wait_idle(WAIT)
         calls = self.slack.calls[self._seen :]
         self._seen += len(calls)
-        for call in calls:
-            where = self._where(call)
+        # Slack shows the prompt's new text in place and the outcome as a new message; the outbox may deliver
+        # the outcome first (it is the urgent one). A terminal reads top-down: the click's effect comes first.
+        shown = sorted(((self._where(c), c) for c in calls), key=lambda pair: pair[0] != "prompt now reads")
+        for where, call in shown:
             if where:
                 self.show(where, call.payload)
         return calls
@@ -321,7 +323,7 @@ class Console:
     # -- terminal ----------------------------------------------------------------------------------
 
     def show(self, where: str, message: dict[str, Any]) -> None:
-        text = terminal_text(blocks_text(message), me=USER)
+        text = terminal_text(blocks_text(message), me=USER, channels={CHANNEL: CHANNEL_NAME})
         lines = text.splitlines() or [""]
         self.say(f"[{where}] {lines[0]}")
         for extra in lines[1:]:

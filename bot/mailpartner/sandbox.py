@@ -1,16 +1,15 @@
-"""MailPartner sandbox: a simulator of `GET /v1/message-cancel` with its own clock.
+"""MailPartner sandbox: a simulator of `GET /v1/message-cancel`.
 
-It applies the real rules (codes 1, 3, 4, 5, 6, 7, 10, 200; a mail is sent once its time passes; no
-cancel under 5 minutes before sending) to a handful of mails scheduled relative to start-up. The bot
-reaches it through the ordinary `MailPartnerClient` over an httpx transport, so every line of code above
-HTTP is the production one.
+It applies the real rules (codes 1, 3, 4, 5, 6, 7, 10, 200; a mail whose time has passed was sent; no
+cancel under 5 minutes before sending) to a handful of mails. Their send times are relative to each
+question, not to start-up: `303` is due in 3 minutes whenever it is asked about, so a walk-through reads
+the same an hour after the console opened. The bot reaches it through the ordinary `MailPartnerClient`
+over an httpx transport, so every line of code above HTTP is the production one.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -42,11 +41,11 @@ class MailState(Enum):
 class SandboxMail:
     message_id: str
     subject: str
-    send_at: float
+    send_in: float  # seconds from the moment of any question; negative: sent that long ago
     cancelled: bool = False
 
 
-# (id, subject, send time relative to start-up in seconds, already cancelled)
+# (id, subject, seconds from any question to the send time, already cancelled)
 DEFAULT_MAILS: tuple[tuple[str, str, float, bool], ...] = (
     ("300", "Spring sale: 20% off everything", 2 * 3600, False),
     ("301", "Weekly newsletter #48", 26 * 3600, False),
@@ -62,31 +61,27 @@ class MailPartnerSandbox:
         self,
         mails: tuple[tuple[str, str, float, bool], ...] = DEFAULT_MAILS,
         *,
-        clock: Callable[[], float] = time.time,
         api_key: str | None = None,
     ) -> None:
         """`api_key=None` accepts any non-empty key; a string accepts only that key (for code 10)."""
-        self._clock = clock
         self._api_key = api_key
         self._lock = threading.Lock()
-        now = clock()
-        self._mails = {m: SandboxMail(m, subject, now + delta, done) for m, subject, delta, done in mails}
+        self._mails = {m: SandboxMail(m, subject, send_in, done) for m, subject, send_in, done in mails}
         self.requests = 0
 
     def add_mails(self, message_ids: list[str], *, subject: str = "bulk", send_in: float = 7200.0) -> None:
-        """Schedule more mails, due `send_in` seconds from now (the benchmark's supply)."""
-        now = self._clock()
+        """Schedule more mails, each due `send_in` seconds after any question (the benchmark's supply)."""
         with self._lock:
             for message_id in message_ids:
-                self._mails[message_id] = SandboxMail(message_id, subject, now + send_in)
+                self._mails[message_id] = SandboxMail(message_id, subject, send_in)
 
-    def state(self, mail: SandboxMail) -> MailState:
+    @staticmethod
+    def state(mail: SandboxMail) -> MailState:
         if mail.cancelled:
             return MailState.CANCELLED
-        left = mail.send_at - self._clock()
-        if left <= 0:
+        if mail.send_in <= 0:
             return MailState.SENT
-        return MailState.LOCKED if left < LOCK_WINDOW else MailState.SCHEDULED
+        return MailState.LOCKED if mail.send_in < LOCK_WINDOW else MailState.SCHEDULED
 
     def mails(self) -> list[tuple[SandboxMail, MailState]]:
         with self._lock:
