@@ -6,11 +6,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint format bench console clean
 
+# The first run installs every dependency into .venv: once, then never again until pyproject.toml changes.
 $(STAMP): pyproject.toml
+	@echo "Setting up .venv: installing the bot's dependencies. This happens once; on a slow network it takes a few minutes."
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --quiet -e '.[dev]'
 	touch $(STAMP)
+	@echo ".venv is ready; later runs start at once."
 
 run: $(STAMP)
 	$(BIN)/python -m bot

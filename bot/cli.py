@@ -27,7 +27,7 @@ from dotenv import load_dotenv
 from bot.mailpartner.client import MESSAGE_ID, CancelOutcome
 from bot.ops.audit import AuditTrail
 from bot.ops.logs import configure_logging
-from bot.settings import Mode, Settings, SettingsError
+from bot.settings import MISSING_API_KEY, Mode, Settings, SettingsError
 from bot.slack.commands import CancelRequest, parse_fields
 from bot.slack.messages import render_outcome, terminal_text
 
@@ -89,9 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(os.environ, console=mode in OFFLINE_MODES or slackless)
         if mode == "cancel" and not (settings.mailpartner_api_key or settings.mailpartner_sandbox):
-            raise SettingsError(["MAILPARTNER_API_KEY is required (or set MAILPARTNER_SANDBOX=true)"])
+            raise SettingsError([MISSING_API_KEY])
     except SettingsError as error:
-        print("cancel-mail-bot cannot start; fix these settings (environment or .env):", file=sys.stderr)
+        who = "cancel-mail-bot cannot start" if mode == "run" else f"python -m bot {mode}"
+        print(f"{who}: fix these settings first (environment or .env):", file=sys.stderr)
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_USAGE

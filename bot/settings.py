@@ -19,6 +19,11 @@ DEFAULT_DATABASE_URL = "sqlite:///cancel-mail.db"
 LANGUAGES = ("en", "fr")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
+# What a newcomer with no key reads, wherever the key is missing: where settings go, and the way to try first.
+MISSING_API_KEY = (
+    "MAILPARTNER_API_KEY is not set: put your MailPartner key in .env (`cp .env.example .env` lists every "
+    "setting), or set MAILPARTNER_SANDBOX=true to try the bot on the built-in MailPartner simulator"
+)
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -111,9 +116,7 @@ class Settings:
         if not console:
             reader.problems.extend(settings._slack_problems())
         if not settings.mailpartner_sandbox and not settings.mailpartner_api_key and not console:
-            reader.problems.append(
-                "MAILPARTNER_API_KEY is required (or set MAILPARTNER_SANDBOX=true to use the sandbox)"
-            )
+            reader.problems.append(MISSING_API_KEY)
         if reader.problems:
             raise SettingsError(reader.problems)
         return settings

@@ -123,7 +123,7 @@ def test_a_stranded_cancel_is_taken_over_asked_again_and_posted(harness: Harness
     strand(harness, ("300", "305"))
     sweeper(harness).sweep()
     harness.settle()
-    (outcome,) = [t for t in public_posts(harness) if "Cancel of 2 mails" in t]
+    (outcome,) = [t for t in public_posts(harness) if "Outcome of cancelling 2 mails" in t]
     assert "Recovered after an interruption" in outcome and "2 cancelled" in outcome
     assert "wrong segment" in outcome
     assert sorted(r["messageId"] for r in mailpartner.requests) == ["300", "305"]

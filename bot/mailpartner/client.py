@@ -31,7 +31,8 @@ from bot.mailpartner.transport import KeptAliveTransport
 
 log = logging.getLogger(__name__)
 
-MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# A leading `-` is never an id: it is an option or a reason typed without ` -- ` (`--wrong`).
+MESSAGE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 # The seed's control codes: an answer carrying one of these is MailPartner speaking, whatever the status.
 KNOWN_CODES = frozenset({1, 3, 4, 5, 6, 7, 10, 200})

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from bot.app import SlackSignInError, mailpartner_client, sign_in
 from bot.mailpartner.client import CancelOutcome
-from bot.settings import Mode, Settings
+from bot.settings import MISSING_API_KEY, Mode, Settings
 from bot.slack.messages import render_outcome, terminal_text
 from bot.store import open_store
 
@@ -58,7 +58,7 @@ def check_mailpartner(settings: Settings) -> list[Finding]:
     if settings.mailpartner_sandbox:
         return [Finding(True, "MailPartner: the SANDBOX is active (MAILPARTNER_SANDBOX=true); no real mail is reached")]
     if not settings.mailpartner_api_key:
-        return [Finding(False, "MailPartner: MAILPARTNER_API_KEY is not set")]
+        return [Finding(False, f"MailPartner: {MISSING_API_KEY}")]
     client = mailpartner_client(settings)
     try:
         outcome = client.cancel(PROBE_ID)

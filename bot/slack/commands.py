@@ -36,6 +36,9 @@ class UsageReason(Enum):
     REASON_TOO_LONG = "reason_too_long"
     TOO_LONG = "too_long"
     HISTORY_ARGS = "history_args"
+    REASON_UNMARKED = "reason_unmarked"  # `/cancel-mail 302 wrong list`: words after the ids, no ` -- `
+    NOT_ID_LIKE = "not_id_like"  # the same words in a field that holds ids only (the form, the step, the CLI)
+    VERB_MISSING = "verb_missing"  # `@bot 302`: ids, but no `cancel` before them
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,17 @@ def parse_mention(text: str, *, require_reason: bool = False) -> CancelRequest |
     if not words or words[0].lower() in ("help", "aide"):
         return UsageRequest(UsageReason.HELP)
     if words[0].lower() not in ("cancel", "annuler"):
+        if _id_like(words[0]):  # `@bot 302`: the ids are there, the verb is not
+            return UsageRequest(UsageReason.VERB_MISSING, " ".join(words)[:40])
         return UsageRequest(UsageReason.UNKNOWN_VERB, words[0][:40])
     return _request(words[1:], reason, require_reason)
 
 
 def parse_fields(ids_text: str, reason_text: str, *, require_reason: bool = False) -> CancelRequest | UsageRequest:
-    """The form and the workflow step: ids (spaces, commas or new lines between them) and a separate reason."""
-    return _request(_words(ids_text), clean_reason(reason_text), require_reason, help_words=())
+    """The form, the workflow step and the CLI: ids (spaces, commas or new lines between them), a separate reason."""
+    return _request(
+        _words(ids_text), clean_reason(reason_text), require_reason, help_words=(), stray=UsageReason.NOT_ID_LIKE
+    )
 
 
 def split_reason(text: str) -> tuple[str, str]:
@@ -111,14 +118,41 @@ def _words(text: str) -> list[str]:
     return [w for w in _SEPARATORS.split(text.strip()) if w]
 
 
-def _request(words: list[str], reason: str, require_reason: bool, help_words: tuple[str, ...] = _HELP) -> ParsedCommand:
+def _strays(words: list[str]) -> str:
+    return " ".join(w for w in words if not _id_like(w))[:80]
+
+
+def _as_reason(words: list[str]) -> str:
+    """`302 --wrong list` as it was probably meant: `302 -- wrong list`, shortened to be shown."""
+    ids = " ".join(w for w in words if _id_like(w))[:60]
+    return f"{ids} -- {_strays(words).lstrip('-')}"
+
+
+def _id_like(word: str) -> bool:
+    """A word that reads as a mail id: valid, with a digit in it (MailPartner's ids are numbered)."""
+    return bool(MESSAGE_ID.match(word)) and any(c.isdigit() for c in word)
+
+
+def _request(
+    words: list[str],
+    reason: str,
+    require_reason: bool,
+    help_words: tuple[str, ...] = _HELP,
+    stray: UsageReason = UsageReason.REASON_UNMARKED,
+) -> ParsedCommand:
     if not words:
         return UsageRequest(UsageReason.NO_ID)
     if words[0].lower() in help_words:
         return UsageRequest(UsageReason.HELP)
+    numbered = any(_id_like(w) for w in words)
     for word in words:
-        if not MESSAGE_ID.match(word):
+        if not MESSAGE_ID.match(word) and not (numbered and word.startswith("-")):
             return UsageRequest(UsageReason.INVALID_ID, word[:40])
+    # Beside numbered ids, a word with no digit (or one starting with `-`, never an id) is far likelier a
+    # reason typed without ` -- ` than an id: sending `wrong` and `list` to MailPartner would be noise at
+    # best, and someone else's mail at worst.
+    if numbered and not all(_id_like(w) for w in words):
+        return UsageRequest(stray, _as_reason(words) if stray is UsageReason.REASON_UNMARKED else _strays(words))
     ids = tuple(dict.fromkeys(words))  # duplicates removed, order kept
     if len(ids) > MAX_IDS:
         return UsageRequest(UsageReason.TOO_MANY, str(len(ids)))

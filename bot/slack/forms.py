@@ -28,16 +28,32 @@ _FIELD = "value"  # the action_id of every field's element
 #   "messageId": "abc-1"  /  messageId=abc-1   a field as MailPartner names it, in JSON, logs or URLs
 #   `abc-1`                                    a back-quoted token that is a valid id
 #   20260412000123                             a run of 6 or more digits
+#   mails 301, 302 and 305  /  les mails 301 et 305   numbers that a word for a mail introduces, with the
+#                                              list that follows it (English and French)
+# A number is not an id when it is a time, a date or a quantity: "10:30", "12/05", "in 5 minutes",
+# "3 mails" (a number before the word counts mails; only numbers after it name them).
+_INTRODUCER = r"(?:e-?)?mails?|courriels?|ids?|identifiants?|messageids?|messages?|envois?"
+_UNIT = r"%|min\b|minutes?|h\b|hours?|heures?|s\b|sec\b|seconds?|secondes?|days?|jours?|" + _INTRODUCER
+_NUMBER = rf"\d{{1,64}}(?![:/.-]\d|[\w-]|\s*(?:{_UNIT})\b)"
+_LIST_JOINER = r"\s*(?:,|&|/|\band\b|\bet\b|\bor\b|\bou\b)\s*"
 _IDS_IN_MESSAGE = re.compile(
     r"""messageId["']?\s*[:=]\s*["']?(?P<field>[A-Za-z0-9_-]{1,64})"""
     r"|`(?P<quoted>[A-Za-z0-9_-]{1,64})`"
-    r"|(?<![\w-])(?P<digits>\d{6,64})(?![\w-])"
+    rf"|\b(?:{_INTRODUCER})\s*(?:#|n°|no\.?|nos?\b)?\s*:?\s*(?P<listed>{_NUMBER}(?:(?:{_LIST_JOINER}){_NUMBER})*)"
+    r"|(?<![\w-])(?P<digits>\d{6,64})(?![\w-])",
+    re.IGNORECASE,
 )
+_LISTED = re.compile(_NUMBER)
 
 
 def ids_in_message(text: str) -> list[str]:
     """The mail ids a message names (see the rule above), without duplicates, at most 25."""
-    found = (m.group("field") or m.group("quoted") or m.group("digits") for m in _IDS_IN_MESSAGE.finditer(text))
+    found: list[str] = []
+    for match in _IDS_IN_MESSAGE.finditer(text):
+        if match.group("listed"):
+            found += _LISTED.findall(match.group("listed"))
+        else:
+            found.append(match.group("field") or match.group("quoted") or match.group("digits"))
     ids = [i for i in dict.fromkeys(found) if MESSAGE_ID.match(i)]
     return ids[:MAX_IDS]
 

@@ -337,11 +337,13 @@ class _Listeners:
 
         def answer() -> None:
             deps.service.store.flush(2.0)  # the asker's own latest actions belong in the answer
+            # One more than is shown tells whether there are more, without counting them all.
             if request.mail_id:
-                found = deps.service.store.history(mail_id=request.mail_id, limit=HISTORY_LIMIT)
+                found = deps.service.store.history(mail_id=request.mail_id, limit=HISTORY_LIMIT + 1)
             else:
-                found = deps.service.store.history(channel=channel, limit=HISTORY_LIMIT)
-            deps.service.replier.tell(where, user, history_message(found, lang=deps.lang, mail_id=request.mail_id))
+                found = deps.service.store.history(channel=channel, limit=HISTORY_LIMIT + 1)
+            message = history_message(found, lang=deps.lang, mail_id=request.mail_id, limit=HISTORY_LIMIT)
+            deps.service.replier.tell(where, user, message)
 
         deps.service.background(answer)
 

@@ -156,9 +156,14 @@ _UI: dict[str, dict[str, str]] = {
     "en": {
         "sandbox": ":test_tube: *SANDBOX* — no real mail is affected.",
         "prompt": "Cancel scheduled mail {ids} at MailPartner? This cannot be undone.",
+        "prompt_many": "Cancel scheduled mails {ids} at MailPartner? This cannot be undone.",
         "prompt_second": "<@{requester}> asks to cancel scheduled mail {ids} at MailPartner. "
         "*A second person* who is allowed must confirm.",
+        "prompt_second_many": "<@{requester}> asks to cancel scheduled mails {ids} at MailPartner. "
+        "*A second person* who is allowed must confirm.",
         "prompt_workflow": "<@{requester}> asks, through a workflow, to cancel scheduled mail {ids} at "
+        "MailPartner. This cannot be undone.",
+        "prompt_workflow_many": "<@{requester}> asks, through a workflow, to cancel scheduled mails {ids} at "
         "MailPartner. This cannot be undone.",
         "prompt_expiry": "Requested by <@{requester}> · expires in {minutes} min",
         "reason": "*Reason:* {reason}",
@@ -175,17 +180,23 @@ _UI: dict[str, dict[str, str]] = {
         "on_retry": "confirmed on a retry after MailPartner's first silence",
         "recovered": ":recycle: Recovered after an interruption: the bot restarted mid-cancel and asked "
         "MailPartner again",
-        "summary": "Cancel of {n} mails confirmed by <@{confirmer}>:",
+        "summary": "Outcome of cancelling {n} mails:",
         "totals": "*Totals:* {cancelled} cancelled · {too_late} too late · {already_sent} already sent · "
         "{not_found} not found · {failed} failed",
         "usage": "Usage: `/cancel-mail <id>` (up to {max} ids separated by spaces; then ` -- why` to give a "
         "reason), or mention me in a thread: `@{bot} cancel <id> -- why`. An id is 1–64 letters, digits, "
-        "`-` or `_` — the `messageId` MailPartner returned when the mail was scheduled. The reason is up "
+        "`-` or `_`, not starting with `-` — the `messageId` MailPartner returned when the mail was scheduled. "
+        "The reason is up "
         "to {max_reason} characters. You will be asked to confirm.",
         "bad_id": "`{offending}` is not a valid mail id.",
         "no_id": "Which mail? Give its id.",
         "too_many": "{offending} ids is too many at once.",
         "unknown_verb": "I don't know `{offending}`.",
+        "verb_missing": "Say `cancel` before the ids: `@{bot} cancel {offending}`.",
+        "reason_unmarked": "Words that are not mail ids follow the ids. If they are the reason, put ` -- ` "
+        "before them: `{offending}`.",
+        "not_id_like": "`{offending}` does not look like mail ids (they have digits, like `302`). The reason "
+        "has a field of its own.",
         "reason_required": "Say why: a reason is required here, after ` -- `.",
         "reason_too_long": "The reason is {offending} characters; keep it to {max_reason}.",
         "too_long": "These ids and this reason do not fit in one request; send fewer ids or a shorter reason.",
@@ -207,6 +218,8 @@ _UI: dict[str, dict[str, str]] = {
         "history_here": "*Cancel history in this conversation*, newest first:",
         "history_none_mail": "Nothing is recorded about mail `{mail}`.",
         "history_none_here": "Nothing is recorded in this conversation yet.",
+        "history_more": "Showing the {limit} newest; there are more. See one mail's with `/cancel-mail history "
+        "<id>`, or all of them where the bot runs: `python -m bot history --limit 200` (or `--since 7d`).",
         "history_unavailable": ":warning: The history is unavailable right now: the bot's database does not "
         "answer. Cancels still work, and the log keeps every action.",
         "h_request": "{actor} asked to cancel {ids} ({via})",
@@ -238,9 +251,14 @@ _UI: dict[str, dict[str, str]] = {
     "fr": {
         "sandbox": ":test_tube: *BAC À SABLE* — aucun vrai mail n'est touché.",
         "prompt": "Annuler l'envoi programmé du mail {ids} chez MailPartner ? C'est irréversible.",
+        "prompt_many": "Annuler l'envoi programmé des mails {ids} chez MailPartner ? C'est irréversible.",
         "prompt_second": "<@{requester}> demande l'annulation du mail {ids} chez MailPartner. "
         "*Une deuxième personne* autorisée doit confirmer.",
+        "prompt_second_many": "<@{requester}> demande l'annulation des mails {ids} chez MailPartner. "
+        "*Une deuxième personne* autorisée doit confirmer.",
         "prompt_workflow": "<@{requester}> demande, par un workflow, l'annulation du mail {ids} chez "
+        "MailPartner. C'est irréversible.",
+        "prompt_workflow_many": "<@{requester}> demande, par un workflow, l'annulation des mails {ids} chez "
         "MailPartner. C'est irréversible.",
         "prompt_expiry": "Demandé par <@{requester}> · expire dans {minutes} min",
         "reason": "*Motif :* {reason}",
@@ -257,18 +275,23 @@ _UI: dict[str, dict[str, str]] = {
         "on_retry": "confirmé par une nouvelle tentative après le silence de MailPartner",
         "recovered": ":recycle: Repris après une interruption : le bot a redémarré pendant l'annulation et a "
         "redemandé à MailPartner",
-        "summary": "Annulation de {n} mails confirmée par <@{confirmer}> :",
+        "summary": "Résultat de l'annulation de {n} mails :",
         "totals": "*Total :* {cancelled} annulés · {too_late} trop tard · {already_sent} déjà partis · "
         "{not_found} introuvables · {failed} en échec",
         "usage": "Usage : `/cancel-mail <id>` (jusqu'à {max} identifiants séparés par des espaces ; puis "
         "` -- motif` pour dire pourquoi), ou mentionnez-moi dans un fil : `@{bot} cancel <id> -- motif`. "
-        "Un identifiant compte 1 à 64 lettres, chiffres, `-` ou `_` : le `messageId` renvoyé par "
+        "Un identifiant compte 1 à 64 lettres, chiffres, `-` ou `_`, sans `-` en tête : le `messageId` renvoyé par "
         "MailPartner à la programmation. Le motif compte {max_reason} caractères au plus. Une "
         "confirmation vous sera demandée.",
         "bad_id": "`{offending}` n'est pas un identifiant de mail valide.",
         "no_id": "Quel mail ? Donnez son identifiant.",
         "too_many": "{offending} identifiants, c'est trop à la fois.",
         "unknown_verb": "Je ne connais pas `{offending}`.",
+        "verb_missing": "Dites `cancel` avant les identifiants : `@{bot} cancel {offending}`.",
+        "reason_unmarked": "Des mots qui ne sont pas des identifiants suivent les identifiants. Si c'est le "
+        "motif, mettez ` -- ` devant : `{offending}`.",
+        "not_id_like": "`{offending}` ne ressemble pas à des identifiants de mail (ils ont des chiffres, comme "
+        "`302`). Le motif a son propre champ.",
         "reason_required": "Dites pourquoi : un motif est exigé ici, après ` -- `.",
         "reason_too_long": "Le motif compte {offending} caractères ; {max_reason} au plus.",
         "too_long": "Ces identifiants et ce motif ne tiennent pas dans une demande ; envoyez moins "
@@ -292,6 +315,9 @@ _UI: dict[str, dict[str, str]] = {
         "history_here": "*Historique des annulations dans cette conversation*, du plus récent au plus ancien :",
         "history_none_mail": "Rien n'est enregistré pour le mail `{mail}`.",
         "history_none_here": "Rien n'est encore enregistré dans cette conversation.",
+        "history_more": "Les {limit} plus récents seulement ; il y en a d'autres. Ceux d'un mail : "
+        "`/cancel-mail history <id>` ; tous, là où tourne le bot : `python -m bot history --limit 200` "
+        "(ou `--since 7d`).",
         "history_unavailable": ":warning: L'historique est indisponible : la base de données du bot ne répond "
         "pas. Les annulations fonctionnent toujours, et le journal garde chaque action.",
         "h_request": "{actor} a demandé l'annulation de {ids} ({via})",
@@ -402,6 +428,7 @@ def prompt_message(
 ) -> Message:
     """The confirm/keep prompt. `value` is the encoded ticket both buttons carry."""
     key = "prompt_second" if second_person else "prompt_workflow" if workflow else "prompt"
+    key += "_many" if len(ids) > 1 else ""
     question = ui(key, lang, requester=requester, ids=_ids_text(ids))
     confirm_label = ui("confirm", lang) if len(ids) == 1 else ui("confirm_many", lang, n=len(ids))
     blocks = [
@@ -465,7 +492,7 @@ def outcome_message(
     for outcome in outcomes:
         counts[outcome_text(outcome).tally.value] += 1
     lines = [render_outcome(o, lang, with_next_step=False) for o in outcomes]
-    header = ui("summary", lang, n=len(outcomes), confirmer=confirmer)
+    header = ui("summary", lang, n=len(outcomes))
     totals = ui("totals", lang, **counts)
     blocks = [_section(header)]
     # Sections hold 3000 characters: 25 lines can exceed one, so split them in chunks.
@@ -475,7 +502,7 @@ def outcome_message(
     return _message(f"{header} {totals}", blocks, lang, sandbox)
 
 
-def problem_text(reason: UsageReason, offending: str, *, lang: str) -> str:
+def problem_text(reason: UsageReason, offending: str, *, lang: str, bot_name: str = "cancel-mail") -> str:
     """What is wrong with a request, without the usage lines: for a form field or a workflow error."""
     return {
         UsageReason.HELP: "",
@@ -483,6 +510,9 @@ def problem_text(reason: UsageReason, offending: str, *, lang: str) -> str:
         UsageReason.INVALID_ID: ui("bad_id", lang, offending=escape(offending)),
         UsageReason.TOO_MANY: ui("too_many", lang, offending=escape(offending)),
         UsageReason.UNKNOWN_VERB: ui("unknown_verb", lang, offending=escape(offending)),
+        UsageReason.VERB_MISSING: ui("verb_missing", lang, offending=escape(offending), bot=bot_name),
+        UsageReason.REASON_UNMARKED: ui("reason_unmarked", lang, offending=escape(offending)),
+        UsageReason.NOT_ID_LIKE: ui("not_id_like", lang, offending=escape(offending)),
         UsageReason.REASON_REQUIRED: ui("reason_required", lang),
         UsageReason.REASON_TOO_LONG: ui("reason_too_long", lang, offending=escape(offending), max_reason=MAX_REASON),
         UsageReason.TOO_LONG: ui("too_long", lang),
@@ -492,7 +522,7 @@ def problem_text(reason: UsageReason, offending: str, *, lang: str) -> str:
 
 def usage_text(reason: UsageReason, offending: str, *, lang: str, bot_name: str = "cancel-mail") -> str:
     usage = ui("usage", lang, max=MAX_IDS, bot=bot_name, max_reason=MAX_REASON)
-    return f"{problem_text(reason, offending, lang=lang)} {usage}".strip()
+    return f"{problem_text(reason, offending, lang=lang, bot_name=bot_name)} {usage}".strip()
 
 
 def history_line(event: HistoryEvent, lang: str, *, with_channel: bool) -> str:
@@ -528,17 +558,26 @@ def history_line(event: HistoryEvent, lang: str, *, with_channel: bool) -> str:
     return "• " + " · ".join(parts)
 
 
-def history_message(events: list[HistoryEvent] | None, *, lang: str, mail_id: str = "") -> Message:
-    """`/cancel-mail history [id]`: newest first; None means the store did not answer."""
+def history_message(
+    events: list[HistoryEvent] | None, *, lang: str, mail_id: str = "", limit: int | None = None
+) -> Message:
+    """`/cancel-mail history [id]`: newest first; None means the store did not answer.
+
+    Given `limit`, at most that many are shown, and a last line says how to see the rest when `events`
+    holds more.
+    """
     if events is None:
         return notice("history_unavailable", lang)
     if not events:
         return notice("history_none_mail" if mail_id else "history_none_here", lang, mail=escape(mail_id))
     header = ui("history_mail", lang, mail=escape(mail_id)) if mail_id else ui("history_here", lang)
-    lines = [history_line(e, lang, with_channel=bool(mail_id)) for e in events]
+    more = limit is not None and len(events) > limit
+    lines = [history_line(e, lang, with_channel=bool(mail_id)) for e in events[:limit]]
     blocks = [_section(header)]
     for start in range(0, len(lines), 8):  # sections hold 3000 characters
         blocks.append(_section("\n".join(lines[start : start + 8])))
+    if more:
+        blocks.append(_context(ui("history_more", lang, limit=limit)))
     return {"text": header, "blocks": blocks}
 
 
@@ -574,11 +613,17 @@ _EMOJI = {
 }
 
 
-def terminal_text(text: str, *, me: str = "") -> str:
-    """Slack mrkdwn as a terminal shows it: emoji drawn, mentions as @names, entities decoded."""
+def terminal_text(text: str, *, me: str = "", channels: dict[str, str] | None = None) -> str:
+    """Slack mrkdwn as a terminal shows it: emoji drawn, mentions as @names, entities decoded.
+
+    `channels` names the channel ids the terminal knows (the console's #on-call), as Slack would show them.
+    """
+    names = channels or {}
     text = re.sub(r":[a-z_]+:", lambda m: _EMOJI.get(m.group(0), m.group(0)), text)
     if me:
         text = text.replace(f"<@{me}>", "@you")
     text = re.sub(r"<@([A-Z0-9]+)>", r"@\1", text)
-    text = re.sub(r"<#([A-Z0-9]+)(?:\|([^>]*))?>", lambda m: "#" + (m.group(2) or m.group(1)), text)
+    text = re.sub(
+        r"<#([A-Z0-9]+)(?:\|([^>]*))?>", lambda m: "#" + (m.group(2) or names.get(m.group(1)) or m.group(1)), text
+    )
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
