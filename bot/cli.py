@@ -6,6 +6,8 @@ python -m bot cancel ID [ID …] [--reason WHY]  break-glass: cancel at MailPart
 python -m bot history [ID] [--since 24h]       what the store remembers, newest first
 python -m bot migrate                          bring the store's schema to the newest revision
 python -m bot check                            Slack token and scopes, MailPartner key, the store
+python -m bot backup FILE                      a consistent copy of the SQLite store, while the bot runs
+python -m bot healthcheck                      exit 0 when this host's bot answers 200 on /healthz (images)
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ EXIT_DECLINED = 4  # the confirmation was declined; nothing was sent
 log = logging.getLogger("bot")
 
 SLACK_CREDENTIALS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
-OFFLINE_MODES = ("console", "cancel", "check", "history", "migrate")  # no Slack settings needed
+OFFLINE_MODES = ("console", "cancel", "check", "history", "migrate", "backup", "healthcheck")  # no Slack needed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=50, help="at most this many events (default 50)")
     history.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
     modes.add_parser("migrate", help="apply the store's migrations (start-up does it too)")
+    backup = modes.add_parser("backup", help="copy the SQLite store to FILE, consistently, while the bot runs")
+    backup.add_argument("file", metavar="FILE", help="the copy to write (must not exist)")
+    modes.add_parser("healthcheck", help="exit 0 when GET /healthz on PORT answers 200 (container health checks)")
     return parser
 
 
@@ -85,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)  # real environment variables win
     mode = args.mode or "run"
-    slackless = not any(os.environ.get(name, "").strip() for name in SLACK_CREDENTIALS)
+    slackless = not any(os.environ.get(n, "").strip() for name in SLACK_CREDENTIALS for n in (name, f"{name}_FILE"))
     try:
         settings = Settings.from_env(os.environ, console=mode in OFFLINE_MODES or slackless)
         if mode == "cancel" and not (settings.mailpartner_api_key or settings.mailpartner_sandbox):
@@ -114,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_checks(settings, sys.stdout)
     if mode == "migrate":
         return migrate_command(settings)
+    if mode == "backup":
+        return backup_command(settings, args.file)
+    if mode == "healthcheck":
+        return healthcheck_command(settings)
     if mode == "history":
         return history_command(settings, args.id, since=args.since, limit=args.limit, as_json=args.json)
     if mode == "cancel":
@@ -128,7 +137,7 @@ def run_console(settings: Settings, file: TextIO | None) -> int:
 
     stdin = file or sys.stdin
     # Only a DATABASE_URL set on purpose is used: by default a play session leaves no database behind.
-    explicit = os.environ.get("DATABASE_URL", "").strip()
+    explicit = settings.database_url if any(os.environ.get(n) for n in ("DATABASE_URL", "DATABASE_URL_FILE")) else ""
     return Console(settings, stdin, sys.stdout, echo=not stdin.isatty(), database_url=explicit).run()
 
 
@@ -161,6 +170,44 @@ def migrate_command(settings: Settings) -> int:
     print(f"store {masked(settings.database_url)} is at revision {current_revision(store.engine)} (the newest)")
     store.close()
     return 0
+
+
+def backup_command(settings: Settings, target: str) -> int:
+    from pathlib import Path
+
+    from bot.store import BackupError, backup_sqlite, database_url, sqlite_path
+
+    source = sqlite_path(database_url(settings.database_url))
+    if source is None:
+        print(
+            "backup: the store is PostgreSQL; back it up with its own tools: "
+            'pg_dump --format=custom --file=FILE "$DATABASE_URL" (README, Deploying → Backups)',
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        size = backup_sqlite(source, Path(target))
+    except BackupError as error:
+        print(f"backup: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"backup: {source} copied to {target} ({size} bytes); restore by stopping the bot and putting it back")
+    return 0
+
+
+def healthcheck_command(settings: Settings) -> int:
+    """For a container's HEALTHCHECK: the image has no curl, and the answer's one line says why it failed."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.port}/healthz", timeout=4) as response:
+            print(response.read().decode().strip())
+            return 0
+    except urllib.error.HTTPError as error:
+        print(f"{error.code}: {error.read().decode().strip()}")
+    except OSError as error:
+        print(f"no answer on port {settings.port}: {error}")
+    return 1
 
 
 def history_command(settings: Settings, mail_id: str | None, *, since: float | None, limit: int, as_json: bool) -> int:

@@ -6,16 +6,21 @@ instead of one restart per mistake.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
 from bot.store.engine import database_url
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_MAILPARTNER_BASE_URL = "https://api.mailpartner.fr/v1"
-DEFAULT_DATABASE_URL = "sqlite:///cancel-mail.db"
+DATABASE_FILE = "cancel-mail.db"  # the SQLite store's name inside the state directory
+# Settings that hold a secret: each may also be read from the file `<NAME>_FILE` names (Docker and
+# Kubernetes secrets). DATABASE_URL counts: it may carry a password.
+SECRET_SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "MAILPARTNER_API_KEY", "DATABASE_URL")
 LANGUAGES = ("en", "fr")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
@@ -66,12 +71,14 @@ class Settings:
     prompt_ttl: float = 15 * 60.0
     audit_channel: str = ""
     workers: int = 512
-    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a password
+    state_dir: str = ""  # where the default SQLite store lives
+    database_url: str = field(default="sqlite:///" + DATABASE_FILE, repr=False)  # may hold a password
     history_days: int = 365
     language: str = "en"
     log_level: str = "INFO"
     log_format: str = "text"
     metrics_port: int = 0  # 0: no metrics endpoint
+    socket_grace: float = 30.0  # Socket Mode: seconds the WebSocket may be down before /healthz says 503
 
     @property
     def mode(self) -> Mode:
@@ -85,13 +92,14 @@ class Settings:
     def from_env(cls, env: Mapping[str, str], *, console: bool = False) -> Settings:
         """Build settings from `env`. `console=True` skips the Slack checks (the console fakes Slack)."""
         reader = _Reader(env)
+        state_dir = reader.state_dir("CANCEL_MAIL_STATE_DIR")
         settings = cls(
-            slack_bot_token=reader.text("SLACK_BOT_TOKEN"),
-            slack_signing_secret=reader.text("SLACK_SIGNING_SECRET"),
-            slack_app_token=reader.text("SLACK_APP_TOKEN"),
+            slack_bot_token=reader.secret("SLACK_BOT_TOKEN"),
+            slack_signing_secret=reader.secret("SLACK_SIGNING_SECRET"),
+            slack_app_token=reader.secret("SLACK_APP_TOKEN"),
             slack_api_url=reader.url("SLACK_API_URL", DEFAULT_SLACK_API_URL, trailing_slash=True),
             port=reader.integer("PORT", 3000, low=1, high=65535),
-            mailpartner_api_key=reader.text("MAILPARTNER_API_KEY"),
+            mailpartner_api_key=reader.secret("MAILPARTNER_API_KEY"),
             mailpartner_base_url=reader.url("MAILPARTNER_BASE_URL", DEFAULT_MAILPARTNER_BASE_URL),
             mailpartner_timeout=reader.seconds("MAILPARTNER_TIMEOUT", 10.0, high=120),
             mailpartner_deadline=reader.seconds("MAILPARTNER_DEADLINE", 30.0, high=600),
@@ -106,12 +114,14 @@ class Settings:
             prompt_ttl=reader.seconds("CANCEL_MAIL_PROMPT_TTL", 900.0, high=86400),
             audit_channel=reader.channel("CANCEL_MAIL_AUDIT_CHANNEL"),
             workers=reader.integer("CANCEL_MAIL_WORKERS", 512, low=1, high=2048),
-            database_url=reader.database("DATABASE_URL", DEFAULT_DATABASE_URL),
+            state_dir=str(state_dir),
+            database_url=reader.database("DATABASE_URL", f"sqlite:///{state_dir / DATABASE_FILE}"),
             history_days=reader.integer("CANCEL_MAIL_HISTORY_DAYS", 365, low=1, high=36500),
             language=reader.choice("BOT_LANGUAGE", "en", LANGUAGES, lower=True),
             log_level=reader.choice("LOG_LEVEL", "INFO", LOG_LEVELS, lower=False),
             log_format=reader.choice("LOG_FORMAT", "text", LOG_FORMATS, lower=True),
             metrics_port=reader.integer("METRICS_PORT", 0, low=1, high=65535),
+            socket_grace=reader.seconds("CANCEL_MAIL_SOCKET_GRACE", 30.0, high=3600),
         )
         if not console:
             reader.problems.extend(settings._slack_problems())
@@ -131,7 +141,7 @@ class Settings:
             problems.append("SLACK_BOT_TOKEN is required in Socket Mode (SLACK_APP_TOKEN is set)")
         if self.mode is Mode.HTTP and not self.slack_signing_secret:
             problems.append("SLACK_SIGNING_SECRET is required in HTTP mode (SLACK_BOT_TOKEN is set)")
-        if self.metrics_port and self.metrics_port == self.port and self.mode is Mode.HTTP:
+        if self.metrics_port and self.metrics_port == self.port and self.mode is not Mode.CONSOLE:
             problems.append(f"METRICS_PORT must differ from PORT ({self.port}): metrics never go on the Slack port")
         if self.mode is Mode.CONSOLE and self.slack_signing_secret:
             problems.append("SLACK_BOT_TOKEN is required when SLACK_SIGNING_SECRET is set")
@@ -147,6 +157,37 @@ class _Reader:
 
     def text(self, name: str) -> str:
         return self.env.get(name, "").strip()
+
+    def secret(self, name: str) -> str:
+        """`name`, or the contents of the file `<name>_FILE` names; setting both is a mistake worth a stop."""
+        value, path = self.text(name), self.text(f"{name}_FILE")
+        if not path:
+            return value
+        if value:
+            self.problems.append(f"{name} and {name}_FILE are both set: keep one")
+            return value
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
+            self.problems.append(f"{name}_FILE: cannot read {path}: {reason}")
+            return ""
+
+    def state_dir(self, name: str) -> Path:
+        """Where the default store lives: the setting, else systemd's StateDirectory=, else the XDG state home.
+
+        Never the working directory: the same service must find the same store however it is started.
+        """
+        raw = self.text(name) or self.text("STATE_DIRECTORY").split(":")[0]
+        if raw:
+            path = Path(raw).expanduser()
+            if not path.is_absolute():
+                self.problems.append(f"{name} must be an absolute path, got {raw!r}")
+            return path
+        home = self.text("XDG_STATE_HOME") or os.path.join(
+            self.text("HOME") or os.path.expanduser("~"), ".local", "state"
+        )
+        return Path(home) / "cancel-mail-bot"
 
     def url(self, name: str, default: str, *, trailing_slash: bool = False) -> str:
         value = self.text(name) or default
@@ -204,7 +245,7 @@ class _Reader:
         return frozenset(item for item in items if pattern.match(item))
 
     def database(self, name: str, default: str) -> str:
-        raw = self.text(name) or default
+        raw = self.secret(name) or default
         try:
             database_url(raw)
         except ValueError as error:

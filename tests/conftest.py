@@ -112,6 +112,14 @@ class Harness:
         return posted[-1].payload, str(posted[-1].response["ts"])
 
 
+@pytest.fixture(autouse=True)
+def state_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Every bot a test starts keeps its default store under the test's own folder, never in the home."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    return tmp_path / "xdg-state"
+
+
 @pytest.fixture
 def slack() -> Iterator[LocalSlack]:
     with LocalSlack() as fake:

@@ -137,6 +137,8 @@ class BotProcess:
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = int(env["PORT"])
         self.log_path = log_path
+        # The default store beside the log, as each test and benchmark run expects a store of its own.
+        env = {"CANCEL_MAIL_STATE_DIR": str(log_path.parent.resolve()), **env}
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot"],

@@ -270,6 +270,8 @@ def test_check_reports_the_store(tmp_path: Path) -> None:
     try:
         with LocalSlack() as slack:
             env = check_env(slack.api_url, fake.base_url)
+            # check reads the store and never creates or migrates it: start-up (here `migrate`) does.
+            run_bot(["migrate"], "", tmp_path, **env, DATABASE_URL=f"sqlite:///{tmp_path}/bot.db")
             good = run_bot(["check"], "", tmp_path, **env, DATABASE_URL=f"sqlite:///{tmp_path}/bot.db")
             bad = run_bot(["check"], "", tmp_path, **env, DATABASE_URL="postgresql://bot:pw-0123456789@127.0.0.1:9/bot")
     finally:

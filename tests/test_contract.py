@@ -11,7 +11,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from bot.settings import Settings
+from bot.settings import SECRET_SETTINGS, Settings
 from bot.slack.forms import GLOBAL_SHORTCUT, MESSAGE_SHORTCUT
 from bot.slack.listeners import COMMAND
 from bot.slack.workflow import CALLBACK_ID, StepResult, step_outputs
@@ -58,14 +58,23 @@ def settings_read() -> set[str]:
     return env.read
 
 
+# Read, but not the bot's own: systemd's StateDirectory=, the XDG state home and HOME, for the state directory.
+PLATFORM_VARIABLES = {"STATE_DIRECTORY", "XDG_STATE_HOME", "HOME"}
+
+
 def test_every_setting_is_in_env_example_and_readme() -> None:
-    names = settings_read()
+    read = settings_read()
+    files = {name for name in read if name.endswith("_FILE")}
+    # Every secret, and only secrets, may come from a file; the README states the convention once.
+    assert files == {f"{name}_FILE" for name in SECRET_SETTINGS}
+    names = read - files - PLATFORM_VARIABLES
     assert len(names) >= 19
     example = dotenv_values(ROOT / ".env.example")
     readme = (ROOT / "README.md").read_text()
     assert names == set(example), names ^ set(example)
     for name in names:
         assert f"`{name}`" in readme, name
+    assert "`<NAME>_FILE`" in readme and "`STATE_DIRECTORY`" in readme
 
 
 def test_env_example_is_a_valid_console_configuration() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -82,3 +83,63 @@ def test_socket_mode_command_click_outcome_and_mention(tmp_path: Path) -> None:
             socket_mode.close()
     assert mailpartner.cancels["300"] == 1
     assert API_KEY not in bot.log() and "xapp-1-test-token" not in bot.log()
+
+
+def healthz(port: int) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_socket_mode_healthz_answers_503_once_the_websocket_stays_down(tmp_path: Path) -> None:
+    socket_mode = FakeSocketMode()
+    mailpartner = FakeMailPartner().start()
+    port = free_port()
+    with LocalSlack() as slack:
+        slack.socket_url = socket_mode.url
+        env = bot_env(
+            port,
+            slack.api_url,
+            mailpartner.base_url,
+            SLACK_APP_TOKEN="xapp-1-test-token",
+            SLACK_SIGNING_SECRET="",
+            CANCEL_MAIL_SOCKET_GRACE="2",
+            DATABASE_URL=f"sqlite:///{tmp_path}/bot.db",
+        )
+        bot = BotProcess(env, tmp_path / "bot.log")
+        try:
+            assert socket_mode.wait_connected(), bot.log()
+            deadline = time.monotonic() + 10
+            while healthz(port)[0] != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert healthz(port) == (200, "ok\n"), bot.log()
+            socket_mode.close()  # Slack's end goes away, and stays away
+            # slack_sdk notices a dead WebSocket at its next ping, up to about 20 s later; then the grace.
+            deadline = time.monotonic() + 45
+            while healthz(port)[0] == 200 and time.monotonic() < deadline:
+                time.sleep(0.3)
+            status, body = healthz(port)
+            assert status == 503 and "Slack WebSocket down for" in body, bot.log()
+        finally:
+            bot.stop()
+            mailpartner.stop()
+
+
+def test_socket_link_watch_allows_a_grace_then_reports() -> None:
+    from bot.ops.server import SocketLinkWatch
+
+    now, up = [100.0], [False]
+    watch = SocketLinkWatch(lambda: up[0], grace=30, clock=lambda: now[0])
+    now[0] += 29
+    watch.sample()
+    assert watch.problem() == ""  # still dialling, within the grace
+    up[0] = True
+    watch.sample()
+    now[0] += 100
+    assert watch.problem() == ""
+    up[0] = False
+    watch.sample()
+    now[0] += 31
+    assert watch.problem() == "Slack WebSocket down for 31 s"

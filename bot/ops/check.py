@@ -1,21 +1,23 @@
 """`python -m bot check`: find a broken install before an incident does.
 
 Checks, without cancelling anything: the Slack token and the scopes it was granted, the app-level token's
-form, MailPartner's reachability and acceptance of the API key, and the store (reachable, migrated).
+form, MailPartner's reachability and acceptance of the API key, and the store (reachable, migrated), which
+it reads and never creates or migrates.
 The MailPartner probe asks to cancel an id that cannot exist (`PROBE_ID`): a valid key answers “not found”
 (code 4), a wrong one code 10.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 from bot.app import SlackSignInError, mailpartner_client, sign_in
 from bot.mailpartner.client import CancelOutcome
 from bot.settings import MISSING_API_KEY, Mode, Settings
 from bot.slack.messages import render_outcome, terminal_text
-from bot.store import open_store
 
 PROBE_ID = "cancel-mail-bot-connectivity-check"
 REQUIRED_SCOPES = ("commands", "chat:write", "app_mentions:read")
@@ -78,24 +80,65 @@ def _judge(outcome: CancelOutcome, settings: Settings) -> Finding:
 
 
 def check_store(settings: Settings) -> list[Finding]:
-    from bot.store import StoreError, current_revision, database_url, head_revision, masked
+    """The store as it is: `check` never creates a database, nor migrates one."""
+    from bot.store import (
+        StoreError,
+        check_reachable,
+        create_engine,
+        current_revision,
+        database_url,
+        head_revision,
+        known_revisions,
+        masked,
+        sqlite_path,
+    )
 
-    where = masked(database_url(settings.database_url))
+    url = database_url(settings.database_url)
+    where = masked(url)
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return [_no_store_yet(path)]
+    engine = create_engine(url, pool_size=1)
     try:
-        # Opening migrates: `check` leaves the store as start-up would, and says if it cannot.
-        store = open_store(settings.database_url, pool_size=1)
+        check_reachable(engine)
+        revision = current_revision(engine)
     except StoreError as error:
         return [Finding(False, f"Store: DATABASE_URL: {error}")]
-    try:
-        revision = current_revision(store.engine)
-        if not store.ping():
-            return [Finding(False, f"Store: {where} stopped answering: {store.problem}")]
     finally:
-        store.close()
+        engine.dispose()
     head = head_revision()
+    if revision is None:
+        return [Finding(True, f"Store: {where} answers and is empty; the bot's first start creates its tables")]
+    if revision not in known_revisions():
+        return [
+            Finding(
+                True,
+                f"Store: {where} is at revision {revision}, newer than this release's {head}: fine "
+                "while replicas are rolled (README, Upgrades)",
+            )
+        ]
     if revision != head:
-        return [Finding(False, f"Store: {where} is at revision {revision}, not {head}: run `python -m bot migrate`")]
+        return [
+            Finding(
+                False,
+                f"Store: {where} is at revision {revision}, not {head}: start the bot or run `python -m bot migrate`",
+            )
+        ]
     return [Finding(True, f"Store: {where} answers, schema at revision {revision}")]
+
+
+def _no_store_yet(path: Path) -> Finding:
+    """A first install: the file comes at the first start, if its folder can be made and written."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if os.access(folder, os.W_OK | os.X_OK):
+        return Finding(True, f"Store: no database yet at {path}; the bot's first start creates it")
+    return Finding(
+        False,
+        f"Store: {path} does not exist and {folder} is not writable: set CANCEL_MAIL_STATE_DIR "
+        "or DATABASE_URL to a place the bot may write",
+    )
 
 
 def run_checks(settings: Settings, out: TextIO) -> int:

@@ -1,16 +1,23 @@
-"""HTTP mode: the Bolt app behind gunicorn, plus `GET /healthz`, with a graceful drain on SIGTERM.
+"""Serving: HTTP mode (the Bolt app behind gunicorn) and Socket Mode, each with `GET /healthz` and a
+graceful drain on SIGTERM.
 
 One worker process with many threads: acks are CPU-light and the cancels run on the service's own
 pools. A second worker would cost about 40 MB and buys nothing the benchmark needs (README,
 Performance); the store's claims would still keep two workers from cancelling a mail twice.
+
+In Socket Mode, `/healthz` on PORT also says whether the WebSocket to Slack is up: down for longer than
+CANCEL_MAIL_SOCKET_GRACE, it answers 503, so an orchestrator restarts a process stuck without Slack.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
@@ -30,26 +37,105 @@ DRAIN_MARGIN = 15.0  # seconds beyond MailPartner's deadline to post outcomes on
 StartResponse = Callable[..., Any]
 
 
+def health(bot: Bot, link_down: str = "") -> tuple[bool, str]:
+    """What `/healthz` says: healthy or not, and why, in one line.
+
+    A degraded store is still healthy: cancels work without it, and a restart would not help. A process
+    that drains, or whose link to Slack has been down past its grace, is not.
+    """
+    if not bot.service.accepting:
+        return False, "draining"
+    if link_down:
+        return False, link_down
+    problem = bot.store.problem
+    return True, f"ok; store degraded: {problem}" if problem else "ok"
+
+
+def _answer(start_response: StartResponse, ok: bool, text: str) -> list[bytes]:
+    body = (text + "\n").encode()
+    start_response(
+        "200 OK" if ok else "503 Service Unavailable",
+        [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def _is_health_check(environ: dict[str, Any]) -> bool:
+    return environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
+
+
 class BotWSGI:
-    """`POST /slack/events` to Bolt; `GET /healthz` answers 200 while the bot takes work (naming a degraded
-    store in its body), 503 when draining."""
+    """`POST /slack/events` to Bolt; `GET /healthz` answers as `health` says."""
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
         self._slack = SlackRequestHandler(bot.app, path="/slack/events")
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            ok = self.bot.service.accepting
-            # A degraded store still answers 200: cancels work without it, and a restart would not help.
-            problem = self.bot.store.problem
-            body = (f"ok; store degraded: {problem}\n" if problem else "ok\n").encode() if ok else b"draining\n"
-            start_response(
-                "200 OK" if ok else "503 Service Unavailable",
-                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
-            )
-            return [body]
+        if _is_health_check(environ):
+            return _answer(start_response, *health(self.bot))
         return self._slack(environ, start_response)
+
+
+class SocketLinkWatch:
+    """Samples whether the Socket Mode WebSocket is up; names how long it has been down past `grace`."""
+
+    def __init__(
+        self, is_connected: Callable[[], bool], grace: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._is_connected, self._grace, self._clock = is_connected, grace, clock
+        self._down_since: float | None = clock()  # not yet connected: the grace covers the first dial too
+        self._stop = threading.Event()
+
+    def sample(self) -> None:
+        if self._is_connected():
+            self._down_since = None
+        elif self._down_since is None:
+            self._down_since = self._clock()
+            log.warning("Socket Mode: the WebSocket to Slack is down; reconnecting")
+
+    def problem(self) -> str:
+        if self._down_since is None:
+            return ""
+        down = self._clock() - self._down_since
+        return f"Slack WebSocket down for {down:.0f} s" if down > self._grace else ""
+
+    def start(self, every: float = 1.0) -> SocketLinkWatch:
+        def run() -> None:
+            while not self._stop.wait(every):
+                try:
+                    self.sample()
+                except Exception:  # a probe must never take the process down
+                    log.exception("Socket Mode: could not sample the WebSocket")
+
+        threading.Thread(target=run, name="socket-link-watch", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *_args: object) -> None:  # probes every few seconds would flood the log
+        pass
+
+
+def serve_health(bot: Bot, port: int, watch: SocketLinkWatch) -> WSGIServer:
+    """`/healthz` on `port` in a thread of its own (Socket Mode has no HTTP server otherwise)."""
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if _is_health_check(environ):
+            return _answer(start_response, *health(bot, watch.problem()))
+        return _not_found(start_response)
+
+    server = make_server("0.0.0.0", port, app, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="healthz", daemon=True).start()
+    return server
+
+
+def _not_found(start_response: StartResponse) -> list[bytes]:
+    start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+    return [b"not found\n"]
 
 
 class _GunicornLogs(Logger):  # type: ignore[misc]
@@ -136,11 +222,16 @@ def serve_socket_mode(settings: Settings) -> None:
         metrics.serve(settings.metrics_port, bot.metrics.registry)
         log.info("metrics on port %d at /metrics", settings.metrics_port)
     handler = SocketModeHandler(bot.app, settings.slack_app_token)
+    watch = SocketLinkWatch(handler.client.is_connected, settings.socket_grace).start()
+    health_server = serve_health(bot, settings.port, watch)
+    log.info("Socket Mode: GET /healthz on port %d", settings.port)
 
     def stop(_signum: int, _frame: object) -> None:
         log.info("%s: no new work; finishing the cancels in flight", signal.Signals(_signum).name)
         handler.close()
         bot.shutdown(settings.mailpartner_deadline + DRAIN_MARGIN)
+        watch.stop()
+        health_server.shutdown()
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)

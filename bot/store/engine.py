@@ -48,6 +48,13 @@ def masked(url: URL | str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+def sqlite_path(url: URL) -> Path | None:
+    """The SQLite file a URL names; None for PostgreSQL or an in-memory database."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
 def create_engine(url: URL, *, pool_size: int = 10) -> Engine:
     if url.get_backend_name() == "sqlite":
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -96,15 +103,36 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Apply every migration up to `revision`; raise StoreError with a readable cause."""
+    """Apply every migration up to `revision`; raise StoreError with a readable cause.
+
+    A store already at a revision this release does not know was migrated by a newer release, during a
+    rolling upgrade or before a rollback: every migration keeps working with the release before it (README,
+    Upgrades), so it is left as it is rather than refused.
+    """
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
 
     config = _alembic_config()
     try:
         with engine.begin() as connection:
             if engine.dialect.name == "postgresql":
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            current = MigrationContext.configure(connection).get_current_revision()
+            if current is not None and current not in known_revisions():
+                log.warning(
+                    "store at %s is at revision %s, newer than this release's %s: left as it is",
+                    masked(engine.url),
+                    current,
+                    head_revision(),
+                )
+                return
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except Exception as error:

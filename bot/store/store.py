@@ -20,7 +20,15 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.engine import Connection, Engine
 
 from bot.store import deliveries, history, jobs, steps
-from bot.store.engine import StoreError, check_reachable, create_engine, database_url, masked, migrate
+from bot.store.engine import (
+    StoreError,
+    check_reachable,
+    create_engine,
+    database_url,
+    masked,
+    migrate,
+    sqlite_path,
+)
 from bot.store.history import HistoryEvent
 from bot.store.jobs import JobRecord
 from bot.store.steps import WaitingStep
@@ -324,6 +332,11 @@ def open_store(
         url = database_url(raw_url)
     except ValueError as error:
         raise StoreError(str(error)) from error
+    if (path := sqlite_path(url)) is not None:
+        try:  # the state directory may not exist yet on a first start
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create the store's folder {path.parent}: {error.strerror}") from error
     engine = create_engine(url, pool_size=pool_size)
     try:
         check_reachable(engine)
