@@ -26,21 +26,23 @@ from typing import TYPE_CHECKING, TextIO
 
 from dotenv import load_dotenv
 
+from bot.mailpartner.answers import Fate
 from bot.mailpartner.client import MESSAGE_ID, CancelOutcome
 from bot.ops.audit import AuditTrail
 from bot.ops.logs import configure_logging
 from bot.settings import MISSING_API_KEY, Mode, Settings, SettingsError
 from bot.slack.commands import CancelRequest, parse_fields
-from bot.slack.messages import render_outcome, terminal_text
+from bot.slack.messages import render_outcome
+from bot.terminal import terminal_text
 
 if TYPE_CHECKING:
     from bot.store import Store
 
 # Exit statuses of `cancel`, for scripts.
 EXIT_ALL_CANCELLED = 0
-EXIT_NOT_CANCELLED = 1  # MailPartner answered, and at least one mail is not cancelled
+EXIT_NOT_CANCELLED = 1  # at least one mail is not cancelled: MailPartner said so, or was never reached
 EXIT_USAGE = 2  # bad arguments or settings
-EXIT_UNKNOWN = 3  # at least one mail's fate is unknown: MailPartner unreachable, silent or unreadable
+EXIT_UNKNOWN = 3  # at least one mail's fate is unknown: MailPartner silent, failing or unreadable
 EXIT_DECLINED = 4  # the confirmation was declined; nothing was sent
 
 log = logging.getLogger("bot")
@@ -346,11 +348,11 @@ def _operator() -> str:
 
 
 def exit_status(outcomes: list[CancelOutcome]) -> int:
-    if all(o.cancelled for o in outcomes):
-        return EXIT_ALL_CANCELLED
-    if any(o.failure is not None for o in outcomes):
+    """The worst fate among the mails (answers.py): unknown, then not cancelled, then all cancelled."""
+    fates = {o.meaning.fate for o in outcomes}
+    if Fate.UNKNOWN in fates:
         return EXIT_UNKNOWN
-    return EXIT_NOT_CANCELLED
+    return EXIT_NOT_CANCELLED if Fate.NOT_CANCELLED in fates else EXIT_ALL_CANCELLED
 
 
 def _as_json(outcome: CancelOutcome, settings: Settings) -> dict[str, object]:

@@ -23,7 +23,6 @@ from bot.settings import Settings
 from bot.slack.commands import split_reason
 from bot.slack.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, MESSAGE_SHORTCUT, REASON_BLOCK
 from bot.slack.local import BOT_USER_ID, LocalSlack, SlackCall
-from bot.slack.messages import terminal_text
 from bot.slack.wire import (
     FORM,
     JSON,
@@ -38,6 +37,7 @@ from bot.slack.wire import (
     slash_command,
     view_submission,
 )
+from bot.terminal import terminal_text
 
 USER = "U0CONSOLE1"
 CHANNEL = "C0CONSOLE1"

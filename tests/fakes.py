@@ -48,7 +48,7 @@ class Fault:
 class FakeMailPartner(LoopbackServer):
     def __init__(self, *, delay: float = 0.0, api_key: str = API_KEY, extra_mails: int = 0) -> None:
         # Besides the sandbox's mails, `extra_mails` more (`m0000`, `m0001`, …) due in two hours.
-        extra = tuple((f"m{i:04d}", "bulk", 7200.0, False) for i in range(extra_mails))
+        extra = tuple((f"m{i:04d}", "bulk", 7200.0, False, 1) for i in range(extra_mails))
         self.sandbox = MailPartnerSandbox(DEFAULT_MAILS + extra, api_key=api_key)
         self.delay = delay
         self.faults: dict[str, list[Fault]] = {}
@@ -110,8 +110,9 @@ class FakeMailPartner(LoopbackServer):
         if fault and fault.body is not None:
             status, body, headers = fault.status, fault.body.encode(), fault.headers
         else:
-            status, answer = self.sandbox.answer(params)
-            if answer.get("code") == 200:
+            endpoint = urlsplit(handler.path).path.rsplit("/", 1)[-1]
+            status, answer = self.sandbox.answer(params, endpoint)
+            if endpoint == "message-cancel" and answer.get("code") == 200:
                 with self._lock:
                     self.cancels[message_id] += 1
             status = fault.status if fault else status

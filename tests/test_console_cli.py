@@ -200,8 +200,9 @@ def test_check_all_ready(tmp_path: Path) -> None:
         fake.stop()
     assert result.returncode == 0, result.stdout
     assert "✅ Slack: signed in as @cancel-mail" in result.stdout
-    assert "✅ MailPartner:" in result.stdout and "accepts the API key" in result.stdout
-    assert [r["messageId"] for r in fake.requests] == ["cancel-mail-bot-connectivity-check"]
+    # `me` tells whose key it is and what it has left; no mail id is sent anywhere.
+    assert "✅ MailPartner: MAILPARTNER_API_KEY is @sandbox's, 5000 mail credits, balance 125.50 EUR" in result.stdout
+    assert [set(r) for r in fake.requests] == [{"apiKey"}]
     assert not fake.cancels
 
 
@@ -224,7 +225,8 @@ def test_check_finds_wrong_key_and_missing_scope(tmp_path: Path) -> None:
 def test_check_unreachable(tmp_path: Path) -> None:
     result = run_bot(["check"], "", tmp_path, **check_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9/v1"))
     assert result.returncode == 1 and "Slack is unreachable" in result.stdout
-    assert "Could not reach MailPartner" in result.stdout and "Traceback" not in result.stderr
+    assert "❌ MailPartner at http://127.0.0.1:9/v1 did not answer (connection)" in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_cli_reason_is_audited_and_in_json(cli_env: FakeMailPartner, capsys) -> None:

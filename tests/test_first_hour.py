@@ -19,8 +19,9 @@ from bot.slack.commands import (
     parse_slash_command,
 )
 from bot.slack.forms import ids_in_message
-from bot.slack.messages import history_message, terminal_text
+from bot.slack.messages import history_message
 from bot.slack.wire import blocks_text, buttons
+from bot.terminal import terminal_text
 from tests.conftest import Harness
 from tests.fakes import ROOT, outside_env
 

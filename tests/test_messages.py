@@ -6,10 +6,12 @@ import json
 
 import pytest
 
+from bot.mailpartner.answers import ANSWERS
 from bot.mailpartner.client import CancelOutcome, FailureKind
 from bot.slack.commands import UsageReason
-from bot.slack.messages import OUTCOMES, escape, outcome_message, prompt_message, render_outcome, usage_text
+from bot.slack.messages import escape, outcome_message, prompt_message, render_outcome, usage_text
 from bot.slack.wire import blocks_text, buttons
+from bot.slack.words import LANGUAGES, OUTCOME_EMOJI
 
 CODES = [1, 3, 4, 5, 6, 7, 10, 200]
 EXPECTED = {
@@ -62,7 +64,7 @@ def test_unknown_code_quotes_mailpartner(lang: str) -> None:
 def test_every_failure_kind_in_both_languages(lang: str, kind: FailureKind) -> None:
     text = render_outcome(CancelOutcome("300", failure=kind, http_status=502), lang)
     assert "`300`" in text and "code" not in text.split("`300`")[1].split()[0]
-    assert text.startswith(OUTCOMES[kind].emoji)
+    assert text.startswith(OUTCOME_EMOJI[kind])
     if kind in (FailureKind.HTTP_ERROR, FailureKind.MALFORMED):
         assert "HTTP 502" in text
 
@@ -72,10 +74,14 @@ def test_confirmed_on_retry_is_said() -> None:
     assert "retry" in text
 
 
-def test_every_table_row_has_both_languages() -> None:
-    for key, row in OUTCOMES.items():
-        assert row.en and row.fr and row.en != row.fr, key
-        assert bool(row.next_en) == bool(row.next_fr), key
+def test_every_answer_has_words_in_every_language_and_every_key_in_both() -> None:
+    en, fr = LANGUAGES["en"], LANGUAGES["fr"]
+    assert set(en.OUTCOMES) == set(fr.OUTCOMES) == set(ANSWERS) == set(OUTCOME_EMOJI)
+    assert set(en.UI) == set(fr.UI)
+    for key in ANSWERS:
+        (what_en, next_en), (what_fr, next_fr) = en.OUTCOMES[key], fr.OUTCOMES[key]
+        assert what_en and what_fr and what_en != what_fr, key
+        assert bool(next_en) == bool(next_fr), key
 
 
 def test_outcome_message_names_people_and_mailpartner() -> None:

@@ -33,7 +33,7 @@ from tests.test_e2e import Driver
         (7, None, "already_sent"),
         (10, None, "key_refused"),
         (1, None, "key_refused"),
-        (3, None, "unexpected_code"),
+        (3, None, "id_missing"),
         (11, None, "unexpected_code"),
         (None, "timeout", "timeout"),
         (None, "connection", "connection"),

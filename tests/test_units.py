@@ -202,7 +202,7 @@ class Clock:
 
 def test_sandbox_rules() -> None:
     sandbox = MailPartnerSandbox(
-        (("m1", "s", 301, False), ("m2", "s", 299, False), ("m3", "s", -1, False)), api_key="right"
+        (("m1", "s", 301, False, 1), ("m2", "s", 299, False, 1), ("m3", "s", -1, False, 1)), api_key="right"
     )
     assert sandbox.cancel("", "m1") == 1
     assert sandbox.cancel("wrong", "m1") == 10

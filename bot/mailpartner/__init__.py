@@ -1,10 +1,9 @@
-"""MailPartner: the `message-cancel` client (one call in, one `CancelOutcome` out) and its sandbox."""
+"""MailPartner: the client (one call in, one typed answer out), what each answer means, and the sandbox."""
 
+from bot.mailpartner.answers import ANSWERS, KNOWN_CODES, FailureKind, Fate, Meaning, Tally, meaning
 from bot.mailpartner.client import (
-    KNOWN_CODES,
     MESSAGE_ID,
     CancelOutcome,
-    FailureKind,
     InvalidMessageId,
     MailPartnerClient,
     MailPartnerConnectionError,
@@ -17,10 +16,12 @@ from bot.mailpartner.client import (
 )
 
 __all__ = [
+    "ANSWERS",
     "KNOWN_CODES",
     "MESSAGE_ID",
     "CancelOutcome",
     "FailureKind",
+    "Fate",
     "InvalidMessageId",
     "MailPartnerClient",
     "MailPartnerConnectionError",
@@ -29,5 +30,8 @@ __all__ = [
     "MailPartnerMalformedAnswer",
     "MailPartnerTimeout",
     "MailPartnerUnavailable",
+    "Meaning",
+    "Tally",
+    "meaning",
     "parse_answer",
 ]

@@ -1,8 +1,13 @@
-"""MailPartner adapter: one `message-cancel` call in, one typed `CancelOutcome` out.
+"""MailPartner adapter: one call in, one typed answer out.
 
-`MailPartnerClient.cancel` never raises for anything MailPartner or the network does: every answer,
-known code or not, and every failure becomes a `CancelOutcome`, so callers render instead of catching.
-Internally each attempt raises from the `MailPartnerError` hierarchy and tenacity decides on retries:
+    cancel(id)           GET message-cancel   → CancelOutcome    retried within MAILPARTNER_DEADLINE
+    delivery_report(id)  GET bulk-status      → DeliveryReport   one attempt, a short timeout (the preview)
+    account()            GET me               → AccountReport    one attempt (`check`)
+
+None of them raises for anything MailPartner or the network does: every answer, known code or not, and
+every failure becomes the typed answer, so callers render instead of catching. What each answer means is
+answers.py's. Internally each attempt raises from the `MailPartnerError` hierarchy (tenacity decides on
+the cancel's retries):
 
     MailPartnerError
     ├── MailPartnerTimeout          no answer in time; the cancel may or may not have happened
@@ -20,13 +25,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from urllib.parse import quote
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_before_delay
 from tenacity.wait import wait_random_exponential
 
+from bot.mailpartner.answers import KNOWN_CODES, FailureKind, Fate, Meaning, Report, meaning, report_of
 from bot.mailpartner.transport import KeptAliveTransport
 
 log = logging.getLogger(__name__)
@@ -34,8 +39,6 @@ log = logging.getLogger(__name__)
 # A leading `-` is never an id: it is an option or a reason typed without ` -- ` (`--wrong`).
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-# The seed's control codes: an answer carrying one of these is MailPartner speaking, whatever the status.
-KNOWN_CODES = frozenset({1, 3, 4, 5, 6, 7, 10, 200})
 
 
 class MailPartnerError(Exception):
@@ -72,13 +75,6 @@ class InvalidMessageId(ValueError):
     """The id is not 1–64 letters, digits, `-` or `_`; it never reaches MailPartner."""
 
 
-class FailureKind(Enum):
-    TIMEOUT = "timeout"
-    CONNECTION = "connection"
-    HTTP_ERROR = "http_error"
-    MALFORMED = "malformed"
-
-
 _FAILURE_OF: dict[type[MailPartnerError], FailureKind] = {
     MailPartnerTimeout: FailureKind.TIMEOUT,
     MailPartnerConnectionError: FailureKind.CONNECTION,
@@ -106,14 +102,70 @@ class CancelOutcome:
     confirmed_on_retry: bool = False
 
     @property
+    def meaning(self) -> Meaning:
+        """What this answer means (answers.py): the mail's fate, its summary column, its result name."""
+        return meaning(self.code, self.failure)
+
+    @property
     def cancelled(self) -> bool:
         """True when the mail will not go out: cancelled now, on a retry, or earlier."""
-        return self.code in (200, 5)
+        return self.meaning.fate is Fate.CANCELLED
 
     @property
     def label(self) -> str:
         """Short machine label for logs and JSON: `code 200`, `timeout`, ..."""
         return f"code {self.code}" if self.code is not None else self.failure.value  # type: ignore[union-attr]
+
+
+DELIVERED = "delivered"  # the one final status the docs show ("Delivered"); any other is not final yet
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One row of a delivery report. `email` is personal data: never in public messages or logs."""
+
+    email: str
+    status: str
+    date: float | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What `bulk-status` said of one mail: its recipients and how far delivery went, or why not."""
+
+    message_id: str
+    report: Report
+    recipients: tuple[Recipient, ...] = ()
+    code: int | None = None
+    message: str = ""
+    failure: FailureKind | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.recipients)
+
+    @property
+    def delivered(self) -> int:
+        return sum(1 for r in self.recipients if r.status.strip().lower() == DELIVERED)
+
+    @property
+    def gone_out(self) -> bool:
+        """Delivered to every recipient: a cancel would answer code 7."""
+        return self.report is Report.FOUND and self.total > 0 and self.delivered == self.total
+
+
+@dataclass(frozen=True)
+class AccountReport:
+    """What `me` said of the account a key belongs to."""
+
+    report: Report
+    username: str = ""
+    mail_credits: int | None = None
+    currency: str = ""
+    balance: str = ""
+    code: int | None = None
+    message: str = ""
+    failure: FailureKind | None = None
 
 
 class MailPartnerClient:
@@ -137,7 +189,8 @@ class MailPartnerClient:
         self._base_url = base_url.rstrip("/") + "/"
         # The whole URL but the id is built once: httpx's pure-Python URL parsing, for a base URL merged
         # with params, cost more CPU than the request itself. Ids match MESSAGE_ID: nothing to quote.
-        self._cancel_url = f"{self._base_url}message-cancel?apiKey={quote(api_key, safe='')}&messageId="
+        self._key = quote(api_key, safe="")
+        self._cancel_url = f"{self._base_url}message-cancel?apiKey={self._key}&messageId="
         # httpx.Client may be shared between threads; the transport keeps a connection per calling thread
         # (transport.py), so the worker pool bounds the connections.
         self._http = httpx.Client(
@@ -214,10 +267,54 @@ class MailPartnerClient:
         )
         return outcome
 
+    def delivery_report(self, message_id: str, *, timeout: float = 2.0) -> DeliveryReport:
+        """The mail's delivery report, in one attempt: the preview waits `timeout` seconds at most."""
+        if not MESSAGE_ID.match(message_id):
+            raise InvalidMessageId(message_id)
+        try:
+            body, code, message = self._ask(f"bulk-status?apiKey={self._key}&messageId={message_id}", timeout)
+        except MailPartnerError as error:
+            log.info("MailPartner bulk-status id=%s: %s", message_id, error)
+            return DeliveryReport(message_id, Report.UNANSWERED, failure=_FAILURE_OF[type(error)])
+        report = report_of(code)
+        rows = body.get("StatutResponseList") if report is Report.FOUND else None
+        recipients = tuple(_recipient(row) for row in rows if isinstance(row, dict)) if isinstance(rows, list) else ()
+        # The count only: addresses never reach a log line.
+        log.info("MailPartner bulk-status id=%s: code %s, %d recipient(s)", message_id, code, len(recipients))
+        return DeliveryReport(message_id, report, recipients, code=code, message=message)
+
+    def account(self, *, timeout: float | None = None) -> AccountReport:
+        """Who the key belongs to, and the credits left: a check of the key that touches no mail."""
+        try:
+            body, code, message = self._ask(f"me?apiKey={self._key}", timeout or self._timeout)
+        except MailPartnerError as error:
+            return AccountReport(Report.UNANSWERED, failure=_FAILURE_OF[type(error)], message=str(error))
+        user = _mapping(body.get("user"))
+        credits = _mapping(body.get("credits"))
+        mail_credits = credits.get("creditMail")
+        return AccountReport(
+            report_of(code),
+            username=str(user.get("username") or "")[:100],
+            mail_credits=mail_credits if isinstance(mail_credits, int) and not isinstance(mail_credits, bool) else None,
+            currency=str(credits.get("currency") or "")[:8],
+            balance=str(credits.get("balance") or "")[:32],
+            code=code,
+            message=message,
+        )
+
+    def _ask(self, query: str, timeout: float) -> tuple[dict[str, object], int, str]:
+        """One GET of `base/query`: the JSON body, its control code and message; raise MailPartnerError."""
+        response = self._get(f"{self._base_url}{query}", timeout)
+        code, message, _status = parse_answer(response)
+        return _mapping(response.json()), code, message
+
     def _attempt(self, message_id: str, timeout: float) -> tuple[int, str, int]:
+        return parse_answer(self._get(f"{self._cancel_url}{message_id}&_format=json", timeout))
+
+    def _get(self, url: str, timeout: float) -> httpx.Response:
         started = time.monotonic()
         try:
-            response = self._http.get(f"{self._cancel_url}{message_id}&_format=json", timeout=timeout)
+            return self._http.get(url, timeout=timeout)
         except httpx.TimeoutException as error:
             raise MailPartnerTimeout(f"no answer within {timeout:g} s") from error
         except httpx.TransportError as error:
@@ -225,7 +322,19 @@ class MailPartnerClient:
         finally:
             if self._on_attempt is not None:
                 self._on_attempt(time.monotonic() - started)
-        return parse_answer(response)
+
+
+def _mapping(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
+
+
+def _recipient(row: dict[str, object]) -> Recipient:
+    raw_date = row.get("date")
+    try:
+        date = float(raw_date) if isinstance(raw_date, (int, float, str)) and raw_date != "" else None
+    except ValueError:
+        date = None
+    return Recipient(email=str(row.get("email") or "")[:254], status=str(row.get("status") or "")[:40], date=date)
 
 
 def parse_answer(response: httpx.Response) -> tuple[int, str, int]:

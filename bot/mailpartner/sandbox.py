@@ -1,10 +1,14 @@
-"""MailPartner sandbox: a simulator of `GET /v1/message-cancel`.
+"""MailPartner sandbox: a simulator of `GET /v1/message-cancel`, `/v1/bulk-status` and `/v1/me`.
 
 It applies the real rules (codes 1, 3, 4, 5, 6, 7, 10, 200; a mail whose time has passed was sent; no
 cancel under 5 minutes before sending) to a handful of mails. Their send times are relative to each
 question, not to start-up: `303` is due in 3 minutes whenever it is asked about, so a walk-through reads
 the same an hour after the console opened. The bot reaches it through the ordinary `MailPartnerClient`
 over an httpx transport, so every line of code above HTTP is the production one.
+
+Its delivery reports take one side of what MailPartner leaves undocumented: a scheduled mail has rows
+whose status is not final ("Scheduled"), a sent one "Delivered" rows, and `302` has no report at all
+(code 4), as a mail not yet sent may well have at the real service. Recipients are at example domains.
 """
 
 from __future__ import annotations
@@ -43,30 +47,44 @@ class SandboxMail:
     subject: str
     send_in: float  # seconds from the moment of any question; negative: sent that long ago
     cancelled: bool = False
+    recipients: int = 1
+    reported: bool = True  # False: bulk-status has no report for it (code 4), though it exists
 
 
-# (id, subject, seconds from any question to the send time, already cancelled)
-DEFAULT_MAILS: tuple[tuple[str, str, float, bool], ...] = (
-    ("300", "Spring sale: 20% off everything", 2 * 3600, False),
-    ("301", "Weekly newsletter #48", 26 * 3600, False),
-    ("302", "Password policy reminder", 3 * 3600, False),
-    ("303", "Flash sale ends tonight", 3 * 60, False),
-    ("304", "Welcome series, part 1", -3600, False),
-    ("305", "Webinar invitation", 6 * 3600, True),
+# (id, subject, seconds from any question to the send time, already cancelled, recipients)
+SandboxMailSpec = tuple[str, str, float, bool, int]
+DEFAULT_MAILS: tuple[SandboxMailSpec, ...] = (
+    ("300", "Spring sale: 20% off everything", 2 * 3600, False, 1240),
+    ("301", "Weekly newsletter #48", 26 * 3600, False, 860),
+    ("302", "Password policy reminder", 3 * 3600, False, 42),
+    ("303", "Flash sale ends tonight", 3 * 60, False, 1240),
+    ("304", "Welcome series, part 1", -3600, False, 3),
+    ("305", "Webinar invitation", 6 * 3600, True, 310),
 )
+UNREPORTED = frozenset({"302"})  # bulk-status answers code 4 for these: "no report yet"
+ACCOUNT = {"username": "sandbox", "creditMail": 5000, "currency": "EUR", "balance": "125.50"}
+_STATUS = {
+    "scheduled": "Scheduled",
+    "due in under 5 minutes": "Scheduled",
+    "sent": "Delivered",
+    "cancelled": "Cancelled",
+}
 
 
 class MailPartnerSandbox:
     def __init__(
         self,
-        mails: tuple[tuple[str, str, float, bool], ...] = DEFAULT_MAILS,
+        mails: tuple[SandboxMailSpec, ...] = DEFAULT_MAILS,
         *,
         api_key: str | None = None,
     ) -> None:
         """`api_key=None` accepts any non-empty key; a string accepts only that key (for code 10)."""
         self._api_key = api_key
         self._lock = threading.Lock()
-        self._mails = {m: SandboxMail(m, subject, send_in, done) for m, subject, send_in, done in mails}
+        self._mails = {
+            m: SandboxMail(m, subject, send_in, done, recipients, m not in UNREPORTED)
+            for m, subject, send_in, done, recipients in mails
+        }
         self.requests = 0
 
     def add_mails(self, message_ids: list[str], *, subject: str = "bulk", send_in: float = 7200.0) -> None:
@@ -91,12 +109,8 @@ class MailPartnerSandbox:
         """Apply MailPartner's rules; return the control code."""
         with self._lock:
             self.requests += 1
-            if not api_key:
-                return 1
-            if self._api_key is not None and api_key != self._api_key:
-                return 10
-            if not message_id:
-                return 3
+            if refused := self._refusal(api_key, message_id):
+                return refused
             mail = self._mails.get(message_id)
             if mail is None:
                 return 4
@@ -110,15 +124,54 @@ class MailPartnerSandbox:
                 mail.cancelled = True
             return code
 
-    def answer(self, params: dict[str, str]) -> tuple[int, dict[str, object]]:
-        """The HTTP status and JSON body MailPartner gives for these query parameters."""
-        code = self.cancel(params.get("apiKey", ""), params.get("messageId", ""))
+    def delivery_report(self, api_key: str, message_id: str) -> dict[str, object]:
+        """`bulk-status`: one row per recipient, or code 1, 3, 4 or 10."""
+        with self._lock:
+            self.requests += 1
+            refused = self._refusal(api_key, message_id)
+            mail = self._mails.get(message_id)
+            if refused or mail is None or not mail.reported:
+                code = refused or 4
+                return {"success": False, "code": code, "message": _MESSAGES[code]}
+            state = self.state(mail)
+        status = _STATUS[state.value]
+        rows = [
+            {"email": f"client{i}@example.fr", "token": f"{message_id}-{i}", "status": status, "cost": 1,
+             "stopMail": state is MailState.CANCELLED, "date": ""}
+            for i in range(mail.recipients)
+        ]  # fmt: skip
+        return {"success": True, "code": 200, "messageId": message_id, "StatutResponseList": rows}
+
+    def account(self, api_key: str) -> dict[str, object]:
+        """`me`: the account's user and credits, or code 10."""
+        refused = self._refusal(api_key, "-")
+        if refused:
+            return {"success": False, "code": refused, "message": _MESSAGES[refused]}
+        credits = {k: ACCOUNT[k] for k in ("creditMail", "currency", "balance")}
+        return {"success": True, "code": 200, "user": {"username": ACCOUNT["username"]}, "credits": credits}
+
+    def _refusal(self, api_key: str, message_id: str) -> int:
+        if not api_key:
+            return 1
+        if self._api_key is not None and api_key != self._api_key:
+            return 10
+        return 0 if message_id else 3
+
+    def answer(self, params: dict[str, str], endpoint: str = "message-cancel") -> tuple[int, dict[str, object]]:
+        """The HTTP status and JSON body MailPartner gives for these query parameters at `endpoint`."""
+        key, message_id = params.get("apiKey", ""), params.get("messageId", "")
+        if endpoint == "bulk-status":
+            return 200, self.delivery_report(key, message_id)
+        if endpoint == "me":
+            return 200, self.account(key)
+        if endpoint != "message-cancel":
+            return 404, {"success": False, "code": 404, "message": "Not found"}
+        code = self.cancel(key, message_id)
         return 200, {"success": code == 200, "code": code, "message": _MESSAGES[code]}
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        if request.method != "GET" or not request.url.path.endswith("/message-cancel"):
-            return httpx.Response(404, json={"success": False, "code": 404, "message": "Not found"})
-        status, body = self.answer(dict(request.url.params))
+        endpoint = request.url.path.rsplit("/", 1)[-1] if request.method == "GET" else ""
+        status, body = self.answer(dict(request.url.params), endpoint)
         return httpx.Response(status, json=body)
 
     def transport(self) -> httpx.BaseTransport:

@@ -3,23 +3,23 @@
 Checks, without cancelling anything: the Slack token and the scopes it was granted, the app-level token's
 form, MailPartner's reachability and acceptance of the API key, and the store (reachable, migrated), which
 it reads and never creates or migrates.
-The MailPartner probe asks to cancel an id that cannot exist (`PROBE_ID`): a valid key answers “not found”
-(code 4), a wrong one code 10.
+MailPartner is asked `me` (who the key belongs to, and the credits left), which touches no mail.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from bot.app import SlackSignInError, mailpartner_client, sign_in
-from bot.mailpartner.client import CancelOutcome
+from bot.mailpartner.answers import Report
+from bot.mailpartner.client import AccountReport
+from bot.mailpartner.sandbox import MailPartnerSandbox
 from bot.settings import MISSING_API_KEY, Mode, Settings
-from bot.slack.messages import render_outcome, terminal_text
 
-PROBE_ID = "cancel-mail-bot-connectivity-check"
 REQUIRED_SCOPES = ("commands", "chat:write", "app_mentions:read")
 
 
@@ -57,26 +57,37 @@ def check_slack(settings: Settings) -> list[Finding]:
 
 
 def check_mailpartner(settings: Settings) -> list[Finding]:
-    if settings.mailpartner_sandbox:
-        return [Finding(True, "MailPartner: the SANDBOX is active (MAILPARTNER_SANDBOX=true); no real mail is reached")]
-    if not settings.mailpartner_api_key:
+    """Ask MailPartner's `me` who the key belongs to: a check of the key that touches no mail."""
+    sandbox = MailPartnerSandbox() if settings.mailpartner_sandbox else None
+    if sandbox is None and not settings.mailpartner_api_key:
         return [Finding(False, f"MailPartner: {MISSING_API_KEY}")]
-    client = mailpartner_client(settings)
+    client = mailpartner_client(settings, sandbox=sandbox)
+    started = time.monotonic()
     try:
-        outcome = client.cancel(PROBE_ID)
+        account = client.account()
     finally:
         client.close()
-    return [_judge(outcome, settings)]
+    finding = _judge(account, settings, "MAILPARTNER_API_KEY", time.monotonic() - started)
+    if sandbox is not None:
+        note = "the SANDBOX is active (MAILPARTNER_SANDBOX=true); no real mail is reached"
+        return [Finding(finding.ok, f"MailPartner: {note}; {finding.text.removeprefix('MailPartner: ')}")]
+    return [finding]
 
 
-def _judge(outcome: CancelOutcome, settings: Settings) -> Finding:
+def _judge(account: AccountReport, settings: Settings, key_name: str, seconds: float) -> Finding:
     where = settings.mailpartner_base_url
-    if outcome.code == 4:
-        return Finding(True, f"MailPartner: {where} answers and accepts the API key ({outcome.latency * 1000:.0f} ms)")
-    if outcome.code in (1, 10):
-        return Finding(False, f"MailPartner refused MAILPARTNER_API_KEY (code {outcome.code}): set the account's key")
-    said = terminal_text(render_outcome(outcome, settings.language, with_next_step=False))
-    return Finding(False, f"MailPartner at {where} did not answer as expected: {said}")
+    if account.report is Report.FOUND:
+        credits = f"{account.mail_credits} mail credits" if account.mail_credits is not None else "credits unknown"
+        balance = f", balance {account.balance} {account.currency}".rstrip() if account.balance else ""
+        user = f"@{account.username}" if account.username else "an account with no user name"
+        return Finding(True, f"MailPartner: {key_name} is {user}'s, {credits}{balance} ({seconds * 1000:.0f} ms)")
+    if account.report is Report.KEY_REFUSED:
+        return Finding(False, f"MailPartner refused {key_name} (code {account.code}): set the account's key")
+    if account.report is Report.UNANSWERED:
+        what = account.failure.value if account.failure else "no answer"
+        return Finding(False, f"MailPartner at {where} did not answer ({what}): {account.message}")
+    said = f"code {account.code}" + (f": “{account.message}”" if account.message else "")
+    return Finding(False, f"MailPartner at {where} did not answer as expected ({said})")
 
 
 def check_store(settings: Settings) -> list[Finding]:

@@ -2,7 +2,7 @@
 
     cancel_mail_requests_total{via}                  command, mention, shortcut, workflow
     cancel_mail_refusals_total{reason}               not_allowed_user, not_allowed_channel, own_request
-    cancel_mail_outcomes_total{result}               one per MailPartner answer or failure (OUTCOME_RESULT)
+    cancel_mail_outcomes_total{result}               one per MailPartner answer or failure (answers.py)
     cancel_mail_recovered_total                      cancels finished after their process died
     cancel_mail_slack_post_failures_total{method}    Slack calls that failed for good (after retries)
     cancel_mail_mailpartner_seconds                  one MailPartner HTTP attempt
@@ -23,26 +23,16 @@ import shutil
 import tempfile
 from typing import Any
 
-from bot.mailpartner.client import FailureKind
+from bot.mailpartner.answers import RESULTS, FailureKind, meaning
 
 VIA = ("command", "mention", "shortcut", "workflow")
 REFUSALS = ("not_allowed_user", "not_allowed_channel", "own_request")
-OUTCOME_RESULT: dict[int | str, str] = {
-    200: "cancelled",
-    5: "already_cancelled",
-    4: "not_found",
-    6: "too_late",
-    7: "already_sent",
-    10: "key_refused",
-    1: "key_refused",
-    **{kind.value: kind.value for kind in FailureKind},
-}
-RESULTS = (*dict.fromkeys(OUTCOME_RESULT.values()), "unexpected_code")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def outcome_result(code: int | None, failure: str | None) -> str:
-    return OUTCOME_RESULT.get(failure if failure else code, "unexpected_code")  # type: ignore[arg-type]
+    """The `result` label of an audit outcome line (answers.py decides it)."""
+    return meaning(code, FailureKind(failure) if failure else None).result
 
 
 class Metrics:

@@ -15,8 +15,8 @@ from typing import Any
 
 from bot.mailpartner.client import MESSAGE_ID
 from bot.slack.commands import MAX_REASON
-from bot.slack.messages import ui
 from bot.slack.ticket import MAX_IDS
+from bot.slack.words import ui
 
 GLOBAL_SHORTCUT = "cancel_mail_form"
 MESSAGE_SHORTCUT = "cancel_mail_from_message"

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.mailpartner.client import CancelOutcome, FailureKind
+from bot.mailpartner.answers import Fate
+from bot.mailpartner.client import CancelOutcome
 from bot.slack.messages import render_outcome
 from bot.slack.recent import RecentIds
 
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CALLBACK_ID = "cancel_scheduled_mail"
-
-# MailPartner may have cancelled the mail before these failures: nobody can say it will be sent.
-_FATE_UNKNOWN = frozenset({FailureKind.TIMEOUT, FailureKind.MALFORMED, FailureKind.HTTP_ERROR})
 
 
 class StepResult(Enum):
@@ -50,7 +48,7 @@ def outcome_result(outcomes: Sequence[CancelOutcome], lost: Sequence[str] = ()) 
     """The result of a confirmed step; `lost` are ids whose cancel broke inside the bot (fate unknown)."""
     if not lost and all(o.cancelled for o in outcomes):
         return StepResult.CANCELLED
-    if lost or any(o.failure in _FATE_UNKNOWN for o in outcomes):
+    if lost or any(o.meaning.fate is Fate.UNKNOWN for o in outcomes):
         return StepResult.UNKNOWN
     if any(o.cancelled for o in outcomes):
         return StepResult.PARTLY_CANCELLED

@@ -1,0 +1,39 @@
+"""The bot's words, one module per language (en.py, fr.py), looked up by key.
+
+`ui(key, lang, **values)` is a sentence of the interface; `outcome_words(key, lang)` what an answer of
+MailPartner's means for the mail and what to do next, keyed like answers.ANSWERS. A test checks that every
+language has every key.
+"""
+
+from __future__ import annotations
+
+from bot.mailpartner.answers import UNKNOWN_CODE, FailureKind
+from bot.slack.words import en, fr
+
+LANGUAGES = {"en": en, "fr": fr}
+
+# The emoji that opens each outcome, the same in every language.
+OUTCOME_EMOJI: dict[int | FailureKind | str, str] = {
+    200: ":white_check_mark:",
+    5: ":white_check_mark:",
+    4: ":grey_question:",
+    6: ":alarm_clock:",
+    7: ":outbox_tray:",
+    10: ":closed_lock_with_key:",
+    1: ":closed_lock_with_key:",
+    3: ":warning:",
+    UNKNOWN_CODE: ":warning:",
+    FailureKind.TIMEOUT: ":hourglass:",
+    FailureKind.CONNECTION: ":electric_plug:",
+    FailureKind.HTTP_ERROR: ":warning:",
+    FailureKind.MALFORMED: ":warning:",
+}
+
+
+def ui(key: str, lang: str, **values: object) -> str:
+    return LANGUAGES[lang].UI[key].format(**values)
+
+
+def outcome_words(key: int | FailureKind | str, lang: str) -> tuple[str, str]:
+    """What happened (a template with `{id}`, `{code}`, `{mp_message}`, `{status}`) and the next step."""
+    return LANGUAGES[lang].OUTCOMES[key]

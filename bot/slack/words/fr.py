@@ -1,0 +1,163 @@
+"""Every word the bot says in French: outcomes by MailPartner answer (answers.py's keys), then the rest."""
+
+from __future__ import annotations
+
+from bot.mailpartner.answers import UNKNOWN_CODE, FailureKind
+
+_RETRY_SAFE = (
+    "Vous pouvez redemander sans risque : si la première demande est passée, MailPartner répondra que l'envoi est "
+    "déjà annulé."
+)
+
+# What happened to the mail, and what to do next: (what, next step).
+OUTCOMES: dict[int | FailureKind | str, tuple[str, str]] = {
+    200: (
+        "L'envoi du mail `{id}` est annulé : il ne partira pas.",
+        "",
+    ),
+    5: (
+        "L'envoi du mail `{id}` était déjà annulé : il ne partira pas.",
+        "",
+    ),
+    4: (
+        "Le mail `{id}` est introuvable chez MailPartner ; rien n'a été annulé.",
+        "Vérifiez l'identifiant : c'est le `messageId` renvoyé par MailPartner lors de la programmation.",
+    ),
+    6: (
+        "Trop tard : le mail `{id}` part dans moins de 5 minutes et ne peut plus être annulé.",
+        "Le mail sera envoyé. Prévenez les personnes concernées ou préparez un correctif.",
+    ),
+    7: (
+        "Le mail `{id}` est déjà parti ; il ne peut plus être annulé.",
+        "Préparez un correctif si nécessaire.",
+    ),
+    10: (
+        "MailPartner a refusé la clé API du bot ; le mail `{id}` n'a pas été annulé.",
+        "Un administrateur doit corriger `MAILPARTNER_API_KEY`, puis redemandez.",
+    ),
+    1: (
+        "MailPartner indique que la clé API manque ; le mail `{id}` n'a pas été annulé.",
+        "Un administrateur doit renseigner `MAILPARTNER_API_KEY`, puis redemandez.",
+    ),
+    3: (
+        "MailPartner indique que l'identifiant du mail manque ; le mail `{id}` n'a pas été annulé.",
+        "C'est un bogue du bot : signalez-le, et annulez depuis le site de MailPartner en attendant.",
+    ),
+    UNKNOWN_CODE: (
+        "MailPartner a répondu par un code inattendu {code} pour le mail `{id}` : « {mp_message} ».",
+        "L'envoi n'est probablement pas annulé : vérifiez sur le site de MailPartner.",
+    ),
+    FailureKind.TIMEOUT: (
+        "MailPartner n'a pas répondu à temps pour le mail `{id}` : le résultat est inconnu.",
+        _RETRY_SAFE,
+    ),
+    FailureKind.CONNECTION: (
+        "Impossible de joindre MailPartner pour le mail `{id}` ; il n'a pas été annulé.",
+        "Réessayez dans une minute. Si cela persiste, vérifiez l'état de MailPartner.",
+    ),
+    FailureKind.HTTP_ERROR: (
+        "MailPartner a échoué (HTTP {status}) pour le mail `{id}` ; il n'a probablement pas été annulé.",
+        _RETRY_SAFE,
+    ),
+    FailureKind.MALFORMED: (
+        "MailPartner a envoyé une réponse illisible (HTTP {status}) pour le mail `{id}` : le résultat est inconnu.",
+        _RETRY_SAFE,
+    ),
+}
+
+UI: dict[str, str] = {
+    "sandbox": ":test_tube: *BAC À SABLE* — aucun vrai mail n'est touché.",
+    "prompt": "Annuler l'envoi programmé du mail {ids} chez MailPartner ? C'est irréversible.",
+    "prompt_many": "Annuler l'envoi programmé des mails {ids} chez MailPartner ? C'est irréversible.",
+    "prompt_second": "<@{requester}> demande l'annulation du mail {ids} chez MailPartner. *Une deuxième personne* "
+    "autorisée doit confirmer.",
+    "prompt_second_many": "<@{requester}> demande l'annulation des mails {ids} chez MailPartner. *Une deuxième "
+    "personne* autorisée doit confirmer.",
+    "prompt_workflow": "<@{requester}> demande, par un workflow, l'annulation du mail {ids} chez MailPartner. C'est "
+    "irréversible.",
+    "prompt_workflow_many": "<@{requester}> demande, par un workflow, l'annulation des mails {ids} chez "
+    "MailPartner. C'est irréversible.",
+    "prompt_expiry": "Demandé par <@{requester}> · expire dans {minutes} min",
+    "reason": "*Motif :* {reason}",
+    "confirm": "Annuler l'envoi",
+    "confirm_many": "Annuler {n} mails",
+    "keep": "Le garder",
+    "confirmed": ":ballot_box_with_check: <@{user}> a confirmé l'annulation de {ids} ; le résultat suit plus bas.",
+    "kept": ":ok_hand: <@{user}> a gardé {ids} ; rien n'a été annulé.",
+    "expired": ":stopwatch: Cette demande a expiré avant d'être confirmée ; rien n'a été annulé. Redemandez avec "
+    "`/cancel-mail {ids_plain}`.",
+    "by": "Confirmé par <@{confirmer}>",
+    "requested": "demandé par <@{requester}>",
+    "mp_said": "MailPartner : « {mp_message} »",
+    "on_retry": "confirmé par une nouvelle tentative après le silence de MailPartner",
+    "recovered": ":recycle: Repris après une interruption : le bot a redémarré pendant l'annulation et a redemandé "
+    "à MailPartner",
+    "summary": "Résultat de l'annulation de {n} mails :",
+    "totals": "*Total :* {cancelled} annulés · {too_late} trop tard · {already_sent} déjà partis · {not_found} "
+    "introuvables · {failed} en échec",
+    "usage": "Usage : `/cancel-mail <id>` (jusqu'à {max} identifiants séparés par des espaces ; puis ` -- motif` "
+    "pour dire pourquoi), ou mentionnez-moi dans un fil : `@{bot} cancel <id> -- motif`. Un identifiant compte "
+    "1 à 64 lettres, chiffres, `-` ou `_`, sans `-` en tête : le `messageId` renvoyé par MailPartner à la "
+    "programmation. Le motif compte {max_reason} caractères au plus. Une confirmation vous sera demandée.",
+    "bad_id": "`{offending}` n'est pas un identifiant de mail valide.",
+    "no_id": "Quel mail ? Donnez son identifiant.",
+    "too_many": "{offending} identifiants, c'est trop à la fois.",
+    "unknown_verb": "Je ne connais pas `{offending}`.",
+    "verb_missing": "Dites `cancel` avant les identifiants : `@{bot} cancel {offending}`.",
+    "reason_unmarked": "Des mots qui ne sont pas des identifiants suivent les identifiants. Si c'est le motif, "
+    "mettez ` -- ` devant : `{offending}`.",
+    "not_id_like": "`{offending}` ne ressemble pas à des identifiants de mail (ils ont des chiffres, comme `302`). "
+    "Le motif a son propre champ.",
+    "reason_required": "Dites pourquoi : un motif est exigé ici, après ` -- `.",
+    "reason_too_long": "Le motif compte {offending} caractères ; {max_reason} au plus.",
+    "too_long": "Ces identifiants et ce motif ne tiennent pas dans une demande ; envoyez moins d'identifiants ou un "
+    "motif plus court.",
+    "history_args": "L'historique prend un identifiant au plus : `/cancel-mail history` ou `/cancel-mail history 300`.",
+    "not_allowed_user": ":no_entry: Vous n'êtes pas autorisé à annuler des mails avec ce bot ; rien n'a été fait. "
+    "Demandez à une personne d'astreinte.",
+    "not_allowed_channel": ":no_entry: Impossible d'annuler des mails depuis ce canal ; rien n'a été fait. Utilisez "
+    "un canal d'astreinte.",
+    "own_request": ":busts_in_silhouette: Une deuxième personne doit confirmer votre propre demande ; vous pouvez "
+    "encore la retirer avec « Le garder ».",
+    "in_flight": ":hourglass_flowing_sand: L'annulation de {ids} est déjà en cours, confirmée par <@{user}> ; le "
+    "résultat sera publié ici.",
+    "shutting_down": ":construction: Le bot redémarre et ne prend pas de nouvelle annulation ; rien n'a été fait. "
+    "Redemandez dans une minute.",
+    "error": ":warning: Un problème est survenu côté bot ; rien n'a été annulé. Redemandez, et prévenez un "
+    "administrateur si cela persiste.",
+    "stale": ":stopwatch: Ce bouton ne fonctionne plus ; rien n'a été fait. Redemandez.",
+    "history_mail": "*Historique du mail `{mail}`*, du plus récent au plus ancien :",
+    "history_here": "*Historique des annulations dans cette conversation*, du plus récent au plus ancien :",
+    "history_none_mail": "Rien n'est enregistré pour le mail `{mail}`.",
+    "history_none_here": "Rien n'est encore enregistré dans cette conversation.",
+    "history_more": "Les {limit} plus récents seulement ; il y en a d'autres. Ceux d'un mail : `/cancel-mail "
+    "history <id>` ; tous, là où tourne le bot : `python -m bot history --limit 200` (ou `--since 7d`).",
+    "history_unavailable": ":warning: L'historique est indisponible : la base de données du bot ne répond pas. Les "
+    "annulations fonctionnent toujours, et le journal garde chaque action.",
+    "h_request": "{actor} a demandé l'annulation de {ids} ({via})",
+    "h_refusal": "{actor} a été refusé ({refusal}) pour {ids}",
+    "h_confirm": "{actor} a confirmé l'annulation de {ids}",
+    "h_keep": "{actor} a gardé {ids}",
+    "h_expiry": "{actor} a confirmé {ids} après l'expiration ; rien n'a été annulé",
+    "h_duplicate": "{actor} a confirmé {ids} pendant une annulation en cours",
+    "h_post_failed": "le résultat pour {ids} n'a pas pu être publié dans Slack",
+    "h_recovery": "le bot a repris l'annulation de {ids} confirmée par {actor}, après une interruption",
+    "h_step_end": "une exécution de workflow s'est terminée : `{result}`",
+    "h_reason": "motif : « {reason} »",
+    "form_title": "Annuler un envoi",
+    "form_submit": "Demander",
+    "form_close": "Fermer",
+    "form_ids": "Identifiants des mails",
+    "form_ids_placeholder": "300 301",
+    "form_ids_hint": "Le messageId de chaque mail, séparés par des espaces, des virgules ou des retours à la ligne "
+    "; {max} au plus.",
+    "form_reason": "Motif",
+    "form_reason_placeholder": "Pourquoi ces mails ne doivent pas partir",
+    "form_conversation": "Publier la confirmation dans",
+    "form_note": "Rien n'est encore annulé : vous (ou une deuxième personne) confirmez d'abord avec un bouton.",
+    "pick_conversation": "Choisissez la conversation où publier la confirmation.",
+    "prompt_undelivered": ":warning: Impossible de publier la confirmation dans <#{channel}> ; rien n'a été annulé. "
+    "Invitez-moi (`/invite @cancel-mail`) ou utilisez `/cancel-mail` dans ce canal.",
+    "step_failed": "Le bot a échoué au démarrage de cette étape ; rien n'a été annulé. Relancez le workflow, et "
+    "prévenez un administrateur si cela persiste.",
+}

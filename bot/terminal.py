@@ -1,0 +1,41 @@
+"""Slack's mrkdwn as a terminal shows it: for the console, the break-glass CLI and `check`."""
+
+from __future__ import annotations
+
+import re
+
+_EMOJI = {
+    ":white_check_mark:": "✅",
+    ":grey_question:": "❔",
+    ":alarm_clock:": "⏰",
+    ":outbox_tray:": "📤",
+    ":closed_lock_with_key:": "🔐",
+    ":warning:": "⚠️",
+    ":hourglass:": "⌛",
+    ":electric_plug:": "🔌",
+    ":hourglass_flowing_sand:": "⏳",
+    ":ballot_box_with_check:": "☑️",
+    ":ok_hand:": "👌",
+    ":stopwatch:": "⏱️",
+    ":no_entry:": "⛔",
+    ":busts_in_silhouette:": "👥",
+    ":construction:": "🚧",
+    ":test_tube:": "🧪",
+    ":recycle:": "♻️",
+}
+
+
+def terminal_text(text: str, *, me: str = "", channels: dict[str, str] | None = None) -> str:
+    """Slack mrkdwn as a terminal shows it: emoji drawn, mentions as @names, entities decoded.
+
+    `channels` names the channel ids the terminal knows (the console's #on-call), as Slack would show them.
+    """
+    names = channels or {}
+    text = re.sub(r":[a-z_]+:", lambda m: _EMOJI.get(m.group(0), m.group(0)), text)
+    if me:
+        text = text.replace(f"<@{me}>", "@you")
+    text = re.sub(r"<@([A-Z0-9]+)>", r"@\1", text)
+    text = re.sub(
+        r"<#([A-Z0-9]+)(?:\|([^>]*))?>", lambda m: "#" + (m.group(2) or names.get(m.group(1)) or m.group(1)), text
+    )
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
