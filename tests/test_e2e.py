@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -305,3 +306,45 @@ def test_thread_rules_over_http_outsider_requester_then_second_person(tmp_path: 
         ("outcome", BOB),
     ]
     assert [a.get("refusal") for a in audit[1:3]] == ["not_allowed_user", "own_request"]
+
+
+def _malformed_bodies() -> list[tuple[str, str]]:
+    """Signed bodies of every wrong shape: 200 of them, as a fuzzer or a broken proxy would send."""
+    payloads: list[object] = [
+        "{nope",
+        [1, 2],
+        {"type": "block_actions", "actions": [{"action_id": "cancel_mail_confirm", "value": "x"}]},
+        {"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "drop_table"}]},
+        {"type": "block_actions", "user": {"id": "U1"}, "actions": "x"},
+        {"type": "view_submission", "user": {"id": "U1"}, "view": "x"},
+        {"type": "shortcut", "callback_id": "cancel_mail_form"},
+        {"type": "message_action", "user": "U1", "callback_id": "cancel_mail_from_message", "trigger_id": "t"},
+    ]
+    forms = [("payload=" + quote(p if isinstance(p, str) else json.dumps(p)), FORM) for p in payloads]
+    forms += [("command=%2Fcancel-mail&text=300", FORM), ("command=%2Fcancel-mail&user_id=U1&text=300", FORM)]
+    events: list[object] = [
+        [1],
+        {"foo": 1},
+        {"type": "event_callback", "event": "x"},
+        {"type": "event_callback", "event_id": "Ev1", "event": {"type": "app_mention", "text": "cancel 300"}},
+        {"type": "event_callback", "event_id": "Ev2", "event": {"type": "function_executed", "inputs": 5}},
+        {"type": "url_verification"},
+    ]
+    jsons = [(json.dumps(e), JSON) for e in events] + [("{", JSON), ("\xff", JSON)]
+    cases = forms + jsons
+    return [cases[i % len(cases)] for i in range(200)]
+
+
+def test_signed_but_malformed_requests_get_400_and_one_log_line_each(world) -> None:
+    driver, mailpartner, _ = world
+    before = len(mailpartner.requests)
+    answers = [driver.post(body, content_type).status_code for body, content_type in _malformed_bodies()]
+    assert set(answers) == {400}, sorted(set(answers))
+    unsigned = driver.post("payload=%7Bnope", FORM, secret="not-the-secret")
+    assert unsigned.status_code == 401  # the signature is checked first, as before
+    assert len(mailpartner.requests) == before
+    log = driver.bot.log()
+    assert log.count("refused a request with a malformed body (400)") >= 200
+    assert "Traceback" not in log
+    response, prompt = driver.command("301")  # and the bot goes on serving
+    assert response.status_code == 200 and buttons(prompt)

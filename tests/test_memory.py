@@ -13,7 +13,7 @@ from bot.slack.wire import JSON, app_mention, blocks_text, buttons
 from bot.store import JobRecord
 from bot.store.engine import create_engine, database_url
 from tests.conftest import ALICE, BOB, ONCALL, Harness
-from tests.fakes import Fault
+from tests.fakes import SIGNING_SECRET, Fault
 from tests.test_workflows import STEP_TOKEN, Step, public_posts
 
 
@@ -171,7 +171,9 @@ def test_cancels_go_on_when_the_database_goes_away(harness: Harness, mailpartner
         assert any("history row lost" in r.getMessage() for r in caplog.records)
         status: list[str] = []
         body = b"".join(
-            BotWSGI(harness.bot)({"PATH_INFO": "/healthz", "REQUEST_METHOD": "GET"}, lambda s, h: status.append(s))
+            BotWSGI(harness.bot, SIGNING_SECRET)(
+                {"PATH_INFO": "/healthz", "REQUEST_METHOD": "GET"}, lambda s, h: status.append(s)
+            )
         )
         assert status == ["200 OK"] and b"store degraded" in body
         harness.command("history")

@@ -102,6 +102,10 @@ def test_the_bot_process_serves_metrics_on_their_own_port(tmp_path: Path) -> Non
             assert 'cancel_mail_outcomes_total{result="not_found"} 1.0' in text
             assert 'cancel_mail_requests_total{via="command"} 3.0' in text
             assert "cancel_mail_mailpartner_seconds_bucket" in text and "cancel_mail_in_flight" in text
+            # Every labelled family is there from the start, at zero: increase() then sees a first failure.
+            for method in ("response_url", "chat.postMessage", "chat.postEphemeral", "chat.update"):
+                assert f'cancel_mail_slack_post_failures_total{{method="{method}"}} 0.0' in text, method
+            assert 'cancel_mail_refusals_total{reason="own_request"} 0.0' in text
             assert driver.http.get("/metrics").status_code == 404  # never on the Slack port
         finally:
             bot.stop()

@@ -27,6 +27,7 @@ from bot.mailpartner.answers import RESULTS, FailureKind, meaning
 
 VIA = ("command", "mention", "shortcut", "workflow")
 REFUSALS = ("not_allowed_user", "not_allowed_channel", "own_request")
+SLACK_METHODS = ("response_url", "chat.postMessage", "chat.postEphemeral", "chat.update")  # replies.py's ways out
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -71,6 +72,8 @@ class Metrics:
             self.refusals.labels(reason)
         for result in RESULTS:
             self.outcomes.labels(result)
+        for method in SLACK_METHODS:  # so that increase() sees the first failure, not an absent series
+            self.slack_failures.labels(method)
 
     def observe(self, line: dict[str, Any]) -> None:
         """Count an audit line."""

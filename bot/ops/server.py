@@ -12,6 +12,7 @@ CANCEL_MAIL_SOCKET_GRACE, it answers 503, so an orchestrator restarts a process 
 from __future__ import annotations
 
 import gc
+import io
 import logging
 import threading
 import time
@@ -22,10 +23,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
 
 from bot.app import Bot, build_bot
 from bot.ops import metrics
 from bot.settings import Settings
+from bot.slack.inbound import problem
 from bot.store import StoreError, open_store
 
 log = logging.getLogger(__name__)
@@ -65,16 +68,47 @@ def _is_health_check(environ: dict[str, Any]) -> bool:
 
 
 class BotWSGI:
-    """`POST /slack/events` to Bolt; `GET /healthz` answers as `health` says."""
+    """`POST /slack/events` to Bolt; `GET /healthz` answers as `health` says.
 
-    def __init__(self, bot: Bot) -> None:
+    A request whose body is not what Slack sends is answered here, before Bolt (inbound.py): 400 when it is
+    signed, 401 when it is not.
+    """
+
+    def __init__(self, bot: Bot, signing_secret: str) -> None:
         self.bot = bot
         self._slack = SlackRequestHandler(bot.app, path="/slack/events")
+        self._verifier = SignatureVerifier(signing_secret)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if _is_health_check(environ):
             return _answer(start_response, *health(self.bot))
+        if environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO") == "/slack/events":
+            body = _read_body(environ)
+            environ["wsgi.input"] = io.BytesIO(body)  # Bolt reads it again
+            wrong = problem(body, environ.get("CONTENT_TYPE", ""))
+            if wrong:
+                # Bolt would fail parsing it (500) before even checking the signature: answer here.
+                status = "400 Bad Request" if self._signed(environ, body) else "401 Unauthorized"
+                log.warning("refused a request with a malformed body (%s): %s", status[:3], wrong)
+                start_response(status, [("Content-Type", "text/plain"), ("Content-Length", "12")])
+                return [b"bad request\n"]
         return self._slack(environ, start_response)
+
+    def _signed(self, environ: dict[str, Any], body: bytes) -> bool:
+        try:
+            return self._verifier.is_valid(
+                body, environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""), environ.get("HTTP_X_SLACK_SIGNATURE", "")
+            )
+        except (ValueError, TypeError):  # no timestamp, or not a number
+            return False
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return environ["wsgi.input"].read(length) if length > 0 else b""
 
 
 class SocketLinkWatch:
@@ -192,7 +226,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", self.settings.port)
         if self.settings.metrics_port:
             log.info("metrics on port %d at /metrics (served by the master process)", self.settings.metrics_port)
-        return BotWSGI(self.bot)
+        return BotWSGI(self.bot, self.settings.slack_signing_secret)
 
     def _drain(self, _server: object, _worker: object) -> None:
         if self.bot is not None:
