@@ -71,7 +71,6 @@ class Settings:
     prompt_ttl: float = 15 * 60.0
     audit_channel: str = ""
     workers: int = 512
-    state_dir: str = ""  # where the default SQLite store lives
     database_url: str = field(default="sqlite:///" + DATABASE_FILE, repr=False)  # may hold a password
     history_days: int = 365
     language: str = "en"
@@ -114,7 +113,6 @@ class Settings:
             prompt_ttl=reader.seconds("CANCEL_MAIL_PROMPT_TTL", 900.0, high=86400),
             audit_channel=reader.channel("CANCEL_MAIL_AUDIT_CHANNEL"),
             workers=reader.integer("CANCEL_MAIL_WORKERS", 512, low=1, high=2048),
-            state_dir=str(state_dir),
             database_url=reader.database("DATABASE_URL", f"sqlite:///{state_dir / DATABASE_FILE}"),
             history_days=reader.integer("CANCEL_MAIL_HISTORY_DAYS", 365, low=1, high=36500),
             language=reader.choice("BOT_LANGUAGE", "en", LANGUAGES, lower=True),
