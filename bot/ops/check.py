@@ -1,9 +1,8 @@
 """`python -m bot check`: find a broken install before an incident does.
 
-Checks, without cancelling anything: the Slack token and the scopes it was granted, the app-level token's
-form, MailPartner's reachability and acceptance of the API key, and the store (reachable, migrated), which
-it reads and never creates or migrates.
-MailPartner is asked `me` (who the key belongs to, and the credits left), which touches no mail.
+Checks, without changing anything: the Slack token and the scopes it was granted, the app-level token's
+form, the MailPartner key (MailPartner's `me`: whose account it opens and the credits left, which touches
+no mail), and the store (reachable, at the newest revision), which it reads and never creates or migrates.
 """
 
 from __future__ import annotations
@@ -79,8 +78,8 @@ def _judge(account: AccountReport, settings: Settings, key_name: str, seconds: f
     if account.report is Report.FOUND:
         credits = f"{account.mail_credits} mail credits" if account.mail_credits is not None else "credits unknown"
         balance = f", balance {account.balance} {account.currency}".rstrip() if account.balance else ""
-        user = f"@{account.username}" if account.username else "an account with no user name"
-        return Finding(True, f"MailPartner: {key_name} is {user}'s, {credits}{balance} ({seconds * 1000:.0f} ms)")
+        whose = f"is @{account.username}'s" if account.username else "is accepted (no user name given)"
+        return Finding(True, f"MailPartner: {key_name} {whose}, {credits}{balance} ({seconds * 1000:.0f} ms)")
     if account.report is Report.KEY_REFUSED:
         return Finding(False, f"MailPartner refused {key_name} (code {account.code}): set the account's key")
     if account.report is Report.UNANSWERED:
