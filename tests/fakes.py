@@ -229,6 +229,8 @@ class FakeSocketMode:
     def __init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._conn: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._closed = False
         self._connected = threading.Event()
         self._acks: dict[str, dict] = {}
         self._changed = threading.Condition()
@@ -260,9 +262,16 @@ class FakeSocketMode:
             return self._acks.get(envelope_id)
 
     def close(self) -> None:
+        """Slack's end goes away for good: no more connections, and the open ones closed."""
+        self._closed = True
+        # close() alone does not wake a thread blocked in accept() on Linux: the socket would go on
+        # listening, and the client would reconnect. shutdown() does wake it.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
-        if self._conn:
-            self._conn.close()
+        for conn in list(self._conns):
+            with contextlib.suppress(OSError):
+                conn.close()
 
     def _accept(self) -> None:
         import base64
@@ -273,6 +282,10 @@ class FakeSocketMode:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
+            if self._closed:
+                conn.close()
+                return
+            self._conns.append(conn)
             request = b""
             while b"\r\n\r\n" not in request:
                 chunk = conn.recv(4096)
