@@ -155,6 +155,10 @@ def test_backup_copies_a_store_that_is_being_written(tmp_path: Path) -> None:
         backup_sqlite(tmp_path / "live.db", tmp_path / "copy.db")
     with pytest.raises(BackupError, match="nothing to back up"):
         backup_sqlite(tmp_path / "none.db", tmp_path / "other.db")
+    (tmp_path / "not-a-store.db").write_text("not SQLite at all " * 100)
+    with pytest.raises(BackupError, match="cannot copy"):
+        backup_sqlite(tmp_path / "not-a-store.db", tmp_path / "half.db")
+    assert not (tmp_path / "half.db").exists()  # no broken copy left to be restored one day
 
 
 def test_backup_command(tmp_path: Path) -> None:

@@ -144,18 +144,19 @@ class MailPartnerSandbox:
 
     def account(self, api_key: str) -> dict[str, object]:
         """`me`: the account's user and credits, or code 10."""
-        refused = self._refusal(api_key, "-")
+        refused = self._refusal(api_key)
         if refused:
             return {"success": False, "code": refused, "message": _MESSAGES[refused]}
         credits = {k: ACCOUNT[k] for k in ("creditMail", "currency", "balance")}
         return {"success": True, "code": 200, "user": {"username": ACCOUNT["username"]}, "credits": credits}
 
-    def _refusal(self, api_key: str, message_id: str) -> int:
+    def _refusal(self, api_key: str, message_id: str | None = None) -> int:
+        """The code refusing this key (and id, for the calls that take one), or 0."""
         if not api_key:
             return 1
         if self._api_key is not None and api_key != self._api_key:
             return 10
-        return 0 if message_id else 3
+        return 3 if message_id == "" else 0
 
     def answer(self, params: dict[str, str], endpoint: str = "message-cancel") -> tuple[int, dict[str, object]]:
         """The HTTP status and JSON body MailPartner gives for these query parameters at `endpoint`."""

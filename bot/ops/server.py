@@ -54,13 +54,15 @@ def health(bot: Bot, link_down: str = "") -> tuple[bool, str]:
     return True, f"ok; store degraded: {problem}" if problem else "ok"
 
 
-def _answer(start_response: StartResponse, ok: bool, text: str) -> list[bytes]:
+def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+    """A one-line text/plain answer: health, refusals, not found."""
     body = (text + "\n").encode()
-    start_response(
-        "200 OK" if ok else "503 Service Unavailable",
-        [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
-    )
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def _answer(start_response: StartResponse, ok: bool, text: str) -> list[bytes]:
+    return _plain(start_response, "200 OK" if ok else "503 Service Unavailable", text)
 
 
 def _is_health_check(environ: dict[str, Any]) -> bool:
@@ -90,8 +92,7 @@ class BotWSGI:
                 # Bolt would fail parsing it (500) before even checking the signature: answer here.
                 status = "400 Bad Request" if self._signed(environ, body) else "401 Unauthorized"
                 log.warning("refused a request with a malformed body (%s): %s", status[:3], wrong)
-                start_response(status, [("Content-Type", "text/plain"), ("Content-Length", "12")])
-                return [b"bad request\n"]
+                return _plain(start_response, status, "bad request")
         return self._slack(environ, start_response)
 
     def _signed(self, environ: dict[str, Any], body: bytes) -> bool:
@@ -160,16 +161,11 @@ def serve_health(bot: Bot, port: int, watch: SocketLinkWatch) -> WSGIServer:
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if _is_health_check(environ):
             return _answer(start_response, *health(bot, watch.problem()))
-        return _not_found(start_response)
+        return _plain(start_response, "404 Not Found", "not found")
 
     server = make_server("0.0.0.0", port, app, handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="healthz", daemon=True).start()
     return server
-
-
-def _not_found(start_response: StartResponse) -> list[bytes]:
-    start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "10")])
-    return [b"not found\n"]
 
 
 class _GunicornLogs(Logger):  # type: ignore[misc]

@@ -29,13 +29,13 @@ def backup_sqlite(source: Path, target: Path) -> int:
     try:
         reader.backup(writer, pages=1024)  # in steps, so the bot's writers are never held up for long
         (check,) = writer.execute("PRAGMA integrity_check").fetchone()
-        if check != "ok":
-            raise BackupError(f"the copy at {target} failed its integrity check: {check}")
+        problem = "" if check == "ok" else f"the copy failed its integrity check: {check}"
     except sqlite3.Error as error:
-        writer.close()
-        target.unlink(missing_ok=True)
-        raise BackupError(f"cannot copy {source}: {error}") from error
+        problem = f"cannot copy {source}: {error}"
     finally:
         reader.close()
         writer.close()
+    if problem:  # no half-made or broken copy is left behind to be restored one day
+        target.unlink(missing_ok=True)
+        raise BackupError(problem)
     return target.stat().st_size
