@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.slack.local import LocalSlack  # noqa: E402
-from bot.slack.wire import blocks_text  # noqa: E402
 from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, FakeMailPartner, Fault, free_port  # noqa: E402
 
 BASE = "localhost/debian-py:bookworm"
@@ -182,17 +180,7 @@ def check_http_mode(root: Path, config: dict[str, object]) -> None:
             assert check.returncode == 0, check.stdout + check.stderr
             print(f"    python -m bot healthcheck: exit 0, {check.stdout.strip()!r}")
 
-            driver = Driver(_At(port), slack)
-            _, prompt = driver.command("300")
-            _, response_url = driver.click(prompt)
-            deadline = time.monotonic() + 5
-            while not mailpartner.requests and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert mailpartner.requests, "the cancel never reached MailPartner"
-            bot.send_signal(signal.SIGTERM)
-            outcome = driver.outcome_at(response_url, timeout=20)
-            assert "`300` is cancelled" in blocks_text(outcome)
-            assert bot.wait(30) == 0
+            Driver(_At(port), slack).drain_mid_cancel(bot, mailpartner, "300")  # as tests/test_e2e.py does
             text = Path(log.name).read_text()
             assert "every in-flight cancel finished" in text, text
             print("    SIGTERM mid-cancel: outcome posted, exit 0, log: every in-flight cancel finished")

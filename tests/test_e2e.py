@@ -62,6 +62,19 @@ class Driver:
         )
         return self.post(body, FORM), response_url
 
+    def drain_mid_cancel(self, process: subprocess.Popen[bytes], mailpartner: FakeMailPartner, mail: str) -> None:
+        """Confirm a cancel of `mail`, SIGTERM `process` once MailPartner has it, and see the drain post it."""
+        _, prompt = self.command(mail)
+        _, response_url = self.click(prompt)
+        deadline = time.monotonic() + 5
+        while not mailpartner.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert mailpartner.requests, "the cancel never reached MailPartner"
+        process.send_signal(signal.SIGTERM)
+        outcome = self.outcome_at(response_url, timeout=20)
+        assert f"`{mail}` is cancelled" in blocks_text(outcome)
+        assert process.wait(30) == 0
+
     def outcome_at(self, response_url: str, timeout: float = 15) -> dict[str, Any]:
         path = response_url.removeprefix(self.slack.url)
         found = self.slack.wait_for(
@@ -215,17 +228,7 @@ def test_sigterm_mid_cancellation_still_posts_outcome(tmp_path: Path) -> None:
         bot = BotProcess(bot_env(free_port(), slack.api_url, mailpartner.base_url), tmp_path / "bot.log")
         try:
             bot.wait_healthy()
-            driver = Driver(bot, slack)
-            _, prompt = driver.command("300")
-            _, response_url = driver.click(prompt)
-            deadline = time.monotonic() + 5
-            while not mailpartner.requests and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert mailpartner.requests, "the cancel never reached MailPartner"
-            bot.proc.send_signal(signal.SIGTERM)
-            outcome = driver.outcome_at(response_url, timeout=20)
-            assert "`300` is cancelled" in blocks_text(outcome)
-            assert bot.proc.wait(30) == 0
+            Driver(bot, slack).drain_mid_cancel(bot.proc, mailpartner, "300")
         finally:
             bot.stop()
             mailpartner.stop()
