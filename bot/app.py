@@ -27,9 +27,10 @@ from bot.mailpartner.sandbox import SANDBOX_KEY, MailPartnerSandbox
 from bot.ops.audit import AuditTrail
 from bot.ops.metrics import Metrics
 from bot.ops.recovery import Sweeper
-from bot.service import CancelService
+from bot.service import LEASE_MARGIN, CancelService
 from bot.settings import Settings
 from bot.slack.access import AccessPolicy, UserGroupDirectory
+from bot.slack.ledger import Ledger
 from bot.slack.listeners import ListenerDeps, register
 from bot.slack.outbox import Outbox
 from bot.slack.replies import Replier
@@ -69,7 +70,8 @@ def retry_handlers() -> list[RetryHandler]:
 
 
 def web_client(settings: Settings, token: str | None = None) -> WebClient:
-    """slack_sdk's client, for Bolt and the calls off the hot path (sign-in, forms, ending workflow runs)."""
+    """slack_sdk's client, for Bolt and the reads off the message path (sign-in, user groups, opening forms).
+    Messages to people never go through it: they are owed, and leave through bot/slack/ledger.py."""
     return WebClient(
         token=token or settings.slack_bot_token,
         base_url=settings.slack_api_url,
@@ -141,9 +143,17 @@ def build_bot(
         # response goes out as soon as they return: no polling for ack(), no shared executor to starve.
         process_before_response=True,
     )
-    slack_http = SlackHttp(settings.slack_api_url, settings.slack_bot_token)
-    replier = Replier(slack_http, Outbox(), on_failure=lambda method: metrics.slack_failures.labels(method).inc())
-    steps = WorkflowSteps(store, audit, lambda token: web_client(settings, token))
+    ledger = Ledger(
+        SlackHttp(settings.slack_api_url, settings.slack_bot_token),
+        Outbox(),
+        store,
+        audit,
+        deadline=settings.delivery_deadline,
+        lease=settings.mailpartner_deadline + LEASE_MARGIN,
+        metrics=metrics,
+    )
+    replier = Replier(ledger)
+    steps = WorkflowSteps(store, audit, replier)
     service = CancelService(
         mailpartner_client(settings, sandbox=sandbox, on_attempt=metrics.mailpartner_seconds.observe),
         replier,
@@ -176,6 +186,11 @@ def build_bot(
     sweeper = None
     if sweep:
         sweeper = Sweeper(
-            store, service, lang=settings.language, sandbox=sandbox is not None, history_days=settings.history_days
+            store,
+            service,
+            lang=settings.language,
+            sandbox=sandbox is not None,
+            history_days=settings.history_days,
+            metrics=metrics,
         ).start()
     return Bot(app=app, service=service, store=store, sweeper=sweeper, sandbox=sandbox, metrics=metrics)

@@ -249,7 +249,7 @@ class Console:
         if ends[-1].method == "functions.completeError":
             self.say(f"[workflow step failed] {terminal_text(ends[-1].payload.get('error', ''))}")
             return
-        outputs = json.loads(ends[-1].payload.get("outputs") or "{}")
+        outputs = ends[-1].payload.get("outputs") or {}
         self.say("[workflow step ended with]")
         for name, value in outputs.items():
             shown = terminal_text(str(value), me=USER).replace("\n", "\n" + " " * 22)

@@ -3,12 +3,14 @@
     click ─ack─▶ confirm() ─▶ start: job recorded with a lease, its mails claimed (store)
                                  ├─▶ outbox: prompt → "confirmed; the outcome follows" (cosmetic, once)
                                  └─▶ MailPartner pool: cancel(id), one task per id, in parallel
-                                         └──▶ outbox: outcome posted (urgent);
-                                              once posted: workflow step ended, job finished
+                                         └──▶ ledger: the outcome, its audit-channel copy and the workflow
+                                              step's end owed, in one transaction with the job's finish
+                                              └──▶ outbox: delivered through outages and restarts
 
-Slack messages wait in the outbox (rate limits, per-channel order), never on a MailPartner call, and a job
-counts as finished only once its outcome is posted: one that dies before is posted by whoever takes it
-over. A mail whose cancel is under way is not sent to MailPartner again: this process checks its own
+Slack messages wait in the outbox (rate limits, outages, per-channel order), never on a MailPartner call.
+A job is finished once its outcome is owed: from then on the outcome is posted as it was rendered, by this
+process or, if it stops, by the next (bot/slack/ledger.py). A job that dies before is finished by whoever
+takes it over. A mail whose cancel is under way is not sent to MailPartner again: this process checks its own
 memory first, then the store's claims (shared by every replica). A job whose process died is taken over
 by `recover()` once its lease runs out (see ops/recovery.py). `drain()` lets in-flight work finish on
 shutdown.
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from bot.mailpartner.client import CancelOutcome, MailPartnerClient
 from bot.ops.audit import AuditTrail
 from bot.ops.metrics import Metrics
+from bot.slack.ledger import LINK
 from bot.slack.messages import (
     Message,
     notice,
@@ -38,8 +41,8 @@ from bot.slack.messages import (
 from bot.slack.outbox import Delivery
 from bot.slack.replies import Conversation, Replier
 from bot.slack.ticket import PromptTicket
-from bot.slack.workflow import StepRef, WorkflowSteps, confirmed_outputs
-from bot.store import JobRecord, Store
+from bot.slack.workflow import StepRef, WorkflowSteps, confirmed_outputs, outcome_result
+from bot.store import JobRecord, OwedRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +150,7 @@ class CancelService:
                     self._idle.wait(remaining)
                 if self._jobs:
                     return False
-            if not self.replier.outbox.wait_idle(max(0.0, deadline - time.monotonic())):
+            if not self.replier.wait_idle(max(0.0, deadline - time.monotonic())):
                 return False
             with self._idle:  # a message's callback may have started more work meanwhile
                 if self._jobs == 0:
@@ -198,23 +201,27 @@ class CancelService:
         self._send(job)  # the prompt already says "confirmed": straight to the outcome
 
     def drain(self, timeout: float) -> bool:
-        """Stop taking work; wait up to `timeout` s for in-flight cancels to post. True when all did."""
+        """Stop taking work; wait up to `timeout` s for in-flight cancels to finish and their messages to be
+        delivered. What is still owed then is handed back to the store for the next process. True when
+        nothing was left."""
         deadline = time.monotonic() + timeout
         with self._idle:
             self._accepting = False
             while self._jobs and (remaining := deadline - time.monotonic()) > 0:
                 self._idle.wait(remaining)
             left = self._jobs
-        posted = self.replier.outbox.close(max(1.0, deadline - time.monotonic()))
-        if left or not posted:
+        delivered, owed = self.replier.ledger.close(max(1.0, deadline - time.monotonic()))
+        if left:
             log.error(
                 "shutdown: %d cancel(s) unfinished after %.0fs; their jobs stay open for a takeover", left, timeout
             )
-        else:
-            log.info("shutdown: every in-flight cancel finished and was posted")
+        if not left and delivered:
+            log.info("shutdown: every in-flight cancel finished; no message is owed")
+        elif not left:
+            log.warning("shutdown: every in-flight cancel finished; %d message(s) still owed, kept in the store", owed)
         self._mp_pool.shutdown(wait=False, cancel_futures=True)
         self._slack_pool.shutdown(wait=False, cancel_futures=True)
-        return left == 0 and posted
+        return left == 0 and delivered
 
     # -- a job's life --------------------------------------------------------------------------------
 
@@ -284,66 +291,63 @@ class CancelService:
             self._guard(lambda: self._finish(job), "finish")
 
     def _finish(self, job: _Job) -> None:
+        """Owe the outcome (and the notes, copies and step end that go with it), finishing the job."""
         outcomes = [job.outcomes[i] for i in job.ticket.ids if i in job.outcomes]
-        if job.crashed:
-            self.replier.post_public(job.where, notice("error", self._lang))
+        where, ticket = job.where, job.ticket
+        about = {"mail_ids": list(ticket.ids), "thread": ticket.thread_ts}
+        records = []
         if outcomes:
-            self._post_outcomes(job, outcomes)
-        else:
-            self._posted(job, outcomes, Delivery(ok=True, via=""))
+            self._audit_outcomes(job, outcomes)
+            message = outcome_message(
+                outcomes,
+                confirmer=job.confirmer,
+                requester=ticket.requester,
+                lang=self._lang,
+                sandbox=self._sandbox,
+                reason=ticket.reason,
+                recovered=job.recovered,
+            )
+            results = [o.label for o in outcomes]
+            records.append(
+                self.replier.public(where, message, kind="outcome", person=job.confirmer, results=results, **about)
+            )
+            if self._audit_channel:
+                records.append(self._audit_copy(job, outcomes))
+        if job.crashed:
+            records.append(self.replier.public(where, notice("error", self._lang), kind="note", person=job.confirmer))
+        step, result = job.step, outcome_result(outcomes, job.crashed).value
+        if step is not None:
+            outputs = confirmed_outputs(ticket.ids, outcomes, job.crashed, self._lang, sandbox=self._sandbox)
+            records.append(self.replier.step_end(step, where.channel, outputs, "", actor=job.confirmer))
 
-    def _posted(self, job: _Job, outcomes: list[CancelOutcome], delivery: Delivery) -> None:
-        """The outcome is in Slack (or could not be, for good): end the workflow step, then finish the job."""
-        step = job.step
-        try:
-            if not delivery.ok:
-                # Slack refused every way: the audit lines keep the outcome; say so loudly.
-                self.audit(
-                    "post_failed",
-                    actor=job.confirmer,
-                    channel=job.where.channel,
-                    thread=job.ticket.thread_ts,
-                    mail_ids=list(job.ticket.ids),
-                    results=[o.label for o in outcomes],
-                )
-                log.error("outcome of %s could not be posted to Slack; it is in the audit log", job.ticket.ids)
-            elif outcomes and self.metrics is not None:
-                self.metrics.outcome_seconds.observe(time.monotonic() - job.started)
-            if outcomes and self._audit_channel:
-                self._post_to_audit_channel(job, outcomes, delivery.ts)
-        finally:
-            if step is None:
-                self._release(job, finished_in_store=True)
-            else:
-                # functions.completeSuccess waits for Slack: off the outbox's threads. The job stays open
-                # until the run is ended, so a crash in between still ends it after a takeover.
-                self.background(lambda: self._end_step(job, step, outcomes))
+        def owed(first: bool | None) -> bool:
+            ended = step is None or self.steps.ended(step, result, first, actor=job.confirmer, channel=where.channel)
+            self._release(job, finished_in_store=False)  # the store finished it with the owe, or retries it
+            return ended
 
-    def _end_step(self, job: _Job, step: StepRef, outcomes: list[CancelOutcome]) -> None:
-        try:
-            outputs = confirmed_outputs(job.ticket.ids, outcomes, job.crashed, self._lang, sandbox=self._sandbox)
-            self.steps.end(step, outputs, actor=job.confirmer, channel=job.where.channel)
-        finally:
-            self._release(job, finished_in_store=True)
-
-    def _post_outcomes(self, job: _Job, outcomes: list[CancelOutcome]) -> None:
-        message = outcome_message(
-            outcomes,
-            confirmer=job.confirmer,
-            requester=job.ticket.requester,
-            lang=self._lang,
-            sandbox=self._sandbox,
-            reason=job.ticket.reason,
-            recovered=job.recovered,
+        self.replier.send(
+            *records,
+            on_done=self._posted(job) if outcomes else None,
+            finish_job=job.id,
+            end_step=(step.execution_id, result) if step is not None else None,
+            on_owed=owed,
         )
+
+    def _posted(self, job: _Job) -> Callable[[Delivery], None]:
+        def posted(delivery: Delivery) -> None:
+            if delivery.ok and self.metrics is not None:
+                self.metrics.outcome_seconds.observe(time.monotonic() - job.started)
+
+        return posted
+
+    def _audit_outcomes(self, job: _Job, outcomes: list[CancelOutcome]) -> None:
         # The audit line is written before Slack is tried: whatever Slack does, the outcome is on record.
-        thread = job.ticket.thread_ts
         for outcome in outcomes:
             self.audit(
                 "outcome",
                 actor=job.confirmer,
                 channel=job.where.channel,
-                thread=thread,
+                thread=job.ticket.thread_ts,
                 mail_ids=[outcome.message_id],
                 requester=job.ticket.requester,
                 reason=job.ticket.reason or None,
@@ -357,16 +361,21 @@ class CancelService:
                 sandbox=self._sandbox,
                 recovered=job.recovered or None,
             )
-        self.replier.post_public(job.where, message, on_done=lambda delivery: self._posted(job, outcomes, delivery))
 
-    def _post_to_audit_channel(self, job: _Job, outcomes: list[CancelOutcome], outcome_ts: str) -> None:
-        anchor = outcome_ts or job.where.prompt_ts or job.ticket.thread_ts
-        link = self.replier.permalink(job.where.channel, anchor) if anchor else ""
-        where = f"in <#{job.where.channel}>" + (f" (<{link}|view>)" if link else "")
+    def _audit_copy(self, job: _Job, outcomes: list[CancelOutcome]) -> OwedRecord:
+        """The outcome for the audit channel, linking to the prompt or thread it answers."""
+        anchor = job.where.prompt_ts or job.ticket.thread_ts
         lines = "\n".join(render_outcome(o, self._lang, with_next_step=False) for o in outcomes)
-        text = f"<@{job.confirmer}> confirmed a cancel {where}:\n{lines}"
         prefix = "[SANDBOX] " if self._sandbox else ""
-        self.replier.post(self._audit_channel, {"text": prefix + text})
+        text = (
+            f"{prefix}<@{job.confirmer}> confirmed a cancel in <#{job.where.channel}>{LINK if anchor else ''}:\n{lines}"
+        )
+        record = self.replier.posted(
+            self._audit_channel, {"text": text}, kind="audit_copy", actor=job.confirmer, mail_ids=list(job.ticket.ids)
+        )
+        if anchor:
+            record.ways[0]["link"] = {"channel": job.where.channel, "ts": anchor}
+        return record
 
     def _release(self, job: _Job, *, finished_in_store: bool) -> None:
         if finished_in_store:

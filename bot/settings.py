@@ -78,6 +78,7 @@ class Settings:
     log_format: str = "text"
     metrics_port: int = 0  # 0: no metrics endpoint
     socket_grace: float = 30.0  # Socket Mode: seconds the WebSocket may be down before /healthz says 503
+    delivery_deadline: float = 86400.0  # seconds a message owed to a person is tried before it is given up
 
     @property
     def mode(self) -> Mode:
@@ -120,6 +121,7 @@ class Settings:
             log_format=reader.choice("LOG_FORMAT", "text", LOG_FORMATS, lower=True),
             metrics_port=reader.integer("METRICS_PORT", 0, low=1, high=65535),
             socket_grace=reader.seconds("CANCEL_MAIL_SOCKET_GRACE", 30.0, high=3600),
+            delivery_deadline=reader.seconds("CANCEL_MAIL_DELIVERY_DEADLINE", 86400.0, high=7 * 86400),
         )
         if not console:
             reader.problems.extend(settings._slack_problems())

@@ -4,7 +4,6 @@ loopback exactly as Slack drives them (a fake Slack Web API and a fake MailPartn
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,7 +65,7 @@ class WorkflowRun:
     def outputs(self) -> dict[str, Any]:
         call = self.completion()
         assert call.method == "functions.completeSuccess" and call.token == STEP_TOKEN
-        return json.loads(call.payload["outputs"])
+        return call.payload["outputs"]
 
     def _mine(self, call: SlackCall) -> bool:
         return call.method.startswith("functions.complete") and call.payload.get("function_execution_id") == (

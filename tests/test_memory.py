@@ -3,8 +3,6 @@ one, cancels taken over after a crash, workflow runs that expire, and cancels th
 
 from __future__ import annotations
 
-import json
-
 from bot.ops.recovery import Sweeper
 from bot.ops.server import BotWSGI
 from bot.service import LEASE_MARGIN
@@ -140,7 +138,7 @@ def test_a_stranded_workflow_cancel_ends_its_run(harness: Harness) -> None:
     harness.settle()
     (call,) = [c for c in harness.slack.calls if c.method == "functions.completeSuccess"]
     assert call.token == STEP_TOKEN and call.payload["function_execution_id"] == "Fx0STRANDED"
-    assert json.loads(call.payload["outputs"])["result"] == "cancelled"
+    assert call.payload["outputs"]["result"] == "cancelled"
 
 
 def test_a_workflow_prompt_nobody_answers_ends_expired(harness: Harness) -> None:

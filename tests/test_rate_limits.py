@@ -106,7 +106,7 @@ def test_outbox_gives_up_after_its_limit_and_says_so() -> None:
     sends.limits["chat.postMessage:x"] = [0.3, 0.3, 0.3]
     outbox.submit(sends("chat.postMessage:x"), lane="A", key="x", method="chat.postMessage", on_done=done.append)
     assert outbox.wait_idle(5)
-    assert done == [Delivery(ok=False, via="rate_limited")] and sends.sent == []
+    assert done == [Delivery(ok=False, via="undelivered")] and sends.sent == []
 
 
 def test_outbox_is_idle_only_once_every_callback_has_run() -> None:
@@ -195,7 +195,8 @@ def test_refusal_notes_and_outcomes_survive_a_long_limit(make_harness) -> None:
 
 
 def test_an_outcome_slack_never_takes_is_audited_after_the_give_up(harness: Harness, audit_lines) -> None:
-    harness.bot.service.replier.outbox._give_up_after = 1.0  # five minutes in production
+    harness.bot.service.replier.ledger.deadline = 1.0  # CANCEL_MAIL_DELIVERY_DEADLINE: a day by default
+    harness.bot.service.replier.outbox._give_up_after = 1.0  # the prompt's cosmetic update: five minutes
     _, prompt = harness.command("300")
     harness.slack.fail("response_url", times=1000, status=429, headers={"Retry-After": "0.3"})
     harness.slack.fail("chat.postMessage", times=1000, status=429, headers={"Retry-After": "0.3"})

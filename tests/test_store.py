@@ -61,9 +61,9 @@ def test_migration_from_an_empty_database(any_database: str) -> None:
     try:
         assert current_revision(engine) is None
         migrate(engine)
-        assert current_revision(engine) == head_revision() == "0002"
+        assert current_revision(engine) == head_revision() == "0003"
         names = set(sa.inspect(engine).get_table_names())
-        assert {"events", "event_mails", "slack_events", "jobs", "claims", "steps"} <= names
+        assert {"events", "event_mails", "slack_events", "jobs", "claims", "steps", "owed"} <= names
         migrate(engine)  # again: nothing to do
     finally:
         engine.dispose()
@@ -76,7 +76,7 @@ def test_migration_from_the_previous_revision_keeps_history(any_database: str, c
     store.record(line("request", ["300"], reason="wrong segment", via="command"))
     assert store.flush()
     migrate(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     (event,) = store.history(mail_id="300") or []
     assert (event.action, event.reason, event.via) == ("request", "wrong segment", "command")
     assert store.first_delivery("Ev1") is True  # the new tables work

@@ -119,7 +119,7 @@ class Step:
     def outputs(self) -> dict[str, Any]:
         (call,) = self.completions()
         assert call.method == "functions.completeSuccess" and call.token == STEP_TOKEN
-        return json.loads(call.payload["outputs"])
+        return call.payload["outputs"]
 
 
 def public_posts(harness: Harness) -> list[str]:

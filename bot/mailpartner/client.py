@@ -29,10 +29,9 @@ from urllib.parse import quote
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_before_delay
-from tenacity.wait import wait_random_exponential
 
+from bot.http import Backoff, kept_alive_client, retry_after
 from bot.mailpartner.answers import KNOWN_CODES, FailureKind, Fate, Meaning, Report, meaning, report_of
-from bot.mailpartner.transport import KeptAliveTransport
 
 log = logging.getLogger(__name__)
 
@@ -192,12 +191,8 @@ class MailPartnerClient:
         self._key = quote(api_key, safe="")
         self._cancel_url = f"{self._base_url}message-cancel?apiKey={self._key}&messageId="
         # httpx.Client may be shared between threads; the transport keeps a connection per calling thread
-        # (transport.py), so the worker pool bounds the connections.
-        self._http = httpx.Client(
-            timeout=timeout,
-            headers={"Accept": "application/json", "User-Agent": "cancel-mail-bot"},
-            transport=transport or KeptAliveTransport(),
-        )
+        # (bot/http.py), so the worker pool bounds the connections.
+        self._http = kept_alive_client(timeout=timeout, headers={"Accept": "application/json"}, transport=transport)
 
     def __repr__(self) -> str:  # the key must not leak through a debug print
         return f"MailPartnerClient(base_url={self._base_url!r})"
@@ -348,7 +343,7 @@ def parse_answer(response: httpx.Response) -> tuple[int, str, int]:
     if code is not None and (code in KNOWN_CODES or status not in RETRYABLE_STATUSES):
         return code, _message_of(body), status
     if status in RETRYABLE_STATUSES:
-        raise MailPartnerUnavailable(status, response.reason_phrase, _retry_after(response))
+        raise MailPartnerUnavailable(status, response.reason_phrase, retry_after(response.headers))
     if status >= 400:
         raise MailPartnerHTTPError(status, response.reason_phrase or "error")
     what = "a JSON answer without a control code" if body is not None else "an answer that is not JSON"
@@ -381,20 +376,12 @@ def _message_of(body: dict[str, object]) -> str:
     return ""
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return None
-
-
 def _reason(error: Exception) -> str:
     text = str(error)
     return f": {text}" if text else ""
 
 
-_backoff = wait_random_exponential(multiplier=0.5, max=8)
+_backoff = Backoff(first=0.5, cap=8).wait
 
 
 def _wait_for_retry(state: RetryCallState) -> float:

@@ -2,7 +2,8 @@
 
 Checks, without changing anything: the Slack token and the scopes it was granted, the app-level token's
 form, the MailPartner key (MailPartner's `me`: whose account it opens and the credits left, which touches
-no mail), and the store (reachable, at the newest revision), which it reads and never creates or migrates.
+no mail), and the store (reachable, at the newest revision, and the messages it still owes people, with the
+oldest one's age), which it reads and never creates or migrates.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bot.mailpartner.sandbox import MailPartnerSandbox
 from bot.settings import MISSING_API_KEY, Mode, Settings
 
 REQUIRED_SCOPES = ("commands", "chat:write", "app_mentions:read")
+OWED_TOO_LONG = 600.0  # seconds: an owed message older than this is a finding, not a passing delay
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def check_store(settings: Settings) -> list[Finding]:
         masked,
         sqlite_path,
     )
+    from bot.store.owed import summary
 
     url = database_url(settings.database_url)
     where = masked(url)
@@ -109,14 +112,18 @@ def check_store(settings: Settings) -> list[Finding]:
     if path is not None and not path.exists():
         return [_no_store_yet(path)]
     engine = create_engine(url, pool_size=1)
+    head = head_revision()
+    owed: tuple[int, float | None] | None = None
     try:
         check_reachable(engine)
         revision = current_revision(engine)
+        if revision == head:
+            with engine.connect() as connection:
+                owed = summary(connection)
     except StoreError as error:
         return [Finding(False, f"Store: DATABASE_URL: {error}")]
     finally:
         engine.dispose()
-    head = head_revision()
     if revision is None:
         return [Finding(True, f"Store: {where} answers and is empty; the bot's first start creates its tables")]
     if revision not in known_revisions():
@@ -134,7 +141,28 @@ def check_store(settings: Settings) -> list[Finding]:
                 f"Store: {where} is at revision {revision}, not {head}: start the bot or run `python -m bot migrate`",
             )
         ]
-    return [Finding(True, f"Store: {where} answers, schema at revision {revision}")]
+    return [Finding(True, f"Store: {where} answers, schema at revision {revision}"), _owed(owed)]
+
+
+def _owed(owed: tuple[int, float | None] | None) -> Finding:
+    """Messages owed to people: none is the usual; a few, briefly, while Slack is slow; old ones mean an
+    outage, or no bot running to deliver them."""
+    count, oldest = owed or (0, None)
+    if not count or oldest is None:
+        return Finding(True, "Owed messages: none; every outcome has reached Slack")
+    age = max(0.0, time.time() - oldest)
+    text = f"Owed messages: {count} not yet taken by Slack, the oldest for {_duration(age)}"
+    if age < OWED_TOO_LONG:
+        return Finding(True, text)
+    return Finding(False, f"{text}: is Slack down, or no bot running to deliver them? (README, Reliability)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _no_store_yet(path: Path) -> Finding:

@@ -4,7 +4,9 @@
     cancel_mail_refusals_total{reason}               not_allowed_user, not_allowed_channel, own_request
     cancel_mail_outcomes_total{result}               one per MailPartner answer or failure (answers.py)
     cancel_mail_recovered_total                      cancels finished after their process died
-    cancel_mail_slack_post_failures_total{method}    Slack calls that failed for good (after retries)
+    cancel_mail_slack_post_failures_total{method}    Slack messages that failed for good (every way, every retry)
+    cancel_mail_slack_owed                           messages owed to people, not yet taken by Slack (the store's)
+    cancel_mail_slack_delivery_seconds               a message owed → Slack took it
     cancel_mail_mailpartner_seconds                  one MailPartner HTTP attempt
     cancel_mail_outcome_seconds                      confirm click to outcome posted
     cancel_mail_in_flight                            mails whose cancel is under way
@@ -27,7 +29,14 @@ from bot.mailpartner.answers import RESULTS, FailureKind, meaning
 
 VIA = ("command", "mention", "shortcut", "workflow")
 REFUSALS = ("not_allowed_user", "not_allowed_channel", "own_request")
-SLACK_METHODS = ("response_url", "chat.postMessage", "chat.postEphemeral", "chat.update")  # replies.py's ways out
+SLACK_METHODS = (  # replies.py's first ways out
+    "response_url",
+    "chat.postMessage",
+    "chat.postEphemeral",
+    "chat.update",
+    "functions.completeSuccess",
+    "functions.completeError",
+)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -60,6 +69,18 @@ class Metrics:
             "cancel_mail_outcome_seconds",
             "Confirm click to outcome posted",
             buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300),
+            **kw,
+        )
+        self.slack_owed = Gauge(
+            "cancel_mail_slack_owed",
+            "Messages owed to people, not yet taken by Slack",
+            multiprocess_mode="livemax",
+            **kw,
+        )
+        self.slack_delivery_seconds = Histogram(
+            "cancel_mail_slack_delivery_seconds",
+            "A message owed to a person until Slack took it",
+            buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400),
             **kw,
         )
         self.in_flight = Gauge(

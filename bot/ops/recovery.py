@@ -2,8 +2,9 @@
 
 Every few seconds it
 - writes the finishes of cancels posted while the store was away, and renews the leases of the cancels
-  this process is running, so no other replica takes them over;
+  and owed messages this process holds, so no other replica takes them over;
 - takes over cancels whose process died (their lease ran out) and finishes them (`CancelService.recover`);
+- takes over messages owed by a process that died or drained, and delivers them (bot/slack/ledger.py);
 - ends Workflow Builder runs whose prompt expired unanswered with `result=expired`, and says so on the prompt;
 - prunes history older than `CANCEL_MAIL_HISTORY_DAYS`, at start and every six hours.
 """
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from bot.ops.metrics import Metrics
 from bot.service import CancelService
 from bot.slack.messages import status_message
 from bot.slack.replies import Conversation
@@ -36,6 +38,7 @@ class Sweeper:
         lang: str,
         sandbox: bool,
         history_days: int,
+        metrics: Metrics | None = None,
         interval: float = 2.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -44,6 +47,7 @@ class Sweeper:
         self._lang = lang
         self._sandbox = sandbox
         self._history_days = history_days
+        self.metrics = metrics
         self._interval = interval
         self._monotonic = monotonic
         self._stop = threading.Event()
@@ -72,10 +76,15 @@ class Sweeper:
         lease = self.service.lease
         self.store.retry_unfinished(lease=lease)
         self.store.renew(self.service.running_jobs(), lease=lease)
+        self.store.renew_owed(lease=lease)
         if self.service.accepting:
             for job in self.store.take_over(lease=lease):
                 log.warning("taking over cancel job %s of %s: its process stopped mid-cancel", job.id, job.confirmer)
                 self.service.recover(job)
+            if owed := self.store.take_over_owed(lease=lease):
+                self.service.replier.ledger.resume(owed)
+        if self.metrics is not None and (summary := self.store.owed_summary()) is not None:
+            self.metrics.slack_owed.set(summary[0])
         for step in self.store.expired_steps():
             self._expire(step)
         if self._pruned_at is None or self._monotonic() - self._pruned_at > PRUNE_EVERY:
@@ -89,10 +98,11 @@ class Sweeper:
             ticket = None
         ids = ticket.ids if ticket else ()
         message = status_message("expired", ids, "", lang=self._lang, sandbox=self._sandbox)
-        ended = self.service.steps.end(
+        replier = self.service.replier
+        where = Conversation(waiting.channel, prompt_ts=waiting.prompt_ts)
+        self.service.steps.end(
             StepRef(waiting.execution_id, waiting.token),
             step_outputs(StepResult.EXPIRED, ids, message["text"]),
             channel=waiting.channel,
+            then=(lambda: replier.replace_prompt(where, message)) if waiting.prompt_ts else None,
         )
-        if ended and waiting.prompt_ts:
-            self.service.replier.replace_prompt(Conversation(waiting.channel, prompt_ts=waiting.prompt_ts), message)

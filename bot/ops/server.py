@@ -41,17 +41,20 @@ StartResponse = Callable[..., Any]
 
 
 def health(bot: Bot, link_down: str = "") -> tuple[bool, str]:
-    """What `/healthz` says: healthy or not, and why, in one line.
+    """What `/healthz` says: healthy or not, and why, in one line, with the messages this process still owes.
 
-    A degraded store is still healthy: cancels work without it, and a restart would not help. A process
+    A degraded store is still healthy: cancels work without it, and a restart would not help. Messages
+    waiting for Slack are no reason either: a restart would only hand them to another process. A process
     that drains, or whose link to Slack has been down past its grace, is not.
     """
+    owed = bot.service.replier.ledger.owed_here
+    owing = f"; {owed} message(s) owed to people, waiting for Slack" if owed else ""
     if not bot.service.accepting:
-        return False, "draining"
+        return False, "draining" + owing
     if link_down:
-        return False, link_down
+        return False, link_down + owing
     problem = bot.store.problem
-    return True, f"ok; store degraded: {problem}" if problem else "ok"
+    return True, ("ok; store degraded: " + problem if problem else "ok") + owing
 
 
 def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:

@@ -276,15 +276,17 @@ class _Listeners:
             steps.started(step, channel=channel, ticket=ticket.encode(), expires_at=ticket.issued_at + deps.prompt_ttl)
             self._audit_request(ticket, via="workflow", execution=step.execution_id)
 
-            def posted(delivery: Delivery) -> None:
+            def posted(delivery: Delivery) -> None:  # on an outbox thread: the store write goes elsewhere
                 if delivery.ok:
-                    steps.prompt_posted(step, delivery.ts)
+                    deps.service.background(lambda: steps.prompt_posted(step, delivery.ts))
                     return
                 undelivered = ui("prompt_undelivered", deps.lang, channel=channel)
-                deps.service.background(lambda: steps.end(step, error=undelivered, actor=requester, channel=channel))
+                steps.end(step, error=undelivered, actor=requester, channel=channel)
 
             # Posted with the run's own token: only then does the click bring `function_data` back.
-            deps.service.replier.post(channel, self._prompt(ticket), token=step.token, on_done=posted)
+            replier = deps.service.replier
+            prompt = replier.posted(channel, self._prompt(ticket), kind="prompt", token=step.token, actor=requester)
+            replier.send(prompt, on_done=posted)
         except Exception:  # a run left waiting would hold the workflow forever: end it, then report
             log.exception("workflow step %s failed to start", step.execution_id)
             steps.end(step, error=ui("step_failed", deps.lang), actor=requester, channel=channel)
@@ -448,9 +450,7 @@ class _Listeners:
         deps.service.replier.replace_prompt(click.where, message)
         if click.step is not None:
             step, outputs = click.step, step_outputs(result, click.ticket.ids, message["text"])
-            deps.service.background(
-                lambda: deps.service.steps.end(step, outputs, actor=click.user, channel=click.channel)
-            )
+            deps.service.steps.end(step, outputs, actor=click.user, channel=click.channel)
 
     def _tell(self, where: Conversation, user: str, message: Message) -> None:
         self.deps.service.replier.tell(where, user, message)

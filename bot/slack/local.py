@@ -2,7 +2,8 @@
 
 The console and the tests point the bot's `WebClient` here (`SLACK_API_URL`) and hand out
 `response_url`s from here, then read back every message the bot sent. It answers like Slack does
-for the methods the bot uses, and can be told to fail a method a number of times.
+for the methods the bot uses, and can be told to fail a method a number of times, to enforce a rate
+limit, or to go down altogether for a while (`outage`): answering 503, dropping connections, or hanging.
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ class LocalSlack(LoopbackServer):
         self._failures: dict[str, _Failure] = {}
         self._limits: dict[str, _Limit] = {}
         self.rate_limited = 0  # calls answered 429 by a limit
+        self.down_until = 0.0  # an outage (monotonic time it ends) and how it shows: see outage()
+        self.down_how = ""
+        self.refused_in_outage = 0
         self._changed = threading.Condition()
         self._ts = itertools.count(1)
         self._urls = itertools.count(1)
@@ -119,6 +123,8 @@ class LocalSlack(LoopbackServer):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8", "replace")
+                if fake._down(self):
+                    return
                 token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
                 path, _, query = self.path.partition("?")
                 status, body, headers = fake._handle(path, raw, self.headers.get("Content-Type", ""), token, query)
@@ -157,6 +163,34 @@ class LocalSlack(LoopbackServer):
         """Make the next `times` calls to `target` (a method like `chat.postMessage`, or `response_url`) fail."""
         body = {"ok": False, "error": error or "fatal_error"} if target != "response_url" else {"error": error}
         self._failures[target] = _Failure(status, body, headers or {}, times)
+
+    def outage(self, seconds: float, how: str = "503") -> None:
+        """Be down for `seconds` from now, for every method and response_url: `503` answers HTTP 503,
+        `drop` closes each connection without an answer, `hang` holds each request until the outage ends
+        and then closes it without an answer."""
+        if how not in ("503", "drop", "hang"):
+            raise ValueError(f"unknown outage {how!r}")
+        self.down_how, self.down_until = how, time.monotonic() + seconds
+
+    def _down(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Answer as a Slack that is down; False when it is up."""
+        left = self.down_until - time.monotonic()
+        if left <= 0:
+            return False
+        with self._changed:
+            self.refused_in_outage += 1
+        if self.down_how == "hang":
+            time.sleep(left)
+        if self.down_how == "503":
+            data = b"<html>503 Service Unavailable</html>"
+            handler.send_response(503)
+            handler.send_header("Content-Type", "text/html")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        else:
+            handler.close_connection = True
+        return True
 
     def limit(self, method: str, *, every: float, burst: int = 1, per_channel: bool = True) -> None:
         """Enforce a rate limit on `method` as Slack does: 429 with Retry-After past it (`response_url`: per URL)."""

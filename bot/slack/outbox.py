@@ -5,11 +5,14 @@ lose a message a person waits for, and never let one busy channel hold up anothe
         ├─ URGENT (prompts, outcomes, notes) go before COSMETIC ones (prompt updates)
         ├─ a COSMETIC update is dropped when a later one for the same prompt supersedes it
         ├─ messages of one conversation (`key`) go one at a time, in order
-        └─ a 429 pauses what it applies to, for Retry-After seconds: the channel (chat.postMessage,
-           response_url) or the method across the workspace (chat.update, chat.postEphemeral), and the
-           message is tried again; after `give_up_after` (5 minutes) it is reported as not delivered
+        ├─ a 429 pauses what it applies to, for Retry-After seconds: the channel (chat.postMessage,
+        │  response_url) or the method across the workspace (chat.update, chat.postEphemeral)
+        └─ Slack unavailable (5xx, no connection, no answer): the message waits the shared backoff
+           (bot/http.py; capped, jittered), its conversation holding behind it, and is tried again
 
-A fixed set of worker threads serves every channel; a paused channel holds none of them.
+This is the only place Slack calls are retried. A message not delivered by its own deadline (`give_up_after`
+seconds from submit: 5 minutes by default, CANCEL_MAIL_DELIVERY_DEADLINE for owed messages) is reported
+as not delivered. A fixed set of worker threads serves every channel; a waiting message holds none.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from bot.slack.webapi import RateLimited
+from bot.http import Backoff
+from bot.slack.webapi import RateLimited, SlackRetryable
 
 log = logging.getLogger(__name__)
 
-GIVE_UP_AFTER = 300.0  # seconds of rate limiting before a message is reported as not delivered
+GIVE_UP_AFTER = 300.0  # seconds before a message is reported as not delivered, unless the sender says
+RETRY_CAP = 30.0  # the longest wait between two tries while Slack is unavailable: back within 30 s of Slack
 
 
 class Priority(IntEnum):
@@ -38,7 +43,7 @@ class Priority(IntEnum):
 @dataclass(frozen=True)
 class Delivery:
     ok: bool
-    via: str  # "response_url", "web_api", or why nothing went: "", "rate_limited", "superseded"
+    via: str  # "response_url", "web_api", or why nothing went: "", "undelivered", "superseded"
     ts: str = ""
 
 
@@ -55,6 +60,8 @@ class _Item:
     give_up_at: float = field(compare=False)
     dropped: bool = field(default=False, compare=False)
     in_flight: bool = field(default=False, compare=False)
+    not_before: float = field(default=0.0, compare=False)  # waiting out a failure until then
+    failures: int = field(default=0, compare=False)
 
 
 class Outbox:
@@ -64,14 +71,17 @@ class Outbox:
         workers: int = 32,
         give_up_after: float = GIVE_UP_AFTER,
         clock: Callable[[], float] = time.monotonic,
+        backoff: Backoff | None = None,
     ) -> None:
         self._workers = workers
         self._give_up_after = give_up_after
         self._clock = clock
+        self._backoff = backoff or Backoff(cap=RETRY_CAP)
         self._heap: list[_Item] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
-        self._busy_keys: set[str] = set()
+        # conversation → the message that holds it: the one sending, or the one waiting out a failure
+        self._busy_keys: dict[str, int] = {}
         self._lane_paused: dict[str, float] = {}
         self._method_paused: dict[str, float] = {}
         self._superseding: dict[str, _Item] = {}
@@ -90,11 +100,11 @@ class Outbox:
         priority: Priority = Priority.URGENT,
         supersede: str = "",
         on_done: Callable[[Delivery], None] | None = None,
+        give_up_after: float | None = None,
     ) -> None:
-        """Queue `send` (which may raise RateLimited); `on_done` is told the final Delivery, once."""
-        item = _Item(
-            priority, next(self._seq), lane, key, method, send, on_done, supersede, self._clock() + self._give_up_after
-        )
+        """Queue `send` (which may raise SlackRetryable); `on_done` is told the final Delivery, once."""
+        patience = self._give_up_after if give_up_after is None else give_up_after
+        item = _Item(priority, next(self._seq), lane, key, method, send, on_done, supersede, self._clock() + patience)
         dropped = None
         with self._cond:
             if self._closed:
@@ -127,7 +137,7 @@ class Outbox:
 
     def close(self, timeout: float) -> bool:
         """Deliver what is queued within `timeout` s, then stop. Messages left are not reported as failed:
-        their cancels stay unfinished in the store, and another process posts them."""
+        the owed ones stay in the store, and the ledger hands them to the next process (ledger.py)."""
         idle = self.wait_idle(timeout)
         with self._cond:
             self._closed = True
@@ -142,18 +152,18 @@ class Outbox:
     def _work(self) -> None:
         while True:
             item, expired = self._next()
-            for late in expired:  # rate limited for too long while waiting its turn
-                self._finish_callback(late, Delivery(ok=False, via="rate_limited"))
+            for late in expired:  # it could not go before its deadline
+                self._finish_callback(late, Delivery(ok=False, via="undelivered"))
             if item is None:
                 if expired:
                     continue
                 return
             try:
                 delivery = item.send()
-            except RateLimited as limited:
-                if self._retry_later(item, limited):
+            except SlackRetryable as failure:
+                if self._retry_later(item, failure):
                     continue
-                delivery = Delivery(ok=False, via="rate_limited")
+                delivery = Delivery(ok=False, via="undelivered")
             except Exception:
                 log.exception("%s to %s failed", item.method, item.lane)
                 delivery = Delivery(ok=False, via="")
@@ -169,7 +179,7 @@ class Outbox:
                     self._settle(late)
                 if item is not None:
                     item.in_flight = True
-                    self._busy_keys.add(item.key)
+                    self._busy_keys[item.key] = item.seq
                     return item, expired
                 if expired:
                     return None, expired
@@ -188,15 +198,19 @@ class Outbox:
         while self._heap:
             item = heapq.heappop(self._heap)
             if item.dropped:
+                if self._busy_keys.get(item.key) == item.seq:  # it was waiting out a failure
+                    del self._busy_keys[item.key]
                 continue
-            paused_until = max(self._lane_paused.get(item.lane, 0.0), self._method_paused.get(item.method, 0.0))
+            paused_until = max(
+                self._lane_paused.get(item.lane, 0.0), self._method_paused.get(item.method, 0.0), item.not_before
+            )
             if paused_until > now:
                 if paused_until > item.give_up_at:
                     expired.append(item)
                     continue
                 wake = paused_until if wake is None else min(wake, paused_until)
                 waiting.append(item)
-            elif item.key in self._busy_keys:
+            elif self._busy_keys.get(item.key, item.seq) != item.seq:  # an earlier message of its conversation
                 waiting.append(item)
             else:
                 chosen = item
@@ -205,14 +219,22 @@ class Outbox:
             heapq.heappush(self._heap, item)
         return chosen, wake, expired
 
-    def _retry_later(self, item: _Item, limited: RateLimited) -> bool:
-        """Pause what the 429 applies to and queue `item` again. False: give it up (too late to retry);
-        True: it is queued again, or dropped for a later update of the same prompt that came meanwhile."""
-        until = self._clock() + limited.retry_after
+    def _retry_later(self, item: _Item, failure: SlackRetryable) -> bool:
+        """Queue `item` again: after the 429's pause of what it applies to, or after the backoff while Slack
+        is unavailable. False: give it up (its deadline comes first). True: it is queued again, or dropped
+        for a later update of the same prompt that came meanwhile."""
+        now = self._clock()
         with self._cond:
-            paused = self._lane_paused if limited.per_channel else self._method_paused
-            scope = item.lane if limited.per_channel else item.method
-            paused[scope] = max(paused.get(scope, 0.0), until)
+            item.failures += 1
+            if isinstance(failure, RateLimited):
+                paused = self._lane_paused if failure.per_channel else self._method_paused
+                scope = item.lane if failure.per_channel else item.method
+                until = now + (failure.retry_after or 0.0)
+                paused[scope] = max(paused.get(scope, 0.0), until)
+            else:
+                scope = item.lane
+                wait = failure.retry_after if failure.retry_after is not None else self._backoff(item.failures)
+                until = item.not_before = now + min(wait, RETRY_CAP * 10)
             superseded = bool(item.supersede) and self._superseding.get(item.supersede) is not item
             if superseded:
                 self._settle(item)
@@ -220,13 +242,15 @@ class Outbox:
                 return False
             else:
                 item.in_flight = False
-                self._busy_keys.discard(item.key)
+                if item.priority is not Priority.URGENT and self._busy_keys.get(item.key) == item.seq:
+                    del self._busy_keys[item.key]  # a cosmetic update lets the outcome go past it
+                # else it keeps its conversation while it waits: nothing after it may overtake it
                 heapq.heappush(self._heap, item)
                 self._cond.notify_all()
         if superseded:
             self._finish_callback(item, Delivery(ok=False, via="superseded"))
         else:
-            log.info("%s to %s rate limited: waiting %gs", item.method, scope, limited.retry_after)
+            log.info("%s to %s: %s; trying again in %.1fs", item.method, scope, failure.error, until - now)
         return True
 
     def _done(self, item: _Item, delivery: Delivery) -> None:
@@ -236,7 +260,8 @@ class Outbox:
 
     def _settle(self, item: _Item) -> None:
         """Off the queue: its conversation's next message may go. Still pending until its callback ran."""
-        self._busy_keys.discard(item.key)
+        if self._busy_keys.get(item.key) == item.seq:
+            del self._busy_keys[item.key]
         if item.supersede and self._superseding.get(item.supersede) is item:
             del self._superseding[item.supersede]
         self._cond.notify_all()
@@ -244,10 +269,8 @@ class Outbox:
     def _finish_callback(self, item: _Item, delivery: Delivery) -> None:
         """Tell `on_done`, then count the message done: wait_idle() and close() return only once every
         callback has run, so a drain does not exit before a posted job is marked finished."""
-        if not delivery.ok and delivery.via == "rate_limited":
-            log.error(
-                "%s to %s not delivered: rate limited for over %.0fs", item.method, item.lane, self._give_up_after
-            )
+        if not delivery.ok and delivery.via == "undelivered":
+            log.error("%s to %s not delivered: Slack did not take it before its deadline", item.method, item.lane)
         try:
             if item.on_done is not None:
                 item.on_done(delivery)

@@ -1,26 +1,34 @@
-"""Where a flow's messages go: the prompt, the outcome, prompt updates and notes for one person.
+"""Where a flow's messages go: the prompt, the outcome, prompt updates, notes for one person, step ends.
 
-Each operation is queued in the outbox (it returns at once) and tells `on_done` how it went. Each has a
-first way and a fallback between the click's `response_url` (works in private channels and DMs where the
-bot is not a member) and the Web API (works after a `response_url` is used up or expired). A rate limit
-does not fall back, since the other way may post to the wrong place: the outbox waits and tries again.
+Every message but a prompt's update is owed (bot/slack/ledger.py): written to the store, then delivered
+through outages and restarts. Each lists its ways, first to last resort:
+
+    public (outcome, summary)   the thread by chat.postMessage, or the channel by the click's response_url;
+                                then the other; then a direct message to the person it is for
+    private (a note, a prompt)  the response_url (ephemeral), then chat.postEphemeral, then a direct message
+    posted (thread prompt)      chat.postMessage
+    step end                    functions.completeSuccess / completeError, with the run's own token
+
+A prompt's update ("confirmed; the outcome follows") is cosmetic: kept in memory, behind the outcomes, and
+dropped when a later update of the same prompt supersedes it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bot.slack.ledger import Ledger, OnDone
 from bot.slack.messages import Message
-from bot.slack.outbox import Delivery, Outbox, Priority
-from bot.slack.webapi import RateLimited, SlackCallError, SlackHttp
+from bot.slack.outbox import Priority
+from bot.slack.webapi import SlackCallError
+from bot.store import OwedRecord
+
+if TYPE_CHECKING:
+    from bot.slack.workflow import StepRef
 
 log = logging.getLogger(__name__)
-
-OnDone = Callable[[Delivery], None]
 
 
 @dataclass(frozen=True)
@@ -38,133 +46,121 @@ class Conversation:
         return self.response_url or f"{self.channel}/{self.thread_ts}/{self.prompt_ts}"
 
 
+def _web(method: str, token: str = "", **payload: Any) -> dict[str, Any]:
+    way: dict[str, Any] = {"via": "web", "method": method, "payload": {k: v for k, v in payload.items() if v}}
+    if token:
+        way["token"] = token
+    return way
+
+
 class Replier:
-    def __init__(self, slack: SlackHttp, outbox: Outbox, on_failure: Callable[[str], None] | None = None) -> None:
-        self._slack = slack
-        self.outbox = outbox
-        self._on_failure = on_failure  # told the method of each message that could not be delivered
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.outbox = ledger.outbox
+
+    # -- records: a message and its ways, ready to owe -----------------------------------------------
+
+    def public(self, where: Conversation, message: Message, *, kind: str, person: str = "", **meta: Any) -> OwedRecord:
+        """For the whole conversation: the thread, or the channel through the response_url; `person` gets a
+        direct message when neither works."""
+        by_post = _web("chat.postMessage", channel=where.channel, thread_ts=where.thread_ts, **message)
+        ways = [by_post]
+        if where.response_url:
+            by_url = self.ledger.url_way(
+                where.response_url, {"response_type": "in_channel", "replace_original": False, **message}
+            )
+            ways = [by_post, by_url] if where.thread_ts else [by_url, by_post]
+        if person:
+            ways.append(_web("chat.postMessage", channel=person, **message))
+        return self.ledger.record(kind, where.channel, where.key, ways, message.get("text", ""), actor=person, **meta)
+
+    def private(
+        self, where: Conversation, user: str, message: Message, *, kind: str = "note", **meta: Any
+    ) -> OwedRecord:
+        """Only `user` sees it: ephemeral where the conversation is, else a direct message."""
+        ways = []
+        if where.response_url:
+            ways.append(
+                self.ledger.url_way(
+                    where.response_url, {"response_type": "ephemeral", "replace_original": False, **message}
+                )
+            )
+        ways.append(_web("chat.postEphemeral", channel=where.channel, user=user, thread_ts=where.thread_ts, **message))
+        ways.append(_web("chat.postMessage", channel=user, **message))
+        return self.ledger.record(kind, where.channel, where.key, ways, message.get("text", ""), actor=user, **meta)
+
+    def posted(
+        self, channel: str, message: Message, *, kind: str, thread_ts: str = "", token: str = "", **meta: Any
+    ) -> OwedRecord:
+        """chat.postMessage; `token`: a workflow run's own, so that clicks bring its `function_data` back."""
+        way = _web("chat.postMessage", token, channel=channel, thread_ts=thread_ts, **message)
+        key = Conversation(channel, thread_ts).key
+        return self.ledger.record(kind, channel, key, [way], message.get("text", ""), **meta)
+
+    def step_end(
+        self, step: StepRef, channel: str, outputs: dict[str, object] | None, error: str, **meta: Any
+    ) -> OwedRecord:
+        if error:
+            way = _web("functions.completeError", step.token, function_execution_id=step.execution_id, error=error)
+        else:
+            way = _web(
+                "functions.completeSuccess", step.token, function_execution_id=step.execution_id, outputs=outputs
+            )
+            way["payload"].setdefault("outputs", {})
+        text = error or str((outputs or {}).get("result", ""))
+        return self.ledger.record("step_end", channel, f"step:{step.execution_id}", [way], text, **meta)
+
+    def send(self, *records: OwedRecord, on_done: OnDone | None = None, **owe: Any) -> None:
+        """Owe `records` and deliver them; `on_done` is told how the first one went."""
+        callbacks = {records[0].id: on_done} if on_done is not None and records else {}
+        self.ledger.owe(list(records), on_done=callbacks, **owe)
+
+    # -- the usual messages --------------------------------------------------------------------------
 
     def post_prompt(self, channel: str, thread_ts: str, message: Message, on_done: OnDone | None = None) -> None:
-        self.post(channel, message, thread_ts=thread_ts, on_done=on_done)
+        self.send(self.posted(channel, message, kind="prompt", thread_ts=thread_ts), on_done=on_done)
+
+    def post_public(
+        self, where: Conversation, message: Message, on_done: OnDone | None = None, *, person: str = ""
+    ) -> None:
+        self.send(self.public(where, message, kind="note", person=person), on_done=on_done)
+
+    def tell(self, where: Conversation, user: str, message: Message, on_done: OnDone | None = None) -> None:
+        self.send(self.private(where, user, message), on_done=on_done)
+
+    def post(
+        self, channel: str, message: Message, *, thread_ts: str = "", token: str = "", on_done: OnDone | None = None
+    ) -> None:
+        self.send(self.posted(channel, message, kind="note", thread_ts=thread_ts, token=token), on_done=on_done)
 
     def replace_prompt(self, where: Conversation, message: Message, on_done: OnDone | None = None) -> None:
         """Cosmetic: waits behind outcomes, and a later replacement of the same prompt drops this one."""
-        by_update = partial(self._web, "chat.update", channel=where.channel, ts=where.prompt_ts, **message)
-        by_url = partial(self._respond, where.response_url, replace_original=True, **message)
-        ways = [by_update, by_url] if where.prompt_ts else [by_url, by_update]
-        self._queue(
-            where,
-            "chat.update" if where.prompt_ts else "response_url",
-            ways,
-            on_done,
+        by_update = _web("chat.update", channel=where.channel, ts=where.prompt_ts, **message)
+        ways = [by_update]
+        if where.response_url:
+            by_url = self.ledger.url_way(where.response_url, {"replace_original": True, **message})
+            ways = [by_update, by_url] if where.prompt_ts else [by_url, by_update]
+        method = "chat.update" if where.prompt_ts else "response_url"
+        self.outbox.submit(
+            lambda: self.ledger.deliver_ways(ways),
+            lane=where.channel,
+            key=where.key,
+            method=method,
             priority=Priority.COSMETIC,
             supersede=f"prompt:{where.key}",
+            on_done=self.ledger.counted(method, on_done),
         )
-
-    def post_public(self, where: Conversation, message: Message, on_done: OnDone | None = None) -> None:
-        """Where the whole conversation sees it: the thread, or the channel through the response_url."""
-        thread = where.thread_ts or None
-        by_post = partial(self._web, "chat.postMessage", channel=where.channel, thread_ts=thread, **message)
-        by_url = partial(
-            self._respond, where.response_url, response_type="in_channel", replace_original=False, **message
-        )
-        ways = [by_post, by_url] if where.thread_ts or not where.response_url else [by_url, by_post]
-        self._queue(where, "chat.postMessage" if ways[0] is by_post else "response_url", ways, on_done)
-
-    def tell(self, where: Conversation, user: str, message: Message, on_done: OnDone | None = None) -> None:
-        """A message only `user` sees."""
-        thread = where.thread_ts or None
-        by_url = partial(
-            self._respond, where.response_url, response_type="ephemeral", replace_original=False, **message
-        )
-        by_api = partial(self._web, "chat.postEphemeral", channel=where.channel, user=user, thread_ts=thread, **message)
-        method = "response_url" if where.response_url else "chat.postEphemeral"
-        self._queue(where, method, [by_url, by_api], on_done)
-
-    def post(
-        self,
-        channel: str,
-        message: Message,
-        *,
-        thread_ts: str = "",
-        token: str = "",
-        on_done: OnDone | None = None,
-    ) -> None:
-        """chat.postMessage; `token`: a workflow run's own, so that clicks bring its `function_data` back."""
-        send = partial(
-            self._web, "chat.postMessage", token=token, channel=channel, thread_ts=thread_ts or None, **message
-        )
-        self._queue(Conversation(channel, thread_ts), "chat.postMessage", [send], on_done)
-
-    def close(self) -> None:
-        self._slack.close()
 
     def permalink(self, channel: str, ts: str) -> str:
         """Asked at once (not queued): a link is a read, limited apart from posting."""
         try:
-            return str(
-                self._slack.call("chat.getPermalink", {"channel": channel, "message_ts": ts}).get("permalink", "")
-            )
-        except SlackCallError as error:
-            log.warning("chat.getPermalink failed: %s", error.error)
+            return str(self.ledger.slack.call("chat.getPermalink", {"channel": channel, "message_ts": ts})["permalink"])
+        except (SlackCallError, KeyError) as error:
+            log.warning("chat.getPermalink failed: %s", getattr(error, "error", error))
         return ""
 
-    # -- plumbing ------------------------------------------------------------------------------------
+    def wait_idle(self, timeout: float) -> bool:
+        return self.ledger.wait_idle(timeout) and self.outbox.wait_idle(timeout)
 
-    def _queue(
-        self,
-        where: Conversation,
-        method: str,
-        ways: list[Callable[[], Delivery]],
-        on_done: OnDone | None,
-        *,
-        priority: Priority = Priority.URGENT,
-        supersede: str = "",
-    ) -> None:
-        def done(delivery: Delivery) -> None:
-            if not delivery.ok and delivery.via != "superseded" and self._on_failure is not None:
-                self._on_failure(method)
-            if on_done is not None:
-                on_done(delivery)
-
-        self.outbox.submit(
-            partial(self._first_of, ways),
-            lane=where.channel,
-            key=where.key,
-            method=method,
-            priority=priority,
-            supersede=supersede,
-            on_done=done,
-        )
-
-    @staticmethod
-    def _first_of(ways: list[Callable[[], Delivery]]) -> Delivery:
-        for way in ways:
-            delivery = way()
-            if delivery.ok:
-                return delivery
-        return Delivery(ok=False, via="")
-
-    def _web(self, method: str, *, token: str = "", **payload: Any) -> Delivery:
-        if not payload.get("channel") or (method == "chat.update" and not payload.get("ts")):
-            return Delivery(ok=False, via="web_api")
-        try:
-            answer = self._slack.call(method, {k: v for k, v in payload.items() if v is not None}, token=token)
-        except RateLimited:
-            raise
-        except SlackCallError as error:
-            log.warning("%s failed: %s", method, error.error)
-            return Delivery(ok=False, via="web_api")
-        return Delivery(ok=True, via="web_api", ts=str(answer.get("ts", "")))
-
-    def _respond(self, url: str, **payload: Any) -> Delivery:
-        if not url:
-            return Delivery(ok=False, via="response_url")
-        try:
-            self._slack.respond(url, payload)
-        except RateLimited:
-            raise
-        except SlackCallError as error:
-            log.warning("response_url post failed: HTTP %s %s", error.status, error.error)
-            return Delivery(ok=False, via="response_url")
-        return Delivery(ok=True, via="response_url")
+    def close(self) -> None:
+        self.ledger.slack.close()

@@ -1,34 +1,28 @@
-"""The Web API and `response_url` calls the bot makes on its hot path, over kept-alive connections.
+"""Slack's Web API and `response_url`s, one attempt per call, over bot/http.py's kept-alive connections.
 
-Two Slack calls go with every cancel. slack_sdk's `WebClient` opens a new connection for each, and an
-httpx request costs about 1.3 ms of CPU where the standard library's `http.client` costs 0.5 ms; so this
-client keeps one `http.client` connection per outbox thread and Slack host (bot/connections.py), reused
-call after call. It reports what the outbox needs to know:
+Nothing here retries: the outbox decides when a message is tried again (bot/slack/outbox.py), so a
+retry never holds a thread, nor another channel's messages. Each failure says what it is:
 
-    SlackCallError      Slack answered `ok: false` or an HTTP error: the call will not work as it is
-    └── RateLimited     HTTP 429: worth trying again after `retry_after` seconds, no sooner
-
-Connection errors and 5xx are retried here, twice, like slack_sdk's own handlers; 429 is not, since
-waiting is the outbox's job (it must not hold a thread, nor other channels' messages).
+    SlackCallError          Slack refused the call (`ok: false`, a 4xx): it will not work as it is
+    └── SlackRetryable      worth trying again later; `retry_after` when Slack said how long
+        ├── RateLimited     HTTP 429: pause what the limit applies to (a channel, or the method)
+        └── SlackUnavailable  5xx, refused or dropped connections, no answer in time, or an error Slack
+                            documents as passing (`internal_error`, `service_unavailable`…)
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import logging
-import time
-from email.message import Message
 from typing import Any
-from urllib.parse import urlsplit
 
-from bot.connections import ThreadConnections
+import httpx
 
-log = logging.getLogger(__name__)
+from bot.http import kept_alive_client, retry_after
 
 # Where a 429 applies: chat.postMessage is limited per channel, the other methods per workspace.
 PER_CHANNEL = frozenset({"chat.postMessage", "response_url"})
-_RETRIES = (0.2, 0.6)  # seconds before each retry of a connection error or a 5xx
+# `ok: false` errors that Slack documents as passing: the same call may work later.
+PASSING_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"})
 
 
 class SlackCallError(Exception):
@@ -37,80 +31,73 @@ class SlackCallError(Exception):
         self.method, self.error, self.status = method, error, status
 
 
-class RateLimited(SlackCallError):
-    def __init__(self, method: str, retry_after: float) -> None:
-        super().__init__(method, f"rate limited, retry after {retry_after:g}s", 429)
+class SlackRetryable(SlackCallError):
+    def __init__(self, method: str, error: str, status: int = 0, retry_after: float | None = None) -> None:
+        super().__init__(method, error, status)
         self.retry_after = retry_after
+
+
+class RateLimited(SlackRetryable):
+    def __init__(self, method: str, retry_after: float) -> None:
+        super().__init__(method, f"rate limited, retry after {retry_after:g}s", 429, retry_after)
 
     @property
     def per_channel(self) -> bool:
         return self.method in PER_CHANNEL
 
 
+class SlackUnavailable(SlackRetryable):
+    pass
+
+
 class SlackHttp:
     """Thread-safe: each thread has its own connections."""
 
-    def __init__(self, api_url: str, token: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, api_url: str, token: str, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
         self.token = token
-        self._connections = ThreadConnections(timeout=timeout)
+        self._http = kept_alive_client(
+            timeout=timeout, headers={"Content-Type": "application/json; charset=utf-8"}, transport=transport
+        )
 
     def close(self) -> None:
-        self._connections.close()
+        self._http.close()
 
     def call(self, method: str, payload: dict[str, Any], *, token: str = "") -> dict[str, Any]:
         """A Web API method with a JSON body; returns Slack's answer when `ok` is true."""
-        status, headers, data = self._send(method, self.api_url + method, payload, token or self.token)
-        if status == 429:
-            raise RateLimited(method, _retry_after(headers))
+        response = self._post(method, self.api_url + method, payload, token or self.token)
         try:
-            body = json.loads(data)
+            body = response.json()
         except ValueError as error:
-            raise SlackCallError(method, f"not JSON (HTTP {status})", status) from error
+            raise SlackCallError(method, f"not JSON (HTTP {response.status_code})", response.status_code) from error
         if not isinstance(body, dict) or not body.get("ok"):
             error = str(body.get("error") if isinstance(body, dict) else "not_an_object")
-            raise SlackCallError(method, error, status)
+            if error in PASSING_ERRORS:
+                raise SlackUnavailable(method, error, response.status_code, retry_after(response.headers))
+            raise SlackCallError(method, error, response.status_code)
         return body
 
     def respond(self, url: str, payload: dict[str, Any]) -> None:
-        """Post to a `response_url`; Slack answers plain `ok`, or an error text with a 4xx."""
-        status, headers, data = self._send("response_url", url, payload, "")
-        if status == 429:
-            raise RateLimited("response_url", _retry_after(headers))
-        if status != 200:
-            raise SlackCallError("response_url", data[:100].decode("utf-8", "replace") or "error", status)
+        """Post to a `response_url`; Slack answers plain `ok`, or an error text (`expired_url`, `used_url`)."""
+        response = self._post("response_url", url, payload, "")
+        if response.status_code != 200:
+            detail = response.content[:100].decode("utf-8", "replace") or "error"
+            raise SlackCallError("response_url", detail, response.status_code)
 
-    def _send(self, method: str, url: str, payload: dict[str, Any], token: str) -> tuple[int, Message, bytes]:
-        parts = urlsplit(url)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "cancel-mail-bot"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        for attempt, pause in enumerate((*_RETRIES, None)):
-            connection = self._connections.get(parts.scheme, parts.netloc)
-            try:
-                connection.request("POST", target, body=body, headers=headers)
-                response = connection.getresponse()
-                data = response.read()
-            except (OSError, http.client.HTTPException) as error:
-                connection.close()  # a kept-alive connection the server closed meanwhile: a fresh one next
-                if pause is None:
-                    raise SlackCallError(method, type(error).__name__) from error
-                log.info("%s: %s; retrying (%d)", method, type(error).__name__, attempt + 1)
-                time.sleep(pause if attempt else 0)  # a stale kept-alive connection is retried at once
-                continue
-            if response.will_close:
-                connection.close()
-            if response.status < 500 or pause is None:
-                return response.status, response.headers, data
-            log.info("%s: HTTP %d; retrying (%d)", method, response.status, attempt + 1)
-            time.sleep(pause)
-        raise AssertionError("unreachable")  # the loop returns or raises on its last pass
-
-
-def _retry_after(headers: Message) -> float:
-    try:
-        return max(0.0, float(headers.get("Retry-After", "1")))
-    except ValueError:
-        return 1.0
+    def _post(self, method: str, url: str, payload: dict[str, Any], token: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            response = self._http.post(url, content=json.dumps(payload, separators=(",", ":")), headers=headers)
+        except httpx.TimeoutException as error:
+            raise SlackUnavailable(method, "no answer in time") from error
+        except httpx.TransportError as error:
+            raise SlackUnavailable(method, type(error).__name__) from error
+        if response.status_code == 429:
+            raise RateLimited(method, retry_after(response.headers) or 1.0)
+        if response.status_code >= 500:
+            raise SlackUnavailable(
+                method, f"HTTP {response.status_code}", response.status_code, retry_after(response.headers)
+            )
+        return response

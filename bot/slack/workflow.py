@@ -18,9 +18,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-
 from bot.mailpartner.answers import Fate
 from bot.mailpartner.client import CancelOutcome
 from bot.slack.messages import render_outcome
@@ -28,6 +25,7 @@ from bot.slack.recent import RecentIds
 
 if TYPE_CHECKING:
     from bot.ops.audit import AuditTrail
+    from bot.slack.replies import Replier
     from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -96,15 +94,15 @@ class StepRef:
 class WorkflowSteps:
     """Starts and ends runs of the step; each ends exactly once, whichever replica or sweep gets there first.
 
-    The store decides who ends a run; while it is away, this process's memory does. Ending calls
-    `functions.completeSuccess` / `completeError` with the run's own token: a blocking call, made off
-    the ack path by the callers.
+    The store decides who ends a run; while it is away, this process's memory does. The end itself
+    (`functions.completeSuccess` / `completeError`, with the run's own token) is a message owed like any
+    other: kept until Slack takes it, through outages and restarts.
     """
 
-    def __init__(self, store: Store, audit: AuditTrail, client_for: Callable[[str], WebClient]) -> None:
+    def __init__(self, store: Store, audit: AuditTrail, replier: Replier) -> None:
         self.store = store
         self.audit = audit
-        self.client_for = client_for
+        self.replier = replier
         self._ended = RecentIds()  # runs this process ended or saw ended
 
     def started(self, step: StepRef, *, channel: str, ticket: str, expires_at: float) -> None:
@@ -127,12 +125,28 @@ class WorkflowSteps:
         error: str = "",
         actor: str = "",
         channel: str = "",
-    ) -> bool:
-        """End the run with `outputs`, or with `error`; False when it had already ended."""
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """End the run with `outputs`, or with `error`, unless it has ended already; `then` runs once it is
+        ended here. Returns at once: the end is owed, and delivered by the ledger."""
         result = str((outputs or {}).get("result", "error"))
-        first = self.store.end_step(step.execution_id, result)
+
+        def owed(first: bool | None) -> bool:
+            ended = self.ended(step, result, first, actor=actor, channel=channel, error=error)
+            if ended and then is not None:
+                then()
+            return ended
+
+        record = self.replier.step_end(step, channel, outputs, error, actor=actor)
+        self.replier.send(record, end_step=(step.execution_id, result), on_owed=owed)
+
+    def ended(
+        self, step: StepRef, result: str, first: bool | None, *, actor: str, channel: str, error: str = ""
+    ) -> bool:
+        """The store said whether this process ended the run (`first`; None: it cannot tell, and this
+        process's memory decides). True: it did, and it is audited."""
         first_here = self._ended.first_time(step.execution_id)
-        if first is None:  # the store cannot tell: this process's memory decides
+        if first is None:
             first = first_here
         if not first:
             log.info("workflow step %s has already ended; not ending it again", step.execution_id)
@@ -140,14 +154,4 @@ class WorkflowSteps:
         self.audit(
             "step_end", actor=actor, channel=channel, execution=step.execution_id, result=result, error=error or None
         )
-        client = self.client_for(step.token)
-        try:
-            if error:
-                client.functions_completeError(function_execution_id=step.execution_id, error=error)
-            else:
-                client.functions_completeSuccess(function_execution_id=step.execution_id, outputs=outputs or {})
-        except SlackApiError as failure:
-            log.error("ending workflow step %s failed: %s", step.execution_id, failure.response.get("error"))
-        except Exception as failure:
-            log.error("ending workflow step %s failed: %s", step.execution_id, type(failure).__name__)
         return True

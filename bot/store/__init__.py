@@ -21,6 +21,7 @@ from bot.store.engine import (
 )
 from bot.store.history import HistoryEvent
 from bot.store.jobs import JobRecord
+from bot.store.owed import OwedRecord
 from bot.store.steps import WaitingStep
 from bot.store.store import Store, open_store
 
@@ -28,6 +29,7 @@ __all__ = [
     "BackupError",
     "HistoryEvent",
     "JobRecord",
+    "OwedRecord",
     "Store",
     "StoreError",
     "WaitingStep",

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
-from bot.store import deliveries, history, jobs, steps
+from bot.store import deliveries, history, jobs, owed, steps
 from bot.store.engine import (
     StoreError,
     check_reachable,
@@ -31,6 +31,7 @@ from bot.store.engine import (
 )
 from bot.store.history import HistoryEvent
 from bot.store.jobs import JobRecord
+from bot.store.owed import OwedRecord
 from bot.store.steps import WaitingStep
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Store:
         # History rows nobody waits for go in batches, one transaction each.
         self._writes: queue.Queue[_Write | None] = queue.Queue(AUDIT_QUEUE)
         self._unfinished: list[str] = []  # jobs whose finish failed while the store was away: tried again
+        self._unsettled: list[str] = []  # owed messages Slack took, not yet deleted for the same reason
         # Claims and finishes made at the same moment share one transaction: under a burst of confirms the
         # store writes them in a few batches instead of one by one.
         self._claims: _GroupCommit[tuple[JobRecord, tuple[str, ...], float], str | None] = _GroupCommit(
@@ -115,17 +117,23 @@ class Store:
                     break
                 batch.append(more)
             lines = [(w.at, w.line) for w in batch if w.line]
-            if self._run("history write", lambda c, rows=lines: history.insert_events(c, rows), None) is None:
+            settled = [w.settled for w in batch if w.settled]
+            if self._run("history write", lambda c, r=lines, s=settled: self._write(c, r, s), None) is None:
                 self._lost("store unavailable", batch)
             self._done_writing(len(batch))
+
+    @staticmethod
+    def _write(connection: Connection, lines: list[tuple[float, dict[str, Any]]], settled: list[str]) -> bool:
+        history.insert_events(connection, lines)
+        owed.settle(connection, settled)
+        return True
 
     def _done_writing(self, count: int) -> None:
         with self._flushed:
             self._pending -= count
             self._flushed.notify_all()
 
-    @staticmethod
-    def _lost(why: str, writes: Sequence[_Write]) -> None:
+    def _lost(self, why: str, writes: Sequence[_Write]) -> None:
         for line in (w.line for w in writes if w.line):  # one line per lost row: the log keeps the audit line
             log.error(
                 "history row lost (%s): %s of %s by %s",
@@ -134,6 +142,10 @@ class Store:
                 line.get("mail_ids"),
                 line.get("actor"),
             )
+        settled = [w.settled for w in writes if w.settled]
+        if settled:  # else the rows stay owed, and the next process would post them a second time
+            with self._problem_lock:
+                self._unsettled.extend(settled)
 
     # -- Slack events --------------------------------------------------------------------------------
 
@@ -158,6 +170,10 @@ class Store:
     def retry_unfinished(self, *, lease: float) -> None:
         with self._problem_lock:
             waiting, self._unfinished = self._unfinished, []
+            settled, self._unsettled = self._unsettled, []
+        if settled and self._run("owed settle", lambda c: owed.settle(c, settled), False) is False:
+            with self._problem_lock:
+                self._unsettled[:0] = settled
         if waiting and self._run("job finish", lambda c: self._finish_all(c, waiting), False) is False:
             with self._problem_lock:
                 self._unfinished[:0] = waiting
@@ -184,6 +200,57 @@ class Store:
         return self._run(
             "job takeover", lambda c: jobs.take_over_expired(c, owner=self.owner, now=self.clock(), lease=lease), []
         )
+
+    # -- messages owed to people -------------------------------------------------------------------
+
+    def owe(self, batch: Sequence[Owe], *, lease: float) -> list[tuple[bool, bool | None]]:
+        """Keep each `Owe`'s records until Slack takes them, in one transaction with its job's finish and its
+        workflow step's end: an outcome is never asked of MailPartner again once it is owed. Answers, per
+        item, whether its records are kept and, for `end_step`, whether this call ended the step (None: the
+        store cannot tell). A `step_end` record is kept only when this call ended the step."""
+        answers = self._run("owed messages", lambda c: self._owe_all(c, batch, lease), None)
+        if answers is None:
+            self._finishes_lost([item.finish_job for item in batch if item.finish_job])
+            return [(False, None)] * len(batch)
+        return answers
+
+    def settle(self, owed_id: str) -> None:
+        """Slack took it: queued, written with the next history rows (never blocks the caller)."""
+        self._queue(_Write(self.clock(), line={}, settled=owed_id))
+
+    def renew_owed(self, *, lease: float) -> None:
+        self._run("owed renewal", lambda c: owed.renew(c, owner=self.owner, until=self.clock() + lease), 0)
+
+    def release_owed(self, owed_ids: Sequence[str]) -> int:
+        return self._run("owed hand-back", lambda c: owed.release(c, owed_ids, owner=self.owner), 0)
+
+    def take_over_owed(self, *, lease: float) -> list[OwedRecord]:
+        return self._run(
+            "owed takeover", lambda c: owed.take_over(c, owner=self.owner, now=self.clock(), lease=lease), []
+        )
+
+    def owed_summary(self) -> tuple[int, float | None] | None:
+        """(messages owed, when the oldest was written); None when the store cannot answer."""
+        return self._run("owed count", owed.summary, None)
+
+    def _owe_all(self, connection: Connection, batch: Sequence[Owe], lease: float) -> list[tuple[bool, bool | None]]:
+        now: float = self.clock()
+        answers: list[tuple[bool, bool | None]] = []
+        keep: list[OwedRecord] = []
+        for item in batch:
+            first = None
+            records = list(item.records)
+            if item.end_step is not None:
+                first = steps.end_step(connection, item.end_step[0], result=item.end_step[1], now=now)
+                if not first:
+                    records = [r for r in records if r.kind != "step_end"]
+            keep.extend(records)
+            answers.append((True, first))
+        owed.owe(connection, keep, owner=self.owner, now=now, lease=lease)
+        finished = [item.finish_job for item in batch if item.finish_job]
+        if finished:
+            jobs.finish_jobs(connection, finished, now=now)
+        return answers
 
     # -- workflow steps ------------------------------------------------------------------------------
 
@@ -321,6 +388,16 @@ class _GroupCommit(Generic[T, R]):
 class _Write:
     at: float
     line: dict[str, Any]  # an audit line to keep as a history row
+    settled: str = ""  # or an owed message Slack took
+
+
+@dataclass(frozen=True)
+class Owe:
+    """Messages to keep until Slack takes them, with what must be true once they are kept."""
+
+    records: tuple[OwedRecord, ...]
+    finish_job: str = ""  # the cancel job whose outcome these are: finished in the same transaction
+    end_step: tuple[str, str] | None = None  # (execution id, result): the workflow run these end
 
 
 def open_store(

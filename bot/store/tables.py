@@ -4,6 +4,7 @@
     slack_events          Slack event ids already handled, shared by every replica
     jobs, claims          cancels under way: a lease each, and one claim per mail so one replica sends it
     steps                 Workflow Builder runs waiting on a prompt, ended exactly once
+    owed                  messages owed to people, kept until Slack takes them; a lease each
 
 Times are seconds since the epoch (UTC) in double precision: one type that compares the same way on
 SQLite and PostgreSQL.
@@ -101,4 +102,22 @@ steps = sa.Table(
     sa.Column("result", sa.String(20)),
     sa.Column("ended_at", Time),
     sa.Index("ix_steps_state_expires_at", "state", "expires_at"),
+)
+
+owed = sa.Table(
+    "owed",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # outcome, prompt, note, audit_copy, step_end…
+    sa.Column("lane", sa.String(64), nullable=False),  # the channel: rate limits and order
+    sa.Column("conversation", sa.Text, nullable=False),  # messages of one conversation go in order
+    sa.Column("ways", sa.Text, nullable=False),  # JSON: the ways to deliver it, first to last resort
+    sa.Column("text", sa.Text, nullable=False),  # its plain text, for the audit line if Slack never takes it
+    sa.Column("meta", sa.Text, nullable=False),  # JSON: who and which mails, for that audit line
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("deadline", Time, nullable=False),  # given up then (CANCEL_MAIL_DELIVERY_DEADLINE)
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("lease_until", Time, nullable=False),
+    sa.Column("takeovers", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_owed_lease_until", "lease_until"),
 )

@@ -1,9 +1,11 @@
-"""An httpx transport over the standard library's `http.client`: one kept-alive connection per thread.
+"""How the bot speaks HTTP, to Slack and to MailPartner alike: an `httpx.Client` over a transport of the
+standard library's `http.client` with one kept-alive connection per thread, one reader of `Retry-After`,
+and one backoff for every retry.
 
-Every cancel is one short GET, made by one of hundreds of pool threads at once. httpcore's pool scans
-every pooled connection (a socket check each) whenever a response closes, and its layers cost about
-0.4 ms of CPU per request more than `http.client`; a connection of the calling thread's own needs no
-pool, no lock and no scan. The `httpx.Client` above it keeps its API: base URL, params, timeouts, and
+Every cancel is one short GET and two Slack POSTs, made by one of hundreds of pool threads at once.
+httpcore's pool scans every pooled connection (a socket check each) whenever a response closes, and its
+layers cost about 0.4 ms of CPU per request more than `http.client`; a connection of the calling thread's
+own needs no pool, no lock and no scan. The `httpx.Client` above it keeps its API: base URL, params, timeouts, and
 `httpx.MockTransport` in tests. Failures are raised as httpx's own exceptions, so callers see no
 difference:
 
@@ -17,9 +19,11 @@ from __future__ import annotations
 
 import http.client
 import ssl
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from tenacity.wait import wait_random_exponential
 
 from bot.connections import ThreadConnections
 
@@ -88,3 +92,41 @@ def _connect(connection: http.client.HTTPConnection, timeout: float | None, requ
     except OSError as error:  # refused, unreachable, DNS (socket.gaierror), a failed TLS handshake
         connection.close()
         raise httpx.ConnectError(f"{type(error).__name__}: {error}", request=request) from error
+
+
+def kept_alive_client(
+    *, timeout: float, headers: Mapping[str, str], transport: httpx.BaseTransport | None = None
+) -> httpx.Client:
+    """An httpx.Client on the kept-alive transport (or `transport`: httpx.MockTransport in tests)."""
+    return httpx.Client(
+        timeout=timeout,
+        headers={"User-Agent": "cancel-mail-bot", **headers},
+        transport=transport or KeptAliveTransport(),
+    )
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds a server asked us to wait (`Retry-After: 30`); None when it did not say."""
+    try:
+        return max(0.0, float(headers.get("Retry-After", "")))
+    except ValueError:
+        return None
+
+
+class Backoff:
+    """The one backoff every retry uses (tenacity's exponential with full jitter): from `first` seconds,
+    doubling, capped, so that callers that failed together do not all come back together."""
+
+    def __init__(self, *, cap: float, first: float = 0.5) -> None:
+        self.wait = wait_random_exponential(multiplier=first, max=cap)  # a tenacity `wait=` strategy
+
+    def __call__(self, attempt: int) -> float:
+        """Seconds before retry number `attempt` (1, 2, …), for a retry loop tenacity does not drive."""
+        return float(self.wait(_Attempt(attempt)))  # type: ignore[arg-type]
+
+
+class _Attempt:
+    """The one field of tenacity's RetryCallState its wait strategies read."""
+
+    def __init__(self, attempt_number: int) -> None:
+        self.attempt_number = attempt_number

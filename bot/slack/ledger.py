@@ -1,0 +1,337 @@
+"""The ledger of messages owed to people: kept in the store until Slack takes them, whatever Slack does.
+
+    owe(records) ─▶ owed-writer thread: one transaction per batch (with a job's finish, a step's end)
+                      └─▶ outbox: tried way by way, retried through outages ─▶ taken: settled (deleted)
+                                                                             └▶ past its deadline: audited
+    sweeper ─▶ take over rows whose process died or drained ─▶ resume(records) ─▶ outbox …
+
+Callers never wait for the database: `owe()` queues, and the writer hands each record to the outbox only
+once it is written. A message is rendered once; after a restart it is posted as it was written.
+
+Each record lists its ways, first to last resort:
+    {"via": "web", "method": "chat.postMessage", "payload": {…}, "token": "…"}
+    {"via": "url", "url": "https://hooks.slack.com/…", "payload": {…}, "since": 1800000000.0}
+A way Slack refuses for good (not in the channel, a used or expired `response_url`) gives way to the next;
+a `response_url` known to be spent (5 posts, or 30 minutes since its first) is skipped. A web way with a
+`link` gets the permalink of that message put where LINK stands in its text.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.slack.outbox import Delivery, Outbox, Priority
+from bot.slack.webapi import SlackCallError, SlackHttp, SlackRetryable
+from bot.store import OwedRecord, Store
+from bot.store.store import Owe
+
+if TYPE_CHECKING:
+    from bot.ops.audit import AuditTrail
+    from bot.ops.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+OnDone = Callable[[Delivery], None]
+LINK = "\u2063link\u2063"  # where a web way's `link` goes in its text: invisible, never typed by anyone
+URL_POSTS = 5  # Slack takes 5 posts on a response_url…
+URL_LIFETIME = 30 * 60.0  # …within 30 minutes
+WRITE_BATCH = 200
+
+
+@dataclass
+class _Entry:
+    owe: Owe
+    on_done: dict[str, OnDone]  # record id → told the final delivery
+    on_owed: Callable[[bool | None], None] | None
+
+
+@dataclass
+class _Cursor:
+    """Where a message's delivery stands in this process: the next way to try."""
+
+    next_way: int = 0
+
+
+class Ledger:
+    def __init__(
+        self,
+        slack: SlackHttp,
+        outbox: Outbox,
+        store: Store,
+        audit: AuditTrail,
+        *,
+        deadline: float,
+        lease: float,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.slack = slack
+        self.outbox = outbox
+        self.store = store
+        self.audit = audit
+        self.deadline = deadline  # seconds a message is tried before it is given up and audited
+        self.lease = lease
+        self.metrics = metrics
+        self.clock = clock
+        self._urls: OrderedDict[str, int] = OrderedDict()  # response_url → posts Slack took (recent ones)
+        self._since: OrderedDict[str, float] = OrderedDict()  # response_url → when the bot first used it
+        self._here: dict[str, OwedRecord] = {}  # written, not yet taken by Slack nor given up
+        self._pending = 0  # queued for writing or held here
+        self._cond = threading.Condition()
+        self._writes: queue.Queue[_Entry | None] = queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name="owed-writer", daemon=True)
+        self._writer.start()
+
+    # -- what the bot owes ---------------------------------------------------------------------------
+
+    def record(
+        self, kind: str, lane: str, conversation: str, ways: list[dict[str, Any]], text: str, **meta: Any
+    ) -> OwedRecord:
+        now = self.clock()
+        return OwedRecord(
+            id=uuid.uuid4().hex,
+            kind=kind,
+            lane=lane,
+            conversation=conversation,
+            ways=ways,
+            text=text,
+            meta={k: v for k, v in meta.items() if v not in (None, "", (), [])},
+            created_at=now,
+            deadline=now + self.deadline,
+        )
+
+    def url_way(self, url: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A `response_url` way; `since` is when the bot first used the URL, which starts Slack's 30 minutes."""
+        return {"via": "url", "url": url, "payload": payload, "since": self._first_use(url)}
+
+    def owe(
+        self,
+        records: list[OwedRecord],
+        *,
+        on_done: dict[str, OnDone] | None = None,
+        finish_job: str = "",
+        end_step: tuple[str, str] | None = None,
+        on_owed: Callable[[bool | None], None] | None = None,
+    ) -> None:
+        """Write `records` (with the job's finish and the step's end, in one transaction), then deliver
+        them. Returns at once. `on_owed` is told, off the outbox's threads, whether the step ended here."""
+        with self._cond:
+            self._pending += len(records) + 1  # the entry itself until written: wait_idle() sees it
+        self._writes.put(_Entry(Owe(tuple(records), finish_job, end_step), on_done or {}, on_owed))
+
+    def resume(self, records: list[OwedRecord]) -> None:
+        """Deliver rows taken over from a process that died or drained (already in the store)."""
+        with self._cond:
+            self._pending += len(records)
+        for record in records:
+            log.warning(
+                "delivering a %s owed since %.0fs ago by a process that stopped",
+                record.kind,
+                self.clock() - record.created_at,
+            )
+            self._submit(record, None)
+
+    @property
+    def owed_here(self) -> int:
+        with self._cond:
+            return len(self._here)
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+            return self._pending == 0
+
+    def close(self, timeout: float) -> tuple[bool, int]:
+        """Deliver what can be within `timeout` s, then hand what is left back to the store at once, for the
+        next process to start (or another replica) to deliver. Returns (all delivered, how many are left)."""
+        delivered = self.wait_idle(timeout)
+        self._writes.put(None)
+        self._writer.join(max(1.0, timeout))
+        self.outbox.close(0.0 if not delivered else 1.0)
+        with self._cond:
+            left = list(self._here)
+        if left:
+            handed = self.store.release_owed(left)
+            log.error(
+                "shutdown: %d message(s) still owed to people; %d handed back for the next process to deliver",
+                len(left),
+                handed,
+            )
+        return delivered and not left, len(left)
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while (entry := self._writes.get()) is not None:
+            batch = [entry]
+            while len(batch) < WRITE_BATCH:
+                try:
+                    more = self._writes.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._writes.put(None)
+                    break
+                batch.append(more)
+            try:
+                answers = self.store.owe([e.owe for e in batch], lease=self.lease)
+            except Exception:  # never lose a message to a bug here: deliver from memory
+                log.exception("writing owed messages failed")
+                answers = [(False, None)] * len(batch)
+            for item, (kept, first) in zip(batch, answers, strict=True):
+                self._handed(item, kept, first)
+
+    def _handed(self, entry: _Entry, kept: bool, first: bool | None) -> None:
+        records = list(entry.owe.records)
+        if kept and first is False:  # the step had ended already: its end is not owed
+            dropped = [r for r in records if r.kind == "step_end"]
+            records = [r for r in records if r.kind != "step_end"]
+            with self._cond:
+                self._pending -= len(dropped)
+        if not kept:
+            log.error("%d message(s) not written to the store; delivering them from memory", len(records))
+        if entry.on_owed is not None:
+            try:
+                entry.on_owed(first)
+            except Exception:
+                log.exception("after writing owed messages")
+        for record in records:
+            self._submit(record, entry.on_done.get(record.id))
+        with self._cond:
+            self._pending -= 1
+            self._cond.notify_all()
+
+    # -- delivering ----------------------------------------------------------------------------------
+
+    def _submit(self, record: OwedRecord, on_done: OnDone | None) -> None:
+        with self._cond:
+            self._here[record.id] = record
+        cursor = _Cursor()
+        first = record.ways[0] if record.ways else {}
+        method = "response_url" if first.get("via") == "url" else str(first.get("method", ""))
+        self.outbox.submit(
+            lambda: self.deliver_ways(record.ways, cursor),
+            lane=record.lane,
+            key=record.conversation,
+            method=method,
+            priority=Priority.URGENT,
+            give_up_after=max(0.0, record.deadline - self.clock()),
+            on_done=lambda delivery: self._delivered(record, method, delivery, on_done),
+        )
+
+    def deliver_ways(self, ways: list[dict[str, Any]], cursor: _Cursor | None = None) -> Delivery:
+        """Try the ways from where the last try stopped; raise SlackRetryable to be tried again later."""
+        cursor = cursor or _Cursor()
+        while cursor.next_way < len(ways):
+            delivery = self._try(ways[cursor.next_way])  # SlackRetryable goes up: this way again, later
+            if delivery.ok:
+                return delivery
+            cursor.next_way += 1
+        return Delivery(ok=False, via="")
+
+    def counted(self, method: str, on_done: OnDone | None) -> OnDone:
+        """`on_done` for a message that is not owed: a failure is counted, a superseded update is not."""
+
+        def done(delivery: Delivery) -> None:
+            if not delivery.ok and delivery.via != "superseded" and self.metrics is not None:
+                self.metrics.slack_failures.labels(method).inc()
+            if on_done is not None:
+                on_done(delivery)
+
+        return done
+
+    def _try(self, way: dict[str, Any]) -> Delivery:
+        payload = dict(way.get("payload") or {})
+        try:
+            if way.get("via") == "url":
+                url = str(way.get("url", ""))
+                if not url or self._spent(url, float(way.get("since") or 0.0)):
+                    return Delivery(ok=False, via="response_url")
+                self.slack.respond(url, payload)
+                self._used(url)
+                return Delivery(ok=True, via="response_url")
+            method = str(way.get("method", ""))
+            if method.startswith("chat.") and (
+                not payload.get("channel") or (method == "chat.update" and not payload.get("ts"))
+            ):
+                return Delivery(ok=False, via="web_api")
+            if link := way.get("link"):
+                payload["text"] = str(payload.get("text", "")).replace(LINK, self._link(link))
+            answer = self.slack.call(method, payload, token=str(way.get("token") or ""))
+        except SlackRetryable:
+            raise
+        except SlackCallError as error:
+            log.warning("%s refused: HTTP %s %s", error.method, error.status, error.error)
+            return Delivery(ok=False, via="response_url" if way.get("via") == "url" else "web_api")
+        return Delivery(ok=True, via="web_api", ts=str(answer.get("ts", "")))
+
+    def _delivered(self, record: OwedRecord, method: str, delivery: Delivery, on_done: OnDone | None) -> None:
+        """Runs on an outbox thread: only queued writes here (settle, audit), never a blocking call."""
+        if delivery.ok:
+            if self.metrics is not None:
+                self.metrics.slack_delivery_seconds.observe(max(0.0, self.clock() - record.created_at))
+        else:
+            meta = dict(record.meta)
+            self.audit(
+                "post_failed",
+                actor=str(meta.pop("actor", "")),
+                channel=record.lane,
+                thread=str(meta.pop("thread", "")),
+                mail_ids=list(meta.pop("mail_ids", ())),
+                kind=record.kind,
+                text=record.text[:3000],
+                **meta,
+            )
+            log.error("Slack never took a message (%s) in %s; its text is in the audit log", record.kind, record.lane)
+            if self.metrics is not None:
+                self.metrics.slack_failures.labels(method).inc()
+        self.store.settle(record.id)
+        try:
+            if on_done is not None:
+                on_done(delivery)
+        finally:
+            with self._cond:
+                self._here.pop(record.id, None)
+                self._pending -= 1
+                self._cond.notify_all()
+
+    # -- response_url budget -------------------------------------------------------------------------
+
+    def _first_use(self, url: str) -> float:
+        with self._cond:
+            since = self._since.get(url)
+            if since is None:
+                since = self._since[url] = self.clock()
+                while len(self._since) > 10_000:
+                    self._since.popitem(last=False)
+            return since
+
+    def _spent(self, url: str, since: float) -> bool:
+        with self._cond:
+            return self._urls.get(url, 0) >= URL_POSTS or self.clock() - since > URL_LIFETIME
+
+    def _used(self, url: str) -> None:
+        with self._cond:
+            self._urls[url] = self._urls.get(url, 0) + 1
+            self._urls.move_to_end(url)
+            while len(self._urls) > 10_000:
+                self._urls.popitem(last=False)
+
+    def _link(self, link: dict[str, Any]) -> str:
+        try:
+            found = self.slack.call("chat.getPermalink", {"channel": link["channel"], "message_ts": link["ts"]})
+        except SlackCallError as error:  # a link is a nicety: the message goes without it
+            log.warning("chat.getPermalink failed: %s", error.error)
+            return ""
+        permalink = str(found.get("permalink", ""))
+        return f" (<{permalink}|view>)" if permalink else ""

@@ -1,0 +1,121 @@
+"""Queries on `owed`: a message owed to a person is written before Slack is first tried and deleted once
+Slack took it. The process that wrote it holds a lease and renews it; when it drains it hands its rows
+back, and when it dies its lease runs out: either way another process takes them over, one winner each.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.store.tables import owed
+
+
+@dataclass(frozen=True)
+class OwedRecord:
+    """One message as it will be posted: rendered once, never rebuilt from anything else."""
+
+    id: str
+    kind: str
+    lane: str
+    conversation: str
+    ways: list[dict[str, Any]]
+    text: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    deadline: float = 0.0
+    takeovers: int = 0
+
+
+def owe(connection: Connection, records: Sequence[OwedRecord], *, owner: str, now: float, lease: float) -> None:
+    if not records:
+        return
+    connection.execute(
+        owed.insert(),
+        [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "lane": r.lane[:64],
+                "conversation": r.conversation,
+                "ways": json.dumps(r.ways, separators=(",", ":")),
+                "text": r.text,
+                "meta": json.dumps(r.meta, separators=(",", ":")),
+                "created_at": r.created_at,
+                "deadline": r.deadline,
+                "owner": owner,
+                "lease_until": now + lease,
+            }
+            for r in records
+        ],
+    )
+
+
+_SETTLE = sa.delete(owed).where(owed.c.id == sa.bindparam("owed_id"))
+
+
+def settle(connection: Connection, ids: Sequence[str]) -> None:
+    """Slack took them (or they were given up and audited): they are owed no more."""
+    if ids:
+        connection.execute(_SETTLE, [{"owed_id": i} for i in ids])
+
+
+def renew(connection: Connection, *, owner: str, until: float) -> int:
+    query = sa.update(owed).where(owed.c.owner == owner, owed.c.lease_until > 0)
+    return connection.execute(query.values(lease_until=until)).rowcount
+
+
+def release(connection: Connection, ids: Sequence[str], *, owner: str) -> int:
+    """Hand rows back at once (a drain): the next process to sweep takes them, without waiting for a lease."""
+    if not ids:
+        return 0
+    query = sa.update(owed).where(owed.c.id.in_(list(ids)), owed.c.owner == owner)
+    return connection.execute(query.values(owner="", lease_until=0.0)).rowcount
+
+
+def take_over(connection: Connection, *, owner: str, now: float, lease: float, limit: int = 200) -> list[OwedRecord]:
+    """Rows whose process stopped renewing them, oldest first, now owned by `owner`.
+
+    As for jobs: SKIP LOCKED on PostgreSQL, and a conditional UPDATE that only one process can win.
+    """
+    query = (
+        sa.select(owed)
+        .where(owed.c.lease_until < now)
+        .order_by(owed.c.created_at, owed.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    taken = []
+    for row in connection.execute(query).mappings().all():
+        won = connection.execute(
+            sa.update(owed)
+            .where(owed.c.id == row["id"], owed.c.owner == row["owner"], owed.c.lease_until == row["lease_until"])
+            .values(owner=owner, lease_until=now + lease, takeovers=owed.c.takeovers + 1)
+        ).rowcount
+        if won:
+            taken.append(
+                OwedRecord(
+                    id=row["id"],
+                    kind=row["kind"],
+                    lane=row["lane"],
+                    conversation=row["conversation"],
+                    ways=json.loads(row["ways"]),
+                    text=row["text"],
+                    meta=json.loads(row["meta"]),
+                    created_at=row["created_at"],
+                    deadline=row["deadline"],
+                    takeovers=row["takeovers"] + 1,
+                )
+            )
+    return taken
+
+
+def summary(connection: Connection) -> tuple[int, float | None]:
+    """How many messages are owed, and when the oldest was written."""
+    count, oldest = connection.execute(sa.select(sa.func.count(), sa.func.min(owed.c.created_at))).one()
+    return int(count), oldest
