@@ -4,7 +4,9 @@ share the cores with the bot. Prints Markdown tables and checks the targets.
 
     burst      N concurrent /cancel-mail commands, then N concurrent confirms (SQLite, and PostgreSQL
                when one answers at CANCEL_MAIL_TEST_DATABASE_URL), /healthz probed in the same queue
-    cpu        the bot's own CPU time (all its processes) for N full cancels, divided by N
+    cpu        the bot's own CPU time (all its processes) for N full cancels, divided by N: a burst of 200
+               at once (LOG_LEVEL=WARNING, as every part but the next), and a steady run of 400 with 32
+               requests in flight and the bot's default settings (LOG_LEVEL=INFO)
     ratelimit  30 thread prompts in each of two channels, confirmed at once, Slack allowing one
                message a second per channel (and chat.update at Tier 3)
     soak       5 cancels a second for 10 minutes: resident memory and open files over time
@@ -287,6 +289,40 @@ def run_cpu(workdir: Path, n: int) -> dict[str, float]:
     }
 
 
+def run_steady(workdir: Path, n: int, in_flight: int) -> dict[str, float]:
+    """N full cancels, `in_flight` requests at a time (each worker asks, then confirms), default settings."""
+    defaults = {"LOG_LEVEL": "INFO"}  # the bot's own default: the log line of every request is in the cost
+    database = f"sqlite:///{workdir}/steady.db"
+    with world(workdir, database, mails=0, extra_env=defaults) as w, ThreadPoolExecutor(in_flight) as pool:
+        urls: list[str] = []
+
+        def cancel(mail: str) -> None:
+            url = w.slack.new_response_url()
+            urls.append(url)
+            *_, prompt = post(w.port, slash_command(mail, user=USER, channel=CHANNEL, response_url=""))
+            button = buttons(json.loads(prompt))["cancel_mail_confirm"]
+            post(w.port, button_click(button, user=USER, channel=CHANNEL, response_url=url))
+
+        warm = w.new_mails(in_flight * 2)
+        w.mailpartner.sandbox.add_mails(warm)
+        list(pool.map(cancel, warm))
+        mails = w.new_mails(n)
+        w.mailpartner.sandbox.add_mails(mails)
+        w.slack.wait_for(lambda c: c.payload.get("response_type") == "in_channel", count=len(warm), timeout=60)
+        time.sleep(1.0)
+        urls.clear()
+        before, started = cpu_seconds(w.bot.proc.pid), time.monotonic()
+        list(pool.map(cancel, mails))
+        paths = {u.removeprefix(w.slack.url) for u in urls}
+        posted = w.slack.wait_for(
+            lambda c: c.path in paths and c.payload.get("response_type") == "in_channel", count=n, timeout=180
+        )
+        took = time.monotonic() - started
+        time.sleep(0.5)
+        used = cpu_seconds(w.bot.proc.pid) - before
+    return {"n": n, "in_flight": in_flight, "per_cancel_ms": used / n * 1000, "posted": len(posted), "seconds": took}
+
+
 def cpu_of(w: World, work: Callable[[], object]) -> float:
     before = cpu_seconds(w.bot.proc.pid)
     work()
@@ -490,6 +526,14 @@ def main() -> int:
             )
             check("cpu: every outcome posted", cpu["posted"] == cpu["n"])
             check("cpu: under 3 ms per cancel", cpu["per_cancel_ms"] < 3)
+            steady = run_steady(workdir, 100 if args.quick else 400, 32)
+            print(
+                f"\nSteady, with the bot's default settings (LOG_LEVEL=INFO): {steady['n']} full cancels, "
+                f"{steady['in_flight']} requests in flight, in {steady['seconds']:.1f} s: "
+                f"**{steady['per_cancel_ms']:.1f} ms per cancel**."
+            )
+            check("cpu steady: every outcome posted", steady["posted"] == steady["n"])
+            check("cpu steady: under 5 ms per cancel", steady["per_cancel_ms"] < 5)
         if "ratelimit" in parts:
             rl = run_ratelimit(workdir, 10 if args.quick else 30)
             a, b = rl["per_channel_done"].values()

@@ -223,3 +223,65 @@ def test_migrate_command(tmp_path: Path) -> None:
         [sys.executable, "-m", "bot", "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 0 and "revision 0003" in run.stdout, run.stderr
+
+
+# -- Slack down: the outcome is owed, and a process that is killed or drained leaves it to the next ------
+
+
+def confirm_in_an_outage(driver: Driver, slack: LocalSlack, mails: list[str]) -> list[str]:
+    """Ask for each mail, then confirm them all while Slack is down; returns each click's response_url."""
+    prompts = [driver.command(f"{mail} -- wrong segment")[1] for mail in mails]
+    slack.outage(600, "503")
+    return [driver.click(prompt, user=BOB)[1] for prompt in prompts]
+
+
+def wait_for_owed(replicas: Replicas, count: int, timeout: float = 15) -> None:
+    from bot.store import open_store
+
+    store = open_store(replicas.database_url, migrated=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while (store.owed_summary() or (0, None))[0] < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (store.owed_summary() or (0, None))[0] >= count
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("store", ["replicas_on_sqlite", "replicas_on_postgres"])
+def test_kill_9_in_a_slack_outage_the_next_process_posts_every_outcome_once(request, store: str) -> None:
+    """SQLite: the process restarted; PostgreSQL: a second replica, running all along, takes the messages."""
+    replicas: Replicas = request.getfixturevalue(store)
+    slack, mailpartner = replicas.slack, replicas.mailpartner
+    first = replicas.start()
+    other = replicas.start() if store == "replicas_on_postgres" else None
+    mails = [f"m{i:04d}" for i in range(10)]
+    urls = confirm_in_an_outage(first, slack, mails)
+    wait_for_owed(replicas, len(mails))  # every outcome is owed: MailPartner answered, Slack did not take it
+    first.bot.kill()
+    slack.down_until = 0.0  # Slack is back
+    back = time.monotonic()
+    restarted = other or replicas.start()
+    for mail, url in zip(mails, urls, strict=True):
+        text = blocks_text(restarted.outcome_at(url, timeout=40))
+        assert f"`{mail}`" in text and "is cancelled" in text and "Recovered" not in text
+    assert time.monotonic() - back < 40
+    for mail, url in zip(mails, urls, strict=True):
+        path = url.removeprefix(slack.url)
+        posted = [c for c in slack.calls if c.path == path and c.payload.get("response_type") == "in_channel"]
+        assert len([c for c in posted if "failed" not in c.response]) == 1, mail  # once
+        assert len([r for r in mailpartner.requests if r["messageId"] == mail]) == 1  # never asked again
+
+
+def test_drain_in_a_slack_outage_says_what_is_owed_and_the_next_process_posts_it(replicas_on_sqlite: Replicas) -> None:
+    replicas, slack = replicas_on_sqlite, replicas_on_sqlite.slack
+    first = replicas.start()
+    urls = confirm_in_an_outage(first, slack, ["m0020", "m0021"])
+    wait_for_owed(replicas, 2)
+    first.bot.stop()
+    log = first.bot.log()
+    assert "2 message(s) still owed" in log and "every in-flight cancel finished and was posted" not in log
+    slack.down_until = 0.0
+    restarted = replicas.start()
+    for url in urls:
+        assert "is cancelled" in blocks_text(restarted.outcome_at(url, timeout=20))

@@ -44,6 +44,7 @@ LINK = "\u2063link\u2063"  # where a web way's `link` goes in its text: invisibl
 URL_POSTS = 5  # Slack takes 5 posts on a response_url…
 URL_LIFETIME = 30 * 60.0  # …within 30 minutes
 WRITE_BATCH = 200
+SEND_GRACE = 12.0  # seconds a drain waits for calls to Slack under way (their timeout is 10 s)
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Ledger:
         self._urls: OrderedDict[str, int] = OrderedDict()  # response_url → posts Slack took (recent ones)
         self._since: OrderedDict[str, float] = OrderedDict()  # response_url → when the bot first used it
         self._here: dict[str, OwedRecord] = {}  # written, not yet taken by Slack nor given up
+        self._sending: set[str] = set()  # of those, the ones whose call to Slack is under way now
         self._pending = 0  # queued for writing or held here
         self._cond = threading.Condition()
         self._writes: queue.Queue[_Entry | None] = queue.Queue()
@@ -154,12 +156,15 @@ class Ledger:
     def close(self, timeout: float) -> tuple[bool, int]:
         """Deliver what can be within `timeout` s, then hand what is left back to the store at once, for the
         next process to start (or another replica) to deliver. Returns (all delivered, how many are left)."""
+        started = time.monotonic()
         delivered = self.wait_idle(timeout)
         self._writes.put(None)
         self._writer.join(max(1.0, timeout))
         self.outbox.close(0.0 if not delivered else 1.0)
-        with self._cond:
-            left = list(self._here)
+        with self._cond:  # a call under way may still land: handing its row back would post it twice
+            while self._sending and (wait := started + timeout + SEND_GRACE - time.monotonic()) > 0:
+                self._cond.wait(wait)
+            left = [owed_id for owed_id in self._here if owed_id not in self._sending]
         if left:
             handed = self.store.release_owed(left)
             log.error(
@@ -220,7 +225,7 @@ class Ledger:
         first = record.ways[0] if record.ways else {}
         method = "response_url" if first.get("via") == "url" else str(first.get("method", ""))
         self.outbox.submit(
-            lambda: self.deliver_ways(record.ways, cursor),
+            lambda: self._send(record, cursor),
             lane=record.lane,
             key=record.conversation,
             method=method,
@@ -228,6 +233,16 @@ class Ledger:
             give_up_after=max(0.0, record.deadline - self.clock()),
             on_done=lambda delivery: self._delivered(record, method, delivery, on_done),
         )
+
+    def _send(self, record: OwedRecord, cursor: _Cursor) -> Delivery:
+        with self._cond:
+            self._sending.add(record.id)
+        try:
+            return self.deliver_ways(record.ways, cursor)
+        finally:
+            with self._cond:
+                self._sending.discard(record.id)
+                self._cond.notify_all()
 
     def deliver_ways(self, ways: list[dict[str, Any]], cursor: _Cursor | None = None) -> Delivery:
         """Try the ways from where the last try stopped; raise SlackRetryable to be tried again later."""
