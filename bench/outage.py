@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.slack.local import LocalSlack
+from bot.slack.local import LocalSlack, SlackCall
 from bot.slack.wire import blocks_text
 from tests.fakes import BotProcess, FakeMailPartner, bot_env, free_port
 from tests.test_e2e import BOB, Driver
@@ -56,13 +56,10 @@ def main() -> int:
         arrived = []
         for url in urls:
             path = url.removeprefix(slack.url)
-            found = slack.wait_for(lambda c, p=path: c.path == p and "failed" not in c.response, timeout=120)
+            found = slack.wait_for(lambda c, p=path: outcome_at(c, p), timeout=120)
             arrived.append(found[0].time - back if found else None)
         time.sleep(2)  # a second post, if any, would come now
-        posts = [
-            len([c for c in slack.calls if c.path == url.removeprefix(slack.url) and "failed" not in c.response])
-            for url in urls
-        ]
+        posts = [len([c for c in slack.calls if outcome_at(c, url.removeprefix(slack.url))]) for url in urls]
         got = [a for a in arrived if a is not None]
         print(f"outcomes in the channel: {len(got)}/{len(urls)}; posted once each: {posts.count(1)}/{len(urls)}")
         if got:
@@ -80,6 +77,11 @@ def main() -> int:
             bot.stop()
         mailpartner.stop()
         slack.stop()
+
+
+def outcome_at(call: SlackCall, path: str) -> bool:
+    """An outcome Slack took at this response_url (the prompt's "confirmed" update goes there too)."""
+    return call.path == path and "failed" not in call.response and call.payload.get("response_type") == "in_channel"
 
 
 def last_line(bot: BotProcess, word: str) -> str:
