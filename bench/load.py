@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.slack.local import LocalSlack
 from bot.slack.wire import FORM, JSON, app_mention, blocks_text, button_click, buttons, signed_headers, slash_command
 from tests.databases import postgres_problem, postgres_schema, postgres_url
-from tests.fakes import SIGNING_SECRET, BotProcess, FakeMailPartner, bot_env, free_port
+from tests.fakes import SIGNING_SECRET, BotProcess, FakeMailPartner, answer_to, bot_env, free_port
 
 LATENCY = 3.0
 ACK_LIMIT = 3.0
@@ -197,11 +197,13 @@ def databases(workdir: Path, want_postgres: bool) -> Iterator[tuple[str, str]]:
 
 def commands_then_clicks(w: World, pool: ThreadPoolExecutor, mails: list[str], health_futures: list) -> dict[str, Any]:
     """N commands at once, then their N confirms at once; returns timings and the outcome times."""
+    command_urls = [w.slack.new_response_url() for _ in mails]
     command_bodies = [
-        slash_command(m, user=USER, channel=CHANNEL, response_url=w.slack.new_response_url()) for m in mails
+        slash_command(m, user=USER, channel=CHANNEL, response_url=u) for m, u in zip(mails, command_urls, strict=True)
     ]
     commands = burst(pool, w.port, command_bodies, health_futures)
-    prompts = [json.loads(body) for *_, body in commands]
+    # Each ack says "looking up…"; the prompt takes its place once MailPartner said what the mail is.
+    prompts = [answer_to(w.slack, u, json.loads(body)) for u, (*_, body) in zip(command_urls, commands, strict=True)]
     urls = [w.slack.new_response_url() for _ in mails]
     click_bodies = [
         button_click(buttons(p)["cancel_mail_confirm"], user=USER, channel=CHANNEL, response_url=u)
@@ -297,10 +299,10 @@ def run_steady(workdir: Path, n: int, in_flight: int) -> dict[str, float]:
         urls: list[str] = []
 
         def cancel(mail: str) -> None:
-            url = w.slack.new_response_url()
+            url, asked = w.slack.new_response_url(), w.slack.new_response_url()
             urls.append(url)
-            *_, prompt = post(w.port, slash_command(mail, user=USER, channel=CHANNEL, response_url=""))
-            button = buttons(json.loads(prompt))["cancel_mail_confirm"]
+            *_, ack = post(w.port, slash_command(mail, user=USER, channel=CHANNEL, response_url=asked))
+            button = buttons(answer_to(w.slack, asked, json.loads(ack)))["cancel_mail_confirm"]
             post(w.port, button_click(button, user=USER, channel=CHANNEL, response_url=url))
 
         warm = w.new_mails(in_flight * 2)
@@ -419,7 +421,7 @@ def run_soak(workdir: Path, minutes: float, rate: float) -> dict[str, Any]:
             if status != 200:
                 failures.append(f"command {status}")
                 return
-            prompt = json.loads(body)
+            prompt = answer_to(w.slack, url, json.loads(body))
             click_url = w.slack.new_response_url()
             _, _, status, _ = post(
                 w.port,

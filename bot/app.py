@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import httpx
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -22,8 +21,9 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.web import SlackResponse
 
+from bot.mailpartner.accounts import Accounts
 from bot.mailpartner.client import MailPartnerClient
-from bot.mailpartner.sandbox import SANDBOX_KEY, MailPartnerSandbox
+from bot.mailpartner.sandbox import SANDBOX_ACCOUNTS, MailPartnerSandbox
 from bot.ops.audit import AuditTrail
 from bot.ops.metrics import Metrics
 from bot.ops.recovery import Sweeper
@@ -55,7 +55,7 @@ class Bot:
         if self.sweeper is not None:
             self.sweeper.stop()
         drained = self.service.drain(timeout)
-        self.service.mailpartner.close()
+        self.service.accounts.close()
         self.service.replier.close()
         self.store.close()
         return drained
@@ -102,22 +102,31 @@ def sign_in(settings: Settings) -> SlackResponse:
         ) from error
 
 
-def mailpartner_client(
+def mailpartner_accounts(
     settings: Settings,
     *,
     sandbox: MailPartnerSandbox | None = None,
-    transport: httpx.BaseTransport | None = None,
     on_attempt: Callable[[float], None] | None = None,
-) -> MailPartnerClient:
-    """The real API, or the sandbox behind the very same client when `sandbox` is given."""
-    return MailPartnerClient(
-        settings.mailpartner_api_key or (SANDBOX_KEY if sandbox else ""),
-        base_url=settings.mailpartner_base_url,
-        timeout=settings.mailpartner_timeout,
-        deadline=settings.mailpartner_deadline,
-        transport=sandbox.transport() if sandbox else transport,
-        on_attempt=on_attempt,
-    )
+) -> Accounts:
+    """A client per MailPartner account: the real API, or the sandbox's two accounts behind the very same
+    client when `sandbox` is given."""
+    clients = {
+        name: MailPartnerClient(
+            key,
+            base_url=settings.mailpartner_base_url,
+            timeout=settings.mailpartner_timeout,
+            deadline=settings.mailpartner_deadline,
+            transport=sandbox.transport() if sandbox else None,
+            on_attempt=on_attempt,
+        )
+        for name, key in account_keys(settings, sandbox).items()
+    }
+    return Accounts(clients, channels=settings.channel_accounts)
+
+
+def account_keys(settings: Settings, sandbox: MailPartnerSandbox | None) -> Mapping[str, str]:
+    """Each account's key, by name: the settings', or the sandbox's two."""
+    return {name: key for name, (key, _) in SANDBOX_ACCOUNTS.items()} if sandbox else settings.mailpartner_accounts
 
 
 def build_bot(
@@ -131,9 +140,10 @@ def build_bot(
 ) -> Bot:
     """Raises StoreError when the store cannot be opened or migrated."""
     if settings.mailpartner_sandbox and sandbox is None:
-        sandbox = MailPartnerSandbox()
+        sandbox = MailPartnerSandbox.with_accounts()
     store = store or open_store(settings.database_url)
-    metrics = Metrics()
+    metrics = Metrics(tuple(account_keys(settings, sandbox)))
+    accounts = mailpartner_accounts(settings, sandbox=sandbox, on_attempt=metrics.mailpartner_seconds.observe)
     audit = AuditTrail(store, metrics)
     client = client or web_client(settings)
     app = App(
@@ -155,7 +165,7 @@ def build_bot(
     replier = Replier(ledger)
     steps = WorkflowSteps(store, audit, replier)
     service = CancelService(
-        mailpartner_client(settings, sandbox=sandbox, on_attempt=metrics.mailpartner_seconds.observe),
+        accounts,
         replier,
         store,
         steps,

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, TextIO
 
 from dotenv import load_dotenv
 
+from bot.mailpartner.accounts import DEFAULT, MAIL_REF, Accounts, split_ref
 from bot.mailpartner.answers import Fate
-from bot.mailpartner.client import MESSAGE_ID, CancelOutcome
+from bot.mailpartner.client import CancelOutcome
 from bot.ops.audit import AuditTrail
 from bot.ops.logs import configure_logging
 from bot.settings import MISSING_API_KEY, Mode, Settings, SettingsError
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     slackless = not any(os.environ.get(n, "").strip() for name in SLACK_CREDENTIALS for n in (name, f"{name}_FILE"))
     try:
         settings = Settings.from_env(os.environ, console=mode in OFFLINE_MODES or slackless)
-        if mode == "cancel" and not (settings.mailpartner_api_key or settings.mailpartner_sandbox):
+        if mode == "cancel" and not (settings.mailpartner_accounts or settings.mailpartner_sandbox):
             raise SettingsError([MISSING_API_KEY])
     except SettingsError as error:
         who = "cancel-mail-bot cannot start" if mode == "run" else f"python -m bot {mode}"
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The console and the CLI talk to a person: only real trouble goes to the log there.
         settings.log_level if mode == "run" and settings.mode is not Mode.CONSOLE else "ERROR",
         [
-            settings.mailpartner_api_key,
+            *settings.mailpartner_accounts.values(),
             settings.slack_bot_token,
             settings.slack_signing_secret,
             settings.slack_app_token,
@@ -215,7 +216,7 @@ def healthcheck_command(settings: Settings) -> int:
 def history_command(settings: Settings, mail_id: str | None, *, since: float | None, limit: int, as_json: bool) -> int:
     from bot.slack.messages import history_line
 
-    if mail_id and not MESSAGE_ID.match(mail_id):
+    if mail_id and not MAIL_REF.match(mail_id):
         print(f"history: {mail_id!r} is not a valid mail id", file=sys.stderr)
         return EXIT_USAGE
     store = _open_store(settings)
@@ -262,8 +263,23 @@ def run_slack(settings: Settings) -> int:
     return 0
 
 
+def _placed(accounts: Accounts, ids: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Each id with its account (README, Accounts); None, and why on stderr, when one cannot be placed."""
+    if accounts.names == (DEFAULT,):
+        return ids
+    preview = accounts.preview(ids)
+    if preview.unplaced:
+        print(
+            f"cancel: {', '.join(preview.unplaced)} could be in more than one account, or none knows it: name the "
+            f"account, as in {accounts.names[-1]}:{preview.unplaced[0]} (accounts: {', '.join(accounts.names)})",
+            file=sys.stderr,
+        )
+        return None
+    return preview.refs
+
+
 def cancel_command(settings: Settings, raw_ids: list[str], *, reason: str, yes: bool, as_json: bool) -> int:
-    from bot.app import mailpartner_client
+    from bot.app import mailpartner_accounts
     from bot.mailpartner.sandbox import MailPartnerSandbox
 
     parsed = parse_fields(" ".join(raw_ids), reason, require_reason=settings.require_reason)
@@ -275,7 +291,16 @@ def cancel_command(settings: Settings, raw_ids: list[str], *, reason: str, yes: 
             file=sys.stderr,
         )
         return EXIT_USAGE
-    sandbox = MailPartnerSandbox() if settings.mailpartner_sandbox else None
+    sandbox = MailPartnerSandbox.with_accounts() if settings.mailpartner_sandbox else None
+    accounts = mailpartner_accounts(settings, sandbox=sandbox)
+    if unknown := accounts.unknown(parsed.ids):
+        print(
+            f"cancel: no MailPartner account named {', '.join(unknown)}; the accounts are "
+            f"{', '.join(accounts.names)} (ACCOUNT:ID names one)",
+            file=sys.stderr,
+        )
+        accounts.close()
+        return EXIT_USAGE
     where = "the MailPartner SANDBOX" if sandbox else f"MailPartner ({settings.mailpartner_base_url})"
     # Break-glass cancels bypass Slack, so the audit trail is all that records them: it goes to stderr.
     logging.getLogger("bot.audit").setLevel(logging.INFO)
@@ -299,18 +324,21 @@ def cancel_command(settings: Settings, raw_ids: list[str], *, reason: str, yes: 
             if store is not None:
                 store.close()
             return EXIT_DECLINED
-    client = mailpartner_client(settings, sandbox=sandbox)
     try:
-        with ThreadPoolExecutor(min(8, len(parsed.ids))) as pool:
-            outcomes = list(pool.map(client.cancel, parsed.ids))
+        refs = _placed(accounts, parsed.ids)
+        if refs is None:
+            return EXIT_USAGE
+        with ThreadPoolExecutor(min(8, len(refs))) as pool:
+            outcomes = list(pool.map(accounts.cancel, refs))
     finally:
-        client.close()
+        accounts.close()
     for outcome in outcomes:
         audit(
             "outcome",
             actor=actor,
             channel="",
             mail_ids=[outcome.message_id],
+            account=split_ref(outcome.message_id)[0] or DEFAULT,
             via="cli",
             reason=parsed.reason or None,
             result=outcome.label,

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from slack_bolt.request import BoltRequest
 
 from bot.app import build_bot
-from bot.mailpartner.sandbox import MailPartnerSandbox
+from bot.mailpartner.sandbox import SANDBOX_ACCOUNTS, MailPartnerSandbox
 from bot.settings import Settings
 from bot.slack.commands import split_reason
 from bot.slack.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, MESSAGE_SHORTCUT, REASON_BLOCK
@@ -70,7 +70,7 @@ class Console:
         self.stdin, self.stdout, self.echo = stdin, stdout, echo
         self.slack = LocalSlack().start()
         self.secret = secrets.token_hex(16)
-        self.real_api = bool(settings.mailpartner_api_key) and not settings.mailpartner_sandbox
+        self.real_api = bool(settings.mailpartner_accounts) and not settings.mailpartner_sandbox
         console_settings = dataclasses.replace(
             settings,
             slack_bot_token="xoxb-local-console",
@@ -87,7 +87,7 @@ class Console:
             # A play session keeps its history in a temporary file unless DATABASE_URL names a store.
             database_url=database_url or f"sqlite:///{self._scratch.name}/console.db",
         )
-        self.sandbox = None if self.real_api else MailPartnerSandbox()
+        self.sandbox = None if self.real_api else MailPartnerSandbox.with_accounts()
         self.bot = build_bot(console_settings, sandbox=self.sandbox)
         self._seen = 0
         self._ts = 0
@@ -96,7 +96,7 @@ class Console:
         self.say(f"cancel-mail console: you are @you in #{CHANNEL_NAME}. Type `help` for commands, `quit` to leave.")
         self.say("(No Slack credentials: this console plays Slack. To connect a real Slack app, see README.)")
         if self.real_api:
-            self.say("⚠️  MAILPARTNER_API_KEY is set: this console cancels REAL mails at MailPartner.")
+            self.say("⚠️  A MailPartner key is set: this console cancels REAL mails at MailPartner.")
         else:
             self.say("🧪 MailPartner SANDBOX: no real mail is affected.")
             self.list_mails()
@@ -135,9 +135,11 @@ class Console:
         if self.sandbox is None:
             self.say("(the real MailPartner API has no listing: use the ids you know)")
             return
-        self.say("Sandbox mails (id, send time, state, subject):")
-        for mail, state in self.sandbox.mails():
-            self.say(f"  {mail.message_id:<6} {_relative(mail.send_in):<14} {state.value:<24} {mail.subject}")
+        self.say("Sandbox mails (account:id, send time, state, subject):")
+        for account, (key, _) in SANDBOX_ACCOUNTS.items():
+            for mail, state in self.sandbox.mails(key):
+                ref = f"{account}:{mail.message_id}"
+                self.say(f"  {ref:<14} {_relative(mail.send_in):<14} {state.value:<24} {mail.subject}")
 
     # -- Slack, played -----------------------------------------------------------------------------
 
@@ -158,9 +160,11 @@ class Console:
         except json.JSONDecodeError:  # Bolt answers a text-only ack as plain text
             message = {"text": response.body}
         self.show("only you see", message)
-        self.settle()
-        if buttons(message):
-            self.choose(message, message_ts="", thread_ts="")
+        # "Looking up…" first; the prompt takes its place once MailPartner said what the mails are.
+        answers = [c.payload for c in self.settle() if c.is_response_url and buttons(c.payload)]
+        prompt = answers[-1] if answers else message
+        if buttons(prompt):
+            self.choose(prompt, message_ts="", thread_ts="")
 
     def mention(self, line: str) -> None:
         self._ts += 1
@@ -311,7 +315,7 @@ class Console:
     def _where(call: SlackCall) -> str:
         payload = call.payload
         if call.is_response_url:
-            if payload.get("replace_original") in (True, "true"):
+            if payload.get("replace_original") in (True, "true") and not buttons(payload):
                 return "prompt now reads"
             return "channel sees" if payload.get("response_type") == "in_channel" else "only you see"
         return {

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from bot.mailpartner.client import CancelOutcome, MailPartnerClient
+from bot.mailpartner.accounts import Accounts
+from bot.mailpartner.client import CancelOutcome
 from bot.ops.audit import AuditTrail
 from bot.ops.metrics import Metrics
 from bot.slack.ledger import LINK
@@ -84,7 +85,7 @@ class _Job:
 class CancelService:
     def __init__(
         self,
-        mailpartner: MailPartnerClient,
+        accounts: Accounts,
         replier: Replier,
         store: Store,
         steps: WorkflowSteps,
@@ -97,7 +98,7 @@ class CancelService:
         audit_channel: str = "",
         metrics: Metrics | None = None,
     ) -> None:
-        self.mailpartner = mailpartner
+        self.accounts = accounts
         self.replier = replier
         self.store = store
         self.steps = steps
@@ -274,7 +275,7 @@ class CancelService:
 
     def _send(self, job: _Job) -> None:
         for message_id in job.ticket.ids:
-            future = self._mp_pool.submit(self.mailpartner.cancel, message_id)
+            future = self._mp_pool.submit(self.accounts.cancel, message_id)
             future.add_done_callback(lambda f, mid=message_id: self._collect(job, mid, f))
 
     def _collect(self, job: _Job, message_id: str, future: Future[CancelOutcome]) -> None:
@@ -349,6 +350,7 @@ class CancelService:
                 channel=job.where.channel,
                 thread=job.ticket.thread_ts,
                 mail_ids=[outcome.message_id],
+                account=self.accounts.account_of(outcome.message_id),
                 requester=job.ticket.requester,
                 reason=job.ticket.reason or None,
                 result=outcome.label,

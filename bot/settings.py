@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -30,6 +30,9 @@ MISSING_API_KEY = (
     "setting), or set MAILPARTNER_SANDBOX=true to try the bot on the built-in MailPartner simulator"
 )
 
+# MAILPARTNER_ACCOUNT_BRAND_A_API_KEY (or …_API_KEY_FILE) adds the account `brand-a`.
+ACCOUNT_VARIABLE = re.compile(r"^MAILPARTNER_ACCOUNT_([A-Z0-9_]+)_API_KEY(_FILE)?$")
+SANDBOX_ACCOUNTS = ("default", "brand-b")  # the sandbox's two accounts, for CANCEL_MAIL_CHANNEL_ACCOUNTS
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -59,6 +62,9 @@ class Settings:
     slack_api_url: str = DEFAULT_SLACK_API_URL
     port: int = 3000
     mailpartner_api_key: str = field(default="", repr=False)
+    # Every account by name, `default` being MAILPARTNER_API_KEY's; keys are secrets, never shown.
+    mailpartner_accounts: Mapping[str, str] = field(default_factory=dict, repr=False)
+    channel_accounts: Mapping[str, str] = field(default_factory=dict)  # channel id → account name
     mailpartner_base_url: str = DEFAULT_MAILPARTNER_BASE_URL
     mailpartner_timeout: float = 10.0
     mailpartner_deadline: float = 30.0
@@ -123,9 +129,12 @@ class Settings:
             socket_grace=reader.seconds("CANCEL_MAIL_SOCKET_GRACE", 30.0, high=3600),
             delivery_deadline=reader.seconds("CANCEL_MAIL_DELIVERY_DEADLINE", 86400.0, high=7 * 86400),
         )
+        accounts = reader.accounts(settings.mailpartner_api_key)
+        channels = reader.channel_accounts("CANCEL_MAIL_CHANNEL_ACCOUNTS", accounts, settings.mailpartner_sandbox)
+        settings = replace(settings, mailpartner_accounts=accounts, channel_accounts=channels)
         if not console:
             reader.problems.extend(settings._slack_problems())
-        if not settings.mailpartner_sandbox and not settings.mailpartner_api_key and not console:
+        if not settings.mailpartner_sandbox and not accounts and not console:
             reader.problems.append(MISSING_API_KEY)
         if reader.problems:
             raise SettingsError(reader.problems)
@@ -252,6 +261,43 @@ class _Reader:
             self.problems.append(str(error))
             return default
         return raw
+
+    def accounts(self, default_key: str) -> dict[str, str]:
+        """MailPartner accounts by name: `default` for MAILPARTNER_API_KEY, then each
+        MAILPARTNER_ACCOUNT_<NAME>_API_KEY as `<name>`, lower case, `_` as `-`."""
+        from bot.mailpartner.accounts import ACCOUNT_NAME, DEFAULT
+
+        found = {DEFAULT: default_key} if default_key else {}
+        for variable in sorted(self.env):
+            match = ACCOUNT_VARIABLE.match(variable)
+            if match is None or (match.group(2) and variable.removesuffix("_FILE") in self.env):
+                continue
+            name = match.group(1).lower().replace("_", "-")
+            setting = variable.removesuffix("_FILE")
+            if not ACCOUNT_NAME.match(name) or "--" in name or name.endswith("-"):
+                self.problems.append(f"{setting}: `{name}` is not an account name (letters, digits, single `_`)")
+            elif name in found:
+                self.problems.append(
+                    f"{setting} names the account `{name}` again: keep one (MAILPARTNER_API_KEY is `default`)"
+                )
+            elif key := self.secret(setting):
+                found[name] = key
+        return found
+
+    def channel_accounts(self, name: str, accounts: Mapping[str, str], sandbox: bool) -> dict[str, str]:
+        """`C012AB=brand-a,C034CD=brand-b`: a channel's requests go to that account unless they name one."""
+        known = set(accounts) | (set(SANDBOX_ACCOUNTS) if sandbox else set())
+        mapping: dict[str, str] = {}
+        for pair in (item.strip() for item in self.text(name).split(",") if item.strip()):
+            channel, _, account = (part.strip() for part in pair.partition("="))
+            if not _CHANNEL_ID.match(channel) or not account:
+                self.problems.append(f"{name} must list CHANNEL_ID=account pairs, separated by commas; got {pair!r}")
+            elif account not in known:
+                listed = ", ".join(sorted(known)) or "none is set"
+                self.problems.append(f"{name}: {channel} is given the account `{account}`, which is not set ({listed})")
+            else:
+                mapping[channel] = account
+        return mapping
 
     def channel(self, name: str) -> str:
         raw = self.text(name)

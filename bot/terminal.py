@@ -16,6 +16,7 @@ _EMOJI = {
     ":hourglass_flowing_sand:": "⏳",
     ":ballot_box_with_check:": "☑️",
     ":ok_hand:": "👌",
+    ":mag:": "🔍",
     ":stopwatch:": "⏱️",
     ":no_entry:": "⛔",
     ":busts_in_silhouette:": "👥",

@@ -15,7 +15,7 @@ from bot.settings import Settings
 from bot.slack.local import LocalSlack
 from bot.slack.wire import FORM, JSON, app_mention, button_click, buttons, signed_headers, slash_command
 from tests.databases import any_database, postgres  # noqa: F401  (fixtures)
-from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, FakeMailPartner
+from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, FakeMailPartner, answer_to
 
 ALICE, BOB, MALLORY = "U0ALICE000", "U0BOB00000", "U0MALLORY0"
 ONCALL = "C0ONCALL00"
@@ -57,13 +57,15 @@ class Harness:
         return self.bot.app.dispatch(BoltRequest(body=body, headers={**signed, **headers}))
 
     def command(self, text: str, *, user: str = ALICE, channel: str = ONCALL) -> tuple[BoltResponse, dict[str, Any]]:
-        body = slash_command(text, user=user, channel=channel, response_url=self.slack.new_response_url())
-        response = self.dispatch(body, FORM)
+        """The command's ack, and what the person then sees: the ack itself, or the prompt that replaces
+        its "looking up…" once MailPartner said what the mails are."""
+        url = self.slack.new_response_url()
+        response = self.dispatch(slash_command(text, user=user, channel=channel, response_url=url), FORM)
         try:
             message = json.loads(response.body) if response.body else {}
         except json.JSONDecodeError:
             message = {"text": response.body}
-        return response, message
+        return response, answer_to(self.slack, url, message)
 
     def click(
         self,

@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.mailpartner.sandbox import DEFAULT_MAILS, MailPartnerSandbox
-from bot.slack.local import LoopbackServer
+from bot.mailpartner.sandbox import DEFAULT_MAILS, MailPartnerSandbox, SandboxMailSpec
+from bot.slack.local import LocalSlack, LoopbackServer
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "mp-test-key-0123456789abcdef"
@@ -43,16 +44,28 @@ class Fault:
     hang: bool = False
     reset: bool = False
     times: int = 1  # how many requests it applies to
+    endpoint: str = "message-cancel"  # or `bulk-status`, `me`
 
 
 class FakeMailPartner(LoopbackServer):
-    def __init__(self, *, delay: float = 0.0, api_key: str = API_KEY, extra_mails: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        delay: float = 0.0,
+        api_key: str = API_KEY,
+        extra_mails: int = 0,
+        others: dict[str, tuple[SandboxMailSpec, ...]] | None = None,
+    ) -> None:
+        """`delay`: seconds each cancel takes (delivery reports answer at once); `others`: more accounts,
+        each a key and its own mails."""
         # Besides the sandbox's mails, `extra_mails` more (`m0000`, `m0001`, …) due in two hours.
         extra = tuple((f"m{i:04d}", "bulk", 7200.0, False, 1) for i in range(extra_mails))
-        self.sandbox = MailPartnerSandbox(DEFAULT_MAILS + extra, api_key=api_key)
+        self.sandbox = MailPartnerSandbox(DEFAULT_MAILS + extra, api_key=api_key, others=others)
         self.delay = delay
         self.faults: dict[str, list[Fault]] = {}
-        self.requests: list[dict[str, str]] = []
+        self.requests: list[dict[str, str]] = []  # message-cancel's, each its query parameters
+        self.reports: list[dict[str, str]] = []  # bulk-status's
+        self.unreported: set[str] = set()  # bulk-status answers code 4 for these, as MailPartner may
         self.cancels: Counter[str] = Counter()  # successful cancels per id (code 200)
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -81,10 +94,10 @@ class FakeMailPartner(LoopbackServer):
         with self._lock:
             self.faults.setdefault(message_id, []).extend(faults)
 
-    def _next_fault(self, message_id: str) -> Fault | None:
+    def _next_fault(self, message_id: str, endpoint: str) -> Fault | None:
         with self._lock:
             queue = self.faults.get(message_id) or []
-            if not queue:
+            if not queue or queue[0].endpoint != endpoint:
                 return None
             fault = queue[0]
             fault.times -= 1
@@ -94,10 +107,11 @@ class FakeMailPartner(LoopbackServer):
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         params = dict(parse_qsl(urlsplit(handler.path).query))
+        endpoint = urlsplit(handler.path).path.rsplit("/", 1)[-1]
         with self._lock:
-            self.requests.append(params)
+            {"message-cancel": self.requests, "bulk-status": self.reports}.get(endpoint, []).append(params)
         message_id = params.get("messageId", "")
-        fault = self._next_fault(message_id)
+        fault = self._next_fault(message_id, endpoint)
         if fault and fault.hang:
             self._release.wait(60)
             return
@@ -106,11 +120,16 @@ class FakeMailPartner(LoopbackServer):
             handler.connection.close()
             handler.close_connection = True
             return
-        time.sleep(fault.delay if fault and fault.delay else self.delay)
+        time.sleep(fault.delay if fault and fault.delay else self.delay if endpoint == "message-cancel" else 0)
         if fault and fault.body is not None:
             status, body, headers = fault.status, fault.body.encode(), fault.headers
+        elif endpoint == "bulk-status" and message_id in self.unreported:
+            status, body, headers = (
+                200,
+                json.dumps({"success": False, "code": 4, "message": "introuvable"}).encode(),
+                {},
+            )
         else:
-            endpoint = urlsplit(handler.path).path.rsplit("/", 1)[-1]
             status, answer = self.sandbox.answer(params, endpoint)
             if endpoint == "message-cancel" and answer.get("code") == 200:
                 with self._lock:
@@ -124,6 +143,15 @@ class FakeMailPartner(LoopbackServer):
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         handler.wfile.write(body)
+
+
+def answer_to(slack: LocalSlack, response_url: str, ack: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    """What replaces a command's "looking up…" ack at its response_url (the ack itself when it is final)."""
+    if not str(ack.get("text", "")).startswith(":mag:"):
+        return ack
+    path = response_url.removeprefix(slack.url)
+    found = slack.wait_for(lambda c: c.path == path and c.payload.get("replace_original") is True, timeout=timeout)
+    return found[0].payload if found else ack
 
 
 def free_port() -> int:

@@ -36,6 +36,7 @@ confirm
 /cancel-mail 303
 confirm
 /cancel-mail 304
+/cancel-mail brand-b:301
 confirm
 /cancel-mail 999
 confirm
@@ -56,13 +57,16 @@ def test_console_with_no_accounts_plays_every_outcome(tmp_path: Path) -> None:
     out = result.stdout
     assert result.returncode == 0, result.stderr
     assert "MailPartner SANDBOX" in out and "Flash sale ends tonight" in out
-    assert "✅ Mail `300` is cancelled" in out
-    assert "⏰ Too late: mail `303`" in out
-    assert "📤 Mail `304` was already sent" in out
-    assert "❔ Mail `999` was not found" in out
-    assert "👌 @you kept `301`; nothing was cancelled." in out
-    assert "[thread sees]" in out and "✅ Mail `302` is cancelled" in out
-    assert "Mail `300` was already cancelled" in out
+    # The sandbox has two accounts, so every mail is named with its own: `default:300`, `brand-b:301`.
+    assert "`default:300`: 1,240 recipients; nothing delivered yet." in out
+    assert "✅ Mail `default:300` is cancelled" in out
+    assert "⏰ Too late: mail `default:303`" in out
+    assert "📤 Nothing left to cancel: `default:304` has already gone out to every recipient." in out
+    assert "`brand-b:301`: 2,300 recipients" in out and "✅ Mail `brand-b:301` is cancelled" in out
+    assert "❔ Mail `default:999` was not found" in out
+    assert "👌 @you kept `default:301`; nothing was cancelled." in out
+    assert "[thread sees]" in out and "✅ Mail `default:302` is cancelled" in out
+    assert "Mail `default:300` was already cancelled" in out
     assert "`no!` is not a valid mail id" in out
     assert out.count("[SANDBOX]") == 0 and out.count("SANDBOX") >= 8  # every outcome is marked
     assert "Traceback" not in result.stderr
@@ -72,7 +76,7 @@ def test_console_reads_a_file(tmp_path: Path) -> None:
     demo = tmp_path / "demo.txt"
     demo.write_text("/cancel-mail 302\nkeep\n")
     result = run_bot(["console", str(demo)], "", tmp_path)
-    assert result.returncode == 0 and "kept `302`" in result.stdout
+    assert result.returncode == 0 and "kept `default:302`" in result.stdout
 
 
 def test_console_talks_to_real_api_after_a_warning(tmp_path: Path) -> None:
@@ -202,8 +206,7 @@ def test_check_all_ready(tmp_path: Path) -> None:
     assert "✅ Slack: signed in as @cancel-mail" in result.stdout
     # `me` tells whose key it is and what it has left; no mail id is sent anywhere.
     assert "✅ MailPartner: MAILPARTNER_API_KEY is @sandbox's, 5000 mail credits, balance 125.50 EUR" in result.stdout
-    assert [set(r) for r in fake.requests] == [{"apiKey"}]
-    assert not fake.cancels
+    assert fake.requests == [] and fake.reports == [] and not fake.cancels
 
 
 def test_check_finds_wrong_key_and_missing_scope(tmp_path: Path) -> None:
@@ -259,9 +262,10 @@ def test_console_form_and_workflow(tmp_path: Path) -> None:
     out = result.stdout
     assert result.returncode == 0 and "Traceback" not in result.stderr
     assert "[form] Mail ids: `nope!` is not a valid mail id." in out
-    assert "*Reason:* wrong segment" in out and "✅ Mail `300` is cancelled" in out
-    assert "Mail ids (required) [302 301]:" in out and "kept `302`, `301`" in out
-    assert "result              cancelled" in out and "cancelled_ids       301" in out
+    assert "*Reason:* wrong segment" in out and "✅ Mail `default:300` is cancelled" in out
+    assert "Mail ids (required) [302 301]:" in out and "kept `default:302`, `default:301`" in out
+    assert "result              cancelled" in out and "cancelled_ids       default:301" in out
+    assert "account             default" in out
     assert "[workflow step failed] `bad!` is not a valid mail id." in out
 
 

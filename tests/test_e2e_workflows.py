@@ -111,7 +111,7 @@ def prompts(slack: LocalSlack) -> int:
 RESULTS = [
     ("m0001 m0002", {}, "confirm", "cancelled", "m0001,m0002", ""),
     ("m0003 999", {}, "confirm", "partly_cancelled", "m0003", "999"),
-    ("304", {}, "confirm", "not_cancelled", "", "304"),
+    ("303", {}, "confirm", "not_cancelled", "", "303"),
     ("m0004", {"m0004": Fault(hang=True, times=9)}, "confirm", "unknown", "", "m0004"),
     ("m0005", {}, "keep", "kept", "", "m0005"),
 ]

@@ -86,7 +86,7 @@ def test_readme_walkthrough_matches_the_console_ten_minutes_after_start_up(tmp_p
 
 def test_console_shows_the_prompt_update_before_the_outcome(tmp_path: Path) -> None:
     """In a terminal the click's effect reads before the outcome, every time (the outbox may send it later)."""
-    confirms = "".join(f"/cancel-mail {mail}\nconfirm\n" for mail in ("300", "301", "302", "303", "304", "999"))
+    confirms = "".join(f"/cancel-mail {mail}\nconfirm\n" for mail in ("300", "301", "302", "303", "brand-b:310", "999"))
     result = subprocess.run(
         [sys.executable, "-m", "bot", "console"],
         input=confirms + "@bot cancel 305\nconfirm\nquit\n",

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 
 from bot.slack.local import LocalSlack
 from bot.slack.wire import app_mention, blocks_text, button_click, buttons, slash_command
-from tests.fakes import API_KEY, BotProcess, FakeMailPartner, FakeSocketMode, bot_env, free_port
+from tests.fakes import API_KEY, BotProcess, FakeMailPartner, FakeSocketMode, answer_to, bot_env, free_port
 
 ALICE, CHANNEL = "U0ALICE000", "C0ONCALL00"
 
@@ -39,7 +39,8 @@ def test_socket_mode_command_click_outcome_and_mention(tmp_path: Path) -> None:
             )
             ack = socket_mode.ack_of(socket_mode.send("slash_commands", command))
             assert ack is not None, bot.log()
-            prompt = ack["payload"]
+            # "Looking up…" at once; the prompt takes its place through the command's response_url.
+            prompt = answer_to(slack, command["response_url"], ack["payload"])
             assert (
                 prompt["response_type"] == "ephemeral" and buttons(prompt)["cancel_mail_confirm"]["style"] == "danger"
             )
@@ -72,7 +73,7 @@ def test_socket_mode_command_click_outcome_and_mention(tmp_path: Path) -> None:
             assert len([c for c in slack.of("chat.postMessage") if c.payload.get("thread_ts") == ts]) == 1
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
                 metrics = response.read().decode()  # Socket Mode serves its own metrics too
-            assert 'cancel_mail_outcomes_total{result="cancelled"} 1.0' in metrics
+            assert 'cancel_mail_outcomes_total{account="default",result="cancelled"} 1.0' in metrics
             assert 'cancel_mail_requests_total{via="mention"} 1.0' in metrics
 
             bot.proc.send_signal(signal.SIGTERM)

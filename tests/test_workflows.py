@@ -260,7 +260,7 @@ def test_message_shortcut_prefills_ids_and_prompts_in_its_thread(harness: Harnes
     [
         ("300, 305", {}, "cancelled", "300,305", ""),
         ("300 999", {}, "partly_cancelled", "300", "999"),
-        ("304 303", {}, "not_cancelled", "", "304,303"),
+        ("303 999", {}, "not_cancelled", "", "303,999"),
         ("300 m0001", {"m0001": Fault(hang=True, times=9)}, "unknown", "300", "m0001"),
         ("m0002", {"m0002": Fault(reset=True, times=99)}, "not_cancelled", "", "m0002"),
     ],

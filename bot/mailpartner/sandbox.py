@@ -9,6 +9,9 @@ over an httpx transport, so every line of code above HTTP is the production one.
 Its delivery reports take one side of what MailPartner leaves undocumented: a scheduled mail has rows
 whose status is not final ("Scheduled"), a sent one "Delivered" rows, and `302` has no report at all
 (code 4), as a mail not yet sent may well have at the real service. Recipients are at example domains.
+
+It holds two accounts, as an agency's sub-accounts: `default` (key `sandbox`) and `brand-b` (key
+`sandbox-brand-b`), each with mails of its own. Both have a `301`: the id alone cannot say whose it is.
 """
 
 from __future__ import annotations
@@ -61,8 +64,19 @@ DEFAULT_MAILS: tuple[SandboxMailSpec, ...] = (
     ("304", "Welcome series, part 1", -3600, False, 3),
     ("305", "Webinar invitation", 6 * 3600, True, 310),
 )
+BRAND_B_MAILS: tuple[SandboxMailSpec, ...] = (
+    ("301", "Brand B: autumn lookbook", 5 * 3600, False, 2300),
+    ("310", "Brand B: loyalty points expire", 8 * 3600, False, 415),
+)
+# The sandbox's accounts: name → (key, mails). `default` is MAILPARTNER_API_KEY's account.
+SANDBOX_ACCOUNTS: dict[str, tuple[str, tuple[SandboxMailSpec, ...]]] = {
+    "default": (SANDBOX_KEY, DEFAULT_MAILS),
+    "brand-b": ("sandbox-brand-b", BRAND_B_MAILS),
+}
 UNREPORTED = frozenset({"302"})  # bulk-status answers code 4 for these: "no report yet"
 ACCOUNT = {"username": "sandbox", "creditMail": 5000, "currency": "EUR", "balance": "125.50"}
+OTHER_ACCOUNT = {"username": "sandbox-brand-b", "creditMail": 1200, "currency": "EUR", "balance": "30.00"}
+_NAMES = ("anna", "bruno", "chloe", "david", "emma", "farid", "gina", "hugo")  # recipients' made-up names
 _STATUS = {
     "scheduled": "Scheduled",
     "due in under 5 minutes": "Scheduled",
@@ -77,15 +91,31 @@ class MailPartnerSandbox:
         mails: tuple[SandboxMailSpec, ...] = DEFAULT_MAILS,
         *,
         api_key: str | None = None,
+        others: dict[str, tuple[SandboxMailSpec, ...]] | None = None,
     ) -> None:
-        """`api_key=None` accepts any non-empty key; a string accepts only that key (for code 10)."""
+        """`api_key=None` accepts any non-empty key; a string accepts only that key (for code 10).
+        `others`: more accounts, each a key and its own mails (the sandbox's `brand-b`)."""
         self._api_key = api_key
         self._lock = threading.Lock()
-        self._mails = {
-            m: SandboxMail(m, subject, send_in, done, recipients, m not in UNREPORTED)
-            for m, subject, send_in, done, recipients in mails
-        }
+        self._books = {key: self._book(specs) for key, specs in (others or {}).items()}
+        self._mails = self._book(mails)
         self.requests = 0
+
+    @classmethod
+    def with_accounts(cls) -> MailPartnerSandbox:
+        """Both of the sandbox's accounts (SANDBOX_ACCOUNTS), each answering to its own key only."""
+        (key, mails), *others = SANDBOX_ACCOUNTS.values()
+        return cls(mails, api_key=key, others=dict(others))
+
+    @staticmethod
+    def _book(specs: tuple[SandboxMailSpec, ...]) -> dict[str, SandboxMail]:
+        return {
+            m: SandboxMail(m, subject, send_in, done, recipients, m not in UNREPORTED)
+            for m, subject, send_in, done, recipients in specs
+        }
+
+    def _mails_of(self, api_key: str) -> dict[str, SandboxMail]:
+        return self._books.get(api_key, self._mails)
 
     def add_mails(self, message_ids: list[str], *, subject: str = "bulk", send_in: float = 7200.0) -> None:
         """Schedule more mails, each due `send_in` seconds after any question (the benchmark's supply)."""
@@ -101,9 +131,10 @@ class MailPartnerSandbox:
             return MailState.SENT
         return MailState.LOCKED if mail.send_in < LOCK_WINDOW else MailState.SCHEDULED
 
-    def mails(self) -> list[tuple[SandboxMail, MailState]]:
+    def mails(self, api_key: str = "") -> list[tuple[SandboxMail, MailState]]:
+        """The mails of the account with `api_key` (the first account's by default), and their state."""
         with self._lock:
-            return [(mail, self.state(mail)) for mail in self._mails.values()]
+            return [(mail, self.state(mail)) for mail in self._mails_of(api_key).values()]
 
     def cancel(self, api_key: str, message_id: str) -> int:
         """Apply MailPartner's rules; return the control code."""
@@ -111,7 +142,7 @@ class MailPartnerSandbox:
             self.requests += 1
             if refused := self._refusal(api_key, message_id):
                 return refused
-            mail = self._mails.get(message_id)
+            mail = self._mails_of(api_key).get(message_id)
             if mail is None:
                 return 4
             code = {
@@ -129,15 +160,15 @@ class MailPartnerSandbox:
         with self._lock:
             self.requests += 1
             refused = self._refusal(api_key, message_id)
-            mail = self._mails.get(message_id)
+            mail = self._mails_of(api_key).get(message_id)
             if refused or mail is None or not mail.reported:
                 code = refused or 4
                 return {"success": False, "code": code, "message": _MESSAGES[code]}
             state = self.state(mail)
         status = _STATUS[state.value]
         rows = [
-            {"email": f"client{i}@example.fr", "token": f"{message_id}-{i}", "status": status, "cost": 1,
-             "stopMail": state is MailState.CANCELLED, "date": ""}
+            {"email": f"{_NAMES[i % len(_NAMES)]}{i}@example.fr", "token": f"{message_id}-{i}", "status": status,
+             "cost": 1, "stopMail": state is MailState.CANCELLED, "date": ""}
             for i in range(mail.recipients)
         ]  # fmt: skip
         return {"success": True, "code": 200, "messageId": message_id, "StatutResponseList": rows}
@@ -147,14 +178,15 @@ class MailPartnerSandbox:
         refused = self._refusal(api_key)
         if refused:
             return {"success": False, "code": refused, "message": _MESSAGES[refused]}
-        credits = {k: ACCOUNT[k] for k in ("creditMail", "currency", "balance")}
-        return {"success": True, "code": 200, "user": {"username": ACCOUNT["username"]}, "credits": credits}
+        account = OTHER_ACCOUNT if api_key in self._books else ACCOUNT
+        credits = {k: account[k] for k in ("creditMail", "currency", "balance")}
+        return {"success": True, "code": 200, "user": {"username": account["username"]}, "credits": credits}
 
     def _refusal(self, api_key: str, message_id: str | None = None) -> int:
         """The code refusing this key (and id, for the calls that take one), or 0."""
         if not api_key:
             return 1
-        if self._api_key is not None and api_key != self._api_key:
+        if self._api_key is not None and api_key != self._api_key and api_key not in self._books:
             return 10
         return 3 if message_id == "" else 0
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from bot.app import SlackSignInError, mailpartner_client, sign_in
+from bot.app import SlackSignInError, mailpartner_accounts, sign_in
+from bot.mailpartner.accounts import DEFAULT
 from bot.mailpartner.answers import Report
 from bot.mailpartner.client import AccountReport
 from bot.mailpartner.sandbox import MailPartnerSandbox
@@ -58,21 +59,36 @@ def check_slack(settings: Settings) -> list[Finding]:
 
 
 def check_mailpartner(settings: Settings) -> list[Finding]:
-    """Ask MailPartner's `me` who the key belongs to: a check of the key that touches no mail."""
-    sandbox = MailPartnerSandbox() if settings.mailpartner_sandbox else None
-    if sandbox is None and not settings.mailpartner_api_key:
+    """Ask MailPartner's `me`, for every account, who its key belongs to and the credits left: a check of
+    each key that touches no mail. Keys are never shown: a finding names the setting that holds one."""
+    sandbox = MailPartnerSandbox.with_accounts() if settings.mailpartner_sandbox else None
+    if sandbox is None and not settings.mailpartner_accounts:
         return [Finding(False, f"MailPartner: {MISSING_API_KEY}")]
-    client = mailpartner_client(settings, sandbox=sandbox)
+    accounts = mailpartner_accounts(settings, sandbox=sandbox)
     started = time.monotonic()
     try:
-        account = client.account()
+        answers = accounts.me()
     finally:
-        client.close()
-    finding = _judge(account, settings, "MAILPARTNER_API_KEY", time.monotonic() - started)
+        accounts.close()
+    seconds = time.monotonic() - started
+    several = len(answers) > 1
+    findings = []
+    for name, answer in answers.items():
+        finding = _judge(answer, settings, key_setting(name), seconds)
+        if several:  # "MailPartner: …" → "MailPartner account `brand-b`: …"
+            finding = Finding(finding.ok, finding.text.replace("MailPartner", f"MailPartner account `{name}`", 1))
+        findings.append(finding)
     if sandbox is not None:
-        note = "the SANDBOX is active (MAILPARTNER_SANDBOX=true); no real mail is reached"
-        return [Finding(finding.ok, f"MailPartner: {note}; {finding.text.removeprefix('MailPartner: ')}")]
-    return [finding]
+        note = "MailPartner: the SANDBOX is active (MAILPARTNER_SANDBOX=true); no real mail is reached"
+        findings.insert(0, Finding(True, f"{note}; its accounts: {', '.join(answers)}"))
+    return findings
+
+
+def key_setting(account: str) -> str:
+    """The setting that holds an account's key."""
+    if account == DEFAULT:
+        return "MAILPARTNER_API_KEY"
+    return f"MAILPARTNER_ACCOUNT_{account.upper().replace('-', '_')}_API_KEY"
 
 
 def _judge(account: AccountReport, settings: Settings, key_name: str, seconds: float) -> Finding:

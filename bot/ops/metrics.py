@@ -2,7 +2,7 @@
 
     cancel_mail_requests_total{via}                  command, mention, shortcut, workflow
     cancel_mail_refusals_total{reason}               not_allowed_user, not_allowed_channel, own_request
-    cancel_mail_outcomes_total{result}               one per MailPartner answer or failure (answers.py)
+    cancel_mail_outcomes_total{result,account}       one per MailPartner answer or failure (answers.py), by account
     cancel_mail_recovered_total                      cancels finished after their process died
     cancel_mail_slack_post_failures_total{method}    Slack messages that failed for good (every way, every retry)
     cancel_mail_slack_owed                           messages owed to people, not yet taken by Slack (the store's)
@@ -46,7 +46,7 @@ def outcome_result(code: int | None, failure: str | None) -> str:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, accounts: tuple[str, ...] = ("default",)) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         # Its own registry: tests and several bots in one process never collide on names.
@@ -54,7 +54,9 @@ class Metrics:
         kw: dict[str, Any] = {"registry": self.registry}
         self.requests = Counter("cancel_mail_requests", "Cancel requests, by way in", ["via"], **kw)
         self.refusals = Counter("cancel_mail_refusals", "Requests and clicks refused, by rule", ["reason"], **kw)
-        self.outcomes = Counter("cancel_mail_outcomes", "Outcomes of one mail's cancel, by result", ["result"], **kw)
+        self.outcomes = Counter(
+            "cancel_mail_outcomes", "Outcomes of one mail's cancel, by result and account", ["result", "account"], **kw
+        )
         self.recovered = Counter("cancel_mail_recovered", "Cancels finished after their process died", **kw)
         self.slack_failures = Counter(
             "cancel_mail_slack_post_failures", "Slack calls that failed for good, by method", ["method"], **kw
@@ -92,7 +94,8 @@ class Metrics:
         for reason in REFUSALS:
             self.refusals.labels(reason)
         for result in RESULTS:
-            self.outcomes.labels(result)
+            for account in accounts:
+                self.outcomes.labels(result, account)
         for method in SLACK_METHODS:  # so that increase() sees the first failure, not an absent series
             self.slack_failures.labels(method)
 
@@ -104,7 +107,8 @@ class Metrics:
         elif action == "refusal" and line.get("refusal"):
             self.refusals.labels(line["refusal"]).inc()
         elif action == "outcome" and line.get("via") != "cli":
-            self.outcomes.labels(outcome_result(line.get("code"), line.get("failure"))).inc()
+            account = str(line.get("account") or "default")
+            self.outcomes.labels(outcome_result(line.get("code"), line.get("failure")), account).inc()
         elif action == "recovery":
             self.recovered.inc()
 

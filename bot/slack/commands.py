@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from bot.mailpartner.client import MESSAGE_ID
+from bot.mailpartner.accounts import MAIL_REF, split_ref
 from bot.slack.ticket import MAX_IDS, ticket_fits
 
 MAX_REASON = 500
@@ -39,6 +39,8 @@ class UsageReason(Enum):
     REASON_UNMARKED = "reason_unmarked"  # `/cancel-mail 302 wrong list`: words after the ids, no ` -- `
     NOT_ID_LIKE = "not_id_like"  # the same words in a field that holds ids only (the form, the step, the CLI)
     VERB_MISSING = "verb_missing"  # `@bot 302`: ids, but no `cancel` before them
+    UNKNOWN_ACCOUNT = "unknown_account"  # `brand-x:301` where no account is named brand-x
+    ACCOUNT_NEEDED = "account_needed"  # a bare id that several accounts know, or none, and no `default`
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,10 @@ def parse_slash_command(text: str, *, require_reason: bool = False) -> ParsedCom
     if words[:1] and words[0].lower() in ("history", "historique"):
         if len(words) > 2 or reason:
             return UsageRequest(UsageReason.HISTORY_ARGS)
-        if len(words) == 2 and not MESSAGE_ID.match(words[1]):
+        mail = _account_lowered(words[1]) if len(words) == 2 else ""
+        if mail and not MAIL_REF.match(mail):
             return UsageRequest(UsageReason.INVALID_ID, words[1][:40])
-        return HistoryRequest(words[1] if len(words) == 2 else "")
+        return HistoryRequest(mail)
     if words[:1] and words[0].lower() == "cancel":
         words = words[1:]
     return _request(words, reason, require_reason)
@@ -129,8 +132,15 @@ def _as_reason(words: list[str]) -> str:
 
 
 def _id_like(word: str) -> bool:
-    """A word that reads as a mail id: valid, with a digit in it (MailPartner's ids are numbered)."""
-    return bool(MESSAGE_ID.match(word)) and any(c.isdigit() for c in word)
+    """A word that reads as a mail id (`301`, `brand-b:301`): valid, with a digit in the id (MailPartner's
+    ids are numbered)."""
+    return bool(MAIL_REF.match(word)) and any(c.isdigit() for c in split_ref(word)[1])
+
+
+def _account_lowered(word: str) -> str:
+    """`Brand-B:301` → `brand-b:301`: account names are lower case, ids are as typed."""
+    account, colon, message_id = word.rpartition(":")
+    return f"{account.lower()}{colon}{message_id}"
 
 
 def _request(
@@ -144,9 +154,10 @@ def _request(
         return UsageRequest(UsageReason.NO_ID)
     if words[0].lower() in help_words:
         return UsageRequest(UsageReason.HELP)
+    words = [_account_lowered(w) for w in words]
     numbered = any(_id_like(w) for w in words)
     for word in words:
-        if not MESSAGE_ID.match(word) and not (numbered and word.startswith("-")):
+        if not MAIL_REF.match(word) and not (numbered and word.startswith("-")):
             return UsageRequest(UsageReason.INVALID_ID, word[:40])
     # Beside numbered ids, a word with no digit (or one starting with `-`, never an id) is far likelier a
     # reason typed without ` -- ` than an id: sending `wrong` and `list` to MailPartner would be noise at

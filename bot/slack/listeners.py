@@ -22,6 +22,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, BoltRequest
 from slack_sdk import WebClient
 
+from bot.mailpartner.accounts import Preview, split_ref
 from bot.ops.audit import AuditTrail
 from bot.service import CancelService, ShuttingDown
 from bot.slack.access import AccessPolicy, Refusal
@@ -62,7 +63,7 @@ from bot.slack.messages import (
 from bot.slack.outbox import Delivery
 from bot.slack.recent import RecentIds
 from bot.slack.replies import Conversation
-from bot.slack.ticket import PromptTicket
+from bot.slack.ticket import PromptTicket, ticket_fits
 from bot.slack.workflow import CALLBACK_ID, StepRef, StepResult, step_outputs
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,10 @@ def register(app: App, deps: ListenerDeps) -> None:
     app.function(CALLBACK_ID)(listeners.on_workflow_step)
     app.action(CONFIRM_ACTION)(listeners.on_confirm)
     app.action(KEEP_ACTION)(listeners.on_keep)
+
+
+def _ids(ids: tuple[str, ...]) -> str:
+    return ", ".join(f"`{i}`" for i in ids)
 
 
 def _acked_on_error(handler: Callable[..., None]) -> Callable[..., None]:
@@ -158,11 +163,28 @@ class _Listeners:
             self._audit_refusal(refusal, user, channel, "", parsed.ids)
             ack(**notice(refusal.value, self.deps.lang))
             return
-        ticket = self._ticket(parsed, user, channel, thread_ts="")
+        if unknown := self._unknown_account(parsed):
+            ack(text=usage_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=self.deps.lang, accounts=self._accounts))
+            return
         # Under the two-person rule the prompt must be public, so a second person can see and confirm it.
-        response_type = "in_channel" if ticket.second_person else "ephemeral"
-        ack(response_type=response_type, **self._prompt(ticket))
-        self._audit_request(ticket, via="command")
+        public = self.deps.access.second_person
+        ack(
+            response_type="in_channel" if public else "ephemeral",
+            text=ui("looking_up", self.deps.lang, ids=_ids(parsed.ids)),
+        )
+        where = Conversation(channel=channel, response_url=body.get("response_url", ""))
+        replier = self.deps.service.replier
+
+        def prompt() -> None:  # in place of "looking up…", once MailPartner said what the mails are
+            prepared = self._prepared(parsed, user, channel)
+            if isinstance(prepared, str):
+                replier.answer(where, user, {"text": prepared}, public=public, kind="note")
+                return
+            ticket, preview = prepared
+            replier.answer(where, user, self._prompt(ticket, preview, private=not public), public=public)
+            self._audit_request(ticket, via="command")
+
+        self.deps.service.background(prompt)
 
     @_acked_on_error
     def on_mention(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
@@ -185,8 +207,11 @@ class _Listeners:
 
             self._once(body, request, refuse)
             return
-        ticket = self._ticket(parsed, user, channel, thread_ts=thread)
-        self._once(body, request, lambda: self._post_thread_prompt(ticket, via="mention"))
+        if unknown := self._unknown_account(parsed):
+            text = usage_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=self.deps.lang, accounts=self._accounts)
+            self._once(body, request, lambda: replier.post(channel, {"text": text}, thread_ts=thread))
+            return
+        self._once(body, request, lambda: self._post_thread_prompt(parsed, user, channel, thread, via="mention"))
 
     # -- the form: both shortcuts open it, a valid submission posts the usual prompt -----------------
 
@@ -227,23 +252,36 @@ class _Listeners:
             field = CONVERSATION_BLOCK if origin.kind == "global" and refusal.value.endswith("channel") else IDS_BLOCK
             ack(response_action="errors", errors={field: ui(refusal.value, deps.lang)})
             return
+        if unknown := self._unknown_account(parsed):
+            problem = problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=deps.lang, accounts=self._accounts)
+            ack(response_action="errors", errors={IDS_BLOCK: problem})
+            return
         ack()
         if origin.kind == "message":  # like a mention: the prompt goes into that message's thread
-            self._post_thread_prompt(self._ticket(parsed, user, channel, thread_ts=origin.thread_ts), via="shortcut")
+            thread = origin.thread_ts
+            deps.service.background(lambda: self._post_thread_prompt(parsed, user, channel, thread, via="shortcut"))
             return
-        ticket = self._ticket(parsed, user, channel, thread_ts="")
         where = Conversation(channel=channel, response_url=submission.response_url)
-        prompt, replier = self._prompt(ticket), deps.service.replier
+        deps.service.background(lambda: self._post_form_prompt(parsed, user, where))
+
+    def _post_form_prompt(self, parsed: CancelRequest, user: str, where: Conversation) -> None:
+        """Like the command's: privately to the submitter, publicly under the two-person rule."""
+        deps, replier, channel = self.deps, self.deps.service.replier, where.channel
+        prepared = self._prepared(parsed, user, channel)
+        if isinstance(prepared, str):
+            replier.tell(where, user, {"text": prepared})
+            return
+        ticket, preview = prepared
 
         def undelivered(delivery: Delivery) -> None:
             if not delivery.ok:  # say so where the submitter will see it: a DM from the bot
                 replier.post(user, notice("prompt_undelivered", deps.lang, channel=channel))
 
-        # Like the command: privately to the submitter, publicly under the two-person rule.
+        prompt = self._prompt(ticket, preview, private=not ticket.second_person)
         if ticket.second_person:
-            replier.post_public(where, prompt, on_done=undelivered)
+            replier.send(replier.public(where, prompt, kind="prompt"), on_done=undelivered)
         else:
-            replier.tell(where, user, prompt, on_done=undelivered)
+            replier.send(replier.private(where, user, prompt, kind="prompt"), on_done=undelivered)
         self._audit_request(ticket, via="shortcut")
 
     # -- the Workflow Builder step -----------------------------------------------------------------
@@ -272,7 +310,15 @@ class _Listeners:
                 self._audit_refusal(refusal, requester, channel, "", parsed.ids, execution=step.execution_id)
                 steps.end(step, error=ui(refusal.value, deps.lang), actor=requester, channel=channel)
                 return
-            ticket = dataclasses.replace(self._ticket(parsed, requester, channel, thread_ts=""), workflow=True)
+            if unknown := self._unknown_account(parsed):
+                problem = problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=deps.lang, accounts=self._accounts)
+                steps.end(step, error=problem, actor=requester, channel=channel)
+                return
+            prepared = self._prepared(parsed, requester, channel, workflow=True)
+            if isinstance(prepared, str):
+                steps.end(step, error=prepared, actor=requester, channel=channel)
+                return
+            ticket, preview = prepared
             steps.started(step, channel=channel, ticket=ticket.encode(), expires_at=ticket.issued_at + deps.prompt_ttl)
             self._audit_request(ticket, via="workflow", execution=step.execution_id)
 
@@ -285,7 +331,8 @@ class _Listeners:
 
             # Posted with the run's own token: only then does the click bring `function_data` back.
             replier = deps.service.replier
-            prompt = replier.posted(channel, self._prompt(ticket), kind="prompt", token=step.token, actor=requester)
+            message = self._prompt(ticket, preview)
+            prompt = replier.posted(channel, message, kind="prompt", token=step.token, actor=requester)
             replier.send(prompt, on_done=posted)
         except Exception:  # a run left waiting would hold the workflow forever: end it, then report
             log.exception("workflow step %s failed to start", step.execution_id)
@@ -375,10 +422,46 @@ class _Listeners:
         trigger = body.get("trigger_id", "")
         deps.service.background(lambda: client.views_open(trigger_id=trigger, view=view))
 
-    def _post_thread_prompt(self, ticket: PromptTicket, *, via: str) -> None:
-        """Queue the prompt into the thread and record the request."""
-        self.deps.service.replier.post_prompt(ticket.channel, ticket.thread_ts, self._prompt(ticket))
+    def _post_thread_prompt(self, parsed: CancelRequest, user: str, channel: str, thread: str, *, via: str) -> None:
+        """Ask MailPartner what the mails are, then post the prompt into the thread and record the request."""
+        replier = self.deps.service.replier
+        prepared = self._prepared(parsed, user, channel, thread_ts=thread)
+        if isinstance(prepared, str):
+            replier.post(channel, {"text": prepared}, thread_ts=thread)
+            return
+        ticket, preview = prepared
+        replier.post_prompt(ticket.channel, ticket.thread_ts, self._prompt(ticket, preview))
         self._audit_request(ticket, via=via)
+
+    @property
+    def _accounts(self) -> tuple[str, ...]:
+        return self.deps.service.accounts.names
+
+    def _unknown_account(self, request: CancelRequest) -> str:
+        """The first mail whose account the bot does not have (`brand-x:301`), or ``: before any call."""
+        unknown = set(self.deps.service.accounts.unknown(request.ids))
+        return next((ref for ref in request.ids if split_ref(ref)[0] in unknown), "")
+
+    def _prepared(
+        self, request: CancelRequest, requester: str, channel: str, *, thread_ts: str = "", workflow: bool = False
+    ) -> tuple[PromptTicket, Preview] | str:
+        """Place each id in its account and ask MailPartner what each mail is (PREVIEW_WAIT s at most): the
+        ticket for the mails left to cancel and what MailPartner said, or what to tell the person instead.
+        Runs off the ack path: it waits for MailPartner."""
+        deps = self.deps
+        preview = deps.service.accounts.preview(request.ids, channel)
+        if preview.unplaced:
+            problem = problem_text(
+                UsageReason.ACCOUNT_NEEDED, preview.unplaced[0], lang=deps.lang, accounts=self._accounts
+            )
+            return ":grey_question: " + problem
+        left = tuple(ref for ref in preview.refs if ref not in preview.gone_out)
+        if not left:
+            return ui("nothing_to_cancel", deps.lang, ids=_ids(preview.gone_out))
+        if not ticket_fits(left, request.reason):
+            return problem_text(UsageReason.TOO_LONG, "", lang=deps.lang)
+        ticket = self._ticket(CancelRequest(left, request.reason), requester, channel, thread_ts=thread_ts)
+        return dataclasses.replace(ticket, workflow=workflow), preview
 
     def _ticket(self, request: CancelRequest, user: str, channel: str, thread_ts: str) -> PromptTicket:
         return PromptTicket(
@@ -391,7 +474,7 @@ class _Listeners:
             reason=request.reason,
         )
 
-    def _prompt(self, ticket: PromptTicket) -> Message:
+    def _prompt(self, ticket: PromptTicket, preview: Preview | None = None, *, private: bool = False) -> Message:
         return prompt_message(
             ticket.ids,
             ticket.requester,
@@ -402,6 +485,8 @@ class _Listeners:
             sandbox=self.deps.sandbox,
             reason=ticket.reason,
             workflow=ticket.workflow,
+            preview=preview,
+            private=private,
         )
 
     def _click(self, body: dict[str, Any], context: BoltContext) -> Click | None:

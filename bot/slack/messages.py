@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from bot.mailpartner.answers import FailureKind, Tally, answer_key
-from bot.mailpartner.client import CancelOutcome
+from bot.mailpartner.accounts import Preview, split_ref
+from bot.mailpartner.answers import FailureKind, Report, Tally, answer_key
+from bot.mailpartner.client import CancelOutcome, DeliveryReport
 from bot.slack.commands import MAX_REASON, UsageReason
 from bot.slack.ticket import MAX_IDS
 from bot.slack.words import OUTCOME_EMOJI, outcome_words, ui
@@ -86,14 +88,19 @@ def prompt_message(
     sandbox: bool,
     reason: str = "",
     workflow: bool = False,
+    preview: Preview | None = None,
+    private: bool = False,
 ) -> Message:
-    """The confirm/keep prompt. `value` is the encoded ticket both buttons carry."""
+    """The confirm/keep prompt. `value` is the encoded ticket both buttons carry. `preview`: what MailPartner
+    said of the mails (ids it reports gone out are not in `ids`); `private`: only the requester sees it, so it
+    may show a few recipients, masked."""
     key = "prompt_second" if second_person else "prompt_workflow" if workflow else "prompt"
     key += "_many" if len(ids) > 1 else ""
     question = ui(key, lang, requester=requester, ids=_ids_text(ids))
     confirm_label = ui("confirm", lang) if len(ids) == 1 else ui("confirm_many", lang, n=len(ids))
     blocks = [
         _section(question),
+        *([_section(preview_text(preview, lang, private=private))] if preview is not None else []),
         *([_section(reason_line(reason, lang))] if reason else []),
         _context(ui("prompt_expiry", lang, requester=requester, minutes=max(1, round(ttl / 60)))),
         {
@@ -163,8 +170,72 @@ def outcome_message(
     return _message(f"{header} {totals}", blocks, lang, sandbox)
 
 
-def problem_text(reason: UsageReason, offending: str, *, lang: str, bot_name: str = "cancel-mail") -> str:
+def preview_text(preview: Preview, lang: str, *, private: bool = False) -> str:
+    """What MailPartner said of each mail before the click: recipients and how far delivery went, or why it
+    cannot say. Addresses only where `private`, three at most, masked."""
+    lines = [_preview_line(ref, preview.report(ref), lang) for ref in preview.refs]
+    left = [ref for ref in preview.refs if ref not in preview.gone_out]  # what the confirm would cancel
+    found = [r for ref in left if (r := preview.report(ref)) is not None and r.report is Report.FOUND]
+    if len(left) > 1 and len(found) == len(left):  # a total of some mails only would read as all of them
+        lines.append(ui("preview_total", lang, total=f"{sum(r.total for r in found):,}"))
+    if private and found:
+        shown = [_masked(p.email) for r in found for p in r.recipients[:3] if p.email][:3]
+        more = sum(r.total for r in found) - len(shown)
+        if shown:
+            extra = ui("preview_more", lang, n=f"{more:,}") if more > 0 else ""
+            lines.append(ui("preview_to", lang, addresses=", ".join(f"`{a}`" for a in shown), more=extra))
+    return "\n".join(lines)
+
+
+# Which sentence says what a delivery report says.
+_PREVIEW_KEYS = {
+    Report.NO_REPORT: "preview_no_report",
+    Report.KEY_REFUSED: "preview_refused",
+    Report.ID_MISSING: "preview_odd",
+    Report.UNEXPECTED: "preview_odd",
+    Report.UNANSWERED: "preview_silent",
+}
+
+
+def _preview_line(ref: str, report: DeliveryReport | None, lang: str) -> str:
+    ids = f"`{ref}`"
+    if report is None:
+        return ui("preview_silent", lang, ids=ids)
+    if report.report is not Report.FOUND:
+        return ui(_PREVIEW_KEYS[report.report], lang, ids=ids, code=report.code)
+    if not report.total:
+        return ui("preview_empty", lang, ids=ids)
+    key = "preview_gone" if report.gone_out else "preview_partly" if report.delivered else "preview_recipients"
+    return ui(key, lang, ids=ids, total=f"{report.total:,}", delivered=f"{report.delivered:,}")
+
+
+def _masked(address: str) -> str:
+    """`client0@example.fr` → `c***@example.fr`: enough to recognise a list, not to read an address."""
+    local, at, domain = address.partition("@")
+    return f"{escape(local[:1])}***{at}{escape(domain)}" if at else "***"
+
+
+def problem_text(
+    reason: UsageReason,
+    offending: str,
+    *,
+    lang: str,
+    bot_name: str = "cancel-mail",
+    accounts: Sequence[str] = (),
+) -> str:
     """What is wrong with a request, without the usage lines: for a form field or a workflow error."""
+    if reason in (UsageReason.UNKNOWN_ACCOUNT, UsageReason.ACCOUNT_NEEDED):  # `offending`: the mail's reference
+        account, message_id = split_ref(offending)
+        example = f"{accounts[-1] if accounts else 'default'}:{message_id}"
+        listed = ", ".join(f"`{a}`" for a in accounts)
+        return ui(
+            reason.value,
+            lang,
+            offending=escape(message_id),
+            account=escape(account),
+            accounts=listed,
+            example=escape(example),
+        )
     return {
         UsageReason.HELP: "",
         UsageReason.NO_ID: ui("no_id", lang),
@@ -181,9 +252,17 @@ def problem_text(reason: UsageReason, offending: str, *, lang: str, bot_name: st
     }[reason]
 
 
-def usage_text(reason: UsageReason, offending: str, *, lang: str, bot_name: str = "cancel-mail") -> str:
+def usage_text(
+    reason: UsageReason,
+    offending: str,
+    *,
+    lang: str,
+    bot_name: str = "cancel-mail",
+    accounts: Sequence[str] = (),
+) -> str:
     usage = ui("usage", lang, max=MAX_IDS, bot=bot_name, max_reason=MAX_REASON)
-    return f"{problem_text(reason, offending, lang=lang, bot_name=bot_name)} {usage}".strip()
+    problem = problem_text(reason, offending, lang=lang, bot_name=bot_name, accounts=accounts)
+    return f"{problem} {usage}".strip()
 
 
 def history_line(event: HistoryEvent, lang: str, *, with_channel: bool) -> str:

@@ -60,14 +60,16 @@ class Replier:
 
     # -- records: a message and its ways, ready to owe -----------------------------------------------
 
-    def public(self, where: Conversation, message: Message, *, kind: str, person: str = "", **meta: Any) -> OwedRecord:
+    def public(
+        self, where: Conversation, message: Message, *, kind: str, person: str = "", replace: bool = False, **meta: Any
+    ) -> OwedRecord:
         """For the whole conversation: the thread, or the channel through the response_url; `person` gets a
-        direct message when neither works."""
+        direct message when neither works. `replace`: in place of the message the response_url answers."""
         by_post = _web("chat.postMessage", channel=where.channel, thread_ts=where.thread_ts, **message)
         ways = [by_post]
         if where.response_url:
             by_url = self.ledger.url_way(
-                where.response_url, {"response_type": "in_channel", "replace_original": False, **message}
+                where.response_url, {"response_type": "in_channel", "replace_original": replace, **message}
             )
             ways = [by_post, by_url] if where.thread_ts else [by_url, by_post]
         if person:
@@ -75,14 +77,22 @@ class Replier:
         return self.ledger.record(kind, where.channel, where.key, ways, message.get("text", ""), actor=person, **meta)
 
     def private(
-        self, where: Conversation, user: str, message: Message, *, kind: str = "note", **meta: Any
+        self,
+        where: Conversation,
+        user: str,
+        message: Message,
+        *,
+        kind: str = "note",
+        replace: bool = False,
+        **meta: Any,
     ) -> OwedRecord:
-        """Only `user` sees it: ephemeral where the conversation is, else a direct message."""
+        """Only `user` sees it: ephemeral where the conversation is, else a direct message. `replace`: in
+        place of the message the response_url answers."""
         ways = []
         if where.response_url:
             ways.append(
                 self.ledger.url_way(
-                    where.response_url, {"response_type": "ephemeral", "replace_original": False, **message}
+                    where.response_url, {"response_type": "ephemeral", "replace_original": replace, **message}
                 )
             )
         ways.append(_web("chat.postEphemeral", channel=where.channel, user=user, thread_ts=where.thread_ts, **message))
@@ -127,6 +137,13 @@ class Replier:
 
     def tell(self, where: Conversation, user: str, message: Message, on_done: OnDone | None = None) -> None:
         self.send(self.private(where, user, message), on_done=on_done)
+
+    def answer(self, where: Conversation, user: str, message: Message, *, public: bool, kind: str = "prompt") -> None:
+        """A slash command's answer, in place of its "looking up…" placeholder: for the channel, or for `user`."""
+        if public:
+            self.send(self.public(where, message, kind=kind, person=user, replace=True))
+        else:
+            self.send(self.private(where, user, message, kind=kind, replace=True))
 
     def post(
         self, channel: str, message: Message, *, thread_ts: str = "", token: str = "", on_done: OnDone | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from bot.mailpartner.client import MESSAGE_ID
+from bot.mailpartner.accounts import MAIL_REF
 
 MAX_IDS = 25
 _VALUE_LIMIT = 2000  # Slack's limit for a button value
@@ -65,7 +65,7 @@ class PromptTicket:
             raise ValueError(f"not a prompt ticket: {error}") from error
         if data.get("v") != 1 or not 1 <= len(ticket.ids) <= MAX_IDS:
             raise ValueError("not a prompt ticket: bad version or id count")
-        if not all(MESSAGE_ID.match(i) for i in ticket.ids):
+        if not all(MAIL_REF.match(i) for i in ticket.ids):
             raise ValueError("not a prompt ticket: bad message id")
         return ticket
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from bot.mailpartner.accounts import DEFAULT, split_ref
 from bot.mailpartner.answers import Fate
 from bot.mailpartner.client import CancelOutcome
 from bot.slack.messages import render_outcome
@@ -64,6 +65,7 @@ def step_outputs(
         "cancelled_ids": ",".join(i for i in ids if i in cancelled),
         "not_cancelled_ids": ",".join(i for i in ids if i not in cancelled),
         "outcome": outcome,
+        "account": ",".join(dict.fromkeys(split_ref(i)[0] or DEFAULT for i in ids)),
     }
 
 

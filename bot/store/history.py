@@ -80,7 +80,12 @@ def recent_events(
     if channel is not None:
         query = query.where(events.c.channel == channel)
     if mail_id is not None:
-        query = query.where(events.c.id.in_(sa.select(event_mails.c.event_id).where(event_mails.c.mail_id == mail_id)))
+        # A bare id is that mail in any account (`301` finds `brand-b:301` too); a reference, that one mail.
+        same = event_mails.c.mail_id == mail_id
+        if ":" not in mail_id:
+            escaped = mail_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            same = sa.or_(same, event_mails.c.mail_id.like(f"%:{escaped}", escape="\\"))
+        query = query.where(events.c.id.in_(sa.select(event_mails.c.event_id).where(same)))
     if since is not None:
         query = query.where(events.c.at >= since)
     rows = connection.execute(query).mappings().all()

@@ -97,6 +97,24 @@ UI: dict[str, str] = {
     "mention me in a thread: `@{bot} cancel <id> -- why`. An id is 1–64 letters, digits, `-` or `_`, not "
     "starting with `-` — the `messageId` MailPartner returned when the mail was scheduled. The reason is up to "
     "{max_reason} characters. You will be asked to confirm.",
+    "unknown_account": "`{account}` is not one of the bot's MailPartner accounts ({accounts}); nothing was "
+    "asked. Name the account before the id, as in `{example}`.",
+    "account_needed": "Whose mail is `{offending}`? Several MailPartner accounts know that id, or none does; "
+    "nothing was asked. Name the account before the id, as in `{example}` (accounts: {accounts}).",
+    "looking_up": ":mag: Looking up {ids} at MailPartner before you confirm…",
+    "preview_recipients": "{ids}: {total} recipients; nothing delivered yet.",
+    "preview_partly": "{ids}: {total} recipients; already delivered to {delivered} of them.",
+    "preview_gone": ":outbox_tray: {ids} has gone out: delivered to all {total} recipients; it cannot be cancelled.",
+    "preview_empty": "{ids}: MailPartner lists no recipients for it yet.",
+    "preview_no_report": "{ids}: MailPartner has no delivery report for it yet; normal for a mail not yet sent; "
+    "check the id.",
+    "preview_silent": "{ids}: MailPartner did not say in time what it is; check the id.",
+    "preview_refused": "{ids}: MailPartner refused the account's key (code {code}); the cancel will likely fail too.",
+    "preview_odd": "{ids}: MailPartner answered code {code} about it.",
+    "preview_total": "*{total} recipients in all.*",
+    "preview_to": "To {addresses}{more}.",
+    "preview_more": " and {n} more",
+    "nothing_to_cancel": ":outbox_tray: Nothing left to cancel: {ids} has already gone out to every recipient.",
     "bad_id": "`{offending}` is not a valid mail id.",
     "no_id": "Which mail? Give its id.",
     "too_many": "{offending} ids is too many at once.",

@@ -99,6 +99,26 @@ UI: dict[str, str] = {
     "pour dire pourquoi), ou mentionnez-moi dans un fil : `@{bot} cancel <id> -- motif`. Un identifiant compte "
     "1 à 64 lettres, chiffres, `-` ou `_`, sans `-` en tête : le `messageId` renvoyé par MailPartner à la "
     "programmation. Le motif compte {max_reason} caractères au plus. Une confirmation vous sera demandée.",
+    "unknown_account": "`{account}` n'est pas un des comptes MailPartner du bot ({accounts}) ; rien n'a été "
+    "demandé. Nommez le compte devant l'identifiant, comme `{example}`.",
+    "account_needed": "À qui est le mail `{offending}` ? Plusieurs comptes MailPartner connaissent cet "
+    "identifiant, ou aucun ; rien n'a été demandé. Nommez le compte devant l'identifiant, comme `{example}` "
+    "(comptes : {accounts}).",
+    "looking_up": ":mag: Je regarde {ids} chez MailPartner avant votre confirmation…",
+    "preview_recipients": "{ids} : {total} destinataires ; rien n'est encore délivré.",
+    "preview_partly": "{ids} : {total} destinataires ; déjà délivré à {delivered} d'entre eux.",
+    "preview_gone": ":outbox_tray: {ids} est parti : délivré aux {total} destinataires ; il ne peut plus être annulé.",
+    "preview_empty": "{ids} : MailPartner ne lui connaît encore aucun destinataire.",
+    "preview_no_report": "{ids} : MailPartner n'a pas encore de rapport de livraison ; normal pour un mail pas "
+    "encore envoyé ; vérifiez l'identifiant.",
+    "preview_silent": "{ids} : MailPartner n'a pas dit à temps de quoi il s'agit ; vérifiez l'identifiant.",
+    "preview_refused": "{ids} : MailPartner a refusé la clé du compte (code {code}) ; l'annulation échouera "
+    "sans doute aussi.",
+    "preview_odd": "{ids} : MailPartner a répondu le code {code} à son sujet.",
+    "preview_total": "*{total} destinataires en tout.*",
+    "preview_to": "À {addresses}{more}.",
+    "preview_more": " et {n} autres",
+    "nothing_to_cancel": ":outbox_tray: Plus rien à annuler : {ids} est déjà parti chez tous ses destinataires.",
     "bad_id": "`{offending}` n'est pas un identifiant de mail valide.",
     "no_id": "Quel mail ? Donnez son identifiant.",
     "too_many": "{offending} identifiants, c'est trop à la fois.",
