@@ -111,8 +111,9 @@ def test_outbox_gives_up_after_its_limit_and_says_so() -> None:
 
 def test_outbox_is_idle_only_once_every_callback_has_run() -> None:
     # A drain waits on wait_idle(): returning before a callback ran would let the process exit before a
-    # posted job is marked finished, and another replica would post its outcome again.
-    outbox, sends, done = Outbox(workers=2), Sends(), []
+    # posted job is marked finished, and another replica would post its outcome again. One worker: it is
+    # still in `a`'s slow callback when both updates of `b` arrive, so the first is always superseded.
+    outbox, sends, done = Outbox(workers=1), Sends(), []
 
     def slow_callback(delivery: Delivery) -> None:
         time.sleep(0.3)

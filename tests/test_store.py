@@ -21,6 +21,7 @@ from bot.store import (
     open_store,
 )
 from bot.store.engine import create_engine
+from bot.store.store import Owe
 from tests.conftest import Clock
 
 
@@ -191,10 +192,16 @@ def test_a_workflow_step_ends_once(stores: tuple[Store, Store], clock: Clock) ->
     clock.now += 61
     (waiting,) = second.expired_steps()
     assert (waiting.execution_id, waiting.prompt_ts, waiting.token) == ("Fx1", "1800000000.000100", "xwfp-1")
-    assert second.end_step("Fx1", "expired") is True
-    assert first.end_step("Fx1", "cancelled") is False
+    assert end_step(second, "Fx1", "expired") is True
+    assert end_step(first, "Fx1", "cancelled") is False
     assert second.expired_steps() == []
-    assert first.end_step("Fx-never-seen", "kept") is True and second.end_step("Fx-never-seen", "kept") is False
+    assert end_step(first, "Fx-never-seen", "kept") is True and end_step(second, "Fx-never-seen", "kept") is False
+
+
+def end_step(store: Store, execution_id: str, result: str) -> bool | None:
+    """Whether this store's call ended the step: its end is owed with it, in one transaction."""
+    ((_kept, first),) = store.owe([Owe((), end_step=(execution_id, result))], lease=30)
+    return first
 
 
 # -- when the database goes away -------------------------------------------------------------------------
@@ -210,7 +217,7 @@ def test_a_store_that_goes_away_degrades_then_heals(
     try:
         assert store.first_delivery("Ev1") is None
         assert store.claim(job("a", "U0A"), ["300"], lease=30) is None  # the cancel goes ahead
-        assert store.end_step("Fx1", "kept") is None and store.history() is None
+        assert end_step(store, "Fx1", "kept") is None and store.history() is None
         store.record(line("request", ["300"]))
         assert store.flush()
         assert store.problem and not store.ping()

@@ -117,6 +117,7 @@ class CancelOutcome:
 
 
 DELIVERED = "delivered"  # the one final status the docs show ("Delivered"); any other is not final yet
+SAMPLE = 3  # recipients a delivery report keeps beside its counts: as many as a private prompt may show
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,8 @@ class Recipient:
 
 @dataclass(frozen=True)
 class DeliveryReport:
-    """What `bulk-status` said of one mail: its recipients and how far delivery went, or why not."""
+    """What `bulk-status` said of one mail: how many recipients and how far delivery went, or why not.
+    `recipients` holds the first few rows only: a campaign has thousands, the preview shows three."""
 
     message_id: str
     report: Report
@@ -138,14 +140,8 @@ class DeliveryReport:
     code: int | None = None
     message: str = ""
     failure: FailureKind | None = None
-
-    @property
-    def total(self) -> int:
-        return len(self.recipients)
-
-    @property
-    def delivered(self) -> int:
-        return sum(1 for r in self.recipients if r.status.strip().lower() == DELIVERED)
+    total: int = 0
+    delivered: int = 0
 
     @property
     def gone_out(self) -> bool:
@@ -272,11 +268,13 @@ class MailPartnerClient:
             log.info("MailPartner bulk-status id=%s: %s", message_id, error)
             return DeliveryReport(message_id, Report.UNANSWERED, failure=_FAILURE_OF[type(error)])
         report = report_of(code)
-        rows = body.get("StatutResponseList") if report is Report.FOUND else None
-        recipients = tuple(_recipient(row) for row in rows if isinstance(row, dict)) if isinstance(rows, list) else ()
+        found = body.get("StatutResponseList") if report is Report.FOUND else None
+        rows = [row for row in found if isinstance(row, dict)] if isinstance(found, list) else []
+        delivered = sum(1 for row in rows if str(row.get("status") or "").strip().lower() == DELIVERED)
         # The count only: addresses never reach a log line.
-        log.info("MailPartner bulk-status id=%s: code %s, %d recipient(s)", message_id, code, len(recipients))
-        return DeliveryReport(message_id, report, recipients, code=code, message=message)
+        log.info("MailPartner bulk-status id=%s: code %s, %d recipient(s)", message_id, code, len(rows))
+        sample = tuple(_recipient(row) for row in rows[:SAMPLE])
+        return DeliveryReport(message_id, report, sample, code, message, total=len(rows), delivered=delivered)
 
     def account(self, *, timeout: float | None = None) -> AccountReport:
         """Who the key belongs to, and the credits left: a check of the key that touches no mail."""
@@ -299,9 +297,8 @@ class MailPartnerClient:
 
     def _ask(self, query: str, timeout: float) -> tuple[dict[str, object], int, str]:
         """One GET of `base/query`: the JSON body, its control code and message; raise MailPartnerError."""
-        response = self._get(f"{self._base_url}{query}", timeout)
-        code, message, _status = parse_answer(response)
-        return _mapping(response.json()), code, message
+        body, code, message, _status = read_answer(self._get(f"{self._base_url}{query}", timeout))
+        return _mapping(body), code, message
 
     def _attempt(self, message_id: str, timeout: float) -> tuple[int, str, int]:
         return parse_answer(self._get(f"{self._cancel_url}{message_id}&_format=json", timeout))
@@ -334,6 +331,12 @@ def _recipient(row: dict[str, object]) -> Recipient:
 
 def parse_answer(response: httpx.Response) -> tuple[int, str, int]:
     """Read the control code from a response, whatever its HTTP status; raise when there is none."""
+    _body, code, message, status = read_answer(response)
+    return code, message, status
+
+
+def read_answer(response: httpx.Response) -> tuple[object, int, str, int]:
+    """`parse_answer` with the JSON body it read, which is parsed once (a delivery report can be large)."""
     status = response.status_code
     try:
         body = response.json()
@@ -341,7 +344,7 @@ def parse_answer(response: httpx.Response) -> tuple[int, str, int]:
         body = None
     code = _code_of(body)
     if code is not None and (code in KNOWN_CODES or status not in RETRYABLE_STATUSES):
-        return code, _message_of(body), status
+        return body, code, _message_of(body), status
     if status in RETRYABLE_STATUSES:
         raise MailPartnerUnavailable(status, response.reason_phrase, retry_after(response.headers))
     if status >= 400:

@@ -8,9 +8,10 @@
 Callers never wait for the database: `owe()` queues, and the writer hands each record to the outbox only
 once it is written. A message is rendered once; after a restart it is posted as it was written.
 
-Each record lists its ways, first to last resort:
-    {"via": "web", "method": "chat.postMessage", "payload": {…}, "token": "…"}
-    {"via": "url", "url": "https://hooks.slack.com/…", "payload": {…}, "since": 1800000000.0}
+Each record holds its message (text and blocks) once, and lists its ways, first to last resort, each with
+what it adds to the message:
+    {"via": "web", "method": "chat.postMessage", "payload": {"channel": …}, "token": "…"}
+    {"via": "url", "url": "https://hooks.slack.com/…", "payload": {"response_type": …}, "since": 1800000000.0}
 A way Slack refuses for good (not in the channel, a used or expired `response_url`) gives way to the next;
 a `response_url` known to be spent (5 posts, or 30 minutes since its first) is skipped. A web way with a
 `link` gets the permalink of that message put where LINK stands in its text.
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.batches import next_batch
 from bot.slack.outbox import Delivery, Outbox, Priority
 from bot.slack.webapi import SlackCallError, SlackHttp, SlackRetryable
 from bot.store import OwedRecord, Store
@@ -44,6 +46,7 @@ LINK = "\u2063link\u2063"  # where a web way's `link` goes in its text: invisibl
 URL_POSTS = 5  # Slack takes 5 posts on a response_url…
 URL_LIFETIME = 30 * 60.0  # …within 30 minutes
 WRITE_BATCH = 200
+WRITE_LINGER = 0.005  # seconds the writer waits for more to share a transaction: little, a person waits
 SEND_GRACE = 12.0  # seconds a drain waits for calls to Slack under way (their timeout is 10 s)
 
 
@@ -51,7 +54,7 @@ SEND_GRACE = 12.0  # seconds a drain waits for calls to Slack under way (their t
 class _Entry:
     owe: Owe
     on_done: dict[str, OnDone]  # record id → told the final delivery
-    on_owed: Callable[[bool | None], None] | None
+    on_owed: Callable[[bool | None], bool] | None  # told whether the store ended the step; says if this did
 
 
 @dataclass
@@ -95,8 +98,17 @@ class Ledger:
     # -- what the bot owes ---------------------------------------------------------------------------
 
     def record(
-        self, kind: str, lane: str, conversation: str, ways: list[dict[str, Any]], text: str, **meta: Any
+        self,
+        kind: str,
+        lane: str,
+        conversation: str,
+        message: dict[str, Any],
+        ways: list[dict[str, Any]],
+        *,
+        text: str = "",
+        **meta: Any,
     ) -> OwedRecord:
+        """A message to owe; `text`, what the audit line keeps if Slack never takes it (else the message's)."""
         now = self.clock()
         return OwedRecord(
             id=uuid.uuid4().hex,
@@ -104,10 +116,11 @@ class Ledger:
             lane=lane,
             conversation=conversation,
             ways=ways,
-            text=text,
+            text=text or str(message.get("text", "")),
             meta={k: v for k, v in meta.items() if v not in (None, "", (), [])},
             created_at=now,
             deadline=now + self.deadline,
+            message=message,
         )
 
     def url_way(self, url: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -121,10 +134,12 @@ class Ledger:
         on_done: dict[str, OnDone] | None = None,
         finish_job: str = "",
         end_step: tuple[str, str] | None = None,
-        on_owed: Callable[[bool | None], None] | None = None,
+        on_owed: Callable[[bool | None], bool] | None = None,
     ) -> None:
         """Write `records` (with the job's finish and the step's end, in one transaction), then deliver
-        them. Returns at once. `on_owed` is told, off the outbox's threads, whether the step ended here."""
+        them. Returns at once. `on_owed` is told, off the outbox's threads, whether the store's transaction
+        ended the step (None: it could not tell), and answers whether this process ends it: if not, the
+        step's end is not delivered."""
         with self._cond:
             self._pending += len(records) + 1  # the entry itself until written: wait_idle() sees it
         self._writes.put(_Entry(Owe(tuple(records), finish_job, end_step), on_done or {}, on_owed))
@@ -133,12 +148,12 @@ class Ledger:
         """Deliver rows taken over from a process that died or drained (already in the store)."""
         with self._cond:
             self._pending += len(records)
-        for record in records:
+        if records:
+            oldest = self.clock() - min(record.created_at for record in records)
             log.warning(
-                "delivering a %s owed since %.0fs ago by a process that stopped",
-                record.kind,
-                self.clock() - record.created_at,
+                "delivering %d message(s) owed by a process that stopped (the oldest for %.0fs)", len(records), oldest
             )
+        for record in records:
             self._submit(record, None)
 
     @property
@@ -177,17 +192,7 @@ class Ledger:
     # -- writing -------------------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        while (entry := self._writes.get()) is not None:
-            batch = [entry]
-            while len(batch) < WRITE_BATCH:
-                try:
-                    more = self._writes.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._writes.put(None)
-                    break
-                batch.append(more)
+        while (batch := next_batch(self._writes, limit=WRITE_BATCH, linger=WRITE_LINGER)) is not None:
             try:
                 answers = self.store.owe([e.owe for e in batch], lease=self.lease)
             except Exception:  # never lose a message to a bug here: deliver from memory
@@ -198,18 +203,19 @@ class Ledger:
 
     def _handed(self, entry: _Entry, kept: bool, first: bool | None) -> None:
         records = list(entry.owe.records)
-        if kept and first is False:  # the step had ended already: its end is not owed
+        ended_here = first is not False
+        if entry.on_owed is not None:
+            try:  # it decides, when the store could not (`first` None), whether this process ends the step
+                ended_here = entry.on_owed(first)
+            except Exception:
+                log.exception("after writing owed messages")
+        if not ended_here:  # the step had ended already: its end is not owed (nor was it kept)
             dropped = [r for r in records if r.kind == "step_end"]
             records = [r for r in records if r.kind != "step_end"]
             with self._cond:
                 self._pending -= len(dropped)
         if not kept:
             log.error("%d message(s) not written to the store; delivering them from memory", len(records))
-        if entry.on_owed is not None:
-            try:
-                entry.on_owed(first)
-            except Exception:
-                log.exception("after writing owed messages")
         for record in records:
             self._submit(record, entry.on_done.get(record.id))
         with self._cond:
@@ -238,17 +244,19 @@ class Ledger:
         with self._cond:
             self._sending.add(record.id)
         try:
-            return self.deliver_ways(record.ways, cursor)
+            return self.deliver_ways(record.ways, record.message, cursor)
         finally:
             with self._cond:
                 self._sending.discard(record.id)
                 self._cond.notify_all()
 
-    def deliver_ways(self, ways: list[dict[str, Any]], cursor: _Cursor | None = None) -> Delivery:
+    def deliver_ways(
+        self, ways: list[dict[str, Any]], message: dict[str, Any], cursor: _Cursor | None = None
+    ) -> Delivery:
         """Try the ways from where the last try stopped; raise SlackRetryable to be tried again later."""
         cursor = cursor or _Cursor()
         while cursor.next_way < len(ways):
-            delivery = self._try(ways[cursor.next_way])  # SlackRetryable goes up: this way again, later
+            delivery = self._try(ways[cursor.next_way], message)  # SlackRetryable goes up: this way, later
             if delivery.ok:
                 return delivery
             cursor.next_way += 1
@@ -265,8 +273,8 @@ class Ledger:
 
         return done
 
-    def _try(self, way: dict[str, Any]) -> Delivery:
-        payload = dict(way.get("payload") or {})
+    def _try(self, way: dict[str, Any], message: dict[str, Any]) -> Delivery:
+        payload = {**(way.get("payload") or {}), **message}
         try:
             if way.get("via") == "url":
                 url = str(way.get("url", ""))

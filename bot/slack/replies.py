@@ -15,20 +15,16 @@ dropped when a later update of the same prompt supersedes it.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.slack.ledger import Ledger, OnDone
 from bot.slack.messages import Message
 from bot.slack.outbox import Priority
-from bot.slack.webapi import SlackCallError
 from bot.store import OwedRecord
 
 if TYPE_CHECKING:
     from bot.slack.workflow import StepRef
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,8 +42,9 @@ class Conversation:
         return self.response_url or f"{self.channel}/{self.thread_ts}/{self.prompt_ts}"
 
 
-def _web(method: str, token: str = "", **payload: Any) -> dict[str, Any]:
-    way: dict[str, Any] = {"via": "web", "method": method, "payload": {k: v for k, v in payload.items() if v}}
+def _web(method: str, token: str = "", **params: Any) -> dict[str, Any]:
+    """A Web API way: what it adds to the message (channel, thread…); `token` a workflow run's own."""
+    way: dict[str, Any] = {"via": "web", "method": method, "payload": {k: v for k, v in params.items() if v}}
     if token:
         way["token"] = token
     return way
@@ -65,16 +62,16 @@ class Replier:
     ) -> OwedRecord:
         """For the whole conversation: the thread, or the channel through the response_url; `person` gets a
         direct message when neither works. `replace`: in place of the message the response_url answers."""
-        by_post = _web("chat.postMessage", channel=where.channel, thread_ts=where.thread_ts, **message)
+        by_post = _web("chat.postMessage", channel=where.channel, thread_ts=where.thread_ts)
         ways = [by_post]
         if where.response_url:
             by_url = self.ledger.url_way(
-                where.response_url, {"response_type": "in_channel", "replace_original": replace, **message}
+                where.response_url, {"response_type": "in_channel", "replace_original": replace}
             )
             ways = [by_post, by_url] if where.thread_ts else [by_url, by_post]
         if person:
-            ways.append(_web("chat.postMessage", channel=person, **message))
-        return self.ledger.record(kind, where.channel, where.key, ways, message.get("text", ""), actor=person, **meta)
+            ways.append(_web("chat.postMessage", channel=person))
+        return self.ledger.record(kind, where.channel, where.key, message, ways, actor=person, **meta)
 
     def private(
         self,
@@ -91,21 +88,19 @@ class Replier:
         ways = []
         if where.response_url:
             ways.append(
-                self.ledger.url_way(
-                    where.response_url, {"response_type": "ephemeral", "replace_original": replace, **message}
-                )
+                self.ledger.url_way(where.response_url, {"response_type": "ephemeral", "replace_original": replace})
             )
-        ways.append(_web("chat.postEphemeral", channel=where.channel, user=user, thread_ts=where.thread_ts, **message))
-        ways.append(_web("chat.postMessage", channel=user, **message))
-        return self.ledger.record(kind, where.channel, where.key, ways, message.get("text", ""), actor=user, **meta)
+        ways.append(_web("chat.postEphemeral", channel=where.channel, user=user, thread_ts=where.thread_ts))
+        ways.append(_web("chat.postMessage", channel=user))
+        return self.ledger.record(kind, where.channel, where.key, message, ways, actor=user, **meta)
 
     def posted(
         self, channel: str, message: Message, *, kind: str, thread_ts: str = "", token: str = "", **meta: Any
     ) -> OwedRecord:
         """chat.postMessage; `token`: a workflow run's own, so that clicks bring its `function_data` back."""
-        way = _web("chat.postMessage", token, channel=channel, thread_ts=thread_ts, **message)
+        way = _web("chat.postMessage", token, channel=channel, thread_ts=thread_ts)
         key = Conversation(channel, thread_ts).key
-        return self.ledger.record(kind, channel, key, [way], message.get("text", ""), **meta)
+        return self.ledger.record(kind, channel, key, message, [way], **meta)
 
     def step_end(
         self, step: StepRef, channel: str, outputs: dict[str, object] | None, error: str, **meta: Any
@@ -118,7 +113,7 @@ class Replier:
             )
             way["payload"].setdefault("outputs", {})
         text = error or str((outputs or {}).get("result", ""))
-        return self.ledger.record("step_end", channel, f"step:{step.execution_id}", [way], text, **meta)
+        return self.ledger.record("step_end", channel, f"step:{step.execution_id}", {}, [way], text=text, **meta)
 
     def send(self, *records: OwedRecord, on_done: OnDone | None = None, **owe: Any) -> None:
         """Owe `records` and deliver them; `on_done` is told how the first one went."""
@@ -129,11 +124,6 @@ class Replier:
 
     def post_prompt(self, channel: str, thread_ts: str, message: Message, on_done: OnDone | None = None) -> None:
         self.send(self.posted(channel, message, kind="prompt", thread_ts=thread_ts), on_done=on_done)
-
-    def post_public(
-        self, where: Conversation, message: Message, on_done: OnDone | None = None, *, person: str = ""
-    ) -> None:
-        self.send(self.public(where, message, kind="note", person=person), on_done=on_done)
 
     def tell(self, where: Conversation, user: str, message: Message, on_done: OnDone | None = None) -> None:
         self.send(self.private(where, user, message), on_done=on_done)
@@ -152,14 +142,14 @@ class Replier:
 
     def replace_prompt(self, where: Conversation, message: Message, on_done: OnDone | None = None) -> None:
         """Cosmetic: waits behind outcomes, and a later replacement of the same prompt drops this one."""
-        by_update = _web("chat.update", channel=where.channel, ts=where.prompt_ts, **message)
+        by_update = _web("chat.update", channel=where.channel, ts=where.prompt_ts)
         ways = [by_update]
         if where.response_url:
-            by_url = self.ledger.url_way(where.response_url, {"replace_original": True, **message})
+            by_url = self.ledger.url_way(where.response_url, {"replace_original": True})
             ways = [by_update, by_url] if where.prompt_ts else [by_url, by_update]
         method = "chat.update" if where.prompt_ts else "response_url"
         self.outbox.submit(
-            lambda: self.ledger.deliver_ways(ways),
+            lambda: self.ledger.deliver_ways(ways, message),
             lane=where.channel,
             key=where.key,
             method=method,
@@ -167,14 +157,6 @@ class Replier:
             supersede=f"prompt:{where.key}",
             on_done=self.ledger.counted(method, on_done),
         )
-
-    def permalink(self, channel: str, ts: str) -> str:
-        """Asked at once (not queued): a link is a read, limited apart from posting."""
-        try:
-            return str(self.ledger.slack.call("chat.getPermalink", {"channel": channel, "message_ts": ts})["permalink"])
-        except (SlackCallError, KeyError) as error:
-            log.warning("chat.getPermalink failed: %s", getattr(error, "error", error))
-        return ""
 
     def wait_idle(self, timeout: float) -> bool:
         return self.ledger.wait_idle(timeout) and self.outbox.wait_idle(timeout)

@@ -30,6 +30,7 @@ class OwedRecord:
     created_at: float = 0.0
     deadline: float = 0.0
     takeovers: int = 0
+    message: dict[str, Any] = field(default_factory=dict)  # text and blocks, once for every way
 
 
 def owe(connection: Connection, records: Sequence[OwedRecord], *, owner: str, now: float, lease: float) -> None:
@@ -43,6 +44,7 @@ def owe(connection: Connection, records: Sequence[OwedRecord], *, owner: str, no
                 "kind": r.kind,
                 "lane": r.lane[:64],
                 "conversation": r.conversation,
+                "message": json.dumps(r.message, separators=(",", ":")),
                 "ways": json.dumps(r.ways, separators=(",", ":")),
                 "text": r.text,
                 "meta": json.dumps(r.meta, separators=(",", ":")),
@@ -110,6 +112,7 @@ def take_over(connection: Connection, *, owner: str, now: float, lease: float, l
                     created_at=row["created_at"],
                     deadline=row["deadline"],
                     takeovers=row["takeovers"] + 1,
+                    message=json.loads(row["message"]),
                 )
             )
     return taken

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
+from bot.batches import next_batch
 from bot.store import deliveries, history, jobs, owed, steps
 from bot.store.engine import (
     StoreError,
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 AUDIT_QUEUE = 10_000
 AUDIT_BATCH = 200
+# Seconds the history writer waits for more rows before a transaction: at a steady rate, rows then share
+# one instead of taking one each. `flush()` waits for them, so nothing reads the history before they land.
+AUDIT_LINGER = 0.05
 GROUP_LIMIT = 100  # claims or finishes in one transaction
 
 
@@ -105,17 +109,7 @@ class Store:
             self._done_writing(1)
 
     def _write_batches(self) -> None:
-        while (item := self._writes.get()) is not None:
-            batch = [item]
-            while len(batch) < AUDIT_BATCH:
-                try:
-                    more = self._writes.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._writes.put(None)  # finish this batch, then stop
-                    break
-                batch.append(more)
+        while (batch := next_batch(self._writes, limit=AUDIT_BATCH, linger=AUDIT_LINGER)) is not None:
             lines = [(w.at, w.line) for w in batch if w.line]
             settled = [w.settled for w in batch if w.settled]
             if self._run("history write", lambda c, r=lines, s=settled: self._write(c, r, s), None) is None:
@@ -265,10 +259,6 @@ class Store:
 
     def set_step_prompt(self, execution_id: str, prompt_ts: str) -> None:
         self._run("step prompt", lambda c: steps.set_prompt(c, execution_id, prompt_ts), None)
-
-    def end_step(self, execution_id: str, result: str) -> bool | None:
-        """True for the one caller that ends the step; None when the store cannot tell."""
-        return self._run("step end", lambda c: steps.end_step(c, execution_id, result=result, now=self.clock()), None)
 
     def expired_steps(self) -> list[WaitingStep]:
         return self._run("expired steps", lambda c: steps.expired_steps(c, now=self.clock()), [])

@@ -111,6 +111,7 @@ owed = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),  # outcome, prompt, note, audit_copy, step_end…
     sa.Column("lane", sa.String(64), nullable=False),  # the channel: rate limits and order
     sa.Column("conversation", sa.Text, nullable=False),  # messages of one conversation go in order
+    sa.Column("message", sa.Text, nullable=False),  # JSON: the message as rendered, text and blocks
     sa.Column("ways", sa.Text, nullable=False),  # JSON: the ways to deliver it, first to last resort
     sa.Column("text", sa.Text, nullable=False),  # its plain text, for the audit line if Slack never takes it
     sa.Column("meta", sa.Text, nullable=False),  # JSON: who and which mails, for that audit line

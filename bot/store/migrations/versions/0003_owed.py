@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("lane", sa.String(64), nullable=False),
         sa.Column("conversation", sa.Text, nullable=False),
+        sa.Column("message", sa.Text, nullable=False),
         sa.Column("ways", sa.Text, nullable=False),
         sa.Column("text", sa.Text, nullable=False),
         sa.Column("meta", sa.Text, nullable=False),
