@@ -87,7 +87,9 @@ class KeptAlive:
             except TimeoutError as error:
                 connection.close()
                 raise httpx.ReadTimeout(str(error) or "timed out") from error
-            except (OSError, http.client.HTTPException) as error:
+            except (OSError, http.client.HTTPException, ValueError, AttributeError) as error:
+                # ValueError and AttributeError: http.client's own, when `close()` at shutdown closed the
+                # connection under this thread's feet; the call failed all the same.
                 connection.close()
                 raise httpx.ReadError(f"{type(error).__name__}: {error}") from error
             if response.will_close:

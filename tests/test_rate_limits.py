@@ -7,8 +7,9 @@ from __future__ import annotations
 import threading
 import time
 
+from bot.http import Backoff
 from bot.slack.outbox import Delivery, Outbox, Priority
-from bot.slack.webapi import RateLimited
+from bot.slack.webapi import RateLimited, SlackUnavailable
 from bot.slack.wire import JSON, app_mention, blocks_text, buttons
 from tests.conftest import ALICE, BOB, MALLORY, ONCALL, Harness
 
@@ -209,3 +210,24 @@ def test_an_outcome_slack_never_takes_is_audited_after_the_give_up(harness: Harn
         "cancel_mail_slack_post_failures_total", {"method": "response_url"}
     )
     assert counted and counted >= 1
+
+
+def test_nothing_is_sent_once_the_outbox_is_closed() -> None:
+    """A drain hands the owed messages left to the next process: one more try here would post them twice."""
+    tries: list[float] = []
+
+    def down() -> Delivery:
+        time.sleep(0.005)  # a call takes a moment: others come due meanwhile
+        tries.append(time.monotonic())
+        raise SlackUnavailable("chat.postMessage", "HTTP 503", 503)
+
+    outbox = Outbox(workers=2, backoff=Backoff(first=0.001, cap=0.002))
+    done: list[Delivery] = []
+    for n in range(20):
+        outbox.submit(down, lane="A", key=f"k{n}", method="chat.postMessage", on_done=done.append)
+    time.sleep(0.2)
+    assert len(tries) > 2  # tried again and again while Slack is down
+    assert outbox.close(0.0) is False
+    closed_at = time.monotonic()
+    time.sleep(0.2)
+    assert [t for t in tries if t > closed_at + 0.01] == [] and done == []  # neither sent again nor given up

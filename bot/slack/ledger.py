@@ -90,6 +90,7 @@ class Ledger:
         self._here: dict[str, OwedRecord] = {}  # written, not yet taken by Slack nor given up
         self._sending: set[str] = set()  # of those, the ones whose call to Slack is under way now
         self._pending = 0  # queued for writing or held here
+        self._closing = False
         self._cond = threading.Condition()
         self._writes: queue.Queue[_Entry | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="owed-writer", daemon=True)
@@ -175,6 +176,8 @@ class Ledger:
         delivered = self.wait_idle(timeout)
         self._writes.put(None)
         self._writer.join(max(1.0, timeout))
+        with self._cond:
+            self._closing = True
         self.outbox.close(0.0 if not delivered else 1.0)
         with self._cond:  # a call under way may still land: handing its row back would post it twice
             while self._sending and (wait := started + timeout + SEND_GRACE - time.monotonic()) > 0:
@@ -300,6 +303,14 @@ class Ledger:
 
     def _delivered(self, record: OwedRecord, method: str, delivery: Delivery, on_done: OnDone | None) -> None:
         """Runs on an outbox thread: only queued writes here (settle, audit), never a blocking call."""
+        with self._cond:
+            abandoned = self._closing and not delivery.ok
+        if abandoned:  # a call cut short by the shutdown: the row stays owed, for the next process
+            with self._cond:
+                self._here.pop(record.id, None)
+                self._pending -= 1
+                self._cond.notify_all()
+            return
         if delivery.ok:
             if self.metrics is not None:
                 self.metrics.slack_delivery_seconds.observe(max(0.0, self.clock() - record.created_at))

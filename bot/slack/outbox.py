@@ -136,8 +136,9 @@ class Outbox:
             return self._pending == 0
 
     def close(self, timeout: float) -> bool:
-        """Deliver what is queued within `timeout` s, then stop. Messages left are not reported as failed:
-        the owed ones stay in the store, and the ledger hands them to the next process (ledger.py)."""
+        """Deliver what is queued within `timeout` s, then stop: no message is sent after this returns but
+        those under way. Messages left are not reported as failed: the owed ones stay in the store, and the
+        ledger hands them to the next process (ledger.py)."""
         idle = self.wait_idle(timeout)
         with self._cond:
             self._closed = True
@@ -173,6 +174,8 @@ class Outbox:
         """The next message to send (None: stop), and those given up meanwhile (their callbacks are due)."""
         with self._cond:
             while True:
+                if self._closed:  # what is left stays unsent: owed messages are handed to the next process
+                    return None, []
                 now = self._clock()
                 item, wake, expired = self._pick(now)
                 for late in expired:
@@ -183,8 +186,6 @@ class Outbox:
                     return item, expired
                 if expired:
                     return None, expired
-                if self._closed:
-                    return None, []
                 self._idle_workers += 1
                 self._cond.wait(None if wake is None else max(0.0, wake - now))
                 self._idle_workers -= 1
