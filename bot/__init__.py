@@ -4,6 +4,7 @@ The public surface, for scripts and tests; everything else is internal.
 """
 
 from bot.app import Bot, build_bot
+from bot.mailpartner.accounts import Accounts, Preview
 from bot.mailpartner.client import (
     CancelOutcome,
     FailureKind,
@@ -21,6 +22,7 @@ from bot.settings import Settings, SettingsError
 from bot.slack.messages import render_outcome
 
 __all__ = [
+    "Accounts",
     "Bot",
     "CancelOutcome",
     "FailureKind",
@@ -33,6 +35,7 @@ __all__ = [
     "MailPartnerSandbox",
     "MailPartnerTimeout",
     "MailPartnerUnavailable",
+    "Preview",
     "Settings",
     "SettingsError",
     "build_bot",

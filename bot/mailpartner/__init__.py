@@ -1,5 +1,7 @@
-"""MailPartner: the client (one call in, one typed answer out), what each answer means, and the sandbox."""
+"""MailPartner: the client (one call in, one typed answer out), the accounts it acts in, what each answer
+means, and the sandbox."""
 
+from bot.mailpartner.accounts import Accounts, Preview
 from bot.mailpartner.answers import ANSWERS, KNOWN_CODES, FailureKind, Fate, Meaning, Tally, meaning
 from bot.mailpartner.client import (
     MESSAGE_ID,
@@ -19,6 +21,7 @@ __all__ = [
     "ANSWERS",
     "KNOWN_CODES",
     "MESSAGE_ID",
+    "Accounts",
     "CancelOutcome",
     "FailureKind",
     "Fate",
@@ -31,6 +34,7 @@ __all__ = [
     "MailPartnerTimeout",
     "MailPartnerUnavailable",
     "Meaning",
+    "Preview",
     "Tally",
     "meaning",
     "parse_answer",
