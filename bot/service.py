@@ -246,7 +246,7 @@ class CancelService:
         ended = job.step is not None and self.steps.has_ended(job.step.execution_id)
         holder = None if ended else self.store.claim(job.record(), ticket.ids, lease=self.lease)
         if ended or holder is not None:
-            self._release(job, finished_in_store=False)
+            self._release(job)
             if holder is not None:
                 self.audit(
                     "duplicate",
@@ -323,7 +323,7 @@ class CancelService:
 
         def owed(first: bool | None) -> bool:
             ended = step is None or self.steps.ended(step, result, first, actor=job.confirmer, channel=where.channel)
-            self._release(job, finished_in_store=False)  # the store finished it with the owe, or retries it
+            self._release(job)  # the store finished it with the owe (or retries it: Store.retry_unfinished)
             return ended
 
         self.replier.send(
@@ -379,9 +379,8 @@ class CancelService:
             record.ways[0]["link"] = {"channel": job.where.channel, "ts": anchor}
         return record
 
-    def _release(self, job: _Job, *, finished_in_store: bool) -> None:
-        if finished_in_store:
-            self.store.finish(job.id)
+    def _release(self, job: _Job) -> None:
+        """This process is done with the job (the store's side is the owe's, or never was)."""
         with self._idle:
             for message_id in job.ticket.ids:
                 self._in_flight.pop(message_id, None)

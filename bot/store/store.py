@@ -43,7 +43,7 @@ AUDIT_BATCH = 200
 # Seconds the history writer waits for more rows before a transaction: at a steady rate, rows then share
 # one instead of taking one each. `flush()` waits for them, so nothing reads the history before they land.
 AUDIT_LINGER = 0.05
-GROUP_LIMIT = 100  # claims or finishes in one transaction
+GROUP_LIMIT = 100  # claims in one transaction
 
 
 class Store:
@@ -62,13 +62,10 @@ class Store:
         self._writes: queue.Queue[_Write | None] = queue.Queue(AUDIT_QUEUE)
         self._unfinished: list[str] = []  # jobs whose finish failed while the store was away: tried again
         self._unsettled: list[str] = []  # owed messages Slack took, not yet deleted for the same reason
-        # Claims and finishes made at the same moment share one transaction: under a burst of confirms the
-        # store writes them in a few batches instead of one by one.
+        # Claims made at the same moment share one transaction: under a burst of confirms the store writes
+        # them in a few batches instead of one by one. (A job's finish goes with its owed outcome: `owe()`.)
         self._claims: _GroupCommit[tuple[JobRecord, tuple[str, ...], float], str | None] = _GroupCommit(
             self, "job claim", self._claim_all, fallback=None
-        )
-        self._finishes: _GroupCommit[str, bool] = _GroupCommit(
-            self, "job finish", self._finish_all, fallback=False, on_failure=self._finishes_lost
         )
         self._pending = 0
         self._flushed = threading.Condition()
@@ -157,9 +154,10 @@ class Store:
         return self._claims.submit((job, tuple(mail_ids), lease))
 
     def finish(self, job_id: str) -> None:
-        """The job's outcome is posted: release its claims. While the store is away the job is kept, and
-        `retry_unfinished()` (the sweeper) writes it later: else another replica would post it again."""
-        self._finishes.submit(job_id)
+        """Release a job's claims with no outcome to owe (a job whose ticket cannot be read). While the store
+        is away the job is kept, and `retry_unfinished()` (the sweeper) writes it later."""
+        if not self._run("job finish", lambda c: self._finish_all(c, [job_id]), False):
+            self._finishes_lost([job_id])
 
     def retry_unfinished(self, *, lease: float) -> None:
         with self._problem_lock:
@@ -168,7 +166,7 @@ class Store:
         if settled and self._run("owed settle", lambda c: owed.settle(c, settled), False) is False:
             with self._problem_lock:
                 self._unsettled[:0] = settled
-        if waiting and self._run("job finish", lambda c: self._finish_all(c, waiting), False) is False:
+        if waiting and not self._run("job finish", lambda c: self._finish_all(c, waiting), False):
             with self._problem_lock:
                 self._unfinished[:0] = waiting
             self.renew(waiting, lease=lease)  # in case only writing failed: keep the jobs ours meanwhile
@@ -177,9 +175,9 @@ class Store:
         claimed = [(job, ids) for job, ids, _ in batch]
         return jobs.claim_jobs(connection, claimed, owner=self.owner, now=self.clock(), lease=batch[0][2])
 
-    def _finish_all(self, connection: Connection, job_ids: list[str]) -> list[bool]:
+    def _finish_all(self, connection: Connection, job_ids: list[str]) -> bool:
         jobs.finish_jobs(connection, job_ids, now=self.clock())
-        return [True] * len(job_ids)
+        return True
 
     def _finishes_lost(self, job_ids: list[str]) -> None:
         with self._problem_lock:
@@ -336,11 +334,10 @@ class _GroupCommit(Generic[T, R]):
         write: Callable[[Connection, list[T]], list[R]],
         *,
         fallback: R,
-        on_failure: Callable[[list[T]], None] | None = None,
         limit: int = GROUP_LIMIT,
     ) -> None:
         self._store, self._what, self._write = store, what, write
-        self._fallback, self._on_failure, self._limit = fallback, on_failure, limit
+        self._fallback, self._limit = fallback, limit
         self._lock = threading.Lock()
         self._queue: list[tuple[T, list[R], threading.Event]] = []
         self._writing = False
@@ -367,8 +364,6 @@ class _GroupCommit(Generic[T, R]):
             results = self._store._run(self._what, lambda c, i=items: self._write(c, i), None)
             if results is None:
                 results = [self._fallback] * len(items)
-                if self._on_failure is not None:
-                    self._on_failure(items)
             for (_, answer, done), result in zip(batch, results, strict=True):
                 answer.append(result)
                 done.set()
