@@ -147,9 +147,7 @@ class CancelService:
         deadline = time.monotonic() + timeout
         while True:
             with self._idle:
-                while self._jobs and (remaining := deadline - time.monotonic()) > 0:
-                    self._idle.wait(remaining)
-                if self._jobs:
+                if not self._idle.wait_for(lambda: self._jobs == 0, max(0.0, deadline - time.monotonic())):
                     return False
             if not self.replier.wait_idle(max(0.0, deadline - time.monotonic())):
                 return False
@@ -208,8 +206,7 @@ class CancelService:
         deadline = time.monotonic() + timeout
         with self._idle:
             self._accepting = False
-            while self._jobs and (remaining := deadline - time.monotonic()) > 0:
-                self._idle.wait(remaining)
+            self._idle.wait_for(lambda: self._jobs == 0, timeout)
             left = self._jobs
         delivered, owed = self.replier.ledger.close(max(1.0, deadline - time.monotonic()))
         if left:

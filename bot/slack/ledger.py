@@ -163,11 +163,8 @@ class Ledger:
             return len(self._here)
 
     def wait_idle(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending and (left := deadline - time.monotonic()) > 0:
-                self._cond.wait(left)
-            return self._pending == 0
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self, timeout: float) -> tuple[bool, int]:
         """Deliver what can be within `timeout` s, then hand what is left back to the store at once, for the
@@ -180,8 +177,7 @@ class Ledger:
             self._closing = True
         self.outbox.close(0.0 if not delivered else 1.0)
         with self._cond:  # a call under way may still land: handing its row back would post it twice
-            while self._sending and (wait := started + timeout + SEND_GRACE - time.monotonic()) > 0:
-                self._cond.wait(wait)
+            self._cond.wait_for(lambda: not self._sending, started + timeout + SEND_GRACE - time.monotonic())
             left = [owed_id for owed_id in self._here if owed_id not in self._sending]
         if left:
             handed = self.store.release_owed(left)

@@ -129,11 +129,8 @@ class Outbox:
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every queued message is delivered or given up; True when none is left."""
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending and (left := deadline - time.monotonic()) > 0:
-                self._cond.wait(left)
-            return self._pending == 0
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self, timeout: float) -> bool:
         """Deliver what is queued within `timeout` s, then stop: no message is sent after this returns but

@@ -90,11 +90,8 @@ class Store:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued write is done (or lost); True when none is left."""
-        deadline = time.monotonic() + timeout
         with self._flushed:
-            while self._pending and (left := deadline - time.monotonic()) > 0:
-                self._flushed.wait(left)
-            return self._pending == 0
+            return self._flushed.wait_for(lambda: self._pending == 0, timeout)
 
     def _queue(self, write: _Write) -> None:
         with self._flushed:
