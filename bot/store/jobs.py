@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from bot.store import leases
 from bot.store.tables import claims, jobs
 
 
@@ -124,41 +125,32 @@ def renew_leases(connection: Connection, job_ids: Sequence[str], *, owner: str, 
 def take_over_expired(
     connection: Connection, *, owner: str, now: float, lease: float, limit: int = 20
 ) -> list[JobRecord]:
-    """Jobs whose process stopped renewing their lease, now owned by `owner`.
-
-    PostgreSQL skips rows another replica is taking over at this moment (SKIP LOCKED); the conditional
-    UPDATE makes the takeover single-winner on SQLite too, which has no row locks.
-    """
-    query = (
-        sa.select(jobs)
-        .where(jobs.c.state == "running", jobs.c.lease_until < now)
-        .order_by(jobs.c.lease_until)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    """Jobs whose process stopped renewing their lease, now owned by `owner` (leases.py)."""
+    rows = leases.take_over_expired(
+        connection,
+        jobs,
+        where=[jobs.c.state == "running"],
+        order_by=[jobs.c.lease_until],
+        owner=owner,
+        now=now,
+        lease=lease,
+        limit=limit,
     )
-    taken = []
-    for row in connection.execute(query).mappings().all():
-        won = connection.execute(
-            sa.update(jobs)
-            .where(jobs.c.id == row["id"], jobs.c.state == "running", jobs.c.lease_until == row["lease_until"])
-            .values(owner=owner, lease_until=now + lease, takeovers=jobs.c.takeovers + 1)
-        ).rowcount
-        if won:
-            taken.append(
-                JobRecord(
-                    id=row["id"],
-                    ticket=row["ticket"],
-                    confirmer=row["confirmer"],
-                    channel=row["channel"],
-                    thread_ts=row["thread_ts"],
-                    prompt_ts=row["prompt_ts"],
-                    response_url=row["response_url"],
-                    execution_id=row["execution_id"],
-                    step_token=row["step_token"],
-                    takeovers=row["takeovers"] + 1,
-                )
-            )
-    return taken
+    return [
+        JobRecord(
+            id=row["id"],
+            ticket=row["ticket"],
+            confirmer=row["confirmer"],
+            channel=row["channel"],
+            thread_ts=row["thread_ts"],
+            prompt_ts=row["prompt_ts"],
+            response_url=row["response_url"],
+            execution_id=row["execution_id"],
+            step_token=row["step_token"],
+            takeovers=row["takeovers"] + 1,
+        )
+        for row in rows
+    ]
 
 
 def prune_jobs(connection: Connection, before: float) -> int:

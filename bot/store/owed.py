@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot.store import leases
 from bot.store.tables import owed
 
 
@@ -81,41 +82,34 @@ def release(connection: Connection, ids: Sequence[str], *, owner: str) -> int:
 
 
 def take_over(connection: Connection, *, owner: str, now: float, lease: float, limit: int = 200) -> list[OwedRecord]:
-    """Rows whose process stopped renewing them, oldest first, now owned by `owner`.
-
-    As for jobs: SKIP LOCKED on PostgreSQL, and a conditional UPDATE that only one process can win.
-    """
-    query = (
-        sa.select(owed)
-        .where(owed.c.lease_until < now)
-        .order_by(owed.c.created_at, owed.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    """Rows whose process stopped renewing them (or handed them back), oldest first, now owned by `owner`
+    (leases.py)."""
+    rows = leases.take_over_expired(
+        connection,
+        owed,
+        where=[],
+        order_by=[owed.c.created_at, owed.c.id],
+        owner=owner,
+        now=now,
+        lease=lease,
+        limit=limit,
     )
-    taken = []
-    for row in connection.execute(query).mappings().all():
-        won = connection.execute(
-            sa.update(owed)
-            .where(owed.c.id == row["id"], owed.c.owner == row["owner"], owed.c.lease_until == row["lease_until"])
-            .values(owner=owner, lease_until=now + lease, takeovers=owed.c.takeovers + 1)
-        ).rowcount
-        if won:
-            taken.append(
-                OwedRecord(
-                    id=row["id"],
-                    kind=row["kind"],
-                    lane=row["lane"],
-                    conversation=row["conversation"],
-                    ways=json.loads(row["ways"]),
-                    text=row["text"],
-                    meta=json.loads(row["meta"]),
-                    created_at=row["created_at"],
-                    deadline=row["deadline"],
-                    takeovers=row["takeovers"] + 1,
-                    message=json.loads(row["message"]),
-                )
-            )
-    return taken
+    return [
+        OwedRecord(
+            id=row["id"],
+            kind=row["kind"],
+            lane=row["lane"],
+            conversation=row["conversation"],
+            ways=json.loads(row["ways"]),
+            text=row["text"],
+            meta=json.loads(row["meta"]),
+            created_at=row["created_at"],
+            deadline=row["deadline"],
+            takeovers=row["takeovers"] + 1,
+            message=json.loads(row["message"]),
+        )
+        for row in rows
+    ]
 
 
 def summary(connection: Connection) -> tuple[int, float | None]:
