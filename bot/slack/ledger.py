@@ -45,6 +45,7 @@ OnDone = Callable[[Delivery], None]
 LINK = "\u2063link\u2063"  # where a web way's `link` goes in its text: invisible, never typed by anyone
 URL_POSTS = 5  # Slack takes 5 posts on a response_url…
 URL_LIFETIME = 30 * 60.0  # …within 30 minutes
+URLS_KEPT = 10_000  # response_urls remembered at most
 WRITE_BATCH = 200
 WRITE_LINGER = 0.005  # seconds the writer waits for more to share a transaction: little, a person waits
 SEND_GRACE = 12.0  # seconds a drain waits for calls to Slack under way (their timeout is 10 s)
@@ -55,6 +56,12 @@ class _Entry:
     owe: Owe
     on_done: dict[str, OnDone]  # record id → told the final delivery
     on_owed: Callable[[bool | None], bool] | None  # told whether the store ended the step; says if this did
+
+
+@dataclass
+class _UrlUse:
+    since: float  # when the bot first used the URL: Slack's 30 minutes run from about then
+    posts: int = 0  # posts Slack took
 
 
 @dataclass
@@ -85,8 +92,7 @@ class Ledger:
         self.lease = lease
         self.metrics = metrics
         self.clock = clock
-        self._urls: OrderedDict[str, int] = OrderedDict()  # response_url → posts Slack took (recent ones)
-        self._since: OrderedDict[str, float] = OrderedDict()  # response_url → when the bot first used it
+        self._urls: OrderedDict[str, _UrlUse] = OrderedDict()  # the response_urls used lately
         self._here: dict[str, OwedRecord] = {}  # written, not yet taken by Slack nor given up
         self._sending: set[str] = set()  # of those, the ones whose call to Slack is under way now
         self._pending = 0  # queued for writing or held here
@@ -339,23 +345,27 @@ class Ledger:
 
     def _first_use(self, url: str) -> float:
         with self._cond:
-            since = self._since.get(url)
-            if since is None:
-                since = self._since[url] = self.clock()
-                while len(self._since) > 10_000:
-                    self._since.popitem(last=False)
-            return since
+            return self._url_use(url).since
 
     def _spent(self, url: str, since: float) -> bool:
+        """`since` comes with the way: after a restart, this process has not seen the URL yet."""
         with self._cond:
-            return self._urls.get(url, 0) >= URL_POSTS or self.clock() - since > URL_LIFETIME
+            use = self._urls.get(url)
+            return (use.posts if use else 0) >= URL_POSTS or self.clock() - since > URL_LIFETIME
 
     def _used(self, url: str) -> None:
         with self._cond:
-            self._urls[url] = self._urls.get(url, 0) + 1
-            self._urls.move_to_end(url)
-            while len(self._urls) > 10_000:
+            self._url_use(url).posts += 1
+
+    def _url_use(self, url: str) -> _UrlUse:
+        """With the lock held: the URL's use, made on first sight; the least recently used are forgotten."""
+        use = self._urls.get(url)
+        if use is None:
+            use = self._urls[url] = _UrlUse(self.clock())
+            if len(self._urls) > URLS_KEPT:
                 self._urls.popitem(last=False)
+        self._urls.move_to_end(url)
+        return use
 
     def _link(self, link: dict[str, Any]) -> str:
         try:
