@@ -94,9 +94,6 @@ class Accounts:
     def account_of(self, ref: str) -> str:
         return split_ref(ref)[0] or DEFAULT
 
-    def client(self, name: str) -> MailPartnerClient:
-        return self._clients[name]
-
     def cancel(self, ref: str) -> CancelOutcome:
         """Cancel with the key of the reference's account; the outcome carries the reference."""
         outcome = self._clients[self.account_of(ref)].cancel(split_ref(ref)[1])

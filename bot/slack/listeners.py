@@ -52,6 +52,7 @@ from bot.slack.messages import (
     KEEP_ACTION,
     Message,
     history_message,
+    ids_text,
     notice,
     problem_text,
     prompt_message,
@@ -110,10 +111,6 @@ def register(app: App, deps: ListenerDeps) -> None:
     app.action(KEEP_ACTION)(listeners.on_keep)
 
 
-def _ids(ids: tuple[str, ...]) -> str:
-    return ", ".join(f"`{i}`" for i in ids)
-
-
 def _acked_on_error(handler: Callable[..., None]) -> Callable[..., None]:
     """A bug in a listener still answers the person and logs, never a Slack 'dispatch_failed'."""
 
@@ -170,7 +167,7 @@ class _Listeners:
         public = self.deps.access.second_person
         ack(
             response_type="in_channel" if public else "ephemeral",
-            text=ui("looking_up", self.deps.lang, ids=_ids(parsed.ids)),
+            text=ui("looking_up", self.deps.lang, ids=ids_text(parsed.ids)),
         )
         where = Conversation(channel=channel, response_url=body.get("response_url", ""))
         replier = self.deps.service.replier
@@ -457,7 +454,7 @@ class _Listeners:
             return ":grey_question: " + problem
         left = tuple(ref for ref in preview.refs if ref not in preview.gone_out)
         if not left:
-            return ui("nothing_to_cancel", deps.lang, ids=_ids(preview.gone_out))
+            return ui("nothing_to_cancel", deps.lang, ids=ids_text(preview.gone_out))
         if not ticket_fits(left, request.reason):
             return problem_text(UsageReason.TOO_LONG, "", lang=deps.lang)
         ticket = self._ticket(CancelRequest(left, request.reason), requester, channel, thread_ts=thread_ts)

@@ -51,7 +51,8 @@ def render_outcome(outcome: CancelOutcome, lang: str, *, with_next_step: bool = 
     return text
 
 
-def _ids_text(ids: tuple[str, ...]) -> str:
+def ids_text(ids: tuple[str, ...]) -> str:
+    """`300`, `brand-b:301`: ids as every message shows them."""
     return ", ".join(f"`{i}`" for i in ids)
 
 
@@ -96,7 +97,7 @@ def prompt_message(
     may show a few recipients, masked."""
     key = "prompt_second" if second_person else "prompt_workflow" if workflow else "prompt"
     key += "_many" if len(ids) > 1 else ""
-    question = ui(key, lang, requester=requester, ids=_ids_text(ids))
+    question = ui(key, lang, requester=requester, ids=ids_text(ids))
     confirm_label = ui("confirm", lang) if len(ids) == 1 else ui("confirm_many", lang, n=len(ids))
     blocks = [
         _section(question),
@@ -128,7 +129,7 @@ def prompt_message(
 
 def status_message(key: str, ids: tuple[str, ...], user: str, *, lang: str, sandbox: bool) -> Message:
     """A prompt's replacement without buttons: `confirmed`, `kept` or `expired`."""
-    text = ui(key, lang, user=user, ids=_ids_text(ids), ids_plain=" ".join(ids))
+    text = ui(key, lang, user=user, ids=ids_text(ids), ids_plain=" ".join(ids))
     return _message(text, [_section(text)], lang, sandbox)
 
 
@@ -269,7 +270,7 @@ def history_line(event: HistoryEvent, lang: str, *, with_channel: bool) -> str:
     """One event in plain words: when, who, what, why; an outcome reads as it did in the channel."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(event.at))
     actor = f"<@{event.actor}>" if re.match(r"^[UW][A-Z0-9]+$", event.actor) else escape(event.actor or "—")
-    ids = _ids_text(event.mail_ids) or "—"
+    ids = ids_text(event.mail_ids) or "—"
     if event.action == "outcome" and event.mail_ids:
         failure = event.detail.get("failure")
         outcome = CancelOutcome(
@@ -329,4 +330,4 @@ def notice(key: str, lang: str, **values: object) -> Message:
 
 def under_way_notice(ids: tuple[str, ...], confirmer: str, lang: str) -> Message:
     """To a second confirmer: these mails are being cancelled already, and by whom."""
-    return notice("in_flight", lang, ids=_ids_text(ids), user=confirmer)
+    return notice("in_flight", lang, ids=ids_text(ids), user=confirmer)
