@@ -110,6 +110,32 @@ def test_outbox_gives_up_after_its_limit_and_says_so() -> None:
     assert done == [Delivery(ok=False, via="undelivered")] and sends.sent == []
 
 
+def test_outbox_a_pause_that_ends_while_workers_are_busy_or_asleep_is_served() -> None:
+    # Workers are woken one at a time: whoever takes a message must leave another worker watching the
+    # clock for the paused one, or it would wait for the next unrelated message to finish.
+    outbox, sends, sent_at = Outbox(workers=4), Sends(), {}
+    sends.limits["chat.postMessage:a"] = [0.3]
+    started = time.monotonic()
+
+    def slow(name: str):
+        def send() -> Delivery:
+            time.sleep(1.5)
+            sent_at[name] = time.monotonic() - started
+            return Delivery(ok=True, via="web_api")
+
+        return send
+
+    outbox.submit(sends("chat.postMessage:a"), lane="A", key="a", method="chat.postMessage")
+    time.sleep(0.05)  # a's 429 is in: it waits out its channel's pause
+    for lane in "BC":
+        outbox.submit(slow(lane), lane=lane, key=lane, method="chat.postMessage")
+    deadline = time.monotonic() + 1.2
+    while "chat.postMessage:a" not in sends.sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sends.sent == ["chat.postMessage:a"], "the paused message waited for busy workers"
+    assert outbox.wait_idle(5) and set(sent_at) == {"B", "C"}
+
+
 def test_outbox_is_idle_only_once_every_callback_has_run() -> None:
     # A drain waits on wait_idle(): returning before a callback ran would let the process exit before a
     # posted job is marked finished, and another replica would post its outcome again. One worker: it is

@@ -79,7 +79,12 @@ class Outbox:
         self._backoff = backoff or Backoff(cap=RETRY_CAP)
         self._heap: list[_Item] = []
         self._seq = itertools.count()
-        self._cond = threading.Condition()
+        # Workers wait on `_cond` and are woken one at a time: a message done frees at most its conversation's
+        # next message, so waking every idle worker for it (32 of them) cost more CPU than the sends.
+        # Drains wait on `_idle`, over the same lock.
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)
+        self._idle = threading.Condition(lock)
         # conversation → the message that holds it: the one sending, or the one waiting out a failure
         self._busy_keys: dict[str, int] = {}
         self._lane_paused: dict[str, float] = {}
@@ -119,18 +124,14 @@ class Outbox:
                 self._superseding[supersede] = item
             heapq.heappush(self._heap, item)
             self._pending += 1
-            if self._idle_workers == 0 and len(self._threads) < self._workers:
-                thread = threading.Thread(target=self._work, name=f"outbox-{len(self._threads)}", daemon=True)
-                self._threads.append(thread)
-                thread.start()
-            self._cond.notify()
+            self._wake_one()
         if dropped is not None:
             self._finish_callback(dropped, Delivery(ok=False, via="superseded"))
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every queued message is delivered or given up; True when none is left."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self, timeout: float) -> bool:
         """Deliver what is queued within `timeout` s, then stop: no message is sent after this returns but
@@ -141,6 +142,7 @@ class Outbox:
             self._closed = True
             left = self._pending
             self._cond.notify_all()
+            self._idle.notify_all()
         if not idle:
             log.error("shutdown: %d Slack message(s) still queued after %.0fs", left, timeout)
         return idle
@@ -180,12 +182,24 @@ class Outbox:
                 if item is not None:
                     item.in_flight = True
                     self._busy_keys[item.key] = item.seq
+                    if self._heap:  # another may go now, or once its pause ends: a worker must be watching
+                        self._wake_one()
                     return item, expired
                 if expired:
                     return None, expired
                 self._idle_workers += 1
                 self._cond.wait(None if wake is None else max(0.0, wake - now))
                 self._idle_workers -= 1
+
+    def _wake_one(self) -> None:
+        """Have one worker look at the queue: an idle one, else a new one while there are fewer than
+        `workers`. Called with the lock held."""
+        if self._idle_workers:
+            self._cond.notify()
+        elif len(self._threads) < self._workers:
+            thread = threading.Thread(target=self._work, name=f"outbox-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
     def _pick(self, now: float) -> tuple[_Item | None, float | None, list[_Item]]:
         """The most urgent message that may go now; else when to look again. Called with the lock held."""
@@ -244,7 +258,7 @@ class Outbox:
                     del self._busy_keys[item.key]  # a cosmetic update lets the outcome go past it
                 # else it keeps its conversation while it waits: nothing after it may overtake it
                 heapq.heappush(self._heap, item)
-                self._cond.notify_all()
+                self._wake_one()
         if superseded:
             self._finish_callback(item, Delivery(ok=False, via="superseded"))
         else:
@@ -262,7 +276,8 @@ class Outbox:
             del self._busy_keys[item.key]
         if item.supersede and self._superseding.get(item.supersede) is item:
             del self._superseding[item.supersede]
-        self._cond.notify_all()
+        if self._heap:  # its conversation's next message may go now
+            self._wake_one()
 
     def _finish_callback(self, item: _Item, delivery: Delivery) -> None:
         """Tell `on_done`, then count the message done: wait_idle() and close() return only once every
@@ -277,4 +292,5 @@ class Outbox:
         finally:
             with self._cond:
                 self._pending -= 1
-                self._cond.notify_all()
+                if self._pending == 0:
+                    self._idle.notify_all()
