@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
+
 import pytest
 
+from bot.batches import next_batch
 from bot.mailpartner.client import CancelOutcome, FailureKind
 from bot.mailpartner.sandbox import MailPartnerSandbox, MailState
 from bot.settings import Mode, Settings, SettingsError
@@ -349,3 +354,26 @@ def test_confirmed_outputs() -> None:
     assert outputs["result"] == "partly_cancelled" and outputs["cancelled"] is False
     assert (outputs["cancelled_ids"], outputs["not_cancelled_ids"]) == ("1", "2")
     assert str(outputs["outcome"]).startswith("[SANDBOX] :white_check_mark: L'envoi du mail `1` est annulé")
+
+
+def test_a_batch_takes_what_is_queued_and_what_comes_within_the_linger() -> None:
+    source: queue.Queue[int | None] = queue.Queue()
+    for i in range(5):
+        source.put(i)
+    threading.Timer(0.02, source.put, (5,)).start()
+    assert next_batch(source, limit=100, linger=0.2) == [0, 1, 2, 3, 4, 5]
+    threading.Timer(0.3, source.put, (6,)).start()
+    source.put(7)
+    assert next_batch(source, limit=100, linger=0.05) == [7]  # 6 comes after the linger: the next batch
+    assert next_batch(source, limit=100) == [6]
+
+
+def test_a_batch_stops_at_its_limit_and_a_close_waits_for_it() -> None:
+    source: queue.Queue[int | None] = queue.Queue()
+    for item in (1, 2, 3, None, 4):
+        source.put(item)
+    started = time.monotonic()
+    assert next_batch(source, limit=2, linger=5.0) == [1, 2]
+    assert time.monotonic() - started < 1.0, "a full batch does not linger"
+    assert next_batch(source, limit=10, linger=0.01) == [3]  # the close is put back behind what was queued
+    assert [source.get_nowait() for _ in range(source.qsize())] == [4, None]
