@@ -12,7 +12,6 @@ CANCEL_MAIL_SOCKET_GRACE, it answers 503, so an orchestrator restarts a process 
 from __future__ import annotations
 
 import gc
-import io
 import logging
 import threading
 import time
@@ -22,13 +21,15 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
-from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt import BoltRequest
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import Bot, build_bot
 from bot.ops import metrics
 from bot.settings import Settings
-from bot.slack.inbound import problem
+from bot.slack.inbound import problem, unreadable
 from bot.store import StoreError, open_store
 
 log = logging.getLogger(__name__)
@@ -75,28 +76,35 @@ def _is_health_check(environ: dict[str, Any]) -> bool:
 class BotWSGI:
     """`POST /slack/events` to Bolt; `GET /healthz` answers as `health` says.
 
-    A request whose body is not what Slack sends is answered here, before Bolt (inbound.py): 400 when it is
-    signed, 401 when it is not.
+    A request whose body is not what Slack sends is answered here, before Bolt's listeners (inbound.py):
+    400 when it is signed, 401 when it is not. Bolt reads each body once: this parses it, Bolt dispatches it.
     """
 
     def __init__(self, bot: Bot, signing_secret: str) -> None:
         self.bot = bot
-        self._slack = SlackRequestHandler(bot.app, path="/slack/events")
         self._verifier = SignatureVerifier(signing_secret)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if _is_health_check(environ):
             return _answer(start_response, *health(self.bot))
-        if environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO") == "/slack/events":
-            body = _read_body(environ)
-            environ["wsgi.input"] = io.BytesIO(body)  # Bolt reads it again
-            wrong = problem(body, environ.get("CONTENT_TYPE", ""))
-            if wrong:
-                # Bolt would fail parsing it (500) before even checking the signature: answer here.
-                status = "400 Bad Request" if self._signed(environ, body) else "401 Unauthorized"
-                log.warning("refused a request with a malformed body (%s): %s", status[:3], wrong)
-                return _plain(start_response, status, "bad request")
-        return self._slack(environ, start_response)
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != "/slack/events":
+            return _plain(start_response, "404 Not Found", "not found")
+        body = _read_body(environ)
+        http = WsgiHttpRequest(environ)  # its headers and query, as Bolt's own adapter reads them
+        # Bolt parses the body here, once: the check below reads what the listeners will read.
+        try:
+            request = BoltRequest(body=body.decode("utf-8"), query=http.query_string, headers=http.get_headers())
+            wrong = problem(request.body)
+        except (ValueError, AttributeError, TypeError) as error:  # Bolt's parser on a body it cannot read
+            wrong = unreadable(error)
+        if wrong:
+            status = "400 Bad Request" if self._signed(environ, body) else "401 Unauthorized"
+            log.warning("refused a request with a malformed body (%s): %s", status[:3], wrong)
+            return _plain(start_response, status, "bad request")
+        answer = self.bot.app.dispatch(request)
+        response = WsgiHttpResponse(status=answer.status, headers=answer.headers, body=answer.body)
+        start_response(response.status, response.get_headers())
+        return response.get_body()
 
     def _signed(self, environ: dict[str, Any], body: bytes) -> bool:
         try:

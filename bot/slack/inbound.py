@@ -1,18 +1,17 @@
 """Requests whose body is not what Slack sends: found before Bolt, answered 400 with one log line.
 
 A request that carries a valid signature but a payload that is not JSON, a payload of the wrong shape,
-an action this app never offers or no user would otherwise reach Bolt, which answers 500 (a parse error)
-or runs a listener on half a request. `problem()` says in a few words what is wrong, or "" when the body
-has every field the listeners read. The HTTP server answers such a request 400 when it is signed, and 401
-when it is not (Bolt checks the signature of every other request itself).
+an action this app never offers or no user would otherwise reach Bolt's listeners, which would fail
+(a 500) or run on half a request. The HTTP server has Bolt parse the body once (`BoltRequest`); when
+that fails, `unreadable()` says why, and `problem()` reads the parsed body and says in a few words what
+is wrong, or "" when it has every field the listeners read. Such a request is answered 400 when it is
+signed, and 401 when it is not (Bolt checks the signature of every other request itself).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 from bot.slack.messages import CONFIRM_ACTION, KEEP_ACTION
 
@@ -75,44 +74,38 @@ def _event(event: dict[str, Any]) -> str:
     return "" if isinstance(kind, str) else "an event without a type"
 
 
-def _json_body(data: Any) -> str:
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        return "not a JSON object with a type"
+def _event_body(data: dict[str, Any]) -> str:
     if data["type"] == "url_verification":
         return "" if _text(data, "challenge") else "url_verification without a challenge"
-    if data["type"] == "event_callback":
-        event = data.get("event")
-        if not isinstance(event, dict):
-            return "event_callback without an event"
-        return _event(event)
-    return ""
+    event = data.get("event")
+    return _event(event) if isinstance(event, dict) else "event_callback without an event"
 
 
-def _form_body(form: dict[str, list[str]]) -> str:
-    if "payload" in form:
-        try:
-            payload = json.loads(form["payload"][0])
-        except ValueError:
-            return "payload is not JSON"
-        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
-            return "payload is not a JSON object with a type"
-        check = _INTERACTIONS.get(payload["type"])
-        return check(payload) if check else ""
-    if "command" in form:
-        missing = [k for k in ("user_id", "channel_id") if not form.get(k, [""])[0]]
-        return f"slash command without {', '.join(missing)}" if missing else ""
-    return "" if "ssl_check" in form else "neither a payload nor a command"
+def _command(form: dict[str, Any]) -> str:
+    missing = [k for k in ("user_id", "channel_id") if not form.get(k)]
+    return f"slash command without {', '.join(missing)}" if missing else ""
 
 
-def problem(body: bytes, content_type: str) -> str:
-    """What is wrong with a signed request's body, or "" when it has what the listeners need."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
+def problem(body: Any) -> str:
+    """What is wrong with a request's body as Bolt parsed it (a form's fields, an interaction's payload, or
+    an event), or "" when it has what the listeners need."""
+    if not isinstance(body, dict):
+        return "not a JSON object with a type"
+    if "command" in body:
+        return _command(body)
+    if "ssl_check" in body:
+        return ""
+    kind = body.get("type")
+    if not isinstance(kind, str):
+        return "neither a command nor anything with a type"
+    if kind in ("url_verification", "event_callback"):
+        return _event_body(body)
+    check = _INTERACTIONS.get(kind)
+    return check(body) if check else ""
+
+
+def unreadable(error: Exception) -> str:
+    """Why Bolt could not read a body at all (its parser raised `error`)."""
+    if isinstance(error, UnicodeDecodeError):
         return "body is not UTF-8"
-    if content_type.startswith("application/json"):
-        try:
-            return _json_body(json.loads(text))
-        except ValueError:
-            return "body is not JSON"
-    return _form_body(parse_qs(text, keep_blank_values=True))
+    return "body is not JSON" if isinstance(error, ValueError) else "not a JSON object with a type"
