@@ -3,8 +3,8 @@
 `Retry-After`, and one backoff for every retry.
 
     KeptAlive              the loop: Slack's calls use it directly (bot/slack/webapi.py)
-    KeptAliveTransport     the same under an `httpx.Client`, for MailPartner (base URL, params, timeouts,
-                           and `httpx.MockTransport` in tests)
+    KeptAliveTransport     the same as an httpx transport, for MailPartner (httpx's requests and
+                           responses, and `httpx.MockTransport` in tests)
 
 Every cancel is a few short requests, made by hundreds of pool threads at once. httpcore's pool scans
 every pooled connection (a socket check each) whenever a response closes, and its layers cost about
@@ -147,17 +147,6 @@ def _connect(connection: http.client.HTTPConnection, timeout: float | None) -> N
     except OSError as error:  # refused, unreachable, DNS (socket.gaierror), a failed TLS handshake
         connection.close()
         raise httpx.ConnectError(f"{type(error).__name__}: {error}") from error
-
-
-def kept_alive_client(
-    *, timeout: float, headers: Mapping[str, str], transport: httpx.BaseTransport | None = None
-) -> httpx.Client:
-    """An httpx.Client on the kept-alive transport (or `transport`: httpx.MockTransport in tests)."""
-    return httpx.Client(
-        timeout=timeout,
-        headers={"User-Agent": USER_AGENT, **headers},
-        transport=transport or KeptAliveTransport(),
-    )
 
 
 def retry_after(headers: Mapping[str, str] | http.client.HTTPMessage) -> float | None:
