@@ -101,14 +101,16 @@ class Click:
 
 def register(app: App, deps: ListenerDeps) -> None:
     listeners = _Listeners(deps)
+    # Bolt tries each listener's matchers in this order, on every request: the common requests first (a
+    # confirm click used to meet six others' matchers, each a call with its kwargs built).
     app.command(COMMAND)(listeners.on_command)
+    app.action(CONFIRM_ACTION)(listeners.on_confirm)
+    app.action(KEEP_ACTION)(listeners.on_keep)
     app.event("app_mention")(listeners.on_mention)
+    app.function(CALLBACK_ID)(listeners.on_workflow_step)
     app.shortcut(GLOBAL_SHORTCUT)(listeners.on_global_shortcut)
     app.shortcut(MESSAGE_SHORTCUT)(listeners.on_message_shortcut)
     app.view_submission(FORM_CALLBACK)(listeners.on_form_submission)
-    app.function(CALLBACK_ID)(listeners.on_workflow_step)
-    app.action(CONFIRM_ACTION)(listeners.on_confirm)
-    app.action(KEEP_ACTION)(listeners.on_keep)
 
 
 def _acked_on_error(handler: Callable[..., None]) -> Callable[..., None]:
