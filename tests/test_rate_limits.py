@@ -102,6 +102,35 @@ def test_outbox_a_workspace_limit_pauses_the_method_not_the_channel() -> None:
     assert sorted(sends.sent) == ["chat.postMessage:p", "chat.update:u1", "chat.update:u2"]
 
 
+def test_outbox_after_a_429_sends_one_message_of_the_channel_at_a_time() -> None:
+    # Slack allows one message a channel every 0.1 s here. Once it said 429, the channel's waiting messages
+    # go one by one; sent all at once when the pause ends, all but one would meet another 429, each time.
+    outbox, lock, done = Outbox(workers=8), threading.Lock(), []
+    state = {"next_free": 0.0, "limited": 0, "in_flight": 0, "most_after_429": 0}
+
+    def send() -> Delivery:
+        with lock:
+            state["in_flight"] += 1
+            if state["limited"]:
+                state["most_after_429"] = max(state["most_after_429"], state["in_flight"])
+        time.sleep(0.01)
+        with lock:
+            state["in_flight"] -= 1
+            now = time.monotonic()
+            if now < state["next_free"]:
+                state["limited"] += 1
+                raise RateLimited("chat.postMessage", state["next_free"] - now)
+            state["next_free"] = now + 0.1
+        return Delivery(ok=True, via="web_api")
+
+    for i in range(8):
+        outbox.submit(send, lane="A", key=f"thread-{i}", method="chat.postMessage", on_done=done.append)
+    assert outbox.wait_idle(10)
+    assert [d.ok for d in done] == [True] * 8
+    assert state["most_after_429"] == 1
+    assert state["limited"] <= 7 + 7  # the first burst's, then at most one a message; all at once made 28
+
+
 def test_outbox_gives_up_after_its_limit_and_says_so() -> None:
     outbox, sends, done = Outbox(workers=1, give_up_after=0.5), Sends(), []
     sends.limits["chat.postMessage:x"] = [0.3, 0.3, 0.3]

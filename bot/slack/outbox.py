@@ -6,7 +6,8 @@ lose a message a person waits for, and never let one busy channel hold up anothe
         ├─ a COSMETIC update is dropped when a later one for the same prompt supersedes it
         ├─ messages of one conversation (`key`) go one at a time, in order
         ├─ a 429 pauses what it applies to, for Retry-After seconds: the channel (chat.postMessage,
-        │  response_url) or the method across the workspace (chat.update, chat.postEphemeral)
+        │  response_url) or the method across the workspace (chat.update, chat.postEphemeral); after the
+        │  pause it sends one message at a time until nothing of it waits
         └─ Slack unavailable (5xx, no connection, no answer): the message waits the shared backoff
            (bot/http.py; capped, jittered), its conversation holding behind it, and is tried again
 
@@ -90,6 +91,11 @@ class Outbox:
         self._lane_paused: dict[str, float] = {}
         self._method_paused: dict[str, float] = {}
         self._superseding: dict[str, _Item] = {}
+        # A scope Slack rate-limited ("lane:C1", "method:chat.update") sends one message at a time until
+        # nothing of it waits: when its pause ended, all its waiting messages went at once, and all but one
+        # met another 429.
+        self._limited: set[str] = set()
+        self._probes: dict[str, int] = {}  # limited scope → the one message in flight in it
         self._pending = 0
         self._threads: list[threading.Thread] = []
         self._idle_workers = 0
@@ -224,7 +230,11 @@ class Outbox:
                 waiting.append(item)
             elif self._busy_keys.get(item.key, item.seq) != item.seq:  # an earlier message of its conversation
                 waiting.append(item)
+            elif self._probing(limits := self._limits_on(item)):
+                waiting.append(item)  # its rate-limited scope has a message in flight
             else:
+                for scope in limits:
+                    self._probes[scope] = item.seq
                 chosen = item
                 break
         for item in waiting:
@@ -243,6 +253,7 @@ class Outbox:
                 scope = item.lane if failure.per_channel else item.method
                 until = now + (failure.retry_after or 0.0)
                 paused[scope] = max(paused.get(scope, 0.0), until)
+                self._limited.add(f"lane:{scope}" if failure.per_channel else f"method:{scope}")
             else:
                 scope = item.lane
                 wait = failure.retry_after if failure.retry_after is not None else self._backoff(item.failures)
@@ -254,6 +265,7 @@ class Outbox:
                 return False
             else:
                 item.in_flight = False
+                self._end_probe(item)
                 if item.priority is not Priority.URGENT and self._busy_keys.get(item.key) == item.seq:
                     del self._busy_keys[item.key]  # a cosmetic update lets the outcome go past it
                 # else it keeps its conversation while it waits: nothing after it may overtake it
@@ -268,7 +280,24 @@ class Outbox:
     def _done(self, item: _Item, delivery: Delivery) -> None:
         with self._cond:
             self._settle(item)
+            if delivery.ok:
+                for scope in self._limits_on(item):
+                    if not any(scope in self._limits_on(other) for other in self._heap if not other.dropped):
+                        self._limited.discard(scope)  # Slack took it and nothing of it waits: full speed again
         self._finish_callback(item, delivery)
+
+    def _limits_on(self, item: _Item) -> list[str]:
+        """The rate-limited scopes `item` is in. Called with the lock held."""
+        if not self._limited:
+            return []
+        return [scope for scope in (f"lane:{item.lane}", f"method:{item.method}") if scope in self._limited]
+
+    def _probing(self, scopes: list[str]) -> bool:
+        return any(scope in self._probes for scope in scopes)
+
+    def _end_probe(self, item: _Item) -> None:
+        for scope in [scope for scope, seq in self._probes.items() if seq == item.seq]:
+            del self._probes[scope]
 
     def _settle(self, item: _Item) -> None:
         """Off the queue: its conversation's next message may go. Still pending until its callback ran."""
@@ -276,6 +305,7 @@ class Outbox:
             del self._busy_keys[item.key]
         if item.supersede and self._superseding.get(item.supersede) is item:
             del self._superseding[item.supersede]
+        self._end_probe(item)
         if self._heap:  # its conversation's next message may go now
             self._wake_one()
 
