@@ -93,6 +93,9 @@ def sign_in(settings: Settings) -> SlackResponse:
     try:
         return web_client(settings).auth_test()
     except SlackApiError as error:
+        status = error.response.status_code
+        if status == 429 or status >= 500:  # Slack is having a bad day; the token was not refused
+            raise SlackSignInError(f"Slack is unavailable (HTTP {status})", unreachable=True) from error
         raise SlackSignInError(
             f"Slack refused SLACK_BOT_TOKEN ({error.response.get('error')})", unreachable=False
         ) from error
@@ -149,6 +152,9 @@ def build_bot(
     app = App(
         signing_secret=settings.slack_signing_secret or None,
         client=client,
+        # No auth.test at assembly: the process must start while Slack is down, to deliver what earlier
+        # processes owe. Bolt asks auth.test on the first request that needs it (Slack is up then).
+        token_verification_enabled=False,
         # Listeners only parse, check and queue, so they run on the request's own thread and the
         # response goes out as soon as they return: no polling for ack(), no shared executor to starve.
         process_before_response=True,

@@ -249,13 +249,17 @@ def run_slack(settings: Settings) -> int:
         return EXIT_USAGE
     store.close()
 
-    # One auth.test before anything starts turns a bad token into one clear line, not a worker crash.
+    # One auth.test before anything starts turns a bad token into one clear line, not a worker crash. A
+    # Slack that does not answer is no reason to stay down: messages owed to people (this process's, or
+    # those a stopped one left in the store) go out once it is back, and the cancels work meanwhile.
     try:
         identity = sign_in(settings)
+        log.warning("cancel-mail-bot: signed in to Slack as @%s (%s)", identity.get("user"), identity.get("team"))
     except SlackSignInError as error:
-        log.error("cancel-mail-bot cannot start: %s", error)
-        return EXIT_UNKNOWN if error.unreachable else EXIT_USAGE
-    log.warning("cancel-mail-bot: signed in to Slack as @%s (%s)", identity.get("user"), identity.get("team"))
+        if not error.unreachable:
+            log.error("cancel-mail-bot cannot start: %s", error)
+            return EXIT_USAGE
+        log.warning("cancel-mail-bot: %s; starting anyway: messages wait in the store until it answers", error)
     if settings.mode is Mode.SOCKET:
         serve_socket_mode(settings)
     else:

@@ -225,6 +225,25 @@ def test_check_finds_wrong_key_and_missing_scope(tmp_path: Path) -> None:
     assert API_KEY not in result.stdout + result.stderr
 
 
+def test_sign_in_tells_a_refused_token_from_a_slack_that_is_down() -> None:
+    # A refused token stops the start; a Slack that is down does not (run_slack starts anyway).
+    from bot.app import SlackSignInError, sign_in
+    from bot.settings import Settings
+    from bot.slack.local import LocalSlack
+
+    with LocalSlack() as slack:
+        env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "MAILPARTNER_API_KEY": "k"}
+        settings = Settings.from_env({**env, "SLACK_API_URL": slack.api_url})
+        slack.fail("auth.test", error="invalid_auth")
+        with pytest.raises(SlackSignInError) as refused:
+            sign_in(settings)
+        assert not refused.value.unreachable and "invalid_auth" in str(refused.value)
+        slack.outage(30, "503")
+        with pytest.raises(SlackSignInError) as down:
+            sign_in(settings)
+        assert down.value.unreachable and "HTTP 503" in str(down.value)
+
+
 def test_check_unreachable(tmp_path: Path) -> None:
     result = run_bot(["check"], "", tmp_path, **check_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9/v1"))
     assert result.returncode == 1 and "Slack is unreachable" in result.stdout

@@ -281,7 +281,12 @@ def test_drain_in_a_slack_outage_says_what_is_owed_and_the_next_process_posts_it
     first.bot.stop()
     log = first.bot.log()
     assert "2 message(s) still owed" in log and "every in-flight cancel finished and was posted" not in log
-    slack.down_until = 0.0
-    restarted = replicas.start()
+    restarted = replicas.start()  # Slack is still down: the process starts all the same
+    assert "starting anyway" in restarted.bot.log()
+    health = restarted.http.get("/healthz")
+    assert health.status_code == 200 and "2 message(s) owed to people, waiting for Slack" in health.text
+    slack.down_until = 0.0  # Slack is back
     for url in urls:
-        assert "is cancelled" in blocks_text(restarted.outcome_at(url, timeout=20))
+        assert "is cancelled" in blocks_text(restarted.outcome_at(url, timeout=40))
+    _, prompt = restarted.command("m0022")  # and Slack's requests are served: Bolt signs in on the first
+    assert buttons(prompt)

@@ -10,6 +10,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from bot.http import Backoff
+from bot.ops.server import connect_until_slack_answers
 from bot.slack.local import LocalSlack
 from bot.slack.wire import app_mention, blocks_text, button_click, buttons, slash_command
 from tests.fakes import API_KEY, BotProcess, FakeMailPartner, FakeSocketMode, answer_to, bot_env, free_port
@@ -127,6 +129,44 @@ def test_socket_mode_healthz_answers_503_once_the_websocket_stays_down(tmp_path:
         finally:
             bot.stop()
             mailpartner.stop()
+
+
+def test_socket_mode_starts_while_slack_is_down_and_connects_once_it_is_back(tmp_path: Path) -> None:
+    socket_mode = FakeSocketMode()
+    mailpartner = FakeMailPartner().start()
+    port = free_port()
+    with LocalSlack() as slack:
+        slack.socket_url = socket_mode.url
+        slack.outage(10.0, "503")  # past slack_sdk's own retries of the sign-in and of the dial
+        env = bot_env(
+            port,
+            slack.api_url,
+            mailpartner.base_url,
+            SLACK_APP_TOKEN="xapp-1-test-token",
+            SLACK_SIGNING_SECRET="",
+            DATABASE_URL=f"sqlite:///{tmp_path}/bot.db",
+        )
+        bot = BotProcess(env, tmp_path / "bot.log")
+        try:
+            assert socket_mode.wait_connected(timeout=60), bot.log()
+            log = bot.log()
+            assert "starting anyway" in log and "Socket Mode: cannot reach Slack" in log, log
+            assert bot.proc.poll() is None and "Traceback" not in log
+        finally:
+            bot.stop()
+            mailpartner.stop()
+
+
+def test_the_socket_is_dialled_again_until_slack_answers() -> None:
+    tries: list[float] = []
+
+    def connect() -> None:
+        tries.append(time.monotonic())
+        if len(tries) < 3:
+            raise ConnectionRefusedError("no Slack")
+
+    connect_until_slack_answers(connect, Backoff(cap=0.05, first=0.01))
+    assert len(tries) == 3
 
 
 def test_socket_link_watch_allows_a_grace_then_reports() -> None:

@@ -27,6 +27,7 @@ from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import Bot, build_bot
+from bot.http import Backoff
 from bot.ops import metrics
 from bot.settings import Settings
 from bot.slack.inbound import problem, unreadable
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 HTTP_THREADS = 32
 WORKER_BOOT_ERROR = 3  # gunicorn's exit code for "this worker cannot boot": the master stops too
 DRAIN_MARGIN = 15.0  # seconds beyond MailPartner's deadline to post outcomes on shutdown
+RECONNECT_CAP = 30.0  # the longest wait between two tries to open Socket Mode's WebSocket
 
 StartResponse = Callable[..., Any]
 
@@ -278,4 +280,21 @@ def serve_socket_mode(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)  # Ctrl-C drains too, like gunicorn does in HTTP mode
     log.info("Socket Mode: connecting to Slack")
-    handler.start()
+    connect_until_slack_answers(handler.connect)
+    threading.Event().wait()  # until a signal drains and exits
+
+
+def connect_until_slack_answers(connect: Callable[[], None], backoff: Backoff | None = None) -> None:
+    """Open the WebSocket, trying again while Slack does not answer: a process started during an outage
+    stays up, delivers what is owed once Slack is back, and is healthy until the grace runs out."""
+    backoff = backoff or Backoff(cap=RECONNECT_CAP)
+    attempt = 0
+    while True:
+        try:
+            connect()
+            return
+        except Exception as error:  # slack_sdk raises whatever its HTTP call or WebSocket dial met
+            attempt += 1
+            wait = backoff(attempt)
+            log.warning("Socket Mode: cannot reach Slack (%s); trying again in %.0f s", type(error).__name__, wait)
+            time.sleep(wait)
