@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -96,65 +98,58 @@ def healthz(port: int) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def test_socket_mode_healthz_answers_503_once_the_websocket_stays_down(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def socket_mode_bot(
+    tmp_path: Path, *, outage: float = 0.0, **extra: str
+) -> Iterator[tuple[BotProcess, FakeSocketMode]]:
+    """`python -m bot` in Socket Mode, dialling a FakeSocketMode; Slack down for `outage` s from the start."""
     socket_mode = FakeSocketMode()
     mailpartner = FakeMailPartner().start()
-    port = free_port()
     with LocalSlack() as slack:
         slack.socket_url = socket_mode.url
+        if outage:
+            slack.outage(outage, "503")
         env = bot_env(
-            port,
+            free_port(),
             slack.api_url,
             mailpartner.base_url,
             SLACK_APP_TOKEN="xapp-1-test-token",
             SLACK_SIGNING_SECRET="",
-            CANCEL_MAIL_SOCKET_GRACE="2",
             DATABASE_URL=f"sqlite:///{tmp_path}/bot.db",
+            **extra,
         )
         bot = BotProcess(env, tmp_path / "bot.log")
         try:
-            assert socket_mode.wait_connected(), bot.log()
-            deadline = time.monotonic() + 10
-            while healthz(port)[0] != 200 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert healthz(port) == (200, "ok\n"), bot.log()
-            socket_mode.close()  # Slack's end goes away, and stays away
-            # slack_sdk notices a dead WebSocket at its next ping, up to about 20 s later; then the grace.
-            deadline, answer = time.monotonic() + 60, healthz(port)
-            while answer[0] == 200 and time.monotonic() < deadline:
-                time.sleep(0.3)
-                answer = healthz(port)
-            status, body = answer
-            assert status == 503 and "Slack WebSocket down for" in body, (answer, bot.log())
+            yield bot, socket_mode
         finally:
             bot.stop()
             mailpartner.stop()
+
+
+def test_socket_mode_healthz_answers_503_once_the_websocket_stays_down(tmp_path: Path) -> None:
+    with socket_mode_bot(tmp_path, CANCEL_MAIL_SOCKET_GRACE="2") as (bot, socket_mode):
+        assert socket_mode.wait_connected(), bot.log()
+        deadline = time.monotonic() + 10
+        while healthz(bot.port)[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert healthz(bot.port) == (200, "ok\n"), bot.log()
+        socket_mode.close()  # Slack's end goes away, and stays away
+        # slack_sdk notices a dead WebSocket at its next ping, up to about 20 s later; then the grace.
+        deadline, answer = time.monotonic() + 60, healthz(bot.port)
+        while answer[0] == 200 and time.monotonic() < deadline:
+            time.sleep(0.3)
+            answer = healthz(bot.port)
+        status, body = answer
+        assert status == 503 and "Slack WebSocket down for" in body, (answer, bot.log())
 
 
 def test_socket_mode_starts_while_slack_is_down_and_connects_once_it_is_back(tmp_path: Path) -> None:
-    socket_mode = FakeSocketMode()
-    mailpartner = FakeMailPartner().start()
-    port = free_port()
-    with LocalSlack() as slack:
-        slack.socket_url = socket_mode.url
-        slack.outage(10.0, "503")  # past slack_sdk's own retries of the sign-in and of the dial
-        env = bot_env(
-            port,
-            slack.api_url,
-            mailpartner.base_url,
-            SLACK_APP_TOKEN="xapp-1-test-token",
-            SLACK_SIGNING_SECRET="",
-            DATABASE_URL=f"sqlite:///{tmp_path}/bot.db",
-        )
-        bot = BotProcess(env, tmp_path / "bot.log")
-        try:
-            assert socket_mode.wait_connected(timeout=60), bot.log()
-            log = bot.log()
-            assert "starting anyway" in log and "Socket Mode: cannot reach Slack" in log, log
-            assert bot.proc.poll() is None and "Traceback" not in log
-        finally:
-            bot.stop()
-            mailpartner.stop()
+    # 10 s: past slack_sdk's own retries of the sign-in and of the dial
+    with socket_mode_bot(tmp_path, outage=10.0) as (bot, socket_mode):
+        assert socket_mode.wait_connected(timeout=60), bot.log()
+        log = bot.log()
+        assert "starting anyway" in log and "Socket Mode: cannot reach Slack" in log, log
+        assert bot.proc.poll() is None and "Traceback" not in log
 
 
 def test_the_socket_is_dialled_again_until_slack_answers() -> None:
