@@ -44,8 +44,12 @@ def main() -> int:
         urls = [driver.click(prompt, user=BOB)[1] for prompt in prompts]
         if args.restart:
             time.sleep(5)
+            stopping = time.monotonic()
             started[0].stop(120)
-            print(f"stopped during the outage; its log says: {last_line(started[0], 'shutdown')}")
+            print(
+                f"stopped during the outage in {time.monotonic() - stopping:.1f} s; "
+                f"its log says: {last_line(started[0], 'shutdown')}"
+            )
             started.append(BotProcess(env, tmp / "bot-1.log"))
             started[-1].wait_healthy(120)
             print(f"another started, Slack still down; its log says: {last_line(started[-1], 'Slack is')}")
