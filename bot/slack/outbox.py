@@ -88,14 +88,12 @@ class Outbox:
         self._idle = threading.Condition(lock)
         # conversation → the message that holds it: the one sending, or the one waiting out a failure
         self._busy_keys: dict[str, int] = {}
-        self._lane_paused: dict[str, float] = {}
-        self._method_paused: dict[str, float] = {}
         self._superseding: dict[str, _Item] = {}
-        # A scope Slack rate-limited ("lane:C1", "method:chat.update") sends one message at a time until
-        # nothing of it waits: when its pause ended, all its waiting messages went at once, and all but one
-        # met another 429.
-        self._limited: set[str] = set()
-        self._probes: dict[str, int] = {}  # limited scope → the one message in flight in it
+        # A scope Slack rate-limited ("lane:C1": a channel; "method:chat.update": the workspace) → the end of
+        # its pause. It stays here, sending one message at a time, until Slack takes one and nothing of it
+        # waits: when its pause ended, all its waiting messages went at once, and all but one met another 429.
+        self._paused: dict[str, float] = {}
+        self._probes: dict[str, int] = {}  # paused scope → the one message in flight in it
         self._pending = 0
         self._threads: list[threading.Thread] = []
         self._idle_workers = 0
@@ -219,9 +217,8 @@ class Outbox:
                 if self._busy_keys.get(item.key) == item.seq:  # it was waiting out a failure
                     del self._busy_keys[item.key]
                 continue
-            paused_until = max(
-                self._lane_paused.get(item.lane, 0.0), self._method_paused.get(item.method, 0.0), item.not_before
-            )
+            limits = self._limits_on(item)
+            paused_until = max([item.not_before, *(self._paused[scope] for scope in limits)])
             if paused_until > now:
                 if paused_until > item.give_up_at:
                     expired.append(item)
@@ -230,7 +227,7 @@ class Outbox:
                 waiting.append(item)
             elif self._busy_keys.get(item.key, item.seq) != item.seq:  # an earlier message of its conversation
                 waiting.append(item)
-            elif self._probing(limits := self._limits_on(item)):
+            elif self._probing(limits):
                 waiting.append(item)  # its rate-limited scope has a message in flight
             else:
                 for scope in limits:
@@ -249,11 +246,10 @@ class Outbox:
         with self._cond:
             item.failures += 1
             if isinstance(failure, RateLimited):
-                paused = self._lane_paused if failure.per_channel else self._method_paused
                 scope = item.lane if failure.per_channel else item.method
                 until = now + (failure.retry_after or 0.0)
-                paused[scope] = max(paused.get(scope, 0.0), until)
-                self._limited.add(f"lane:{scope}" if failure.per_channel else f"method:{scope}")
+                limit = f"lane:{scope}" if failure.per_channel else f"method:{scope}"
+                self._paused[limit] = max(self._paused.get(limit, 0.0), until)
             else:
                 scope = item.lane
                 wait = failure.retry_after if failure.retry_after is not None else self._backoff(item.failures)
@@ -281,16 +277,18 @@ class Outbox:
         with self._cond:
             self._settle(item)
             if delivery.ok:
+                now = self._clock()
                 for scope in self._limits_on(item):
-                    if not any(scope in self._limits_on(other) for other in self._heap if not other.dropped):
-                        self._limited.discard(scope)  # Slack took it and nothing of it waits: full speed again
+                    waits = any(scope in self._limits_on(other) for other in self._heap if not other.dropped)
+                    if not waits and self._paused[scope] <= now:
+                        del self._paused[scope]  # Slack took it and nothing of it waits: full speed again
         self._finish_callback(item, delivery)
 
     def _limits_on(self, item: _Item) -> list[str]:
         """The rate-limited scopes `item` is in. Called with the lock held."""
-        if not self._limited:
+        if not self._paused:
             return []
-        return [scope for scope in (f"lane:{item.lane}", f"method:{item.method}") if scope in self._limited]
+        return [scope for scope in (f"lane:{item.lane}", f"method:{item.method}") if scope in self._paused]
 
     def _probing(self, scopes: list[str]) -> bool:
         return any(scope in self._probes for scope in scopes)
