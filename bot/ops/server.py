@@ -31,6 +31,7 @@ from bot.http import Backoff
 from bot.ops import metrics
 from bot.settings import Settings
 from bot.slack.inbound import problem, unreadable
+from bot.slack.outbox import RETRY_CAP
 from bot.store import StoreError, open_store
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 HTTP_THREADS = 32
 WORKER_BOOT_ERROR = 3  # gunicorn's exit code for "this worker cannot boot": the master stops too
 DRAIN_MARGIN = 15.0  # seconds beyond MailPartner's deadline to post outcomes on shutdown
-RECONNECT_CAP = 30.0  # the longest wait between two tries to open Socket Mode's WebSocket
 
 StartResponse = Callable[..., Any]
 
@@ -287,7 +287,7 @@ def serve_socket_mode(settings: Settings) -> None:
 def connect_until_slack_answers(connect: Callable[[], None], backoff: Backoff | None = None) -> None:
     """Open the WebSocket, trying again while Slack does not answer: a process started during an outage
     stays up, delivers what is owed once Slack is back, and is healthy until the grace runs out."""
-    backoff = backoff or Backoff(cap=RECONNECT_CAP)
+    backoff = backoff or Backoff(cap=RETRY_CAP)  # as messages: back within 30 s of Slack
     attempt = 0
     while True:
         try:
