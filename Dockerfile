@@ -7,11 +7,15 @@ ARG BASE=python:3.12-slim
 FROM ${BASE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 RUN python -m venv /opt/cancel-mail-bot
-COPY requirements.lock /src/requirements.lock
-RUN /opt/cancel-mail-bot/bin/pip install --require-hashes --no-deps -r /src/requirements.lock
+COPY requirements.lock requirements-build.lock /src/
+# The build backend (setuptools) comes from a lock of its own, checked against its hashes too, and leaves
+# the virtual environment once the bot is built.
+RUN /opt/cancel-mail-bot/bin/pip install --require-hashes --no-deps -r /src/requirements.lock \
+    -r /src/requirements-build.lock
 COPY pyproject.toml README.md /src/
 COPY bot /src/bot
-RUN /opt/cancel-mail-bot/bin/pip install --no-deps /src
+RUN /opt/cancel-mail-bot/bin/pip install --no-deps --no-build-isolation /src \
+    && /opt/cancel-mail-bot/bin/pip uninstall --yes setuptools
 
 # -- run: the virtual environment alone, as a user without privileges ----------------------------------
 FROM ${BASE}

@@ -43,6 +43,10 @@ lock: $(STAMP)
 		--custom-compile-command "make lock" -q -o requirements.lock
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes \
 		--custom-compile-command "make lock" -q -o requirements-dev.lock
+	@# The build backend too (pyproject.toml's [build-system]): the image builds the bot without fetching it.
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		| $(BIN)/uv pip compile - --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make lock" -q -o requirements-build.lock
 
 # Opt-in, minutes: build the image from a local Debian base with podman and run it in a chroot (no Docker
 # engine needed). Needs root, podman and debootstrap (it installs them with apt-get where missing).

@@ -67,8 +67,15 @@ def test_the_image_is_built_from_the_lock_runs_unprivileged_and_drains() -> None
     assert 'VOLUME ["/data"]' in text and "CANCEL_MAIL_STATE_DIR=/data" in text
     # Exec form: the bot is PID 1 and gets SIGTERM itself (a shell form would swallow it).
     assert re.search(r'^ENTRYPOINT \["python", "-m", "bot"\]', text, re.MULTILINE)
+    # Nothing is fetched unpinned: the build backend is installed from its lock, and pip builds without
+    # an isolated environment of its own (which would fetch setuptools by name).
+    assert "requirements-build.lock" in text and "--no-build-isolation" in text
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    assert [r.split(">=")[0] for r in build] == ["setuptools"]
+    assert re.search(r"^setuptools==\S+ \\\n\s+--hash=sha256:", (ROOT / "requirements-build.lock").read_text(), re.M)
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignored[0].startswith("#") and "*" in ignored and "!bot/" in ignored  # only what the build needs
+    assert "!requirements-build.lock" in ignored
 
 
 def test_lock_files_pin_every_dependency_with_hashes() -> None:
