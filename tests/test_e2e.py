@@ -334,6 +334,8 @@ def _malformed_bodies() -> list[tuple[str, str]]:
         {"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "drop_table"}]},
         {"type": "block_actions", "user": {"id": "U1"}, "actions": "x"},
         {"type": "view_submission", "user": {"id": "U1"}, "view": "x"},
+        {"type": "view_submission", "user": {"id": "U0ALICE"}, "view": {"callback_id": "nope", "state": {"values": 5}}},
+        {"type": "view_submission", "user": {"id": "U0ALICE"}, "view": None},
         {"type": "shortcut", "callback_id": "cancel_mail_form"},
         {"type": "message_action", "user": "U1", "callback_id": "cancel_mail_from_message", "trigger_id": "t"},
     ]

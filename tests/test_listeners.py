@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -370,3 +371,26 @@ def slash_command_click(prompt: dict, response_url: str) -> str:
     from bot.slack.wire import button_click
 
     return button_click(buttons(prompt)["cancel_mail_confirm"], user=ALICE, channel=ONCALL, response_url=response_url)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "view_submission", "user": {"id": "U0ALICE"}, "view": {"callback_id": "nope", "state": {"values": 5}}},
+        {"type": "view_submission", "user": {"id": "U0ALICE"}, "view": None},
+        {
+            "type": "view_submission",
+            "user": {"id": "U0ALICE"},
+            "view": {"type": "modal", "callback_id": "x", "state": 5},
+        },
+        {"type": "view_closed", "user": {"id": "U0ALICE"}, "view": None},
+    ],
+)
+def test_a_signed_malformed_view_is_refused_400_before_bolt_matches_it(harness: Harness, payload, caplog) -> None:
+    """The check runs as Bolt middleware too: in Socket Mode no HTTP server reads the body before Bolt."""
+    from urllib.parse import quote
+
+    caplog.set_level(logging.WARNING, logger="bot.slack.inbound")
+    response = harness.dispatch("payload=" + quote(json.dumps(payload)), FORM)
+    assert response.status == 400
+    assert [r for r in caplog.records if "malformed body" in r.getMessage()]

@@ -10,10 +10,16 @@ signed, and 401 when it is not (Bolt checks the signature of every other request
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from slack_bolt import BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
+
 from bot.slack.messages import CONFIRM_ACTION, KEEP_ACTION
+
+log = logging.getLogger(__name__)
 
 ACTIONS = frozenset({CONFIRM_ACTION, KEEP_ACTION})  # every button the app's messages carry
 
@@ -42,8 +48,14 @@ def _actions(payload: dict[str, Any]) -> str:
 
 def _view(payload: dict[str, Any]) -> str:
     view = payload.get("view")
-    if not isinstance(view, dict) or not _text(view, "callback_id") or not isinstance(view.get("state"), dict):
-        return "no view with a callback_id and a state"
+    # Bolt's own matchers read view.type and view.callback_id, the form reads state.values.
+    if not isinstance(view, dict) or not _text(view, "type") or not _text(view, "callback_id"):
+        return "no view with a type and a callback_id"
+    state = view.get("state", {})
+    if not isinstance(state, dict) or not isinstance(state.get("values", {}), dict):
+        return "a view whose state has no values"
+    if not isinstance(view.get("private_metadata", ""), str):
+        return "a view whose private_metadata is not text"
     return _user(payload)
 
 
@@ -57,7 +69,7 @@ def _shortcut(payload: dict[str, Any]) -> str:
 _INTERACTIONS: dict[str, Check] = {
     "block_actions": _actions,
     "view_submission": _view,
-    "view_closed": _user,
+    "view_closed": _view,
     "shortcut": _shortcut,
     "message_action": _shortcut,
 }
@@ -109,3 +121,15 @@ def unreadable(error: Exception) -> str:
     if isinstance(error, UnicodeDecodeError):
         return "body is not UTF-8"
     return "body is not JSON" if isinstance(error, ValueError) else "not a JSON object with a type"
+
+
+class RefuseMalformed(Middleware):
+    """The same check as Bolt middleware, for Socket Mode, where no HTTP server reads the body before Bolt.
+    A Middleware of its own (not a function) because Bolt builds a function's keyword arguments from the
+    body first, which is what fails on such a body."""
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse | None:
+        if wrong := problem(req.body):
+            log.warning("refused a request with a malformed body (400): %s", wrong)
+            return BoltResponse(status=400, body="bad request")
+        return next()
