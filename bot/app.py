@@ -109,7 +109,7 @@ def mailpartner_accounts(
     settings: Settings,
     *,
     sandbox: MailPartnerSandbox | None = None,
-    on_attempt: Callable[[float], None] | None = None,
+    on_attempt: Callable[[str, float], None] | None = None,
 ) -> Accounts:
     """A client per MailPartner account: the real API, or the sandbox's two accounts behind the very same
     client when `sandbox` is given."""
@@ -143,11 +143,11 @@ def build_bot(
 ) -> Bot:
     """Raises StoreError when the store cannot be opened or migrated."""
     if settings.mailpartner_sandbox and sandbox is None:
-        sandbox = MailPartnerSandbox.with_accounts()
-    store = store or open_store(settings.database_url)
+        sandbox = MailPartnerSandbox.with_accounts(settings.sandbox_state)
+    store = store or open_store(settings.database_url, create_folder=settings.default_store)
     metrics = Metrics(tuple(account_keys(settings, sandbox)))
-    accounts = mailpartner_accounts(settings, sandbox=sandbox, on_attempt=metrics.mailpartner_seconds.observe)
-    audit = AuditTrail(store, metrics)
+    accounts = mailpartner_accounts(settings, sandbox=sandbox, on_attempt=metrics.mailpartner_attempt)
+    audit = AuditTrail(store, metrics, sandbox=sandbox is not None)
     client = client or web_client(settings)
     app = App(
         signing_secret=settings.slack_signing_secret or None,

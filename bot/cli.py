@@ -33,7 +33,7 @@ from bot.ops.audit import AuditTrail
 from bot.ops.logs import configure_logging
 from bot.settings import MISSING_API_KEY, Mode, Settings, SettingsError
 from bot.slack.commands import CancelRequest, parse_fields
-from bot.slack.messages import render_outcome
+from bot.slack.messages import render_outcome, totals_text
 from bot.terminal import terminal_text
 
 if TYPE_CHECKING:
@@ -49,6 +49,11 @@ EXIT_DECLINED = 4  # the confirmation was declined; nothing was sent
 log = logging.getLogger("bot")
 
 SLACK_CREDENTIALS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
+NO_SLACK_SETTINGS = (
+    "cancel-mail-bot cannot start: SLACK_BOT_TOKEN is not set (with SLACK_SIGNING_SECRET for HTTP mode, or "
+    "SLACK_APP_TOKEN for Socket Mode), and standard input is no terminal for the local console; "
+    "to play Slack from a pipe, run `python -m bot console`"
+)
 OFFLINE_MODES = ("console", "cancel", "check", "history", "migrate", "backup", "healthcheck")  # no Slack needed
 
 
@@ -70,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--reason", "-r", default="", help="why (up to 500 characters); kept in the audit trail")
     cancel.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     cancel.add_argument("--json", action="store_true", help="print one JSON document for scripts")
+    cancel.add_argument(
+        "--verbose", "-v", action="store_true", help="show the audit lines on a terminal too (the store keeps them)"
+    )
     history = modes.add_parser("history", help="recent events from the store, or everything about one mail")
     history.add_argument("id", nargs="?", metavar="ID", help="only events about this mail")
     history.add_argument("--since", type=_duration, help="only this recent: 90m, 24h, 7d")
@@ -104,6 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_USAGE
+    if mode == "run" and settings.mode is Mode.CONSOLE and not _is_terminal(sys.stdin):
+        # A server started without its settings (a missing .env in an image, a unit with no environment)
+        # must fail where an orchestrator sees it, not open a console on a pipe and exit 0.
+        print(NO_SLACK_SETTINGS, file=sys.stderr)
+        return EXIT_USAGE
     configure_logging(
         # The console and the CLI talk to a person: only real trouble goes to the log there.
         settings.log_level if mode == "run" and settings.mode is not Mode.CONSOLE else "ERROR",
@@ -129,10 +142,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if mode == "history":
         return history_command(settings, args.id, since=args.since, limit=args.limit, as_json=args.json)
     if mode == "cancel":
-        return cancel_command(settings, args.ids, reason=args.reason, yes=args.yes, as_json=args.json)
+        return cancel_command(
+            settings, args.ids, reason=args.reason, yes=args.yes, as_json=args.json, verbose=args.verbose
+        )
     if mode == "console" or settings.mode is Mode.CONSOLE:
         return run_console(settings, args.file if mode == "console" else None)
     return run_slack(settings)
+
+
+def _is_terminal(stream: TextIO | None) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except ValueError:  # a closed stream
+        return False
 
 
 def run_console(settings: Settings, file: TextIO | None) -> int:
@@ -158,7 +180,7 @@ def _open_store(settings: Settings) -> Store | None:
     from bot.store import StoreError, open_store
 
     try:
-        return open_store(settings.database_url, pool_size=2)
+        return open_store(settings.database_url, pool_size=2, create_folder=settings.default_store)
     except StoreError as error:
         log.error("cancel-mail-bot cannot start: DATABASE_URL: %s", error)
         return None
@@ -282,7 +304,9 @@ def _placed(accounts: Accounts, ids: tuple[str, ...]) -> tuple[str, ...] | None:
     return preview.refs
 
 
-def cancel_command(settings: Settings, raw_ids: list[str], *, reason: str, yes: bool, as_json: bool) -> int:
+def cancel_command(
+    settings: Settings, raw_ids: list[str], *, reason: str, yes: bool, as_json: bool, verbose: bool = False
+) -> int:
     from bot.app import mailpartner_accounts
     from bot.mailpartner.sandbox import MailPartnerSandbox
 
@@ -295,7 +319,7 @@ def cancel_command(settings: Settings, raw_ids: list[str], *, reason: str, yes: 
             file=sys.stderr,
         )
         return EXIT_USAGE
-    sandbox = MailPartnerSandbox.with_accounts() if settings.mailpartner_sandbox else None
+    sandbox = MailPartnerSandbox.with_accounts(settings.sandbox_state) if settings.mailpartner_sandbox else None
     accounts = mailpartner_accounts(settings, sandbox=sandbox)
     if unknown := accounts.unknown(parsed.ids):
         print(
@@ -306,16 +330,19 @@ def cancel_command(settings: Settings, raw_ids: list[str], *, reason: str, yes: 
         accounts.close()
         return EXIT_USAGE
     where = "the MailPartner SANDBOX" if sandbox else f"MailPartner ({settings.mailpartner_base_url})"
-    # Break-glass cancels bypass Slack, so the audit trail is all that records them: it goes to stderr.
-    logging.getLogger("bot.audit").setLevel(logging.INFO)
     from bot.store import StoreError, open_store
 
     try:  # the history keeps break-glass cancels too; without a store they still go ahead
-        store = open_store(settings.database_url, pool_size=2)
+        store = open_store(settings.database_url, pool_size=2, create_folder=settings.default_store)
     except StoreError as error:
         print(f"warning: not recorded in the history (DATABASE_URL: {error})", file=sys.stderr)
         store = None
-    audit = AuditTrail(store)
+    # Break-glass cancels bypass Slack, so the audit trail records them: in the store, and on standard error
+    # as the log. A person at a terminal reads the question and the results there, not JSON lines, unless
+    # they ask for them or the store cannot keep them.
+    if verbose or store is None or not _is_terminal(sys.stderr):
+        logging.getLogger("bot.audit").setLevel(logging.INFO)
+    audit = AuditTrail(store, sandbox=sandbox is not None)
     actor = f"cli:{_operator()}"
     audit("request", actor=actor, channel="", mail_ids=parsed.ids, via="cli", reason=parsed.reason or None)
     if not yes:
@@ -358,7 +385,7 @@ def cancel_command(settings: Settings, raw_ids: list[str], *, reason: str, yes: 
             json.dumps(
                 {
                     "sandbox": sandbox is not None,
-                    "reason": parsed.reason,
+                    "reason": parsed.reason or None,  # as the audit trail writes it
                     "outcomes": [_as_json(o, settings) for o in outcomes],
                 },
                 ensure_ascii=False,
@@ -366,8 +393,11 @@ def cancel_command(settings: Settings, raw_ids: list[str], *, reason: str, yes: 
             )
         )
     else:
+        mark = "[SANDBOX] " if sandbox else ""
         for outcome in outcomes:
-            print(("[SANDBOX] " if sandbox else "") + terminal_text(render_outcome(outcome, settings.language)))
+            print(mark + terminal_text(render_outcome(outcome, settings.language)))
+        if len(outcomes) > 1:  # as Slack's summary ends
+            print(mark + terminal_text(totals_text(outcomes, settings.language)))
     return exit_status(outcomes)
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import re
 import secrets
+import sys
 import tempfile
 import time
 from typing import Any, TextIO
@@ -47,7 +48,8 @@ WAIT = 60.0  # seconds to wait for a cancel to finish; MailPartner's own deadlin
 
 HELP = """Type what you would type in Slack:
   /cancel-mail <id> [<id> …] [-- reason]   ask to cancel scheduled mails (then: confirm or keep)
-  /cancel-mail history [<id>]              what happened here, or to one mail
+  /cancel-mail <account>:<id>              a mail of one MailPartner account, as in brand-b:301
+  /cancel-mail history [<id>]              what happened here, or to one mail (also: history [<id>])
   @bot cancel <id> [-- reason]             the same, as a mention in a thread
   form                                     the "Cancel a scheduled mail" shortcut: a form, filled here
   form on <message text>                   the "Cancel mails in message" shortcut on that message
@@ -62,12 +64,24 @@ def _relative(seconds: float) -> str:
     return f"in {span}" if seconds >= 0 else f"{span} ago"
 
 
+def _line_editing(stdin: TextIO, stdout: TextIO) -> bool:
+    """Whether the person types at a terminal with readline (not on every platform): then input() edits lines."""
+    if not (stdin is sys.stdin and stdout is sys.stdout and stdin.isatty()):
+        return False
+    try:
+        import readline  # noqa: F401  (importing it is what gives input() line editing)
+    except ImportError:
+        return False
+    return True
+
+
 class Console:
     def __init__(
         self, settings: Settings, stdin: TextIO, stdout: TextIO, *, echo: bool, database_url: str = ""
     ) -> None:
         self._scratch = tempfile.TemporaryDirectory(prefix="cancel-mail-console-")
         self.stdin, self.stdout, self.echo = stdin, stdout, echo
+        self.line_editing = _line_editing(stdin, stdout)
         self.slack = LocalSlack().start()
         self.secret = secrets.token_hex(16)
         self.real_api = bool(settings.mailpartner_accounts) and not settings.mailpartner_sandbox
@@ -122,6 +136,8 @@ class Console:
             self.list_mails()
         elif line.startswith("/"):
             self.slash(line)
+        elif line == "history" or line.startswith("history "):  # as typed without the command
+            self.slash(f"/cancel-mail {line}")
         elif line.startswith("@"):
             self.mention(line)
         elif line == "form" or line.startswith("form on "):
@@ -337,6 +353,12 @@ class Console:
         print(text, file=self.stdout, flush=True)
 
     def read(self, prompt: str) -> str | None:
+        if self.line_editing:  # input() reads through readline: arrows, history, Ctrl-R
+            try:
+                return input(prompt).strip()
+            except EOFError:
+                self.stdout.write("\n")
+                return None
         self.stdout.write(prompt)
         self.stdout.flush()
         line = self.stdin.readline()

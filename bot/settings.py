@@ -18,6 +18,9 @@ from bot.store.engine import database_url
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_MAILPARTNER_BASE_URL = "https://api.mailpartner.fr/v1"
 DATABASE_FILE = "cancel-mail.db"  # the SQLite store's name inside the state directory
+# The sandbox keeps apart from the real store: its own default database, and what its mails became.
+SANDBOX_DATABASE_FILE = "cancel-mail-sandbox.db"
+SANDBOX_STATE_FILE = "sandbox-mails.json"
 # Settings that hold a secret: each may also be read from the file `<NAME>_FILE` names (Docker and
 # Kubernetes secrets). DATABASE_URL counts: it may carry a password.
 SECRET_SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "MAILPARTNER_API_KEY", "DATABASE_URL")
@@ -78,6 +81,10 @@ class Settings:
     audit_channel: str = ""
     workers: int = 512
     database_url: str = field(default="sqlite:///" + DATABASE_FILE, repr=False)  # may hold a password
+    # The folder of the default store and the sandbox's state; the store's folder is created only when
+    # DATABASE_URL is left to its default, so that a typo in an explicit URL never starts an empty store.
+    state_dir: str = ""
+    default_store: bool = True
     history_days: int = 365
     language: str = "en"
     log_level: str = "INFO"
@@ -85,6 +92,11 @@ class Settings:
     metrics_port: int = 0  # 0: no metrics endpoint
     socket_grace: float = 30.0  # Socket Mode: seconds the WebSocket may be down before /healthz says 503
     delivery_deadline: float = 86400.0  # seconds a message owed to a person is tried before it is given up
+
+    @property
+    def sandbox_state(self) -> Path:
+        """Where the sandbox keeps the mails cancelled, across processes."""
+        return Path(self.state_dir or ".") / SANDBOX_STATE_FILE
 
     @property
     def mode(self) -> Mode:
@@ -99,6 +111,8 @@ class Settings:
         """Build settings from `env`. `console=True` skips the Slack checks (the console fakes Slack)."""
         reader = _Reader(env)
         state_dir = reader.state_dir("CANCEL_MAIL_STATE_DIR")
+        sandbox = reader.boolean("MAILPARTNER_SANDBOX", False)
+        database_file = SANDBOX_DATABASE_FILE if sandbox else DATABASE_FILE
         settings = cls(
             slack_bot_token=reader.secret("SLACK_BOT_TOKEN"),
             slack_signing_secret=reader.secret("SLACK_SIGNING_SECRET"),
@@ -109,7 +123,7 @@ class Settings:
             mailpartner_base_url=reader.url("MAILPARTNER_BASE_URL", DEFAULT_MAILPARTNER_BASE_URL),
             mailpartner_timeout=reader.seconds("MAILPARTNER_TIMEOUT", 10.0, high=120),
             mailpartner_deadline=reader.seconds("MAILPARTNER_DEADLINE", 30.0, high=600),
-            mailpartner_sandbox=reader.boolean("MAILPARTNER_SANDBOX", False),
+            mailpartner_sandbox=sandbox,
             allowed_users=reader.ids("CANCEL_MAIL_ALLOWED_USERS", _USER_ID, "user IDs like U012ABCDEF"),
             allowed_channels=reader.ids("CANCEL_MAIL_ALLOWED_CHANNELS", _CHANNEL_ID, "channel IDs like C012ABCDEF"),
             allowed_usergroups=reader.ids(
@@ -120,7 +134,9 @@ class Settings:
             prompt_ttl=reader.seconds("CANCEL_MAIL_PROMPT_TTL", 900.0, high=86400),
             audit_channel=reader.channel("CANCEL_MAIL_AUDIT_CHANNEL"),
             workers=reader.integer("CANCEL_MAIL_WORKERS", 512, low=1, high=2048),
-            database_url=reader.database("DATABASE_URL", f"sqlite:///{state_dir / DATABASE_FILE}"),
+            database_url=reader.database("DATABASE_URL", f"sqlite:///{state_dir / database_file}"),
+            state_dir=str(state_dir),
+            default_store=not (reader.text("DATABASE_URL") or reader.text("DATABASE_URL_FILE")),
             history_days=reader.integer("CANCEL_MAIL_HISTORY_DAYS", 365, low=1, high=36500),
             language=reader.choice("BOT_LANGUAGE", "en", LANGUAGES, lower=True),
             log_level=reader.choice("LOG_LEVEL", "INFO", LOG_LEVELS, lower=False),
@@ -149,7 +165,10 @@ class Settings:
         if self.slack_app_token and not self.slack_bot_token:
             problems.append("SLACK_BOT_TOKEN is required in Socket Mode (SLACK_APP_TOKEN is set)")
         if self.mode is Mode.HTTP and not self.slack_signing_secret:
-            problems.append("SLACK_SIGNING_SECRET is required in HTTP mode (SLACK_BOT_TOKEN is set)")
+            problems.append(
+                "SLACK_SIGNING_SECRET is required in HTTP mode (SLACK_BOT_TOKEN is set); "
+                "for Socket Mode set SLACK_APP_TOKEN instead"
+            )
         if self.metrics_port and self.metrics_port == self.port and self.mode is not Mode.CONSOLE:
             problems.append(f"METRICS_PORT must differ from PORT ({self.port}): metrics never go on the Slack port")
         if self.mode is Mode.CONSOLE and self.slack_signing_secret:

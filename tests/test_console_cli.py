@@ -53,7 +53,7 @@ quit
 
 
 def test_console_with_no_accounts_plays_every_outcome(tmp_path: Path) -> None:
-    result = run_bot([], DEMO, tmp_path)  # `make run` on a fresh clone: no Slack, no MailPartner key
+    result = run_bot(["console"], DEMO, tmp_path)  # no Slack, no MailPartner key: the sandbox
     out = result.stdout
     assert result.returncode == 0, result.stderr
     assert "MailPartner SANDBOX" in out and "Flash sale ends tonight" in out
@@ -68,7 +68,7 @@ def test_console_with_no_accounts_plays_every_outcome(tmp_path: Path) -> None:
     assert "[thread sees]" in out and "✅ Mail `default:302` is cancelled" in out
     assert "Mail `default:300` was already cancelled" in out
     assert "`no!` is not a valid mail id" in out
-    assert out.count("[SANDBOX]") == 0 and out.count("SANDBOX") >= 8  # every outcome is marked
+    assert out.count("[SANDBOX]") == 0 and out.count("SANDBOX") >= 9  # every outcome and note is marked
     assert "Traceback" not in result.stderr
 
 

@@ -65,7 +65,10 @@ def test_a_cancel_moves_the_right_counters(make_harness, mailpartner) -> None:
     assert value(metrics, "cancel_mail_refusals_total", reason="not_allowed_user") == 1
     for result, count in (("cancelled", 1), ("already_sent", 1), ("not_found", 1), ("timeout", 1), ("too_late", 0)):
         assert value(metrics, "cancel_mail_outcomes_total", result=result, account="default") == count, result
-    assert value(metrics, "cancel_mail_mailpartner_seconds_count") >= 4  # one per attempt
+    # One per attempt, by call: a cancel's latency never mixes with the preview's delivery reports.
+    assert value(metrics, "cancel_mail_mailpartner_seconds_count", call="message-cancel") >= 4
+    assert value(metrics, "cancel_mail_mailpartner_seconds_count", call="bulk-status") == 4
+    assert value(metrics, "cancel_mail_mailpartner_seconds_count", call="me") == 0
     assert value(metrics, "cancel_mail_outcome_seconds_count") == 2  # one per posted outcome
     assert value(metrics, "cancel_mail_in_flight") == 0
 

@@ -176,9 +176,9 @@ class MailPartnerClient:
         deadline: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        on_attempt: Callable[[float], None] | None = None,
+        on_attempt: Callable[[str, float], None] | None = None,
     ) -> None:
-        self._on_attempt = on_attempt  # told each HTTP attempt's duration in seconds (metrics)
+        self._on_attempt = on_attempt  # told each HTTP attempt's call (CALLS) and duration in seconds (metrics)
         self._timeout = timeout
         self._deadline = deadline
         self._sleep = sleep
@@ -300,13 +300,14 @@ class MailPartnerClient:
 
     def _ask(self, query: str, timeout: float) -> tuple[dict[str, object], int, str]:
         """One GET of `base/query`: the JSON body, its control code and message; raise MailPartnerError."""
-        body, code, message, _status = read_answer(self._get(f"{self._base_url}{query}", timeout))
+        call = query.partition("?")[0]
+        body, code, message, _status = read_answer(self._get(f"{self._base_url}{query}", timeout, call))
         return _mapping(body), code, message
 
     def _attempt(self, message_id: str, timeout: float) -> tuple[int, str, int]:
-        return parse_answer(self._get(f"{self._cancel_url}{message_id}&_format=json", timeout))
+        return parse_answer(self._get(f"{self._cancel_url}{message_id}&_format=json", timeout, "message-cancel"))
 
-    def _get(self, url: str, timeout: float) -> httpx.Response:
+    def _get(self, url: str, timeout: float, call: str) -> httpx.Response:
         started = time.monotonic()
         try:
             request = httpx.Request("GET", url, headers=HEADERS, extensions={"timeout": _timeouts(timeout)})
@@ -319,7 +320,7 @@ class MailPartnerClient:
             raise MailPartnerConnectionError(type(error).__name__ + _reason(error)) from error
         finally:
             if self._on_attempt is not None:
-                self._on_attempt(time.monotonic() - started)
+                self._on_attempt(call, time.monotonic() - started)
 
 
 def _timeouts(seconds: float) -> dict[str, float]:

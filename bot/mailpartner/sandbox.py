@@ -12,15 +12,25 @@ whose status is not final ("Scheduled"), a sent one "Delivered" rows, and `302` 
 
 It holds two accounts, as an agency's sub-accounts: `default` (key `sandbox`) and `brand-b` (key
 `sandbox-brand-b`), each with mails of its own. Both have a `301`: the id alone cannot say whose it is.
+
+Given a state file, it remembers what was cancelled across processes (each `python -m bot cancel` is
+one), as MailPartner would: a second cancel of a mail answers code 5 however many runs apart.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import logging
 import threading
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
+from typing import IO
 
 import httpx
+
+log = logging.getLogger(__name__)
 
 LOCK_WINDOW = 5 * 60.0  # MailPartner refuses a cancel this close to the send time
 SANDBOX_KEY = "sandbox"
@@ -92,20 +102,24 @@ class MailPartnerSandbox:
         *,
         api_key: str | None = None,
         others: dict[str, tuple[SandboxMailSpec, ...]] | None = None,
+        state_file: Path | None = None,
     ) -> None:
         """`api_key=None` accepts any non-empty key; a string accepts only that key (for code 10).
-        `others`: more accounts, each a key and its own mails (the sandbox's `brand-b`)."""
+        `others`: more accounts, each a key and its own mails (the sandbox's `brand-b`). `state_file`: where
+        the mails cancelled are kept, shared by every process given the same file; None keeps them in memory."""
         self._api_key = api_key
         self._lock = threading.Lock()
         self._books = {key: self._book(specs) for key, specs in (others or {}).items()}
         self._mails = self._book(mails)
+        self._state_file = state_file
+        self._state_stamp: int | None = None
         self.requests = 0
 
     @classmethod
-    def with_accounts(cls) -> MailPartnerSandbox:
+    def with_accounts(cls, state_file: Path | None = None) -> MailPartnerSandbox:
         """Both of the sandbox's accounts (SANDBOX_ACCOUNTS), each answering to its own key only."""
         (key, mails), *others = SANDBOX_ACCOUNTS.values()
-        return cls(mails, api_key=key, others=dict(others))
+        return cls(mails, api_key=key, others=dict(others), state_file=state_file)
 
     @staticmethod
     def _book(specs: tuple[SandboxMailSpec, ...]) -> dict[str, SandboxMail]:
@@ -115,7 +129,57 @@ class MailPartnerSandbox:
         }
 
     def _mails_of(self, api_key: str) -> dict[str, SandboxMail]:
+        self._take_in_state()
         return self._books.get(api_key, self._mails)
+
+    def _book_name(self, api_key: str) -> str:
+        """The name a book of mails has in the state file: its key, or `*` for the first account's."""
+        return api_key if api_key in self._books else "*"
+
+    def _take_in_state(self) -> None:
+        """Mark cancelled what the state file says was, when it changed since the last look (lock held)."""
+        if self._state_file is None:
+            return
+        try:
+            stamp = self._state_file.stat().st_mtime_ns
+        except OSError:
+            return
+        if stamp == self._state_stamp:
+            return
+        try:
+            with self._state_file.open(encoding="utf-8") as handle:
+                fcntl.flock(handle, fcntl.LOCK_SH)
+                cancelled = _cancelled_in(handle)
+        except OSError as error:
+            log.warning("sandbox state %s unreadable (%s); going on from memory", self._state_file, error)
+            return
+        self._state_stamp = stamp
+        for name, ids in cancelled.items():
+            book = self._mails if name == "*" else self._books.get(name, {})
+            for message_id in ids:
+                if message_id in book:
+                    book[message_id].cancelled = True
+
+    def _keep_cancelled(self, api_key: str, message_id: str) -> None:
+        """Add one cancelled mail to the state file, whatever other processes added meanwhile (lock held)."""
+        if self._state_file is None:
+            return
+        try:
+            self._state_file.parent.mkdir(parents=True, exist_ok=True)
+            with self._state_file.open("a+", encoding="utf-8") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                handle.seek(0)
+                cancelled = _cancelled_in(handle)
+                ids = cancelled.setdefault(self._book_name(api_key), [])
+                if message_id not in ids:
+                    ids.append(message_id)
+                handle.seek(0)
+                handle.truncate()
+                json.dump({"cancelled": cancelled}, handle, indent=1, sort_keys=True)
+                handle.flush()
+            self._state_stamp = self._state_file.stat().st_mtime_ns
+        except OSError as error:
+            log.warning("sandbox state %s not written (%s): the next run will not know of it", self._state_file, error)
 
     def add_mails(self, message_ids: list[str], *, subject: str = "bulk", send_in: float = 7200.0) -> None:
         """Schedule more mails, each due `send_in` seconds after any question (the benchmark's supply)."""
@@ -153,6 +217,7 @@ class MailPartnerSandbox:
             }[self.state(mail)]
             if code == 200:
                 mail.cancelled = True
+                self._keep_cancelled(api_key, message_id)
             return code
 
     def delivery_report(self, api_key: str, message_id: str) -> dict[str, object]:
@@ -209,3 +274,14 @@ class MailPartnerSandbox:
 
     def transport(self) -> httpx.BaseTransport:
         return httpx.MockTransport(self.handle)
+
+
+def _cancelled_in(handle: IO[str]) -> dict[str, list[str]]:
+    """The state file's mails cancelled, by book; an empty or damaged file holds none."""
+    try:
+        cancelled = json.loads(handle.read() or "{}").get("cancelled", {})
+    except (ValueError, AttributeError):
+        return {}
+    if not isinstance(cancelled, dict):
+        return {}
+    return {str(k): [str(i) for i in v] for k, v in cancelled.items() if isinstance(v, list)}

@@ -60,11 +60,13 @@ def audit(
 
 class AuditTrail:
     """`audit()` plus a history row in the store and its count in the metrics: what the bot's parts call
-    to record an action."""
+    to record an action. `sandbox`: every record says so, so that no history row of the simulator's passes
+    for a real one."""
 
-    def __init__(self, store: Store | None = None, metrics: Metrics | None = None) -> None:
+    def __init__(self, store: Store | None = None, metrics: Metrics | None = None, *, sandbox: bool = False) -> None:
         self.store = store
         self.metrics = metrics
+        self.sandbox = sandbox
 
     def __call__(
         self,
@@ -76,6 +78,8 @@ class AuditTrail:
         mail_ids: tuple[str, ...] | list[str] = (),
         **extra: Any,
     ) -> dict[str, Any]:
+        if self.sandbox:
+            extra["sandbox"] = True
         record = audit(action, actor=actor, channel=channel, thread=thread, mail_ids=mail_ids, **extra)
         if self.store is not None:
             self.store.record(record)  # queued: the caller never waits for the database

@@ -74,7 +74,9 @@ def check_mailpartner(settings: Settings) -> list[Finding]:
     several = len(answers) > 1
     findings = []
     for name, answer in answers.items():
-        finding = _judge(answer, settings, key_setting(name), seconds)
+        # The sandbox's accounts answer to keys of its own: no setting holds them.
+        key_name = "the sandbox's key" if sandbox is not None else key_setting(name)
+        finding = _judge(answer, settings, key_name, seconds)
         if several:  # "MailPartner: …" → "MailPartner account `brand-b`: …"
             finding = Finding(finding.ok, finding.text.replace("MailPartner", f"MailPartner account `{name}`", 1))
         findings.append(finding)
@@ -125,6 +127,14 @@ def check_store(settings: Settings) -> list[Finding]:
     url = database_url(settings.database_url)
     where = masked(url)
     path = sqlite_path(url)
+    if path is not None and not path.parent.is_dir() and not settings.default_store:
+        return [
+            Finding(
+                False,
+                f"Store: DATABASE_URL names {path}, whose folder does not exist; the bot will not "
+                "start on it: fix the path, or create the folder for a new store",
+            )
+        ]
     if path is not None and not path.exists():
         return [_no_store_yet(path)]
     engine = create_engine(url, pool_size=1)

@@ -7,7 +7,7 @@
     cancel_mail_slack_post_failures_total{method}    Slack messages that failed for good (every way, every retry)
     cancel_mail_slack_owed                           messages owed to people, not yet taken by Slack (the store's)
     cancel_mail_slack_delivery_seconds               a message owed → Slack took it
-    cancel_mail_mailpartner_seconds                  one MailPartner HTTP attempt
+    cancel_mail_mailpartner_seconds{call}            one MailPartner HTTP attempt: message-cancel, bulk-status, me
     cancel_mail_outcome_seconds                      confirm click to outcome posted
     cancel_mail_in_flight                            mails whose cancel is under way
 
@@ -37,6 +37,7 @@ SLACK_METHODS = (  # replies.py's first ways out
     "functions.completeSuccess",
     "functions.completeError",
 )
+MAILPARTNER_CALLS = ("message-cancel", "bulk-status", "me")  # the endpoints the client asks
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -63,7 +64,8 @@ class Metrics:
         )
         self.mailpartner_seconds = Histogram(
             "cancel_mail_mailpartner_seconds",
-            "One MailPartner HTTP attempt",
+            "One MailPartner HTTP attempt, by call",
+            ["call"],
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30),
             **kw,
         )
@@ -96,8 +98,14 @@ class Metrics:
         for result in RESULTS:
             for account in accounts:
                 self.outcomes.labels(result, account)
+        for call in MAILPARTNER_CALLS:
+            self.mailpartner_seconds.labels(call)
         for method in SLACK_METHODS:  # so that increase() sees the first failure, not an absent series
             self.slack_failures.labels(method)
+
+    def mailpartner_attempt(self, call: str, seconds: float) -> None:
+        """One HTTP attempt at MailPartner: a cancel's latency panel reads `call="message-cancel"` alone."""
+        self.mailpartner_seconds.labels(call).observe(seconds)
 
     def observe(self, line: dict[str, Any]) -> None:
         """Count an audit line."""

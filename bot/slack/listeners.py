@@ -47,6 +47,7 @@ from bot.slack.forms import (
     ids_in_message,
     read_submission,
 )
+from bot.slack.inbound import RefuseMalformed
 from bot.slack.messages import (
     CONFIRM_ACTION,
     KEEP_ACTION,
@@ -56,6 +57,7 @@ from bot.slack.messages import (
     notice,
     problem_text,
     prompt_message,
+    sandbox_note,
     status_message,
     ui,
     under_way_notice,
@@ -101,6 +103,7 @@ class Click:
 
 def register(app: App, deps: ListenerDeps) -> None:
     listeners = _Listeners(deps)
+    app.use(RefuseMalformed())  # before any listener's matcher reads the body (Socket Mode's only check)
     # Bolt tries each listener's matchers in this order, on every request: the common requests first (a
     # confirm click used to meet six others' matchers, each a call with its kwargs built).
     app.command(COMMAND)(listeners.on_command)
@@ -176,8 +179,8 @@ class _Listeners:
 
         def prompt() -> None:  # in place of "looking up…", once MailPartner said what the mails are
             prepared = self._prepared(parsed, user, channel)
-            if isinstance(prepared, str):
-                replier.answer(where, user, {"text": prepared}, public=public, kind="note")
+            if not isinstance(prepared, tuple):
+                replier.answer(where, user, prepared, public=public, kind="note")
                 return
             ticket, preview = prepared
             replier.answer(where, user, self._prompt(ticket, preview, private=not public), public=public)
@@ -267,8 +270,8 @@ class _Listeners:
         """Like the command's: privately to the submitter, publicly under the two-person rule."""
         deps, replier, channel = self.deps, self.deps.service.replier, where.channel
         prepared = self._prepared(parsed, user, channel)
-        if isinstance(prepared, str):
-            replier.tell(where, user, {"text": prepared})
+        if not isinstance(prepared, tuple):
+            replier.tell(where, user, prepared)
             return
         ticket, preview = prepared
 
@@ -314,8 +317,8 @@ class _Listeners:
                 steps.end(step, error=problem, actor=requester, channel=channel)
                 return
             prepared = self._prepared(parsed, requester, channel, workflow=True)
-            if isinstance(prepared, str):
-                steps.end(step, error=prepared, actor=requester, channel=channel)
+            if not isinstance(prepared, tuple):
+                steps.end(step, error=prepared["text"], actor=requester, channel=channel)
                 return
             ticket, preview = prepared
             steps.started(step, channel=channel, ticket=ticket.encode(), expires_at=ticket.issued_at + deps.prompt_ttl)
@@ -425,8 +428,8 @@ class _Listeners:
         """Ask MailPartner what the mails are, then post the prompt into the thread and record the request."""
         replier = self.deps.service.replier
         prepared = self._prepared(parsed, user, channel, thread_ts=thread)
-        if isinstance(prepared, str):
-            replier.post(channel, {"text": prepared}, thread_ts=thread)
+        if not isinstance(prepared, tuple):
+            replier.post(channel, prepared, thread_ts=thread)
             return
         ticket, preview = prepared
         replier.post_prompt(ticket.channel, ticket.thread_ts, self._prompt(ticket, preview))
@@ -443,9 +446,9 @@ class _Listeners:
 
     def _prepared(
         self, request: CancelRequest, requester: str, channel: str, *, thread_ts: str = "", workflow: bool = False
-    ) -> tuple[PromptTicket, Preview] | str:
+    ) -> tuple[PromptTicket, Preview] | Message:
         """Place each id in its account and ask MailPartner what each mail is (PREVIEW_WAIT s at most): the
-        ticket for the mails left to cancel and what MailPartner said, or what to tell the person instead.
+        ticket for the mails left to cancel and what MailPartner said, or the note to send the person instead.
         Runs off the ack path: it waits for MailPartner."""
         deps = self.deps
         preview = deps.service.accounts.preview(request.ids, channel)
@@ -453,12 +456,13 @@ class _Listeners:
             problem = problem_text(
                 UsageReason.ACCOUNT_NEEDED, preview.unplaced[0], lang=deps.lang, accounts=self._accounts
             )
-            return ":grey_question: " + problem
+            return sandbox_note(":grey_question: " + problem, lang=deps.lang, sandbox=deps.sandbox)
         left = tuple(ref for ref in preview.refs if ref not in preview.gone_out)
         if not left:
-            return ui("nothing_to_cancel", deps.lang, ids=ids_text(preview.gone_out))
+            text = ui("nothing_to_cancel", deps.lang, ids=ids_text(preview.gone_out))
+            return sandbox_note(text, lang=deps.lang, sandbox=deps.sandbox)
         if not ticket_fits(left, request.reason):
-            return problem_text(UsageReason.TOO_LONG, "", lang=deps.lang)
+            return sandbox_note(problem_text(UsageReason.TOO_LONG, "", lang=deps.lang), lang=deps.lang, sandbox=False)
         ticket = self._ticket(CancelRequest(left, request.reason), requester, channel, thread_ts=thread_ts)
         return dataclasses.replace(ticket, workflow=workflow), preview
 

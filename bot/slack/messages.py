@@ -7,7 +7,6 @@ bot/mailpartner/answers.py; this module only lays them out, so one test sees exa
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +15,7 @@ from bot.mailpartner.answers import FailureKind, Report, Tally, answer_key
 from bot.mailpartner.client import CancelOutcome, DeliveryReport
 from bot.slack.commands import MAX_REASON, UsageReason
 from bot.slack.ticket import MAX_IDS
-from bot.slack.words import OUTCOME_EMOJI, outcome_words, ui
+from bot.slack.words import OUTCOME_EMOJI, format_number, format_time, outcome_words, ui
 from bot.store.history import HistoryEvent
 
 Message = dict[str, Any]  # {"text": fallback, "blocks": [...]}, ready for chat.postMessage or respond()
@@ -127,6 +126,11 @@ def prompt_message(
     return _message(question, blocks, lang, sandbox)
 
 
+def sandbox_note(text: str, *, lang: str, sandbox: bool) -> Message:
+    """A one-line note drawn from what MailPartner (or the sandbox) said, marked like every sandbox message."""
+    return _message(text, [_section(text)], lang, sandbox)
+
+
 def status_message(key: str, ids: tuple[str, ...], user: str, *, lang: str, sandbox: bool) -> Message:
     """A prompt's replacement without buttons: `confirmed`, `kept` or `expired`."""
     text = ui(key, lang, user=user, ids=ids_text(ids), ids_plain=" ".join(ids))
@@ -157,18 +161,23 @@ def outcome_message(
         if outcome.message:
             notes.append(ui("mp_said", lang, mp_message=escape(outcome.message)))
         return _message(text, [_section(text), _context(*notes)], lang, sandbox)
-    counts = dict.fromkeys((t.value for t in Tally), 0)
-    for outcome in outcomes:
-        counts[outcome.meaning.tally.value] += 1
     lines = [render_outcome(o, lang, with_next_step=False) for o in outcomes]
     header = ui("summary", lang, n=len(outcomes))
-    totals = ui("totals", lang, **counts)
+    totals = totals_text(outcomes, lang)
     blocks = [_section(header)]
     # Sections hold 3000 characters: 25 lines can exceed one, so split them in chunks.
     for start in range(0, len(lines), 8):
         blocks.append(_section("\n".join(lines[start : start + 8])))
     blocks += [_section(totals), _context(people, *why)]
     return _message(f"{header} {totals}", blocks, lang, sandbox)
+
+
+def totals_text(outcomes: Sequence[CancelOutcome], lang: str) -> str:
+    """How many mails ended each way (answers.py's tallies): a summary's last line."""
+    counts = dict.fromkeys((t.value for t in Tally), 0)
+    for outcome in outcomes:
+        counts[outcome.meaning.tally.value] += 1
+    return ui("totals", lang, **{k: format_number(v, lang) for k, v in counts.items()})
 
 
 def preview_text(preview: Preview, lang: str, *, private: bool = False) -> str:
@@ -178,12 +187,12 @@ def preview_text(preview: Preview, lang: str, *, private: bool = False) -> str:
     left = [ref for ref in preview.refs if ref not in preview.gone_out]  # what the confirm would cancel
     found = [r for ref in left if (r := preview.report(ref)) is not None and r.report is Report.FOUND]
     if len(left) > 1 and len(found) == len(left):  # a total of some mails only would read as all of them
-        lines.append(ui("preview_total", lang, total=f"{sum(r.total for r in found):,}"))
+        lines.append(ui("preview_total", lang, total=format_number(sum(r.total for r in found), lang)))
     if private and found:
         shown = [_masked(p.email) for r in found for p in r.recipients[:3] if p.email][:3]
         more = sum(r.total for r in found) - len(shown)
         if shown:
-            extra = ui("preview_more", lang, n=f"{more:,}") if more > 0 else ""
+            extra = ui("preview_more", lang, n=format_number(more, lang)) if more > 0 else ""
             lines.append(ui("preview_to", lang, addresses=", ".join(f"`{a}`" for a in shown), more=extra))
     return "\n".join(lines)
 
@@ -207,7 +216,8 @@ def _preview_line(ref: str, report: DeliveryReport | None, lang: str) -> str:
     if not report.total:
         return ui("preview_empty", lang, ids=ids)
     key = "preview_gone" if report.gone_out else "preview_partly" if report.delivered else "preview_recipients"
-    return ui(key, lang, ids=ids, total=f"{report.total:,}", delivered=f"{report.delivered:,}")
+    total, delivered = format_number(report.total, lang), format_number(report.delivered, lang)
+    return ui(key, lang, ids=ids, total=total, delivered=delivered)
 
 
 def _masked(address: str) -> str:
@@ -268,7 +278,7 @@ def usage_text(
 
 def history_line(event: HistoryEvent, lang: str, *, with_channel: bool) -> str:
     """One event in plain words: when, who, what, why; an outcome reads as it did in the channel."""
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(event.at))
+    when = format_time(event.at, lang)
     actor = f"<@{event.actor}>" if re.match(r"^[UW][A-Z0-9]+$", event.actor) else escape(event.actor or "—")
     ids = ids_text(event.mail_ids) or "—"
     if event.action == "outcome" and event.mail_ids:
@@ -294,6 +304,8 @@ def history_line(event: HistoryEvent, lang: str, *, with_channel: bool) -> str:
     parts = [f"`{when}`", what]
     if with_channel and event.channel:
         parts.insert(1, f"<#{event.channel}>")
+    if event.detail.get("sandbox"):  # a row the simulator made never reads as a real mail's
+        parts.insert(1, ui("h_sandbox", lang))
     if event.reason and event.action == "request":
         parts.append(ui("h_reason", lang, reason=escape(event.reason)))
     return "• " + " · ".join(parts)

@@ -383,19 +383,30 @@ class Owe:
 
 
 def open_store(
-    raw_url: str, *, clock: Callable[[], float] = time.time, pool_size: int = 10, migrated: bool = False
+    raw_url: str,
+    *,
+    clock: Callable[[], float] = time.time,
+    pool_size: int = 10,
+    migrated: bool = False,
+    create_folder: bool = False,
 ) -> Store:
     """Connect and migrate to the newest revision (`migrated`: someone already did, as the gunicorn master
-    does for its workers); raise StoreError with one readable line."""
+    does for its workers); raise StoreError with one readable line.
+
+    A SQLite file's folder is created only with `create_folder` (the default store's state folder): an
+    explicit URL whose folder is missing is a typo, and serving from a new, empty store would hide it."""
     try:
         url = database_url(raw_url)
     except ValueError as error:
         raise StoreError(str(error)) from error
     if (path := sqlite_path(url)) is not None:
-        try:  # the state directory may not exist yet on a first start
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise StoreError(f"cannot create the store's folder {path.parent}: {error.strerror}") from error
+        if create_folder:
+            try:  # the state directory may not exist yet on a first start
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreError(f"cannot create the store's folder {path.parent}: {error.strerror}") from error
+        elif not path.parent.is_dir():
+            raise StoreError(f"the folder {path.parent} does not exist; is the path in the URL right?")
     engine = create_engine(url, pool_size=pool_size)
     try:
         check_reachable(engine)

@@ -7,6 +7,11 @@ language has every key.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from babel.dates import format_skeleton
+from babel.numbers import format_decimal
+
 from bot.mailpartner.answers import UNKNOWN_CODE, FailureKind
 from bot.slack.words import en, fr
 
@@ -37,3 +42,14 @@ def ui(key: str, lang: str, **values: object) -> str:
 def outcome_words(key: int | FailureKind | str, lang: str) -> tuple[str, str]:
     """What happened (a template with `{id}`, `{code}`, `{mp_message}`, `{status}`) and the next step."""
     return LANGUAGES[lang].OUTCOMES[key]
+
+
+def format_number(number: int, lang: str) -> str:
+    """A count as the language writes it: `1,240` in English, `1 240` (narrow no-break space) in French."""
+    return format_decimal(number, locale=lang)
+
+
+def format_time(at: float, lang: str) -> str:
+    """A moment in UTC as the language writes a date: `Nov 27, 2026 16:05 UTC`, `27 nov. 2026 16:05 UTC`."""
+    moment = datetime.fromtimestamp(at, UTC)
+    return f"{format_skeleton('yMMMd', moment, locale=lang)} {format_skeleton('Hm', moment, locale=lang)} UTC"

@@ -93,8 +93,10 @@ UI: dict[str, str] = {
     "summary": "Outcome of cancelling {n} mails:",
     "totals": "*Totals:* {cancelled} cancelled · {too_late} too late · {already_sent} already sent · {not_found} "
     "not found · {failed} failed",
-    "usage": "Usage: `/cancel-mail <id>` (up to {max} ids separated by spaces; then ` -- why` to give a reason), or "
-    "mention me in a thread: `@{bot} cancel <id> -- why`. An id is 1–64 letters, digits, `-` or `_`, not "
+    "usage": "Usage: `/cancel-mail <id>` (up to {max} ids separated by spaces; `ACCOUNT:ID` such as "
+    "`brand-b:301` names the MailPartner account; then ` -- why` to give a reason), or mention me in a thread: "
+    "`@{bot} cancel <id> -- why`. `/cancel-mail history` shows what happened in this conversation, "
+    "`/cancel-mail history <id>` everything about one mail. An id is 1–64 letters, digits, `-` or `_`, not "
     "starting with `-` — the `messageId` MailPartner returned when the mail was scheduled. The reason is up to "
     "{max_reason} characters. You will be asked to confirm.",
     "unknown_account": "`{account}` is not one of the bot's MailPartner accounts ({accounts}); nothing was "
@@ -158,6 +160,7 @@ UI: dict[str, str] = {
     "h_post_failed": "the outcome for {ids} could not be posted to Slack",
     "h_recovery": "the bot took over the cancel of {ids} confirmed by {actor}, after an interruption",
     "h_step_end": "a workflow run ended: `{result}`",
+    "h_sandbox": ":test_tube: *SANDBOX*",
     "h_reason": "reason: “{reason}”",
     "form_title": "Cancel scheduled mail",
     "form_submit": "Ask to cancel",

@@ -95,8 +95,10 @@ UI: dict[str, str] = {
     "summary": "Résultat de l'annulation de {n} mails :",
     "totals": "*Total :* {cancelled} annulés · {too_late} trop tard · {already_sent} déjà partis · {not_found} "
     "introuvables · {failed} en échec",
-    "usage": "Usage : `/cancel-mail <id>` (jusqu'à {max} identifiants séparés par des espaces ; puis ` -- motif` "
-    "pour dire pourquoi), ou mentionnez-moi dans un fil : `@{bot} cancel <id> -- motif`. Un identifiant compte "
+    "usage": "Usage : `/cancel-mail <id>` (jusqu'à {max} identifiants séparés par des espaces ; `COMPTE:ID`, "
+    "comme `brand-b:301`, nomme le compte MailPartner ; puis ` -- motif` pour dire pourquoi), ou mentionnez-moi "
+    "dans un fil : `@{bot} cancel <id> -- motif`. `/cancel-mail history` montre ce qui s'est passé dans cette "
+    "conversation, `/cancel-mail history <id>` tout ce qui concerne un mail. Un identifiant compte "
     "1 à 64 lettres, chiffres, `-` ou `_`, sans `-` en tête : le `messageId` renvoyé par MailPartner à la "
     "programmation. Le motif compte {max_reason} caractères au plus. Une confirmation vous sera demandée.",
     "unknown_account": "`{account}` n'est pas un des comptes MailPartner du bot ({accounts}) ; rien n'a été "
@@ -163,6 +165,7 @@ UI: dict[str, str] = {
     "h_post_failed": "le résultat pour {ids} n'a pas pu être publié dans Slack",
     "h_recovery": "le bot a repris l'annulation de {ids} confirmée par {actor}, après une interruption",
     "h_step_end": "une exécution de workflow s'est terminée : `{result}`",
+    "h_sandbox": ":test_tube: *SANDBOX*",
     "h_reason": "motif : « {reason} »",
     "form_title": "Annuler un envoi",
     "form_submit": "Demander",
