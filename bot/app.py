@@ -119,6 +119,7 @@ def mailpartner_accounts(
             base_url=settings.mailpartner_base_url,
             timeout=settings.mailpartner_timeout,
             deadline=settings.mailpartner_deadline,
+            connections=settings.workers,  # one kept-alive connection per cancel in flight, at most
             transport=sandbox.transport() if sandbox else None,
             on_attempt=on_attempt,
         )
@@ -139,12 +140,14 @@ def build_bot(
     sandbox: MailPartnerSandbox | None = None,
     clock: Callable[[], float] = time.time,
     store: Store | None = None,
+    outbox: Outbox | None = None,
     sweep: bool = True,
 ) -> Bot:
-    """Raises StoreError when the store cannot be opened or migrated."""
+    """Raises StoreError when the store cannot be opened or migrated. `clock` is the prompts' and the
+    store's; `outbox` one with another clock, backoff or deadline (tests)."""
     if settings.mailpartner_sandbox and sandbox is None:
         sandbox = MailPartnerSandbox.with_accounts(settings.sandbox_state)
-    store = store or open_store(settings.database_url, create_folder=settings.default_store)
+    store = store or open_store(settings.database_url, clock=clock, create_folder=settings.default_store)
     metrics = Metrics(tuple(account_keys(settings, sandbox)))
     accounts = mailpartner_accounts(settings, sandbox=sandbox, on_attempt=metrics.mailpartner_attempt)
     audit = AuditTrail(store, metrics, sandbox=sandbox is not None)
@@ -159,9 +162,10 @@ def build_bot(
         # response goes out as soon as they return: no polling for ack(), no shared executor to starve.
         process_before_response=True,
     )
+    outbox = outbox or Outbox()
     ledger = Ledger(
-        SlackHttp(settings.slack_api_url, settings.slack_bot_token),
-        Outbox(),
+        SlackHttp(settings.slack_api_url, settings.slack_bot_token, connections=outbox.workers),
+        outbox,
         store,
         audit,
         deadline=settings.delivery_deadline,

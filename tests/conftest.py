@@ -13,6 +13,7 @@ from slack_bolt.response import BoltResponse
 from bot.app import build_bot
 from bot.settings import Settings
 from bot.slack.local import LocalSlack
+from bot.slack.outbox import Outbox
 from bot.slack.wire import FORM, JSON, app_mention, button_click, buttons, signed_headers, slash_command
 from tests.databases import any_database, postgres  # noqa: F401  (fixtures)
 from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, FakeMailPartner, answer_to
@@ -32,7 +33,14 @@ class Clock:
 class Harness:
     """The real Bolt app, its Web API on a LocalSlack, MailPartner on a FakeMailPartner; driven by signed requests."""
 
-    def __init__(self, slack: LocalSlack, mailpartner: FakeMailPartner, database_url: str, **env: str) -> None:
+    def __init__(
+        self,
+        slack: LocalSlack,
+        mailpartner: FakeMailPartner,
+        database_url: str,
+        outbox: Outbox | None = None,
+        **env: str,
+    ) -> None:
         self.slack, self.mailpartner, self.clock = slack, mailpartner, Clock()
         self.settings = Settings.from_env(
             {
@@ -48,8 +56,7 @@ class Harness:
             }
         )
         # The sweeper runs on demand (`sweep()`), on the harness's clock, so tests decide when time passes.
-        self.bot = build_bot(self.settings, clock=self.clock, sweep=False)
-        self.bot.store.clock = self.clock
+        self.bot = build_bot(self.settings, clock=self.clock, outbox=outbox, sweep=False)
         self._ts = 0
 
     def dispatch(self, body: str, content_type: str, **headers: str) -> BoltResponse:
@@ -139,9 +146,11 @@ def mailpartner() -> Iterator[FakeMailPartner]:
 def make_harness(slack: LocalSlack, mailpartner: FakeMailPartner, tmp_path: Path) -> Iterator[Any]:
     made: list[Harness] = []
 
-    def make(database_url: str = "", **env: str) -> Harness:
-        """A bot on its own SQLite file, or on `database_url` (several harnesses sharing one are replicas)."""
-        harness = Harness(slack, mailpartner, database_url or f"sqlite:///{tmp_path}/bot-{len(made)}.db", **env)
+    def make(database_url: str = "", outbox: Outbox | None = None, **env: str) -> Harness:
+        """A bot on its own SQLite file, or on `database_url` (several harnesses sharing one are replicas);
+        `outbox`: one with a shorter backoff or deadline."""
+        url = database_url or f"sqlite:///{tmp_path}/bot-{len(made)}.db"
+        harness = Harness(slack, mailpartner, url, outbox, **env)
         made.append(harness)
         return harness
 

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from bot.http import Backoff
+from bot.http import RetryPolicy
 from bot.ops.recovery import Sweeper
 from bot.slack.local import LocalSlack
+from bot.slack.outbox import Outbox
 from bot.slack.replies import Conversation
 from bot.slack.wire import blocks_text
 from bot.store import OwedRecord, open_store
@@ -17,12 +18,12 @@ from bot.store.store import Owe
 from tests.conftest import ALICE, BOB, ONCALL, Harness
 from tests.fakes import FakeMailPartner
 
-SHORT = Backoff(first=0.05, cap=0.3)  # the production cap is 30 s: tests wait less for Slack's return
+SHORT = RetryPolicy(first=0.05, cap=0.3)  # the production cap is 30 s: tests wait less for Slack's return
 
 
-def quick(harness: Harness) -> Harness:
-    harness.bot.service.replier.outbox._backoff = SHORT
-    return harness
+def quick(make_harness, database_url: str = "", **env: str) -> Harness:
+    """A bot whose outbox tries again within 0.3 s while Slack is down (30 s in production)."""
+    return make_harness(database_url, outbox=Outbox(backoff=SHORT), **env)
 
 
 def outcomes(slack: LocalSlack, mail: str) -> list[str]:
@@ -52,8 +53,8 @@ def mailpartner():
 
 
 @pytest.mark.parametrize("how", ["503", "drop", "hang"])
-def test_every_outcome_arrives_once_after_an_outage(harness: Harness, slack: LocalSlack, mailpartner, how) -> None:
-    quick(harness)
+def test_every_outcome_arrives_once_after_an_outage(make_harness, slack: LocalSlack, mailpartner, how) -> None:
+    harness = quick(make_harness)
     prompts = thread_prompts(harness, 20)
     slack.outage(5.0, how)
     for prompt, ts, thread in prompts:
@@ -76,7 +77,7 @@ def test_a_drain_in_an_outage_hands_the_outcomes_to_the_next_process(
     make_harness, slack: LocalSlack, mailpartner, tmp_path, audit_lines
 ) -> None:
     url = f"sqlite:///{tmp_path}/shared.db"
-    first = quick(make_harness(url))
+    first = quick(make_harness, url)
     prompts = thread_prompts(first, 5)
     slack.outage(60, "503")
     for prompt, ts, thread in prompts:
@@ -88,7 +89,7 @@ def test_a_drain_in_an_outage_hands_the_outcomes_to_the_next_process(
     assert [m for m in (f"m{i:04d}" for i in range(5)) if mailpartner.cancels[m] != 1] == []
 
     slack.down_until = 0.0  # Slack is back (a bot signs in to Slack as it starts)
-    second = quick(make_harness(url))
+    second = quick(make_harness, url)
     sweeper_of(second).sweep()
     second.settle(20)
     for i in range(5):
@@ -100,7 +101,7 @@ def test_a_drain_in_an_outage_hands_the_outcomes_to_the_next_process(
 
 
 def test_two_replicas_on_postgresql_deliver_each_owed_message_once(make_harness, slack, mailpartner, postgres) -> None:
-    first, second = quick(make_harness(postgres)), quick(make_harness(postgres))
+    first, second = quick(make_harness, postgres), quick(make_harness, postgres)
     prompts = thread_prompts(first, 6)
     slack.outage(60, "503")
     for prompt, ts, thread in prompts:
@@ -155,8 +156,8 @@ def test_a_response_url_older_than_thirty_minutes_is_not_tried(harness: Harness,
     assert ledger.deliver_ways([way, post], {}).via == "web_api" and slack.of("response_url") == []
 
 
-def test_one_conversation_keeps_its_order_through_an_outage(harness: Harness, slack) -> None:
-    quick(harness)
+def test_one_conversation_keeps_its_order_through_an_outage(make_harness, slack) -> None:
+    harness = quick(make_harness)
     replier = harness.bot.service.replier
     slack.outage(1.5, "503")
     for n in range(5):
@@ -168,8 +169,8 @@ def test_one_conversation_keeps_its_order_through_an_outage(harness: Harness, sl
     assert "elsewhere" in texts
 
 
-def test_an_outcome_update_waits_behind_owed_outcomes_after_an_outage(harness: Harness, slack) -> None:
-    quick(harness)
+def test_an_outcome_update_waits_behind_owed_outcomes_after_an_outage(make_harness, slack) -> None:
+    harness = quick(make_harness)
     ((prompt, ts, thread),) = thread_prompts(harness, 1)
     slack.outage(1.5, "503")
     harness.click(prompt, user=BOB, message_ts=ts, thread_ts=thread)
@@ -181,10 +182,11 @@ def test_an_outcome_update_waits_behind_owed_outcomes_after_an_outage(harness: H
     assert kinds[-2:] == ["chat.postMessage", "chat.update"] or kinds == ["chat.postMessage"]
 
 
-def test_the_owed_count_is_in_healthz_check_and_metrics(harness: Harness, slack, tmp_path) -> None:
+def test_the_owed_count_is_in_healthz_check_and_metrics(make_harness, slack, tmp_path) -> None:
     from bot.ops.check import check_store
     from bot.ops.server import health
 
+    harness = quick(make_harness)
     metrics = harness.bot.metrics.registry
     assert metrics.get_sample_value("cancel_mail_slack_owed") == 0  # there from the start
     assert metrics.get_sample_value("cancel_mail_slack_delivery_seconds_count") == 0
@@ -200,15 +202,13 @@ def test_the_owed_count_is_in_healthz_check_and_metrics(harness: Harness, slack,
     findings = [f.text for f in check_store(harness.settings)]
     assert any("Owed messages: 1 not yet taken by Slack" in text for text in findings), findings
     slack.down_until = 0.0
-    harness.bot.service.replier.outbox._backoff = SHORT
     harness.settle(40)
     assert metrics.get_sample_value("cancel_mail_slack_delivery_seconds_count") == 1
     assert any("none" in f.text for f in check_store(harness.settings) if f.text.startswith("Owed"))
 
 
-def test_a_message_slack_never_takes_is_audited_with_its_text(harness: Harness, slack, audit_lines) -> None:
-    quick(harness)
-    harness.bot.service.replier.ledger.deadline = 1.0
+def test_a_message_slack_never_takes_is_audited_with_its_text(make_harness, slack, audit_lines) -> None:
+    harness = quick(make_harness, CANCEL_MAIL_DELIVERY_DEADLINE="1")
     slack.outage(30, "503")
     harness.bot.service.replier.tell(Conversation(ONCALL), ALICE, {"text": "note"})
     harness.settle(10)

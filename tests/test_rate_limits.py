@@ -8,7 +8,7 @@ import threading
 import time
 from collections import Counter
 
-from bot.http import Backoff
+from bot.http import RetryPolicy
 from bot.slack.outbox import Delivery, Outbox, Priority
 from bot.slack.webapi import RateLimited, SlackUnavailable
 from bot.slack.wire import JSON, app_mention, blocks_text, buttons
@@ -270,9 +270,9 @@ def test_refusal_notes_and_outcomes_survive_a_long_limit(make_harness) -> None:
     assert len(notes) == 5
 
 
-def test_an_outcome_slack_never_takes_is_audited_after_the_give_up(harness: Harness, audit_lines) -> None:
-    harness.bot.service.replier.ledger.deadline = 1.0  # CANCEL_MAIL_DELIVERY_DEADLINE: a day by default
-    harness.bot.service.replier.outbox._give_up_after = 1.0  # the prompt's cosmetic update: five minutes
+def test_an_outcome_slack_never_takes_is_audited_after_the_give_up(make_harness, audit_lines) -> None:
+    # CANCEL_MAIL_DELIVERY_DEADLINE is a day by default; the prompt's cosmetic update gives up after 5 minutes.
+    harness = make_harness(outbox=Outbox(give_up_after=1.0), CANCEL_MAIL_DELIVERY_DEADLINE="1")
     _, prompt = harness.command("300")
     harness.slack.fail("response_url", times=1000, status=429, headers={"Retry-After": "0.3"})
     harness.slack.fail("chat.postMessage", times=1000, status=429, headers={"Retry-After": "0.3"})
@@ -295,7 +295,7 @@ def test_nothing_is_sent_once_the_outbox_is_closed() -> None:
         tries.append(time.monotonic())
         raise SlackUnavailable("chat.postMessage", "HTTP 503", 503)
 
-    outbox = Outbox(workers=2, backoff=Backoff(first=0.001, cap=0.002))
+    outbox = Outbox(workers=2, backoff=RetryPolicy(first=0.001, cap=0.002))
     done: list[Delivery] = []
     for n in range(20):
         outbox.submit(down, lane="A", key=f"k{n}", method="chat.postMessage", on_done=done.append)

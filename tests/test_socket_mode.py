@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from bot.http import Backoff
+from bot.http import RetryPolicy
 from bot.ops.server import connect_until_slack_answers
 from bot.slack.local import LocalSlack
 from bot.slack.wire import app_mention, blocks_text, button_click, buttons, slash_command
@@ -160,8 +160,9 @@ def test_the_socket_is_dialled_again_until_slack_answers() -> None:
         if len(tries) < 3:
             raise ConnectionRefusedError("no Slack")
 
-    connect_until_slack_answers(connect, Backoff(cap=0.05, first=0.01))
-    assert len(tries) == 3
+    waits: list[float] = []
+    connect_until_slack_answers(connect, RetryPolicy(cap=0.05, first=0.01), sleep=waits.append)
+    assert len(tries) == 3 and len(waits) == 2 and all(0 <= w <= 0.05 for w in waits)
 
 
 def test_socket_link_watch_allows_a_grace_then_reports() -> None:

@@ -25,12 +25,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_before_delay
 
-from bot.http import USER_AGENT, Backoff, KeptAliveTransport, retry_after
+from bot.http import RetryPolicy, http_client, retry_after
 from bot.mailpartner.answers import KNOWN_CODES, FailureKind, Fate, Meaning, Report, meaning, report_of
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,8 @@ log = logging.getLogger(__name__)
 # A leading `-` is never an id: it is an option or a reason typed without ` -- ` (`--wrong`).
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-HEADERS = {"Accept": "application/json", "User-Agent": USER_AGENT}
+HEADERS = {"Accept": "application/json"}
+CONNECTIONS = 512  # kept-alive connections at most, per account: one per cancel in flight (CANCEL_MAIL_WORKERS)
 
 
 class MailPartnerError(Exception):
@@ -165,7 +165,8 @@ class AccountReport:
 
 
 class MailPartnerClient:
-    """Holds one transport (kept-alive connections) for the process; thread-safe, share it."""
+    """One account's calls over one `httpx.Client` (a bounded pool of kept-alive connections); thread-safe,
+    share it."""
 
     def __init__(
         self,
@@ -174,6 +175,7 @@ class MailPartnerClient:
         base_url: str = "https://api.mailpartner.fr/v1",
         timeout: float = 10.0,
         deadline: float = 30.0,
+        connections: int = CONNECTIONS,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_attempt: Callable[[str, float], None] | None = None,
@@ -183,21 +185,14 @@ class MailPartnerClient:
         self._deadline = deadline
         self._sleep = sleep
         self._base_url = base_url.rstrip("/") + "/"
-        # The whole URL but the id is built once: httpx's pure-Python URL parsing, for a base URL merged
-        # with params, cost more CPU than the request itself. Ids match MESSAGE_ID: nothing to quote.
-        self._key = quote(api_key, safe="")
-        self._cancel_url = f"{self._base_url}message-cancel?apiKey={self._key}&messageId="
-        # Requests go straight to the transport, httpx's seam (httpx.MockTransport in tests): an httpx.Client
-        # would merge URLs, keep cookies and follow redirects, none of which MailPartner needs, for 0.14 ms
-        # of CPU a call. The transport keeps a connection per calling thread (bot/http.py), so the worker
-        # pool bounds the connections.
-        self._transport = transport or KeptAliveTransport()
+        self._api_key = api_key  # sent only as a query parameter, through httpx's params; never logged
+        self._http = http_client(base_url=self._base_url, timeout=timeout, connections=connections, transport=transport)
 
     def __repr__(self) -> str:  # the key must not leak through a debug print
         return f"MailPartnerClient(base_url={self._base_url!r})"
 
     def close(self) -> None:
-        self._transport.close()
+        self._http.close()
 
     def cancel(self, message_id: str) -> CancelOutcome:
         if not MESSAGE_ID.match(message_id):
@@ -266,7 +261,7 @@ class MailPartnerClient:
         if not MESSAGE_ID.match(message_id):
             raise InvalidMessageId(message_id)
         try:
-            body, code, message = self._ask(f"bulk-status?apiKey={self._key}&messageId={message_id}", timeout)
+            body, code, message = self._ask("bulk-status", {"messageId": message_id}, timeout)
         except MailPartnerError as error:
             log.info("MailPartner bulk-status id=%s: %s", message_id, error)
             return DeliveryReport(message_id, Report.UNANSWERED, failure=_FAILURE_OF[type(error)])
@@ -282,7 +277,7 @@ class MailPartnerClient:
     def account(self, *, timeout: float | None = None) -> AccountReport:
         """Who the key belongs to, and the credits left: a check of the key that touches no mail."""
         try:
-            body, code, message = self._ask(f"me?apiKey={self._key}", timeout or self._timeout)
+            body, code, message = self._ask("me", {}, timeout or self._timeout)
         except MailPartnerError as error:
             return AccountReport(Report.UNANSWERED, failure=_FAILURE_OF[type(error)], message=str(error))
         user = _mapping(body.get("user"))
@@ -298,22 +293,20 @@ class MailPartnerClient:
             message=message,
         )
 
-    def _ask(self, query: str, timeout: float) -> tuple[dict[str, object], int, str]:
-        """One GET of `base/query`: the JSON body, its control code and message; raise MailPartnerError."""
-        call = query.partition("?")[0]
-        body, code, message, _status = read_answer(self._get(f"{self._base_url}{query}", timeout, call))
+    def _ask(self, call: str, params: dict[str, str], timeout: float) -> tuple[dict[str, object], int, str]:
+        """One GET of `call`: the JSON body, its control code and message; raise MailPartnerError."""
+        body, code, message, _status = read_answer(self._get(call, params, timeout))
         return _mapping(body), code, message
 
     def _attempt(self, message_id: str, timeout: float) -> tuple[int, str, int]:
-        return parse_answer(self._get(f"{self._cancel_url}{message_id}&_format=json", timeout, "message-cancel"))
+        return parse_answer(self._get("message-cancel", {"messageId": message_id, "_format": "json"}, timeout))
 
-    def _get(self, url: str, timeout: float, call: str) -> httpx.Response:
+    def _get(self, call: str, params: dict[str, str], timeout: float) -> httpx.Response:
         started = time.monotonic()
         try:
-            request = httpx.Request("GET", url, headers=HEADERS, extensions={"timeout": _timeouts(timeout)})
-            response = self._transport.handle_request(request)
-            response.read()
-            return response
+            return self._http.get(call, params={"apiKey": self._api_key, **params}, headers=HEADERS, timeout=timeout)
+        except httpx.PoolTimeout as error:  # every connection busy: the request never left
+            raise MailPartnerConnectionError(f"no free connection within {timeout:g} s") from error
         except httpx.TimeoutException as error:
             raise MailPartnerTimeout(f"no answer within {timeout:g} s") from error
         except httpx.TransportError as error:
@@ -321,10 +314,6 @@ class MailPartnerClient:
         finally:
             if self._on_attempt is not None:
                 self._on_attempt(call, time.monotonic() - started)
-
-
-def _timeouts(seconds: float) -> dict[str, float]:
-    return {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
 
 
 def _mapping(value: object) -> dict[str, object]:
@@ -395,13 +384,8 @@ def _reason(error: Exception) -> str:
     return f": {text}" if text else ""
 
 
-_backoff = Backoff(first=0.5, cap=8).wait
-
-
-def _wait_for_retry(state: RetryCallState) -> float:
-    error = state.outcome.exception() if state.outcome else None
-    retry_after = getattr(error, "retry_after", None)
-    return retry_after if retry_after is not None else _backoff(state)
+# Retry-After when MailPartner sent one, else 0.5 s doubling up to 8 s, jittered.
+_wait_for_retry = RetryPolicy(first=0.5, cap=8)
 
 
 def _log_retry(message_id: str, state: RetryCallState) -> None:

@@ -25,9 +25,10 @@ from slack_bolt import BoltRequest
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_sdk.signature import SignatureVerifier
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from bot.app import Bot, build_bot
-from bot.http import Backoff
+from bot.http import RetryPolicy
 from bot.ops import metrics
 from bot.settings import Settings
 from bot.slack.inbound import problem, unreadable
@@ -192,6 +193,18 @@ class _GunicornLogs(Logger):  # type: ignore[misc]
             gunicorn_log.propagate = True
 
 
+# How gunicorn serves HTTP mode (the benchmark serves its peer the same way): one worker process, whose
+# threads take Slack's requests; a second worker would add about 40 MB for no gain.
+GUNICORN_OPTIONS: dict[str, Any] = {
+    "workers": 1,
+    "worker_class": "gthread",
+    "threads": HTTP_THREADS,
+    "backlog": 2048,
+    "keepalive": 5,
+    "timeout": 60,
+}
+
+
 class GunicornServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -202,12 +215,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         drain = self.settings.mailpartner_deadline + DRAIN_MARGIN
         options = {
             "bind": f"0.0.0.0:{self.settings.port}",
-            "workers": 1,
-            "worker_class": "gthread",
-            "threads": HTTP_THREADS,
-            "backlog": 2048,
-            "keepalive": 5,
-            "timeout": 60,
+            **GUNICORN_OPTIONS,
             "graceful_timeout": int(drain) + 5,
             "loglevel": self.settings.log_level.lower(),
             "accesslog": None,
@@ -284,17 +292,22 @@ def serve_socket_mode(settings: Settings) -> None:
     threading.Event().wait()  # until a signal drains and exits
 
 
-def connect_until_slack_answers(connect: Callable[[], None], backoff: Backoff | None = None) -> None:
+def connect_until_slack_answers(
+    connect: Callable[[], None], policy: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep
+) -> None:
     """Open the WebSocket, trying again while Slack does not answer: a process started during an outage
     stays up, delivers what is owed once Slack is back, and is healthy until the grace runs out."""
-    backoff = backoff or Backoff(cap=RETRY_CAP)  # as messages: back within 30 s of Slack
-    attempt = 0
-    while True:
-        try:
-            connect()
-            return
-        except Exception as error:  # slack_sdk raises whatever its HTTP call or WebSocket dial met
-            attempt += 1
-            wait = backoff(attempt)
-            log.warning("Socket Mode: cannot reach Slack (%s); trying again in %.0f s", type(error).__name__, wait)
-            time.sleep(wait)
+    retrying = Retrying(
+        wait=policy or RetryPolicy(cap=RETRY_CAP),  # as messages: back within 30 s of Slack
+        retry=retry_if_exception_type(Exception),  # slack_sdk raises whatever its HTTP call or WebSocket dial met
+        before_sleep=_say_slack_is_unreachable,
+        sleep=sleep,
+        reraise=True,
+    )
+    retrying(connect)
+
+
+def _say_slack_is_unreachable(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning("Socket Mode: cannot reach Slack (%s); trying again in %.0f s", type(error).__name__, wait)

@@ -9,7 +9,7 @@ lose a message a person waits for, and never let one busy channel hold up anothe
         │  response_url) or the method across the workspace (chat.update, chat.postEphemeral); after the
         │  pause it sends one message at a time until nothing of it waits
         └─ Slack unavailable (5xx, no connection, no answer): the message waits the shared backoff
-           (bot/http.py; capped, jittered), its conversation holding behind it, and is tried again
+           (bot/http.py's RetryPolicy; capped, jittered), its conversation holding behind it, and is tried again
 
 This is the only place Slack calls are retried. A message not delivered by its own deadline (`give_up_after`
 seconds from submit: 5 minutes by default, CANCEL_MAIL_DELIVERY_DEADLINE for owed messages) is reported
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from bot.http import Backoff
+from bot.http import RetryPolicy
 from bot.slack.webapi import RateLimited, SlackRetryable
 
 log = logging.getLogger(__name__)
@@ -72,12 +72,12 @@ class Outbox:
         workers: int = 32,
         give_up_after: float = GIVE_UP_AFTER,
         clock: Callable[[], float] = time.monotonic,
-        backoff: Backoff | None = None,
+        backoff: RetryPolicy | None = None,
     ) -> None:
-        self._workers = workers
+        self.workers = workers  # messages sent at once at most: as many connections to Slack
         self._give_up_after = give_up_after
         self._clock = clock
-        self._backoff = backoff or Backoff(cap=RETRY_CAP)
+        self._backoff = backoff or RetryPolicy(cap=RETRY_CAP)
         self._heap: list[_Item] = []
         self._seq = itertools.count()
         # Workers wait on `_cond` and are woken one at a time: a message done frees at most its conversation's
@@ -200,7 +200,7 @@ class Outbox:
         `workers`. Called with the lock held."""
         if self._idle_workers:
             self._cond.notify()
-        elif len(self._threads) < self._workers:
+        elif len(self._threads) < self.workers:
             thread = threading.Thread(target=self._work, name=f"outbox-{len(self._threads)}", daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -252,7 +252,7 @@ class Outbox:
                 self._paused[limit] = max(self._paused.get(limit, 0.0), until)
             else:
                 scope = item.lane
-                wait = failure.retry_after if failure.retry_after is not None else self._backoff(item.failures)
+                wait = self._backoff.delay(item.failures, failure.retry_after)
                 until = item.not_before = now + min(wait, RETRY_CAP * 10)
             superseded = bool(item.supersede) and self._superseding.get(item.supersede) is not item
             if superseded:

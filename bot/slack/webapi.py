@@ -1,6 +1,5 @@
-"""Slack's Web API and `response_url`s, one attempt per call, over bot/http.py's kept-alive connections
-(its `KeptAlive` loop itself: httpx's objects would add half a millisecond of CPU to each of a cancel's
-Slack calls).
+"""Slack's Web API and `response_url`s, one attempt per call, over one `httpx.Client` (bot/http.py):
+every message the bot sends to a person leaves here (`chat.*`, `response_url`, `functions.*`).
 
 Nothing here retries: the outbox decides when a message is tried again (bot/slack/outbox.py), so a
 retry never holds a thread, nor another channel's messages. Each failure says what it is:
@@ -14,13 +13,11 @@ retry never holds a thread, nor another channel's messages. Each failure says wh
 
 from __future__ import annotations
 
-import json
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from bot.http import USER_AGENT, Answer, KeptAlive, retry_after
+from bot.http import http_client, retry_after
 
 # Where a 429 applies: chat.postMessage is limited per channel, the other methods per workspace.
 PER_CHANNEL = frozenset({"chat.postMessage", "response_url"})
@@ -54,13 +51,20 @@ class SlackUnavailable(SlackRetryable):
 
 
 class SlackHttp:
-    """Thread-safe: each thread has its own connections."""
+    """Thread-safe. `connections`: kept-alive connections at most, as many as the outbox sends at once."""
 
-    def __init__(self, api_url: str, token: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        connections: int = 32,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
         self.token = token
-        self.timeout = timeout
-        self._http = KeptAlive()
+        self._http = http_client(timeout=timeout, connections=connections, transport=transport)
 
     def close(self) -> None:
         self._http.close()
@@ -69,46 +73,34 @@ class SlackHttp:
         """A Web API method with a JSON body; returns Slack's answer when `ok` is true."""
         answer = self._post(method, self.api_url + method, payload, token or self.token)
         try:
-            body = json.loads(answer.content)
+            body = answer.json()
         except ValueError as error:
-            raise SlackCallError(method, f"not JSON (HTTP {answer.status})", answer.status) from error
+            raise SlackCallError(method, f"not JSON (HTTP {answer.status_code})", answer.status_code) from error
         if not isinstance(body, dict) or not body.get("ok"):
             error = str(body.get("error") if isinstance(body, dict) else "not_an_object")
             if error in PASSING_ERRORS:
-                raise SlackUnavailable(method, error, answer.status, retry_after(answer.headers))
-            raise SlackCallError(method, error, answer.status)
+                raise SlackUnavailable(method, error, answer.status_code, retry_after(answer.headers))
+            raise SlackCallError(method, error, answer.status_code)
         return body
 
     def respond(self, url: str, payload: dict[str, Any]) -> None:
         """Post to a `response_url`; Slack answers plain `ok`, or an error text (`expired_url`, `used_url`)."""
         answer = self._post("response_url", url, payload, "")
-        if answer.status != 200:
+        if answer.status_code != 200:
             detail = answer.content[:100].decode("utf-8", "replace") or "error"
-            raise SlackCallError("response_url", detail, answer.status)
+            raise SlackCallError("response_url", detail, answer.status_code)
 
-    def _post(self, method: str, url: str, payload: dict[str, Any], token: str) -> Answer:
-        parts = urlsplit(url)
-        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+    def _post(self, method: str, url: str, payload: dict[str, Any], token: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            answer = self._http.exchange(
-                "POST",
-                parts.scheme,
-                parts.hostname or "",
-                parts.port,
-                parts.path + (f"?{parts.query}" if parts.query else ""),
-                body=json.dumps(payload, separators=(",", ":")).encode(),
-                headers=headers,
-                connect_timeout=self.timeout,
-                read_timeout=self.timeout,
-            )
+            answer = self._http.post(url, json=payload, headers=headers)
         except httpx.TimeoutException as error:
             raise SlackUnavailable(method, "no answer in time") from error
         except httpx.TransportError as error:
             raise SlackUnavailable(method, type(error).__name__) from error
-        if answer.status == 429:
+        status = answer.status_code
+        if status == 429:
             raise RateLimited(method, retry_after(answer.headers) or 1.0)
-        if answer.status >= 500:
-            raise SlackUnavailable(method, f"HTTP {answer.status}", answer.status, retry_after(answer.headers))
+        if status >= 500:
+            raise SlackUnavailable(method, f"HTTP {status}", status, retry_after(answer.headers))
         return answer
