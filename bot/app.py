@@ -119,7 +119,6 @@ def mailpartner_accounts(
             base_url=settings.mailpartner_base_url,
             timeout=settings.mailpartner_timeout,
             deadline=settings.mailpartner_deadline,
-            connections=settings.workers,  # one kept-alive connection per cancel in flight, at most
             transport=sandbox.transport() if sandbox else None,
             on_attempt=on_attempt,
         )
@@ -164,7 +163,7 @@ def build_bot(
     )
     outbox = outbox or Outbox()
     ledger = Ledger(
-        SlackHttp(settings.slack_api_url, settings.slack_bot_token, connections=outbox.workers),
+        SlackHttp(settings.slack_api_url, settings.slack_bot_token),
         outbox,
         store,
         audit,

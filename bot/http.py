@@ -3,6 +3,7 @@ kept-alive connections and typed timeouts, one reader of `Retry-After`, and one 
 
     http_client(…)   an httpx.Client: `httpx.Limits`, `httpx.Timeout`, the bot's User-Agent, no redirects;
                      `transport` is the test seam (`httpx.MockTransport`) and the sandbox's way in
+    ClientPerThread  such a client for each calling thread, for the hot paths (why: its docstring)
     retry_after(…)   the seconds a server asked us to wait: `Retry-After: 30` or an HTTP date
     RetryPolicy      what every retry waits: the server's Retry-After when it gave one, else tenacity's
                      exponential backoff with full jitter, capped, so callers that failed together do
@@ -14,6 +15,8 @@ the other `httpx.TransportError`s (refused, unreachable, dropped); each caller m
 
 from __future__ import annotations
 
+import ssl
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -26,7 +29,12 @@ USER_AGENT = "cancel-mail-bot"
 
 
 def http_client(
-    *, timeout: float, connections: int, base_url: str = "", transport: httpx.BaseTransport | None = None
+    *,
+    timeout: float,
+    connections: int,
+    base_url: str = "",
+    transport: httpx.BaseTransport | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> httpx.Client:
     """A thread-safe client whose pool holds at most `connections` connections, kept alive between calls;
     a call that finds them all busy waits for one up to its timeout."""
@@ -36,8 +44,43 @@ def http_client(
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         headers={"User-Agent": USER_AGENT},
         transport=transport,
+        verify=verify,
         follow_redirects=False,  # neither Slack nor MailPartner redirects an API call; a redirect is a fault
     )
+
+
+class ClientPerThread:
+    """An `http_client()` for each calling thread, each keeping at most `per_thread` connections alive.
+
+    Why not one client for all: httpcore's pool matches every waiting request with every connection on
+    each request and each response, so with hundreds of calls in flight its cost grows with the square of
+    them (4.5 ms of CPU a call with 64 threads, against 2.2 ms with a client each). A thread's own client
+    never waits for another's connection. The callers' thread pools bound the clients (CANCEL_MAIL_WORKERS
+    for MailPartner, the outbox's workers for Slack), and `close()` closes them all. Thread-safe."""
+
+    def __init__(self, *, timeout: float, per_thread: int = 2, transport: httpx.BaseTransport | None = None) -> None:
+        self._timeout, self._per_thread, self._transport = timeout, per_thread, transport
+        self._tls = ssl.create_default_context()  # one for all: each costs milliseconds and memory
+        self._local = threading.local()
+        self._all: list[httpx.Client] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> httpx.Client:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = http_client(
+                timeout=self._timeout, connections=self._per_thread, transport=self._transport, verify=self._tls
+            )
+            self._local.client = client
+            with self._lock:
+                self._all.append(client)
+        return client
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._all = self._all, []
+        for client in clients:
+            client.close()
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -163,14 +163,15 @@ def free_port() -> int:
 class BotProcess:
     """`python -m bot` in HTTP mode as a child process, its log captured to a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, command: tuple[str, ...] = ("-m", "bot")) -> None:
+        """`command`: Python's arguments; the benchmark runs its peer (`bench/peer.py`) the same way."""
         self.port = int(env["PORT"])
         self.log_path = log_path
         # The default store beside the log, as each test and benchmark run expects a store of its own.
         env = {"CANCEL_MAIL_STATE_DIR": str(log_path.parent.resolve()), **env}
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot"],
+            [sys.executable, *command],
             env=env,
             cwd=str(log_path.parent),
             stdout=self._log,

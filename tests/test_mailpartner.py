@@ -283,16 +283,14 @@ def test_the_client_keeps_connections_alive_and_sends_the_query() -> None:
         client.close()
 
 
-def test_the_pool_opens_no_more_connections_than_it_is_given() -> None:
-    def slow(handler: http.server.BaseHTTPRequestHandler) -> None:
-        time.sleep(0.2)
-        _json(200)(handler)
-
-    with served(slow) as server:
-        client = MailPartnerClient(KEY, base_url=server.url, timeout=5, connections=2)
-        with ThreadPoolExecutor(6) as pool:
-            codes = list(pool.map(lambda m: client.cancel(m).code, [f"30{i}" for i in range(6)]))
-        assert codes == [200] * 6 and server.connections == 2  # the other four waited for a free one
+def test_each_calling_thread_keeps_its_own_connection_and_no_more() -> None:
+    with served(_json(200)) as server:
+        client = MailPartnerClient(KEY, base_url=server.url, timeout=5)
+        with ThreadPoolExecutor(3) as pool:
+            barrier = threading.Barrier(3)
+            codes = list(pool.map(lambda m: (barrier.wait(), client.cancel(m).code)[1], [f"30{i}" for i in range(3)]))
+            codes += list(pool.map(lambda m: client.cancel(m).code, [f"31{i}" for i in range(9)]))
+        assert codes == [200] * 12 and server.connections == 3  # the pool's threads bound the connections
         client.close()
 
 

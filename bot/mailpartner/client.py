@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_before_delay
 
-from bot.http import RetryPolicy, http_client, retry_after
+from bot.http import ClientPerThread, RetryPolicy, retry_after
 from bot.mailpartner.answers import KNOWN_CODES, FailureKind, Fate, Meaning, Report, meaning, report_of
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 HEADERS = {"Accept": "application/json"}
-CONNECTIONS = 512  # kept-alive connections at most, per account: one per cancel in flight (CANCEL_MAIL_WORKERS)
 
 
 class MailPartnerError(Exception):
@@ -165,8 +164,8 @@ class AccountReport:
 
 
 class MailPartnerClient:
-    """One account's calls over one `httpx.Client` (a bounded pool of kept-alive connections); thread-safe,
-    share it."""
+    """One account's calls, each over its thread's `httpx.Client` (bot/http.py's ClientPerThread: kept-alive
+    connections, as many as the calling threads); thread-safe, share it."""
 
     def __init__(
         self,
@@ -175,7 +174,6 @@ class MailPartnerClient:
         base_url: str = "https://api.mailpartner.fr/v1",
         timeout: float = 10.0,
         deadline: float = 30.0,
-        connections: int = CONNECTIONS,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_attempt: Callable[[str, float], None] | None = None,
@@ -186,7 +184,7 @@ class MailPartnerClient:
         self._sleep = sleep
         self._base_url = base_url.rstrip("/") + "/"
         self._api_key = api_key  # sent only as a query parameter, through httpx's params; never logged
-        self._http = http_client(base_url=self._base_url, timeout=timeout, connections=connections, transport=transport)
+        self._http = ClientPerThread(timeout=timeout, transport=transport)
 
     def __repr__(self) -> str:  # the key must not leak through a debug print
         return f"MailPartnerClient(base_url={self._base_url!r})"
@@ -304,7 +302,9 @@ class MailPartnerClient:
     def _get(self, call: str, params: dict[str, str], timeout: float) -> httpx.Response:
         started = time.monotonic()
         try:
-            return self._http.get(call, params={"apiKey": self._api_key, **params}, headers=HEADERS, timeout=timeout)
+            return self._http.get().get(
+                self._base_url + call, params={"apiKey": self._api_key, **params}, headers=HEADERS, timeout=timeout
+            )
         except httpx.PoolTimeout as error:  # every connection busy: the request never left
             raise MailPartnerConnectionError(f"no free connection within {timeout:g} s") from error
         except httpx.TimeoutException as error:

@@ -202,6 +202,9 @@ GUNICORN_OPTIONS: dict[str, Any] = {
     "backlog": 2048,
     "keepalive": 5,
     "timeout": 60,
+    # gunicorn's control socket ($HOME/.gunicorn/gunicorn.ctl) is one path for every gunicorn of a user:
+    # replicas on one host would take it from each other, and a read-only home cannot hold it.
+    "control_socket_disable": True,
 }
 
 

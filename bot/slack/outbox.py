@@ -74,7 +74,7 @@ class Outbox:
         clock: Callable[[], float] = time.monotonic,
         backoff: RetryPolicy | None = None,
     ) -> None:
-        self.workers = workers  # messages sent at once at most: as many connections to Slack
+        self._workers = workers
         self._give_up_after = give_up_after
         self._clock = clock
         self._backoff = backoff or RetryPolicy(cap=RETRY_CAP)
@@ -200,7 +200,7 @@ class Outbox:
         `workers`. Called with the lock held."""
         if self._idle_workers:
             self._cond.notify()
-        elif len(self._threads) < self.workers:
+        elif len(self._threads) < self._workers:
             thread = threading.Thread(target=self._work, name=f"outbox-{len(self._threads)}", daemon=True)
             self._threads.append(thread)
             thread.start()

@@ -1,5 +1,5 @@
-"""Slack's Web API and `response_url`s, one attempt per call, over one `httpx.Client` (bot/http.py):
-every message the bot sends to a person leaves here (`chat.*`, `response_url`, `functions.*`).
+"""Slack's Web API and `response_url`s, one attempt per call, over the calling thread's `httpx.Client`
+(bot/http.py): every message the bot sends to a person leaves here (`chat.*`, `response_url`, `functions.*`).
 
 Nothing here retries: the outbox decides when a message is tried again (bot/slack/outbox.py), so a
 retry never holds a thread, nor another channel's messages. Each failure says what it is:
@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bot.http import http_client, retry_after
+from bot.http import ClientPerThread, retry_after
 
 # Where a 429 applies: chat.postMessage is limited per channel, the other methods per workspace.
 PER_CHANNEL = frozenset({"chat.postMessage", "response_url"})
@@ -51,20 +51,14 @@ class SlackUnavailable(SlackRetryable):
 
 
 class SlackHttp:
-    """Thread-safe. `connections`: kept-alive connections at most, as many as the outbox sends at once."""
+    """Thread-safe: the outbox's workers call it, each over its own kept-alive connections."""
 
     def __init__(
-        self,
-        api_url: str,
-        token: str,
-        *,
-        timeout: float = 10.0,
-        connections: int = 32,
-        transport: httpx.BaseTransport | None = None,
+        self, api_url: str, token: str, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
     ) -> None:
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
         self.token = token
-        self._http = http_client(timeout=timeout, connections=connections, transport=transport)
+        self._http = ClientPerThread(timeout=timeout, transport=transport)
 
     def close(self) -> None:
         self._http.close()
@@ -93,7 +87,7 @@ class SlackHttp:
     def _post(self, method: str, url: str, payload: dict[str, Any], token: str) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            answer = self._http.post(url, json=payload, headers=headers)
+            answer = self._http.get().post(url, json=payload, headers=headers)
         except httpx.TimeoutException as error:
             raise SlackUnavailable(method, "no answer in time") from error
         except httpx.TransportError as error:
