@@ -37,8 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.slack.local import LocalSlack
-from bot.slack.wire import FORM, JSON, app_mention, blocks_text, button_click, buttons, signed_headers, slash_command
+from bot.console.local_slack import LocalSlack
+from bot.console.wire import FORM, JSON, app_mention, blocks_text, button_click, buttons, signed_headers, slash_command
 from tests.databases import postgres_problem, postgres_schema, postgres_url
 from tests.fakes import SIGNING_SECRET, BotProcess, FakeMailPartner, answer_to, bot_env, free_port
 

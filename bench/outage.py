@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.slack.local import LocalSlack, SlackCall
-from bot.slack.wire import blocks_text
+from bot.console.local_slack import LocalSlack, SlackCall
+from bot.console.wire import blocks_text
 from tests.fakes import BotProcess, FakeMailPartner, bot_env, free_port
 from tests.test_e2e import BOB, Driver
 

@@ -19,7 +19,7 @@ from bot.mailpartner.client import (
 )
 from bot.mailpartner.sandbox import MailPartnerSandbox
 from bot.settings import Settings, SettingsError
-from bot.slack.messages import render_outcome
+from bot.words.blocks import render_outcome
 
 __all__ = [
     "Accounts",

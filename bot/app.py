@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from slack_bolt import App
@@ -21,21 +22,21 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.web import SlackResponse
 
+from bot.audit.metrics import Metrics
+from bot.audit.trail import AuditTrail
+from bot.cancels.engine import LEASE_MARGIN, SLACK_THREADS, CancelService
+from bot.cancels.recovery import Sweeper
+from bot.cancels.workflow import WorkflowSteps
+from bot.inbound.access import AccessPolicy, UserGroupDirectory
+from bot.inbound.listeners import ListenerDeps, register
 from bot.mailpartner.accounts import Accounts
 from bot.mailpartner.client import MailPartnerClient
 from bot.mailpartner.sandbox import SANDBOX_ACCOUNTS, MailPartnerSandbox
-from bot.ops.audit import AuditTrail
-from bot.ops.metrics import Metrics
-from bot.ops.recovery import Sweeper
-from bot.service import LEASE_MARGIN, CancelService
+from bot.outbound.ledger import Ledger
+from bot.outbound.outbox import Outbox
+from bot.outbound.replies import Replier
+from bot.outbound.webapi import SlackHttp
 from bot.settings import Settings
-from bot.slack.access import AccessPolicy, UserGroupDirectory
-from bot.slack.ledger import Ledger
-from bot.slack.listeners import ListenerDeps, register
-from bot.slack.outbox import Outbox
-from bot.slack.replies import Replier
-from bot.slack.webapi import SlackHttp
-from bot.slack.workflow import WorkflowSteps
 from bot.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def retry_handlers() -> list[RetryHandler]:
 
 def web_client(settings: Settings, token: str | None = None) -> WebClient:
     """slack_sdk's client, for Bolt and the reads off the message path (sign-in, user groups, opening forms).
-    Messages to people never go through it: they are owed, and leave through bot/slack/ledger.py."""
+    Messages to people never go through it: they are owed, and leave through bot/outbound/ledger.py."""
     return WebClient(
         token=token or settings.slack_bot_token,
         base_url=settings.slack_api_url,
@@ -151,6 +152,8 @@ def build_bot(
     accounts = mailpartner_accounts(settings, sandbox=sandbox, on_attempt=metrics.mailpartner_attempt)
     audit = AuditTrail(store, metrics, sandbox=sandbox is not None)
     client = client or web_client(settings)
+    # Bolt's listener executor runs the listeners' work after the ack (CancelService.background).
+    background = ThreadPoolExecutor(SLACK_THREADS, thread_name_prefix="slack")
     app = App(
         signing_secret=settings.slack_signing_secret or None,
         client=client,
@@ -160,6 +163,7 @@ def build_bot(
         # Listeners only parse, check and queue, so they run on the request's own thread and the
         # response goes out as soon as they return: no polling for ack(), no shared executor to starve.
         process_before_response=True,
+        listener_executor=background,
     )
     outbox = outbox or Outbox()
     ledger = Ledger(
@@ -185,12 +189,17 @@ def build_bot(
         deadline=settings.mailpartner_deadline,
         audit_channel=settings.audit_channel,
         metrics=metrics,
+        background_executor=background,
     )
     groups = UserGroupDirectory(client, settings.allowed_usergroups) if settings.allowed_usergroups else None
     if groups is not None:
         groups.warm_up()
     deps = ListenerDeps(
-        service=service,
+        cancels=service,
+        replier=replier,
+        store=store,
+        steps=steps,
+        accounts=accounts,
         access=AccessPolicy(settings, groups),
         lang=settings.language,
         sandbox=sandbox is not None,

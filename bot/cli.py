@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING, TextIO
 
 from dotenv import load_dotenv
 
+from bot.audit.logs import configure_logging
+from bot.audit.trail import AuditTrail
 from bot.mailpartner.accounts import DEFAULT, MAIL_REF, Accounts, split_ref
 from bot.mailpartner.answers import Fate
 from bot.mailpartner.client import CancelOutcome
-from bot.ops.audit import AuditTrail
-from bot.ops.logs import configure_logging
+from bot.requests.commands import CancelRequest, parse_fields
 from bot.settings import MISSING_API_KEY, Mode, Settings, SettingsError
-from bot.slack.commands import CancelRequest, parse_fields
-from bot.slack.messages import render_outcome, totals_text
-from bot.terminal import terminal_text
+from bot.words.blocks import render_outcome, totals_text
+from bot.words.terminal import terminal_text
 
 if TYPE_CHECKING:
     from bot.store import Store
@@ -158,7 +158,7 @@ def _is_terminal(stream: TextIO | None) -> bool:
 
 
 def run_console(settings: Settings, file: TextIO | None) -> int:
-    from bot.console import Console
+    from bot.console.console import Console
 
     stdin = file or sys.stdin
     # Only a DATABASE_URL set on purpose is used: by default a play session leaves no database behind.
@@ -236,7 +236,7 @@ def healthcheck_command(settings: Settings) -> int:
 
 
 def history_command(settings: Settings, mail_id: str | None, *, since: float | None, limit: int, as_json: bool) -> int:
-    from bot.slack.messages import history_line
+    from bot.words.blocks import history_line
 
     if mail_id and not MAIL_REF.match(mail_id):
         print(f"history: {mail_id!r} is not a valid mail id", file=sys.stderr)

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.slack.local import LocalSlack  # noqa: E402
+from bot.console.local_slack import LocalSlack  # noqa: E402
 from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, FakeMailPartner, Fault, free_port  # noqa: E402
 
 BASE = "localhost/debian-py:bookworm"

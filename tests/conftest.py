@@ -11,10 +11,10 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.app import build_bot
+from bot.console.local_slack import LocalSlack
+from bot.console.wire import FORM, JSON, app_mention, button_click, buttons, signed_headers, slash_command
+from bot.outbound.outbox import Outbox
 from bot.settings import Settings
-from bot.slack.local import LocalSlack
-from bot.slack.outbox import Outbox
-from bot.slack.wire import FORM, JSON, app_mention, button_click, buttons, signed_headers, slash_command
 from tests.databases import any_database, postgres  # noqa: F401  (fixtures)
 from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, FakeMailPartner, answer_to
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from bot.console.local_slack import LocalSlack, LoopbackServer
 from bot.mailpartner.sandbox import DEFAULT_MAILS, MailPartnerSandbox, SandboxMailSpec
-from bot.slack.local import LocalSlack, LoopbackServer
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "mp-test-key-0123456789abcdef"

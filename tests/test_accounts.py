@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.console.wire import blocks_text, buttons
 from bot.mailpartner.accounts import Accounts, split_ref
 from bot.mailpartner.answers import Report
 from bot.mailpartner.client import MailPartnerClient
 from bot.mailpartner.sandbox import BRAND_B_MAILS
 from bot.ops.check import check_mailpartner
 from bot.settings import Settings, SettingsError
-from bot.slack.wire import blocks_text, buttons
 from tests.conftest import BOB, ONCALL, Harness
 from tests.fakes import API_KEY, FakeMailPartner, Fault
 
@@ -259,7 +259,7 @@ def test_the_account_settings_are_documented() -> None:
 def test_end_to_end_the_bot_process_cancels_with_the_key_of_the_account_that_knows_the_mail(
     mailpartner: FakeMailPartner, tmp_path: Path
 ) -> None:
-    from bot.slack.local import LocalSlack
+    from bot.console.local_slack import LocalSlack
     from tests.fakes import BotProcess, bot_env, free_port
     from tests.test_e2e import Driver
 

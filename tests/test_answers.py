@@ -8,16 +8,16 @@ import logging
 import httpx
 import pytest
 
+from bot.audit.metrics import outcome_result
+from bot.cancels.workflow import StepResult, confirmed_outputs
 from bot.cli import EXIT_ALL_CANCELLED, EXIT_NOT_CANCELLED, EXIT_UNKNOWN, exit_status
+from bot.console.wire import blocks_text
 from bot.mailpartner.answers import ANSWERS, REPORT_CODES, UNKNOWN_CODE, FailureKind, Fate, Report, report_of
 from bot.mailpartner.client import AccountReport, CancelOutcome
 from bot.mailpartner.sandbox import MailPartnerSandbox
 from bot.ops.check import _judge
-from bot.ops.metrics import outcome_result
 from bot.settings import Settings
-from bot.slack.messages import outcome_message, render_outcome
-from bot.slack.wire import blocks_text
-from bot.slack.workflow import StepResult, confirmed_outputs
+from bot.words.blocks import outcome_message, render_outcome
 from tests.test_mailpartner import KEY, client_for
 
 ROWS = [

@@ -194,7 +194,7 @@ def check_env(slack_url: str, mailpartner_url: str, **extra: str) -> dict[str, s
 
 
 def test_check_all_ready(tmp_path: Path) -> None:
-    from bot.slack.local import LocalSlack
+    from bot.console.local_slack import LocalSlack
 
     fake = FakeMailPartner().start()
     try:
@@ -210,7 +210,7 @@ def test_check_all_ready(tmp_path: Path) -> None:
 
 
 def test_check_finds_wrong_key_and_missing_scope(tmp_path: Path) -> None:
-    from bot.slack.local import LocalSlack
+    from bot.console.local_slack import LocalSlack
 
     fake = FakeMailPartner(api_key="the-real-key-0123456789").start()
     try:
@@ -228,8 +228,8 @@ def test_check_finds_wrong_key_and_missing_scope(tmp_path: Path) -> None:
 def test_sign_in_tells_a_refused_token_from_a_slack_that_is_down() -> None:
     # A refused token stops the start; a Slack that is down does not (run_slack starts anyway).
     from bot.app import SlackSignInError, sign_in
+    from bot.console.local_slack import LocalSlack
     from bot.settings import Settings
-    from bot.slack.local import LocalSlack
 
     with LocalSlack() as slack:
         env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "MAILPARTNER_API_KEY": "k"}
@@ -289,7 +289,7 @@ def test_console_form_and_workflow(tmp_path: Path) -> None:
 
 
 def test_check_reports_the_store(tmp_path: Path) -> None:
-    from bot.slack.local import LocalSlack
+    from bot.console.local_slack import LocalSlack
 
     fake = FakeMailPartner().start()
     try:

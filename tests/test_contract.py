@@ -11,10 +11,10 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
+from bot.cancels.workflow import CALLBACK_ID, StepResult, step_outputs
+from bot.inbound.forms import GLOBAL_SHORTCUT, MESSAGE_SHORTCUT
+from bot.inbound.listeners import COMMAND
 from bot.settings import SECRET_SETTINGS, Settings
-from bot.slack.forms import GLOBAL_SHORTCUT, MESSAGE_SHORTCUT
-from bot.slack.listeners import COMMAND
-from bot.slack.workflow import CALLBACK_ID, StepResult, step_outputs
 from tests.fakes import ROOT
 
 # Slack's published manifest schema (github.com/slackapi/manifest-schema, `schemas/`): a copy beside this

@@ -17,8 +17,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from bot.slack.local import LocalSlack
-from bot.slack.wire import FORM, JSON, app_mention, blocks_text, button_click, buttons, signed_headers, slash_command
+from bot.console.local_slack import LocalSlack
+from bot.console.wire import FORM, JSON, app_mention, blocks_text, button_click, buttons, signed_headers, slash_command
 from tests.fakes import (
     API_KEY,
     BOT_TOKEN,

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.slack.local import LocalSlack
-from bot.slack.wire import FORM, JSON, app_mention, blocks_text, button_click, buttons
+from bot.console.local_slack import LocalSlack
+from bot.console.wire import FORM, JSON, app_mention, blocks_text, button_click, buttons
 from tests.fakes import BotProcess, FakeMailPartner, Fault, TcpProxy, bot_env, free_port
 from tests.test_e2e import ALICE, BOB, CHANNEL, Driver
 

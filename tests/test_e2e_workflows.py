@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.slack.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, REASON_BLOCK
-from bot.slack.local import LocalSlack, SlackCall
-from bot.slack.wire import (
+from bot.console.local_slack import LocalSlack, SlackCall
+from bot.console.wire import (
     FORM,
     JSON,
     blocks_text,
@@ -23,6 +22,7 @@ from bot.slack.wire import (
     global_shortcut,
     view_submission,
 )
+from bot.inbound.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, REASON_BLOCK
 from tests.fakes import BotProcess, FakeMailPartner, Fault, bot_env, free_port
 from tests.test_e2e import ALICE, BOB, CHANNEL, Driver
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.slack.commands import (
+from bot.console.wire import blocks_text, buttons
+from bot.inbound.forms import ids_in_message
+from bot.requests.commands import (
     CancelRequest,
     UsageReason,
     UsageRequest,
@@ -18,10 +20,8 @@ from bot.slack.commands import (
     parse_mention,
     parse_slash_command,
 )
-from bot.slack.forms import ids_in_message
-from bot.slack.messages import history_message
-from bot.slack.wire import blocks_text, buttons
-from bot.terminal import terminal_text
+from bot.words.blocks import history_message
+from bot.words.terminal import terminal_text
 from tests.conftest import Harness
 from tests.fakes import ROOT, outside_env
 
@@ -186,7 +186,7 @@ def test_history_says_when_there_are_more_and_how_to_see_them(harness: Harness, 
     harness.settle()
     answer = blocks_text(harness.slack.calls[-1].payload)
     assert answer.count("• ") == 10 and "there are more" not in answer
-    mocker.patch("bot.slack.listeners.HISTORY_LIMIT", 8)
+    mocker.patch("bot.inbound.listeners.HISTORY_LIMIT", 8)
     harness.command("history")
     harness.settle()
     answer = blocks_text(harness.slack.calls[-1].payload)

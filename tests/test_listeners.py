@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from bot.slack.wire import FORM, blocks_text, buttons, slash_command
+from bot.console.wire import FORM, blocks_text, buttons, slash_command
 from tests.conftest import ALICE, BOB, MALLORY, ONCALL, Harness
 from tests.fakes import API_KEY, Fault
 
@@ -341,10 +341,10 @@ def test_cancel_does_not_wait_for_a_rate_limited_slack(harness: Harness, slack, 
 
 
 def test_a_listener_bug_still_answers_and_logs(harness: Harness, mocker, caplog) -> None:
-    mocker.patch("bot.slack.listeners.parse_slash_command", side_effect=RuntimeError("bug"))
+    mocker.patch("bot.inbound.listeners.parse_slash_command", side_effect=RuntimeError("bug"))
     response, message = harness.command("300")
     assert response.status == 200 and "Something went wrong" in message["text"] and "Traceback" not in message["text"]
-    assert "listener on_command failed" in caplog.text
+    assert "listener failed on a /cancel-mail: bug" in caplog.text
     assert harness.mailpartner.requests == []
 
 
@@ -368,7 +368,7 @@ def test_the_prompt_is_updated_once_to_confirmed_even_when_mailpartner_answers_a
 
 
 def slash_command_click(prompt: dict, response_url: str) -> str:
-    from bot.slack.wire import button_click
+    from bot.console.wire import button_click
 
     return button_click(buttons(prompt)["cancel_mail_confirm"], user=ALICE, channel=ONCALL, response_url=response_url)
 
@@ -390,7 +390,7 @@ def test_a_signed_malformed_view_is_refused_400_before_bolt_matches_it(harness: 
     """The check runs as Bolt middleware too: in Socket Mode no HTTP server reads the body before Bolt."""
     from urllib.parse import quote
 
-    caplog.set_level(logging.WARNING, logger="bot.slack.inbound")
+    caplog.set_level(logging.WARNING, logger="bot.inbound.shape")
     response = harness.dispatch("payload=" + quote(json.dumps(payload)), FORM)
     assert response.status == 400
     assert [r for r in caplog.records if "malformed body" in r.getMessage()]

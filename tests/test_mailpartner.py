@@ -23,7 +23,7 @@ from bot import (
     InvalidMessageId,
     MailPartnerClient,
 )
-from bot.ops.logs import configure_logging
+from bot.audit.logs import configure_logging
 
 KEY = "secret-api-key-123456"
 Handler = Callable[[httpx.Request], httpx.Response]

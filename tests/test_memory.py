@@ -3,11 +3,11 @@ one, cancels taken over after a crash, workflow runs that expire, and cancels th
 
 from __future__ import annotations
 
-from bot.ops.recovery import Sweeper
+from bot.cancels.engine import LEASE_MARGIN
+from bot.cancels.recovery import Sweeper
+from bot.console.wire import JSON, app_mention, blocks_text, buttons
 from bot.ops.server import BotWSGI
-from bot.service import LEASE_MARGIN
-from bot.slack.ticket import PromptTicket
-from bot.slack.wire import JSON, app_mention, blocks_text, buttons
+from bot.requests.ticket import PromptTicket
 from bot.store import JobRecord
 from bot.store.engine import create_engine, database_url
 from tests.conftest import ALICE, BOB, ONCALL, Harness

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
+from bot.console.wire import blocks_text, buttons
 from bot.mailpartner.answers import ANSWERS
 from bot.mailpartner.client import CancelOutcome, FailureKind
-from bot.slack.commands import UsageReason
-from bot.slack.messages import escape, outcome_message, prompt_message, render_outcome, usage_text
-from bot.slack.wire import blocks_text, buttons
-from bot.slack.words import LANGUAGES, OUTCOME_EMOJI
+from bot.requests.commands import UsageReason
+from bot.words import LANGUAGES, OUTCOME_EMOJI
+from bot.words.blocks import escape, outcome_message, prompt_message, render_outcome, usage_text
 
 CODES = [1, 3, 4, 5, 6, 7, 10, 200]
 EXPECTED = {

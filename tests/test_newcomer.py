@@ -17,10 +17,10 @@ import yaml
 
 from bot.cli import EXIT_ALL_CANCELLED, EXIT_NOT_CANCELLED, EXIT_USAGE
 from bot.mailpartner.sandbox import MailPartnerSandbox
+from bot.requests.commands import UsageReason
 from bot.settings import Settings, SettingsError
-from bot.slack.commands import UsageReason
-from bot.slack.messages import history_line, usage_text
 from bot.store.history import HistoryEvent
+from bot.words.blocks import history_line, usage_text
 from tests.fakes import ROOT, outside_env
 
 

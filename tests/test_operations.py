@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.ops.logs import configure_logging
-from bot.ops.metrics import RESULTS, Metrics, outcome_result
-from bot.slack.wire import blocks_text
+from bot.audit.logs import configure_logging
+from bot.audit.metrics import RESULTS, Metrics, outcome_result
+from bot.console.wire import blocks_text
 from tests.conftest import ALICE, BOB, MALLORY, Harness
 from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, BotProcess, FakeMailPartner, Fault, bot_env, free_port
 from tests.test_e2e import Driver
@@ -79,7 +79,7 @@ def scrape(port: int) -> str:
 
 
 def test_the_bot_process_serves_metrics_on_their_own_port(tmp_path: Path) -> None:
-    from bot.slack.local import LocalSlack
+    from bot.console.local_slack import LocalSlack
 
     with LocalSlack() as slack:
         mailpartner = FakeMailPartner().start()
@@ -136,7 +136,7 @@ def test_json_lines_parse_lift_audit_fields_and_mask_secrets() -> None:
     stream = io.StringIO()
     configure_logging("INFO", [API_KEY, BOT_TOKEN], stream, json_lines=True)
     try:
-        from bot.ops.audit import audit
+        from bot.audit.trail import audit
 
         logging.getLogger("bot.test").info("calling %s?apiKey=%s", "https://api.example/v1", API_KEY)
         audit(
@@ -165,7 +165,7 @@ def test_json_lines_parse_lift_audit_fields_and_mask_secrets() -> None:
 
 
 def test_the_bot_process_logs_only_json_lines(tmp_path: Path) -> None:
-    from bot.slack.local import LocalSlack
+    from bot.console.local_slack import LocalSlack
 
     with LocalSlack() as slack:
         mailpartner = FakeMailPartner().start()
@@ -198,7 +198,7 @@ def test_counts_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
     import sys
 
     worker = (
-        "from bot.ops.metrics import Metrics\n"
+        "from bot.audit.metrics import Metrics\n"
         "m = Metrics()\n"
         "m.observe({'action': 'outcome', 'code': 200})\n"
         "m.observe({'action': 'request', 'via': 'command'})\n"
@@ -209,7 +209,7 @@ def test_counts_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
         subprocess.run([sys.executable, "-c", worker], env=env, check=True, timeout=60)
     master = (
         "from prometheus_client import generate_latest\n"
-        "from bot.ops.metrics import multiprocess_registry\n"
+        "from bot.audit.metrics import multiprocess_registry\n"
         "print(generate_latest(multiprocess_registry()).decode())\n"
     )
     text = subprocess.run(

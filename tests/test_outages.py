@@ -7,12 +7,12 @@ import time
 
 import pytest
 
+from bot.cancels.recovery import Sweeper
+from bot.console.local_slack import LocalSlack
+from bot.console.wire import blocks_text
 from bot.http import RetryPolicy
-from bot.ops.recovery import Sweeper
-from bot.slack.local import LocalSlack
-from bot.slack.outbox import Outbox
-from bot.slack.replies import Conversation
-from bot.slack.wire import blocks_text
+from bot.outbound.outbox import Outbox
+from bot.outbound.replies import Conversation
 from bot.store import OwedRecord, open_store
 from bot.store.store import Owe
 from tests.conftest import ALICE, BOB, ONCALL, Harness
@@ -219,7 +219,12 @@ def test_a_message_slack_never_takes_is_audited_with_its_text(make_harness, slac
 
 def sweeper_of(harness: Harness) -> Sweeper:
     return Sweeper(
-        harness.bot.store, harness.bot.service, lang="en", sandbox=False, history_days=365, metrics=harness.bot.metrics
+        harness.bot.store,
+        harness.bot.service,
+        lang="en",
+        sandbox=False,
+        history_days=365,
+        metrics=harness.bot.metrics,
     )
 
 

@@ -8,10 +8,10 @@ import threading
 import time
 from collections import Counter
 
+from bot.console.wire import JSON, app_mention, blocks_text, buttons
 from bot.http import RetryPolicy
-from bot.slack.outbox import Delivery, Outbox, Priority
-from bot.slack.webapi import RateLimited, SlackUnavailable
-from bot.slack.wire import JSON, app_mention, blocks_text, buttons
+from bot.outbound.outbox import Delivery, Outbox, Priority
+from bot.outbound.webapi import RateLimited, SlackUnavailable
 from tests.conftest import ALICE, BOB, MALLORY, ONCALL, Harness
 
 OTHER = "C0OTHER000"

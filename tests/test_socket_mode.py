@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from bot.console.local_slack import LocalSlack
+from bot.console.wire import app_mention, blocks_text, button_click, buttons, slash_command
 from bot.http import RetryPolicy
 from bot.ops.server import connect_until_slack_answers
-from bot.slack.local import LocalSlack
-from bot.slack.wire import app_mention, blocks_text, button_click, buttons, slash_command
 from tests.fakes import API_KEY, BotProcess, FakeMailPartner, FakeSocketMode, answer_to, bot_env, free_port
 
 ALICE, CHANNEL = "U0ALICE000", "C0ONCALL00"

@@ -9,11 +9,12 @@ import time
 import pytest
 
 from bot.batches import next_batch
+from bot.cancels.workflow import StepResult, confirmed_outputs, outcome_result
+from bot.inbound.access import AccessPolicy, Refusal
+from bot.inbound.forms import ids_in_message
 from bot.mailpartner.client import CancelOutcome, FailureKind
 from bot.mailpartner.sandbox import MailPartnerSandbox, MailState
-from bot.settings import Mode, Settings, SettingsError
-from bot.slack.access import AccessPolicy, Refusal
-from bot.slack.commands import (
+from bot.requests.commands import (
     CancelRequest,
     UsageReason,
     UsageRequest,
@@ -21,9 +22,8 @@ from bot.slack.commands import (
     parse_mention,
     parse_slash_command,
 )
-from bot.slack.forms import ids_in_message
-from bot.slack.ticket import PromptTicket, ticket_fits
-from bot.slack.workflow import StepResult, confirmed_outputs, outcome_result
+from bot.requests.ticket import PromptTicket, ticket_fits
+from bot.settings import Mode, Settings, SettingsError
 
 HTTP_ENV = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "MAILPARTNER_API_KEY": "k"}
 
@@ -254,7 +254,7 @@ class FakeGroupsClient:
 
 
 def test_usergroup_cache_serves_stale_while_refreshing() -> None:
-    from bot.slack.access import UserGroupDirectory
+    from bot.inbound.access import UserGroupDirectory
 
     client, clock = FakeGroupsClient(), Clock()
     directory = UserGroupDirectory(client, frozenset({"S0ONCALL"}), ttl=300, clock=clock)  # type: ignore[arg-type]
@@ -270,7 +270,7 @@ def test_usergroup_cache_serves_stale_while_refreshing() -> None:
 
 
 def test_usergroup_lookup_failure_allows_nobody_new(caplog: pytest.LogCaptureFixture) -> None:
-    from bot.slack.access import UserGroupDirectory
+    from bot.inbound.access import UserGroupDirectory
 
     client = FakeGroupsClient()
     client.error = "missing_scope"

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.slack.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, MESSAGE_SHORTCUT, REASON_BLOCK
-from bot.slack.wire import (
+from bot.console.wire import (
     FORM,
     JSON,
     blocks_text,
@@ -20,6 +19,7 @@ from bot.slack.wire import (
     message_shortcut,
     view_submission,
 )
+from bot.inbound.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, MESSAGE_SHORTCUT, REASON_BLOCK
 from tests.conftest import ALICE, BOB, MALLORY, ONCALL, Harness
 from tests.fakes import Fault
 
@@ -356,13 +356,13 @@ def test_step_requires_a_reason_when_configured(make_harness) -> None:
 
 def test_a_bug_in_the_form_answers_in_the_form(harness: Harness, mocker, caplog) -> None:
     view = open_form(harness)
-    mocker.patch("bot.slack.listeners.parse_fields", side_effect=RuntimeError("bug"))
+    mocker.patch("bot.inbound.listeners.parse_fields", side_effect=RuntimeError("bug"))
     answer = submit(harness, view, "300", "why")
     assert answer["response_action"] == "errors" and "went wrong" in answer["errors"][IDS_BLOCK]
-    assert "listener on_form_submission failed" in caplog.text and harness.mailpartner.requests == []
+    assert "listener failed on a view_submission: bug" in caplog.text and harness.mailpartner.requests == []
 
 
 def test_a_bug_starting_a_step_ends_it_with_an_error(harness: Harness, mocker) -> None:
-    mocker.patch("bot.slack.listeners.parse_fields", side_effect=RuntimeError("bug"))
+    mocker.patch("bot.inbound.listeners.parse_fields", side_effect=RuntimeError("bug"))
     (call,) = Step(harness, "300").run().completions()
     assert call.method == "functions.completeError" and "failed while starting this step" in call.payload["error"]

@@ -2,8 +2,8 @@
 
 A `message-cancel` answer is a control code, or a failure to get one (`FailureKind`). Its `Meaning` says
 what became of the mail (`Fate`), which column of a bulk summary counts it (`Tally`) and its `result`, the
-name metrics, the audit trail and scripts use. The words people read are the catalogue's (bot/slack/
-catalogue.py), keyed the same way; the CLI's exit status, the workflow step's `result`, the metrics'
+name metrics, the audit trail and scripts use. The words people read are bot/words/'s (en.py, fr.py),
+keyed the same way; the CLI's exit status, the workflow step's `result`, the metrics'
 labels and `check` all read `meaning()`.
 
 `bulk-status` answers (the delivery report of a mail) and `me` answers (the account) have tables of their

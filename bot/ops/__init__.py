@@ -1,2 +1,2 @@
-"""Running the bot: the HTTP server and Socket Mode, the audit trail, logs, metrics, `check`, and the
-sweeper that finishes what a dead process left."""
+"""Running the bot: the HTTP server and Socket Mode with /healthz and the drain (server.py), and
+`python -m bot check` (check.py)."""

@@ -28,11 +28,11 @@ from slack_sdk.signature import SignatureVerifier
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from bot.app import Bot, build_bot
+from bot.audit import metrics
 from bot.http import RetryPolicy
-from bot.ops import metrics
+from bot.inbound.shape import problem, unreadable
+from bot.outbound.outbox import RETRY_CAP
 from bot.settings import Settings
-from bot.slack.inbound import problem, unreadable
-from bot.slack.outbox import RETRY_CAP
 from bot.store import StoreError, open_store
 
 log = logging.getLogger(__name__)

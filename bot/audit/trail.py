@@ -11,10 +11,10 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.ops.logs import AUDIT_FIELDS
+from bot.audit.logs import AUDIT_FIELDS
 
 if TYPE_CHECKING:
-    from bot.ops.metrics import Metrics
+    from bot.audit.metrics import Metrics
     from bot.store import Store
 
 audit_log = logging.getLogger("bot.audit")

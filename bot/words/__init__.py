@@ -13,7 +13,7 @@ from babel.dates import format_skeleton
 from babel.numbers import format_decimal
 
 from bot.mailpartner.answers import UNKNOWN_CODE, FailureKind
-from bot.slack.words import en, fr
+from bot.words import en, fr
 
 LANGUAGES = {"en": en, "fr": fr}
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from bot.mailpartner.accounts import MAIL_REF, split_ref
-from bot.slack.ticket import MAX_IDS, ticket_fits
+from bot.requests.ticket import MAX_IDS, ticket_fits
 
 MAX_REASON = 500
 

@@ -15,8 +15,8 @@ from enum import Enum
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.requests.ticket import PromptTicket
 from bot.settings import Settings
-from bot.slack.ticket import PromptTicket
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ rendering live in their own modules; this one only wires them to Slack's payload
 from __future__ import annotations
 
 import dataclasses
-import functools
+import json
 import logging
 import re
 import time
@@ -19,23 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext, BoltRequest
+from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
-from bot.mailpartner.accounts import Preview, split_ref
-from bot.ops.audit import AuditTrail
-from bot.service import CancelService, ShuttingDown
-from bot.slack.access import AccessPolicy, Refusal
-from bot.slack.commands import (
-    CancelRequest,
-    HistoryRequest,
-    UsageReason,
-    UsageRequest,
-    parse_fields,
-    parse_mention,
-    parse_slash_command,
-)
-from bot.slack.forms import (
+from bot.audit.trail import AuditTrail
+from bot.cancels.engine import CancelService, ShuttingDown
+from bot.cancels.recent import RecentIds
+from bot.cancels.workflow import CALLBACK_ID, StepResult, WorkflowSteps, step_outputs
+from bot.inbound.access import AccessPolicy, Refusal
+from bot.inbound.forms import (
     CONVERSATION_BLOCK,
     FORM_CALLBACK,
     GLOBAL_SHORTCUT,
@@ -47,8 +39,22 @@ from bot.slack.forms import (
     ids_in_message,
     read_submission,
 )
-from bot.slack.inbound import RefuseMalformed
-from bot.slack.messages import (
+from bot.inbound.shape import RefuseMalformed
+from bot.mailpartner.accounts import Accounts, Preview, split_ref
+from bot.outbound.outbox import Delivery
+from bot.outbound.replies import Conversation, Replier
+from bot.requests.commands import (
+    CancelRequest,
+    HistoryRequest,
+    UsageReason,
+    UsageRequest,
+    parse_fields,
+    parse_mention,
+    parse_slash_command,
+)
+from bot.requests.ticket import PromptTicket, StepRef, ticket_fits
+from bot.store import Store
+from bot.words.blocks import (
     CONFIRM_ACTION,
     KEEP_ACTION,
     Message,
@@ -63,11 +69,6 @@ from bot.slack.messages import (
     under_way_notice,
     usage_text,
 )
-from bot.slack.outbox import Delivery
-from bot.slack.recent import RecentIds
-from bot.slack.replies import Conversation
-from bot.slack.ticket import PromptTicket, ticket_fits
-from bot.slack.workflow import CALLBACK_ID, StepRef, StepResult, step_outputs
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,13 @@ COMMAND = re.compile(r"^/cancel-mail[a-z0-9_-]*$")
 
 @dataclass(frozen=True)
 class ListenerDeps:
-    service: CancelService
+    """What the listeners use, each handed in: they never reach through one part to another."""
+
+    cancels: CancelService  # confirm() starts a cancel; background() runs work after the ack
+    replier: Replier  # every message to Slack
+    store: Store  # history, and which replica saw an event first
+    steps: WorkflowSteps  # Workflow Builder runs
+    accounts: Accounts  # MailPartner's accounts: where each id goes, and what it is before the click
     access: AccessPolicy
     lang: str
     sandbox: bool
@@ -114,25 +121,7 @@ def register(app: App, deps: ListenerDeps) -> None:
     app.shortcut(GLOBAL_SHORTCUT)(listeners.on_global_shortcut)
     app.shortcut(MESSAGE_SHORTCUT)(listeners.on_message_shortcut)
     app.view_submission(FORM_CALLBACK)(listeners.on_form_submission)
-
-
-def _acked_on_error(handler: Callable[..., None]) -> Callable[..., None]:
-    """A bug in a listener still answers the person and logs, never a Slack 'dispatch_failed'."""
-
-    @functools.wraps(handler)
-    def wrapper(self: _Listeners, ack: Ack, body: dict[str, Any], **kwargs: Any) -> None:
-        try:
-            handler(self, ack, body, **kwargs)
-        except Exception:
-            log.exception("listener %s failed", handler.__name__)
-            if ack.response:  # type: ignore[attr-defined]
-                return
-            if body.get("type") == "view_submission":  # a form answers in its fields, and stays open
-                ack(response_action="errors", errors={IDS_BLOCK: ui("error", self.deps.lang)})
-            else:
-                ack(**notice("error", self.deps.lang))
-
-    return wrapper
+    app.error(listeners.on_error)
 
 
 # Which form field shows which problem with a submission; the rest go under the ids.
@@ -148,9 +137,22 @@ class _Listeners:
         self.deps = deps
         self.events = RecentIds()
 
+    def on_error(self, error: Exception, body: dict[str, Any], request: BoltRequest) -> BoltResponse:
+        """Bolt's one error handler: a bug in a listener still answers the person and logs, never a Slack
+        'dispatch_failed'; a listener that had acked keeps its ack."""
+        what = body.get("command") or body.get("type") or "request"
+        log.error("listener failed on a %s: %s", what, error, exc_info=error)
+        acked = request.context.ack.response if request.context.ack is not None else None
+        if acked is not None:
+            return acked
+        if body.get("type") == "view_submission":  # a form answers in its fields, and stays open
+            answer: dict[str, Any] = {"response_action": "errors", "errors": {IDS_BLOCK: ui("error", self.deps.lang)}}
+        else:
+            answer = notice("error", self.deps.lang)
+        return BoltResponse(status=200, body=json.dumps(answer), headers={"content-type": "application/json"})
+
     # -- requests ----------------------------------------------------------------------------------
 
-    @_acked_on_error
     def on_command(self, ack: Ack, body: dict[str, Any]) -> None:
         user, channel = body.get("user_id", ""), body.get("channel_id", "")
         parsed = parse_slash_command(body.get("text", ""), require_reason=self.deps.require_reason)
@@ -175,7 +177,7 @@ class _Listeners:
             text=ui("looking_up", self.deps.lang, ids=ids_text(parsed.ids)),
         )
         where = Conversation(channel=channel, response_url=body.get("response_url", ""))
-        replier = self.deps.service.replier
+        replier = self.deps.replier
 
         def prompt() -> None:  # in place of "looking up…", once MailPartner said what the mails are
             prepared = self._prepared(parsed, user, channel)
@@ -186,16 +188,15 @@ class _Listeners:
             replier.answer(where, user, self._prompt(ticket, preview, private=not public), public=public)
             self._audit_request(ticket, via="command")
 
-        self.deps.service.background(prompt)
+        self.deps.cancels.background(prompt)
 
-    @_acked_on_error
     def on_mention(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
         ack()
         event = body.get("event", {})
         user, channel = event.get("user", ""), event.get("channel", "")
         thread = event.get("thread_ts") or event.get("ts", "")
         parsed = parse_mention(event.get("text", ""), require_reason=self.deps.require_reason)
-        replier = self.deps.service.replier
+        replier = self.deps.replier
         if not isinstance(parsed, CancelRequest):
             text = usage_text(parsed.reason, parsed.offending, lang=self.deps.lang)
             self._once(body, request, lambda: replier.post(channel, {"text": text}, thread_ts=thread))
@@ -217,12 +218,10 @@ class _Listeners:
 
     # -- the form: both shortcuts open it, a valid submission posts the usual prompt -----------------
 
-    @_acked_on_error
     def on_global_shortcut(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         self._open_form(client, body, FormOrigin("global"), ids=[])
 
-    @_acked_on_error
     def on_message_shortcut(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         message = body.get("message") or {}
@@ -230,7 +229,6 @@ class _Listeners:
         origin = FormOrigin("message", channel, str(message.get("thread_ts") or message.get("ts") or ""))
         self._open_form(client, body, origin, ids=ids_in_message(str(message.get("text") or "")))
 
-    @_acked_on_error
     def on_form_submission(self, ack: Ack, body: dict[str, Any]) -> None:
         deps, user = self.deps, (body.get("user") or {}).get("id", "")
         try:
@@ -261,14 +259,14 @@ class _Listeners:
         ack()
         if origin.kind == "message":  # like a mention: the prompt goes into that message's thread
             thread = origin.thread_ts
-            deps.service.background(lambda: self._post_thread_prompt(parsed, user, channel, thread, via="shortcut"))
+            deps.cancels.background(lambda: self._post_thread_prompt(parsed, user, channel, thread, via="shortcut"))
             return
         where = Conversation(channel=channel, response_url=submission.response_url)
-        deps.service.background(lambda: self._post_form_prompt(parsed, user, where))
+        deps.cancels.background(lambda: self._post_form_prompt(parsed, user, where))
 
     def _post_form_prompt(self, parsed: CancelRequest, user: str, where: Conversation) -> None:
         """Like the command's: privately to the submitter, publicly under the two-person rule."""
-        deps, replier, channel = self.deps, self.deps.service.replier, where.channel
+        deps, replier, channel = self.deps, self.deps.replier, where.channel
         prepared = self._prepared(parsed, user, channel)
         if not isinstance(prepared, tuple):
             replier.tell(where, user, prepared)
@@ -288,7 +286,6 @@ class _Listeners:
 
     # -- the Workflow Builder step -----------------------------------------------------------------
 
-    @_acked_on_error
     def on_workflow_step(
         self, ack: Ack, body: dict[str, Any], request: BoltRequest, inputs: dict[str, Any], context: BoltContext
     ) -> None:
@@ -297,7 +294,7 @@ class _Listeners:
 
     def _start_step(self, step: StepRef, inputs: dict[str, Any]) -> None:
         deps = self.deps
-        steps = deps.service.steps
+        steps = deps.steps
         requester, channel = str(inputs.get("requester") or ""), str(inputs.get("channel") or "")
         try:
             parsed = parse_fields(
@@ -326,13 +323,13 @@ class _Listeners:
 
             def posted(delivery: Delivery) -> None:  # on an outbox thread: the store write goes elsewhere
                 if delivery.ok:
-                    deps.service.background(lambda: steps.prompt_posted(step, delivery.ts))
+                    deps.cancels.background(lambda: steps.prompt_posted(step, delivery.ts))
                     return
                 undelivered = ui("prompt_undelivered", deps.lang, channel=channel)
                 steps.end(step, error=undelivered, actor=requester, channel=channel)
 
             # Posted with the run's own token: only then does the click bring `function_data` back.
-            replier = deps.service.replier
+            replier = deps.replier
             message = self._prompt(ticket, preview)
             prompt = replier.posted(channel, message, kind="prompt", token=step.token, actor=requester)
             replier.send(prompt, on_done=posted)
@@ -342,7 +339,6 @@ class _Listeners:
 
     # -- clicks ------------------------------------------------------------------------------------
 
-    @_acked_on_error
     def on_confirm(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         ack()
         click = self._click(body, context)
@@ -357,7 +353,7 @@ class _Listeners:
             self._close_prompt(click, "expired", StepResult.EXPIRED)
             return
         try:
-            busy = deps.service.confirm(click.ticket, click.user, click.where, click.step)
+            busy = deps.cancels.confirm(click.ticket, click.user, click.where, click.step)
         except ShuttingDown:
             self._tell(click.where, click.user, notice("shutting_down", deps.lang))
             return
@@ -365,7 +361,6 @@ class _Listeners:
             self._audit_click(click, "duplicate", under_way_by=busy)
             self._tell(click.where, click.user, under_way_notice(click.ticket.ids, busy, deps.lang))
 
-    @_acked_on_error
     def on_keep(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         ack()
         click = self._click(body, context)
@@ -387,16 +382,16 @@ class _Listeners:
             return
 
         def answer() -> None:
-            deps.service.store.flush(2.0)  # the asker's own latest actions belong in the answer
+            deps.store.flush(2.0)  # the asker's own latest actions belong in the answer
             # One more than is shown tells whether there are more, without counting them all.
             if request.mail_id:
-                found = deps.service.store.history(mail_id=request.mail_id, limit=HISTORY_LIMIT + 1)
+                found = deps.store.history(mail_id=request.mail_id, limit=HISTORY_LIMIT + 1)
             else:
-                found = deps.service.store.history(channel=channel, limit=HISTORY_LIMIT + 1)
+                found = deps.store.history(channel=channel, limit=HISTORY_LIMIT + 1)
             message = history_message(found, lang=deps.lang, mail_id=request.mail_id, limit=HISTORY_LIMIT)
-            deps.service.replier.tell(where, user, message)
+            deps.replier.tell(where, user, message)
 
-        deps.service.background(answer)
+        deps.cancels.background(answer)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -408,7 +403,7 @@ class _Listeners:
         if not self.events.first_time(event_id):
             log.info("event %s delivered again (retry %s); ignored", event_id, retry)
             return
-        store = self.deps.service.store
+        store = self.deps.store
 
         def once() -> None:
             if store.first_delivery(event_id) is False:  # None: the store cannot tell, this process decides
@@ -416,17 +411,17 @@ class _Listeners:
                 return
             action()
 
-        self.deps.service.background(once)
+        self.deps.cancels.background(once)
 
     def _open_form(self, client: WebClient, body: dict[str, Any], origin: FormOrigin, ids: list[str]) -> None:
         deps = self.deps
         view = form_view(origin, lang=deps.lang, ids=ids, require_reason=deps.require_reason, sandbox=deps.sandbox)
         trigger = body.get("trigger_id", "")
-        deps.service.background(lambda: client.views_open(trigger_id=trigger, view=view))
+        deps.cancels.background(lambda: client.views_open(trigger_id=trigger, view=view))
 
     def _post_thread_prompt(self, parsed: CancelRequest, user: str, channel: str, thread: str, *, via: str) -> None:
         """Ask MailPartner what the mails are, then post the prompt into the thread and record the request."""
-        replier = self.deps.service.replier
+        replier = self.deps.replier
         prepared = self._prepared(parsed, user, channel, thread_ts=thread)
         if not isinstance(prepared, tuple):
             replier.post(channel, prepared, thread_ts=thread)
@@ -437,11 +432,11 @@ class _Listeners:
 
     @property
     def _accounts(self) -> tuple[str, ...]:
-        return self.deps.service.accounts.names
+        return self.deps.accounts.names
 
     def _unknown_account(self, request: CancelRequest) -> str:
         """The first mail whose account the bot does not have (`brand-x:301`), or ``: before any call."""
-        unknown = set(self.deps.service.accounts.unknown(request.ids))
+        unknown = set(self.deps.accounts.unknown(request.ids))
         return next((ref for ref in request.ids if split_ref(ref)[0] in unknown), "")
 
     def _prepared(
@@ -451,7 +446,7 @@ class _Listeners:
         ticket for the mails left to cancel and what MailPartner said, or the note to send the person instead.
         Runs off the ack path: it waits for MailPartner."""
         deps = self.deps
-        preview = deps.service.accounts.preview(request.ids, channel)
+        preview = deps.accounts.preview(request.ids, channel)
         if preview.unplaced:
             problem = problem_text(
                 UsageReason.ACCOUNT_NEEDED, preview.unplaced[0], lang=deps.lang, accounts=self._accounts
@@ -517,7 +512,7 @@ class _Listeners:
                 step = StepRef(context.function_execution_id, context.function_bot_access_token or "")
             else:  # the run cannot be ended without its execution; the cancel itself still goes ahead
                 log.error("workflow prompt clicked by %s without function_data; its step cannot end", user)
-        if step is not None and self.deps.service.steps.has_ended(step.execution_id):
+        if step is not None and self.deps.steps.has_ended(step.execution_id):
             log.info("click by %s on workflow step %s, which has already ended", user, step.execution_id)
             self._tell(where, user, notice("stale", self.deps.lang))
             return None
@@ -535,13 +530,13 @@ class _Listeners:
         """Replace the prompt with `status` (kept, expired) and end a workflow step with `result`."""
         deps = self.deps
         message = status_message(status, click.ticket.ids, click.user, lang=deps.lang, sandbox=deps.sandbox)
-        deps.service.replier.replace_prompt(click.where, message)
+        deps.replier.replace_prompt(click.where, message)
         if click.step is not None:
             step, outputs = click.step, step_outputs(result, click.ticket.ids, message["text"])
-            deps.service.steps.end(step, outputs, actor=click.user, channel=click.channel)
+            deps.steps.end(step, outputs, actor=click.user, channel=click.channel)
 
     def _tell(self, where: Conversation, user: str, message: Message) -> None:
-        self.deps.service.replier.tell(where, user, message)
+        self.deps.replier.tell(where, user, message)
 
     def _audit_click(self, click: Click, action: str, **extra: Any) -> None:
         self.deps.audit(

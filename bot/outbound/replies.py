@@ -1,6 +1,6 @@
 """Where a flow's messages go: the prompt, the outcome, prompt updates, notes for one person, step ends.
 
-Every message but a prompt's update is owed (bot/slack/ledger.py): written to the store, then delivered
+Every message but a prompt's update is owed (bot/outbound/ledger.py): written to the store, then delivered
 through outages and restarts. Each lists its ways, first to last resort:
 
     public (outcome, summary)   the thread by chat.postMessage, or the channel by the click's response_url;
@@ -18,13 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.slack.ledger import Ledger, OnDone
-from bot.slack.messages import Message
-from bot.slack.outbox import Priority
+from bot.outbound.ledger import Ledger, OnDone
+from bot.outbound.outbox import Priority
 from bot.store import OwedRecord
+from bot.words.blocks import Message
 
 if TYPE_CHECKING:
-    from bot.slack.workflow import StepRef
+    from bot.requests.ticket import StepRef
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.mailpartner.client import MESSAGE_ID
-from bot.slack.commands import MAX_REASON
-from bot.slack.ticket import MAX_IDS
-from bot.slack.words import ui
+from bot.requests.commands import MAX_REASON
+from bot.requests.ticket import MAX_IDS
+from bot.words import ui
 
 GLOBAL_SHORTCUT = "cancel_mail_form"
 MESSAGE_SHORTCUT = "cancel_mail_from_message"

@@ -1,7 +1,7 @@
 """Slack's Web API and `response_url`s, one attempt per call, over the calling thread's `httpx.Client`
 (bot/http.py): every message the bot sends to a person leaves here (`chat.*`, `response_url`, `functions.*`).
 
-Nothing here retries: the outbox decides when a message is tried again (bot/slack/outbox.py), so a
+Nothing here retries: the outbox decides when a message is tried again (bot/outbound/outbox.py), so a
 retry never holds a thread, nor another channel's messages. Each failure says what it is:
 
     SlackCallError          Slack refused the call (`ok: false`, a 4xx): it will not work as it is

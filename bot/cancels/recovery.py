@@ -4,7 +4,7 @@ Every few seconds it
 - writes the finishes of cancels posted while the store was away, and renews the leases of the cancels
   and owed messages this process holds, so no other replica takes them over;
 - takes over cancels whose process died (their lease ran out) and finishes them (`CancelService.recover`);
-- takes over messages owed by a process that died or drained, and delivers them (bot/slack/ledger.py);
+- takes over messages owed by a process that died or drained, and delivers them (bot/outbound/ledger.py);
 - ends Workflow Builder runs whose prompt expired unanswered with `result=expired`, and says so on the prompt;
 - prunes history older than `CANCEL_MAIL_HISTORY_DAYS`, at start and every six hours.
 """
@@ -16,13 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from bot.ops.metrics import Metrics
-from bot.service import CancelService
-from bot.slack.messages import status_message
-from bot.slack.replies import Conversation
-from bot.slack.ticket import PromptTicket
-from bot.slack.workflow import StepRef, StepResult, step_outputs
+from bot.audit.metrics import Metrics
+from bot.cancels.engine import CancelService
+from bot.cancels.workflow import StepResult, step_outputs
+from bot.outbound.replies import Conversation
+from bot.requests.ticket import PromptTicket, StepRef
 from bot.store import Store, WaitingStep
+from bot.words.blocks import status_message
 
 log = logging.getLogger(__name__)
 

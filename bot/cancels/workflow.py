@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from bot.cancels.recent import RecentIds
 from bot.mailpartner.accounts import DEFAULT, split_ref
 from bot.mailpartner.answers import Fate
 from bot.mailpartner.client import CancelOutcome
-from bot.slack.messages import render_outcome
-from bot.slack.recent import RecentIds
+from bot.requests.ticket import StepRef
+from bot.words.blocks import render_outcome
 
 if TYPE_CHECKING:
-    from bot.ops.audit import AuditTrail
-    from bot.slack.replies import Replier
+    from bot.audit.trail import AuditTrail
+    from bot.outbound.replies import Replier
     from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -83,14 +83,6 @@ def confirmed_outputs(
         "\n".join(lines),
         cancelled_ids=[o.message_id for o in outcomes if o.cancelled],
     )
-
-
-@dataclass(frozen=True)
-class StepRef:
-    """A run of the step: its execution id and the short-lived token Slack gave for it."""
-
-    execution_id: str
-    token: str
 
 
 class WorkflowSteps:

@@ -9,7 +9,7 @@
 
 Slack messages wait in the outbox (rate limits, outages, per-channel order), never on a MailPartner call.
 A job is finished once its outcome is owed: from then on the outcome is posted as it was rendered, by this
-process or, if it stops, by the next (bot/slack/ledger.py). A job that dies before is finished by whoever
+process or, if it stops, by the next (bot/outbound/ledger.py). A job that dies before is finished by whoever
 takes it over. A mail whose cancel is under way is not sent to MailPartner again: this process checks its own
 memory first, then the store's claims (shared by every replica). A job whose process died is taken over
 by `recover()` once its lease runs out (see ops/recovery.py). `drain()` lets in-flight work finish on
@@ -26,12 +26,17 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from bot.audit.metrics import Metrics
+from bot.audit.trail import AuditTrail
+from bot.cancels.workflow import WorkflowSteps, confirmed_outputs, outcome_result
 from bot.mailpartner.accounts import Accounts
 from bot.mailpartner.client import CancelOutcome
-from bot.ops.audit import AuditTrail
-from bot.ops.metrics import Metrics
-from bot.slack.ledger import LINK
-from bot.slack.messages import (
+from bot.outbound.ledger import LINK
+from bot.outbound.outbox import Delivery
+from bot.outbound.replies import Conversation, Replier
+from bot.requests.ticket import PromptTicket, StepRef
+from bot.store import JobRecord, OwedRecord, Store
+from bot.words.blocks import (
     Message,
     notice,
     outcome_message,
@@ -39,11 +44,6 @@ from bot.slack.messages import (
     status_message,
     under_way_notice,
 )
-from bot.slack.outbox import Delivery
-from bot.slack.replies import Conversation, Replier
-from bot.slack.ticket import PromptTicket
-from bot.slack.workflow import StepRef, WorkflowSteps, confirmed_outputs, outcome_result
-from bot.store import JobRecord, OwedRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,9 @@ class CancelService:
         deadline: float,
         audit_channel: str = "",
         metrics: Metrics | None = None,
+        background_executor: ThreadPoolExecutor | None = None,
     ) -> None:
+        """`background_executor`: where work after an ack runs; app.py hands Bolt's listener executor."""
         self.accounts = accounts
         self.replier = replier
         self.store = store
@@ -109,7 +111,7 @@ class CancelService:
         self._sandbox = sandbox
         self._audit_channel = audit_channel
         self._mp_pool = ThreadPoolExecutor(workers, thread_name_prefix="mailpartner")
-        self._slack_pool = ThreadPoolExecutor(SLACK_THREADS, thread_name_prefix="slack")
+        self._slack_pool = background_executor or ThreadPoolExecutor(SLACK_THREADS, thread_name_prefix="slack")
         self._in_flight: dict[str, str] = {}  # mail id → who confirmed it
         self._running: dict[str, _Job] = {}  # job id → job, for lease renewal
         self._jobs = 0
@@ -126,7 +128,8 @@ class CancelService:
             return list(self._running)
 
     def background(self, task: Callable[[], object]) -> None:
-        """Run a Slack-side task (post a prompt, a note) off the ack path; drain() waits for it too."""
+        """Run a Slack-side task (post a prompt, a note) off the ack path, on Bolt's listener executor.
+        Counted here because Bolt's executor has no drain, and drain() must wait for these too."""
         with self._idle:
             self._jobs += 1
 

@@ -30,14 +30,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.batches import next_batch
-from bot.slack.outbox import Delivery, Outbox, Priority
-from bot.slack.webapi import SlackCallError, SlackHttp, SlackRetryable, SlackUnavailable
+from bot.outbound.outbox import Delivery, Outbox, Priority
+from bot.outbound.webapi import SlackCallError, SlackHttp, SlackRetryable, SlackUnavailable
 from bot.store import OwedRecord, Store
 from bot.store.store import Owe
 
 if TYPE_CHECKING:
-    from bot.ops.audit import AuditTrail
-    from bot.ops.metrics import Metrics
+    from bot.audit.metrics import Metrics
+    from bot.audit.trail import AuditTrail
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 from slack_bolt import BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 
-from bot.slack.messages import CONFIRM_ACTION, KEEP_ACTION
+from bot.words.blocks import CONFIRM_ACTION, KEEP_ACTION
 
 log = logging.getLogger(__name__)
 

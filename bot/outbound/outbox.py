@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from bot.http import RetryPolicy
-from bot.slack.webapi import RateLimited, SlackRetryable
+from bot.outbound.webapi import RateLimited, SlackRetryable
 
 log = logging.getLogger(__name__)
 

@@ -90,3 +90,12 @@ def ticket_fits(ids: tuple[str, ...], reason: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class StepRef:
+    """A Workflow Builder run a prompt belongs to: its execution id and the short-lived token Slack gave
+    for it (the run is ended with that token: bot/outbound/replies.py)."""
+
+    execution_id: str
+    token: str

@@ -19,12 +19,8 @@ from typing import Any, TextIO
 from slack_bolt.request import BoltRequest
 
 from bot.app import build_bot
-from bot.mailpartner.sandbox import SANDBOX_ACCOUNTS, MailPartnerSandbox
-from bot.settings import Settings
-from bot.slack.commands import split_reason
-from bot.slack.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, MESSAGE_SHORTCUT, REASON_BLOCK
-from bot.slack.local import BOT_USER_ID, LocalSlack, SlackCall
-from bot.slack.wire import (
+from bot.console.local_slack import BOT_USER_ID, LocalSlack, SlackCall
+from bot.console.wire import (
     FORM,
     JSON,
     app_mention,
@@ -38,7 +34,11 @@ from bot.slack.wire import (
     slash_command,
     view_submission,
 )
-from bot.terminal import terminal_text
+from bot.inbound.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, MESSAGE_SHORTCUT, REASON_BLOCK
+from bot.mailpartner.sandbox import SANDBOX_ACCOUNTS, MailPartnerSandbox
+from bot.requests.commands import split_reason
+from bot.settings import Settings
+from bot.words.terminal import terminal_text
 
 USER = "U0CONSOLE1"
 CHANNEL = "C0CONSOLE1"

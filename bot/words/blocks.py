@@ -1,6 +1,6 @@
 """The Block Kit of every message the bot sends: prompts, outcomes, notices, history.
 
-The words come from bot/slack/words/ (one module per language), what each MailPartner answer means from
+The words come from bot/words/ (one module per language), what each MailPartner answer means from
 bot/mailpartner/answers.py; this module only lays them out, so one test sees exactly what Slack will show.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 from bot.mailpartner.accounts import Preview, split_ref
 from bot.mailpartner.answers import FailureKind, Report, Tally, answer_key
 from bot.mailpartner.client import CancelOutcome, DeliveryReport
-from bot.slack.commands import MAX_REASON, UsageReason
-from bot.slack.ticket import MAX_IDS
-from bot.slack.words import OUTCOME_EMOJI, format_number, format_time, outcome_words, ui
+from bot.requests.commands import MAX_REASON, UsageReason
+from bot.requests.ticket import MAX_IDS
 from bot.store.history import HistoryEvent
+from bot.words import OUTCOME_EMOJI, format_number, format_time, outcome_words, ui
 
 Message = dict[str, Any]  # {"text": fallback, "blocks": [...]}, ready for chat.postMessage or respond()
 
