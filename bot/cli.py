@@ -33,7 +33,7 @@ from bot.mailpartner.answers import Fate
 from bot.mailpartner.client import CancelOutcome
 from bot.requests.commands import CancelRequest, parse_fields
 from bot.settings import MISSING_API_KEY, Mode, Settings, SettingsError
-from bot.words.blocks import render_outcome, totals_text
+from bot.words.blocks import render_outcome, sandbox_marked, totals_text
 from bot.words.terminal import terminal_text
 
 if TYPE_CHECKING:
@@ -393,11 +393,11 @@ def cancel_command(
             )
         )
     else:
-        mark = "[SANDBOX] " if sandbox else ""
+        lang, marked = settings.language, sandbox is not None
         for outcome in outcomes:
-            print(mark + terminal_text(render_outcome(outcome, settings.language)))
+            print(terminal_text(sandbox_marked(render_outcome(outcome, lang), lang, marked)))
         if len(outcomes) > 1:  # as Slack's summary ends
-            print(mark + terminal_text(totals_text(outcomes, settings.language)))
+            print(terminal_text(sandbox_marked(totals_text(outcomes, lang), lang, marked)))
     return exit_status(outcomes)
 
 

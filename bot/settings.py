@@ -13,10 +13,12 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
+from bot.mailpartner import client as mailpartner
+from bot.mailpartner.sandbox import SANDBOX_ACCOUNTS
 from bot.store.engine import database_url
+from bot.words import LANGUAGES
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
-DEFAULT_MAILPARTNER_BASE_URL = "https://api.mailpartner.fr/v1"
 DATABASE_FILE = "cancel-mail.db"  # the SQLite store's name inside the state directory
 # The sandbox keeps apart from the real store: its own default database, and what its mails became.
 SANDBOX_DATABASE_FILE = "cancel-mail-sandbox.db"
@@ -24,7 +26,6 @@ SANDBOX_STATE_FILE = "sandbox-mails.json"
 # Settings that hold a secret: each may also be read from the file `<NAME>_FILE` names (Docker and
 # Kubernetes secrets). DATABASE_URL counts: it may carry a password.
 SECRET_SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "MAILPARTNER_API_KEY", "DATABASE_URL")
-LANGUAGES = ("en", "fr")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 # What a newcomer with no key reads, wherever the key is missing: where settings go, and the way to try first.
@@ -35,7 +36,6 @@ MISSING_API_KEY = (
 
 # MAILPARTNER_ACCOUNT_BRAND_A_API_KEY (or …_API_KEY_FILE) adds the account `brand-a`.
 ACCOUNT_VARIABLE = re.compile(r"^MAILPARTNER_ACCOUNT_([A-Z0-9_]+)_API_KEY(_FILE)?$")
-SANDBOX_ACCOUNTS = ("default", "brand-b")  # the sandbox's two accounts, for CANCEL_MAIL_CHANNEL_ACCOUNTS
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -68,9 +68,9 @@ class Settings:
     # Every account by name, `default` being MAILPARTNER_API_KEY's; keys are secrets, never shown.
     mailpartner_accounts: Mapping[str, str] = field(default_factory=dict, repr=False)
     channel_accounts: Mapping[str, str] = field(default_factory=dict)  # channel id → account name
-    mailpartner_base_url: str = DEFAULT_MAILPARTNER_BASE_URL
-    mailpartner_timeout: float = 10.0
-    mailpartner_deadline: float = 30.0
+    mailpartner_base_url: str = mailpartner.BASE_URL
+    mailpartner_timeout: float = mailpartner.TIMEOUT
+    mailpartner_deadline: float = mailpartner.DEADLINE
     mailpartner_sandbox: bool = False
     allowed_users: frozenset[str] = frozenset()
     allowed_channels: frozenset[str] = frozenset()
@@ -110,40 +110,43 @@ class Settings:
     def from_env(cls, env: Mapping[str, str], *, console: bool = False) -> Settings:
         """Build settings from `env`. `console=True` skips the Slack checks (the console fakes Slack)."""
         reader = _Reader(env)
+        default = cls()  # every default is the dataclass field's: one place
         state_dir = reader.state_dir("CANCEL_MAIL_STATE_DIR")
-        sandbox = reader.boolean("MAILPARTNER_SANDBOX", False)
+        sandbox = reader.boolean("MAILPARTNER_SANDBOX", default.mailpartner_sandbox)
         database_file = SANDBOX_DATABASE_FILE if sandbox else DATABASE_FILE
         settings = cls(
             slack_bot_token=reader.secret("SLACK_BOT_TOKEN"),
             slack_signing_secret=reader.secret("SLACK_SIGNING_SECRET"),
             slack_app_token=reader.secret("SLACK_APP_TOKEN"),
-            slack_api_url=reader.url("SLACK_API_URL", DEFAULT_SLACK_API_URL, trailing_slash=True),
-            port=reader.integer("PORT", 3000, low=1, high=65535),
+            slack_api_url=reader.url("SLACK_API_URL", default.slack_api_url, trailing_slash=True),
+            port=reader.integer("PORT", default.port, low=1, high=65535),
             mailpartner_api_key=reader.secret("MAILPARTNER_API_KEY"),
-            mailpartner_base_url=reader.url("MAILPARTNER_BASE_URL", DEFAULT_MAILPARTNER_BASE_URL),
-            mailpartner_timeout=reader.seconds("MAILPARTNER_TIMEOUT", 10.0, high=120),
-            mailpartner_deadline=reader.seconds("MAILPARTNER_DEADLINE", 30.0, high=600),
+            mailpartner_base_url=reader.url("MAILPARTNER_BASE_URL", default.mailpartner_base_url),
+            mailpartner_timeout=reader.seconds("MAILPARTNER_TIMEOUT", default.mailpartner_timeout, high=120),
+            mailpartner_deadline=reader.seconds("MAILPARTNER_DEADLINE", default.mailpartner_deadline, high=600),
             mailpartner_sandbox=sandbox,
             allowed_users=reader.ids("CANCEL_MAIL_ALLOWED_USERS", _USER_ID, "user IDs like U012ABCDEF"),
             allowed_channels=reader.ids("CANCEL_MAIL_ALLOWED_CHANNELS", _CHANNEL_ID, "channel IDs like C012ABCDEF"),
             allowed_usergroups=reader.ids(
                 "CANCEL_MAIL_ALLOWED_USERGROUPS", _USERGROUP_ID, "user group IDs like S012ABCDEF"
             ),
-            require_second_person=reader.boolean("CANCEL_MAIL_REQUIRE_SECOND_PERSON", False),
-            require_reason=reader.boolean("CANCEL_MAIL_REQUIRE_REASON", False),
-            prompt_ttl=reader.seconds("CANCEL_MAIL_PROMPT_TTL", 900.0, high=86400),
+            require_second_person=reader.boolean("CANCEL_MAIL_REQUIRE_SECOND_PERSON", default.require_second_person),
+            require_reason=reader.boolean("CANCEL_MAIL_REQUIRE_REASON", default.require_reason),
+            prompt_ttl=reader.seconds("CANCEL_MAIL_PROMPT_TTL", default.prompt_ttl, high=86400),
             audit_channel=reader.channel("CANCEL_MAIL_AUDIT_CHANNEL"),
-            workers=reader.integer("CANCEL_MAIL_WORKERS", 512, low=1, high=2048),
+            workers=reader.integer("CANCEL_MAIL_WORKERS", default.workers, low=1, high=2048),
             database_url=reader.database("DATABASE_URL", f"sqlite:///{state_dir / database_file}"),
             state_dir=str(state_dir),
             default_store=not (reader.text("DATABASE_URL") or reader.text("DATABASE_URL_FILE")),
-            history_days=reader.integer("CANCEL_MAIL_HISTORY_DAYS", 365, low=1, high=36500),
-            language=reader.choice("BOT_LANGUAGE", "en", LANGUAGES, lower=True),
-            log_level=reader.choice("LOG_LEVEL", "INFO", LOG_LEVELS, lower=False),
-            log_format=reader.choice("LOG_FORMAT", "text", LOG_FORMATS, lower=True),
-            metrics_port=reader.integer("METRICS_PORT", 0, low=1, high=65535),
-            socket_grace=reader.seconds("CANCEL_MAIL_SOCKET_GRACE", 30.0, high=3600),
-            delivery_deadline=reader.seconds("CANCEL_MAIL_DELIVERY_DEADLINE", 86400.0, high=7 * 86400),
+            history_days=reader.integer("CANCEL_MAIL_HISTORY_DAYS", default.history_days, low=1, high=36500),
+            language=reader.choice("BOT_LANGUAGE", default.language, tuple(LANGUAGES), lower=True),
+            log_level=reader.choice("LOG_LEVEL", default.log_level, LOG_LEVELS, lower=False),
+            log_format=reader.choice("LOG_FORMAT", default.log_format, LOG_FORMATS, lower=True),
+            metrics_port=reader.integer("METRICS_PORT", default.metrics_port, low=1, high=65535),
+            socket_grace=reader.seconds("CANCEL_MAIL_SOCKET_GRACE", default.socket_grace, high=3600),
+            delivery_deadline=reader.seconds(
+                "CANCEL_MAIL_DELIVERY_DEADLINE", default.delivery_deadline, high=7 * 86400
+            ),
         )
         accounts = reader.accounts(settings.mailpartner_api_key)
         channels = reader.channel_accounts("CANCEL_MAIL_CHANNEL_ACCOUNTS", accounts, settings.mailpartner_sandbox)
@@ -305,7 +308,7 @@ class _Reader:
 
     def channel_accounts(self, name: str, accounts: Mapping[str, str], sandbox: bool) -> dict[str, str]:
         """`C012AB=brand-a,C034CD=brand-b`: a channel's requests go to that account unless they name one."""
-        known = set(accounts) | (set(SANDBOX_ACCOUNTS) if sandbox else set())
+        known = set(accounts) | (set(SANDBOX_ACCOUNTS) if sandbox else set())  # the sandbox's own two
         mapping: dict[str, str] = {}
         for pair in (item.strip() for item in self.text(name).split(",") if item.strip()):
             channel, _, account = (part.strip() for part in pair.partition("="))

@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 
-from bot.audit.metrics import outcome_result
+from bot.audit.metrics import result_label
 from bot.cancels.workflow import StepResult, confirmed_outputs
 from bot.cli import EXIT_ALL_CANCELLED, EXIT_NOT_CANCELLED, EXIT_UNKNOWN, exit_status
 from bot.console.wire import blocks_text
@@ -171,7 +171,7 @@ def test_every_answer_means_one_thing_everywhere(outcome: CancelOutcome) -> None
         assert "`300`" in render_outcome(outcome, lang)
     # Metrics count what answers.py names it.
     failure = outcome.failure.value if outcome.failure else None
-    assert outcome_result(outcome.code, failure) == meaning.result
+    assert result_label(outcome.code, failure) == meaning.result
     # The bulk summary counts it in its column.
     summary = blocks_text(outcome_message([outcome, outcome], confirmer="U1", requester="U1", lang="en", sandbox=False))
     column = {"cancelled": "cancelled", "too_late": "too late", "already_sent": "already sent",

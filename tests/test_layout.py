@@ -12,10 +12,10 @@ from tests.fakes import ROOT
 LAYERS = (
     ("bot.http", "bot.batches"),  # HTTP and batching, for anyone
     ("bot.store", "bot.mailpartner"),  # the database; MailPartner
-    ("bot.settings",),
+    ("bot.requests",),  # what a request is: grammar, ticket, the names of its ways in and refusals
     ("bot.audit",),  # the audit trail, metrics, logs
-    ("bot.requests",),  # what a request is: grammar, ticket
     ("bot.words",),  # words and rendering
+    ("bot.settings",),
     ("bot.outbound",),  # the way out to Slack
     ("bot.cancels",),  # the cancels: engine, workflow runs, recovery
     ("bot.inbound",),  # the ways in

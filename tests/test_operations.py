@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.audit.logs import configure_logging
-from bot.audit.metrics import RESULTS, Metrics, outcome_result
+from bot.audit.metrics import RESULTS, Metrics, result_label
 from bot.console.wire import blocks_text
 from tests.conftest import ALICE, BOB, MALLORY, Harness
 from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, BotProcess, FakeMailPartner, Fault, bot_env, free_port
@@ -42,7 +42,7 @@ from tests.test_e2e import Driver
     ],
 )
 def test_every_outcome_has_its_result_label(code: int | None, failure: str | None, result: str) -> None:
-    assert outcome_result(code, failure) == result and result in RESULTS
+    assert result_label(code, failure) == result and result in RESULTS
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float:

@@ -1,6 +1,6 @@
 """Prometheus metrics: what an on-call dashboard needs to see the bot working, without reading logs.
 
-    cancel_mail_requests_total{via}                  command, mention, shortcut, workflow
+    cancel_mail_requests_total{via}                  command, mention, shortcut, workflow, dm
     cancel_mail_refusals_total{reason}               not_allowed_user, not_allowed_channel, own_request
     cancel_mail_outcomes_total{result,account}       one per MailPartner answer or failure (answers.py), by account
     cancel_mail_recovered_total                      cancels finished after their process died
@@ -26,9 +26,10 @@ import tempfile
 from typing import Any
 
 from bot.mailpartner.answers import RESULTS, FailureKind, meaning
+from bot.requests.kinds import Refusal, Via
 
-VIA = ("command", "mention", "shortcut", "workflow")
-REFUSALS = ("not_allowed_user", "not_allowed_channel", "own_request")
+VIA = tuple(v.value for v in Via if v is not Via.CLI)  # the Slack bot's ways in
+REFUSALS = tuple(r.value for r in Refusal)
 SLACK_METHODS = (  # replies.py's first ways out
     "response_url",
     "chat.postMessage",
@@ -41,7 +42,7 @@ MAILPARTNER_CALLS = ("message-cancel", "bulk-status", "me")  # the endpoints the
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def outcome_result(code: int | None, failure: str | None) -> str:
+def result_label(code: int | None, failure: str | None) -> str:
     """The `result` label of an audit outcome line (answers.py decides it)."""
     return meaning(code, FailureKind(failure) if failure else None).result
 
@@ -116,7 +117,7 @@ class Metrics:
             self.refusals.labels(line["refusal"]).inc()
         elif action == "outcome" and line.get("via") != "cli":
             account = str(line.get("account") or "default")
-            self.outcomes.labels(outcome_result(line.get("code"), line.get("failure")), account).inc()
+            self.outcomes.labels(result_label(line.get("code"), line.get("failure")), account).inc()
         elif action == "recovery":
             self.recovered.inc()
 

@@ -41,6 +41,7 @@ from bot.words.blocks import (
     notice,
     outcome_message,
     render_outcome,
+    sandbox_marked,
     status_message,
     under_way_notice,
 )
@@ -368,9 +369,10 @@ class CancelService:
         """The outcome for the audit channel, linking to the prompt or thread it answers."""
         anchor = job.where.prompt_ts or job.ticket.thread_ts
         lines = "\n".join(render_outcome(o, self._lang, with_next_step=False) for o in outcomes)
-        prefix = "[SANDBOX] " if self._sandbox else ""
-        text = (
-            f"{prefix}<@{job.confirmer}> confirmed a cancel in <#{job.where.channel}>{LINK if anchor else ''}:\n{lines}"
+        text = sandbox_marked(
+            f"<@{job.confirmer}> confirmed a cancel in <#{job.where.channel}>{LINK if anchor else ''}:\n{lines}",
+            self._lang,
+            self._sandbox,
         )
         record = self.replier.posted(
             self._audit_channel, {"text": text}, kind="audit_copy", actor=job.confirmer, mail_ids=list(job.ticket.ids)

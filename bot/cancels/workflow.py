@@ -22,7 +22,7 @@ from bot.mailpartner.accounts import DEFAULT, split_ref
 from bot.mailpartner.answers import Fate
 from bot.mailpartner.client import CancelOutcome
 from bot.requests.ticket import StepRef
-from bot.words.blocks import render_outcome
+from bot.words.blocks import render_outcome, sandbox_marked
 
 if TYPE_CHECKING:
     from bot.audit.trail import AuditTrail
@@ -75,7 +75,7 @@ def confirmed_outputs(
     """Outputs after MailPartner answered (or did not), with the same words the channel was shown."""
     lines = [render_outcome(o, lang, with_next_step=len(outcomes) == 1) for o in outcomes]
     if sandbox:
-        lines = [f"[SANDBOX] {line}" for line in lines]
+        lines = [sandbox_marked(line, lang, True) for line in lines]
     lines += [f":warning: `{i}`: the bot failed while cancelling it; the result is unknown." for i in lost]
     return step_outputs(
         outcome_result(outcomes, lost),

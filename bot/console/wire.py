@@ -13,6 +13,9 @@ from urllib.parse import urlencode
 
 from slack_sdk.signature import SignatureVerifier
 
+from bot.cancels.workflow import CALLBACK_ID
+from bot.words.blocks import PROMPT_BLOCK
+
 TEAM_ID = "T0LOCAL000"
 
 
@@ -75,7 +78,7 @@ def button_click(
         "actions": [
             {
                 "type": "button",
-                "block_id": "cancel_mail_prompt",
+                "block_id": PROMPT_BLOCK,
                 "action_id": button["action_id"],
                 "value": button["value"],
                 "action_ts": f"{time.time():.6f}",
@@ -88,7 +91,7 @@ def button_click(
     if function:
         payload["function_data"] = {
             "execution_id": function["execution_id"],
-            "function": {"callback_id": function.get("callback_id", "cancel_scheduled_mail")},
+            "function": {"callback_id": function.get("callback_id", CALLBACK_ID)},
             "inputs": function.get("inputs", {}),
         }
         payload["bot_access_token"] = function["bot_access_token"]
@@ -147,7 +150,7 @@ def view_submission(
 
 
 def function_executed(
-    inputs: dict[str, Any], *, execution_id: str, bot_access_token: str, callback_id: str = "cancel_scheduled_mail"
+    inputs: dict[str, Any], *, execution_id: str, bot_access_token: str, callback_id: str = CALLBACK_ID
 ) -> str:
     """The event Slack sends when a workflow reaches the bot's step."""
     return json.dumps(

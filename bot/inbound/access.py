@@ -10,21 +10,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from enum import Enum
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.requests.kinds import Refusal
 from bot.requests.ticket import PromptTicket
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class Refusal(Enum):
-    NOT_ALLOWED_USER = "not_allowed_user"
-    NOT_ALLOWED_CHANNEL = "not_allowed_channel"
-    OWN_REQUEST = "own_request"
 
 
 class UserGroupDirectory:

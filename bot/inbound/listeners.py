@@ -26,7 +26,7 @@ from bot.audit.trail import AuditTrail
 from bot.cancels.engine import CancelService, ShuttingDown
 from bot.cancels.recent import RecentIds
 from bot.cancels.workflow import CALLBACK_ID, StepResult, WorkflowSteps, step_outputs
-from bot.inbound.access import AccessPolicy, Refusal
+from bot.inbound.access import AccessPolicy
 from bot.inbound.forms import (
     CONVERSATION_BLOCK,
     FORM_CALLBACK,
@@ -52,6 +52,7 @@ from bot.requests.commands import (
     parse_mention,
     parse_slash_command,
 )
+from bot.requests.kinds import Refusal
 from bot.requests.ticket import PromptTicket, StepRef, ticket_fits
 from bot.store import Store
 from bot.words.blocks import (

@@ -28,12 +28,13 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 
 from bot.mailpartner.answers import Report
-from bot.mailpartner.client import AccountReport, CancelOutcome, DeliveryReport, MailPartnerClient
+from bot.mailpartner.client import MESSAGE_ID_SYNTAX, AccountReport, CancelOutcome, DeliveryReport, MailPartnerClient
 
 DEFAULT = "default"  # the account of MAILPARTNER_API_KEY
-ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+ACCOUNT_NAME_SYNTAX = r"[a-z0-9][a-z0-9-]{0,30}"
+ACCOUNT_NAME = re.compile(rf"^{ACCOUNT_NAME_SYNTAX}$")
 # An account's name, a colon, a mail id. 64 characters in all: a reference fits the store's mail columns.
-MAIL_REF = re.compile(r"^(?=.{1,64}$)(?:[a-z0-9][a-z0-9-]{0,30}:)?[A-Za-z0-9_][A-Za-z0-9_-]*$")
+MAIL_REF = re.compile(rf"^(?=.{{1,64}}$)(?:{ACCOUNT_NAME_SYNTAX}:)?{MESSAGE_ID_SYNTAX}$")
 PREVIEW_WAIT = 2.0  # seconds the preview may take, at most, before the prompt goes out without it
 
 

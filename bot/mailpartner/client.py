@@ -35,8 +35,12 @@ from bot.mailpartner.answers import KNOWN_CODES, FailureKind, Fate, Meaning, Rep
 log = logging.getLogger(__name__)
 
 # A leading `-` is never an id: it is an option or a reason typed without ` -- ` (`--wrong`).
-MESSAGE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
+MESSAGE_ID_SYNTAX = r"[A-Za-z0-9_][A-Za-z0-9_-]*"  # the id's characters; 64 at most, said where it is matched
+MESSAGE_ID = re.compile(rf"^(?=.{{1,64}}$){MESSAGE_ID_SYNTAX}$")
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+BASE_URL = "https://api.mailpartner.fr/v1"
+TIMEOUT = 10.0  # seconds for one HTTP attempt (MAILPARTNER_TIMEOUT)
+DEADLINE = 30.0  # seconds for all attempts of one cancel (MAILPARTNER_DEADLINE)
 HEADERS = {"Accept": "application/json"}
 
 
@@ -171,9 +175,9 @@ class MailPartnerClient:
         self,
         api_key: str,
         *,
-        base_url: str = "https://api.mailpartner.fr/v1",
-        timeout: float = 10.0,
-        deadline: float = 30.0,
+        base_url: str = BASE_URL,
+        timeout: float = TIMEOUT,
+        deadline: float = DEADLINE,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_attempt: Callable[[str, float], None] | None = None,

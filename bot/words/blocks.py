@@ -23,6 +23,7 @@ Message = dict[str, Any]  # {"text": fallback, "blocks": [...]}, ready for chat.
 
 CONFIRM_ACTION = "cancel_mail_confirm"
 KEEP_ACTION = "cancel_mail_keep"
+PROMPT_BLOCK = "cancel_mail_prompt"  # the block of both buttons
 
 
 def escape(text: str) -> str:
@@ -68,8 +69,12 @@ def _with_sandbox(blocks: list[dict[str, Any]], lang: str, sandbox: bool) -> lis
 
 
 def _message(text: str, blocks: list[dict[str, Any]], lang: str, sandbox: bool) -> Message:
-    prefix = "[SANDBOX] " if sandbox else ""
-    return {"text": prefix + text, "blocks": _with_sandbox(blocks, lang, sandbox)}
+    return {"text": sandbox_marked(text, lang, sandbox), "blocks": _with_sandbox(blocks, lang, sandbox)}
+
+
+def sandbox_marked(text: str, lang: str, sandbox: bool) -> str:
+    """Plain text (a notification, a workflow output, a terminal line) marked when the sandbox made it."""
+    return f"{ui('sandbox_mark', lang)} {text}" if sandbox else text
 
 
 def reason_line(reason: str, lang: str) -> str:
@@ -105,7 +110,7 @@ def prompt_message(
         _context(ui("prompt_expiry", lang, requester=requester, minutes=max(1, round(ttl / 60)))),
         {
             "type": "actions",
-            "block_id": "cancel_mail_prompt",
+            "block_id": PROMPT_BLOCK,
             "elements": [
                 {
                     "type": "button",

@@ -65,6 +65,7 @@ OUTCOMES: dict[int | FailureKind | str, tuple[str, str]] = {
 }
 
 UI: dict[str, str] = {
+    "sandbox_mark": "[SANDBOX]",
     "sandbox": ":test_tube: *SANDBOX* — no real mail is affected.",
     "prompt": "Cancel scheduled mail {ids} at MailPartner? This cannot be undone.",
     "prompt_many": "Cancel scheduled mails {ids} at MailPartner? This cannot be undone.",

@@ -66,6 +66,7 @@ OUTCOMES: dict[int | FailureKind | str, tuple[str, str]] = {
 }
 
 UI: dict[str, str] = {
+    "sandbox_mark": "[SANDBOX]",
     "sandbox": ":test_tube: *BAC À SABLE* — aucun vrai mail n'est touché.",
     "prompt": "Annuler l'envoi programmé du mail {ids} chez MailPartner ? C'est irréversible.",
     "prompt_many": "Annuler l'envoi programmé des mails {ids} chez MailPartner ? C'est irréversible.",
