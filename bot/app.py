@@ -28,7 +28,9 @@ from bot.cancels.engine import LEASE_MARGIN, SLACK_THREADS, CancelService
 from bot.cancels.recovery import Sweeper
 from bot.cancels.workflow import WorkflowSteps
 from bot.inbound.access import AccessPolicy, UserGroupDirectory
+from bot.inbound.home import Home
 from bot.inbound.listeners import ListenerDeps, register
+from bot.inbound.people import Languages
 from bot.mailpartner.accounts import Accounts
 from bot.mailpartner.client import MailPartnerClient
 from bot.mailpartner.sandbox import SANDBOX_ACCOUNTS, MailPartnerSandbox
@@ -50,6 +52,8 @@ class Bot:
     sweeper: Sweeper | None
     sandbox: MailPartnerSandbox | None
     metrics: Metrics
+    home: Home
+    languages: Languages
 
     def shutdown(self, timeout: float) -> bool:
         """Stop sweeping, let in-flight cancels post (up to `timeout` s), write the last history rows."""
@@ -57,6 +61,7 @@ class Bot:
             self.sweeper.stop()
         drained = self.service.drain(timeout)
         self.service.accounts.close()
+        self.languages.close()
         self.service.replier.close()
         self.store.close()
         return drained
@@ -177,6 +182,13 @@ def build_bot(
     )
     replier = Replier(ledger)
     steps = WorkflowSteps(store, audit, replier)
+    languages = Languages(client, settings.language)
+    home: Home | None = None  # made below: it shows the service's cancels, which tell it when one ends
+
+    def after_cancel(user: str) -> None:
+        if home is not None:
+            home.after_cancel(user)
+
     service = CancelService(
         accounts,
         replier,
@@ -190,17 +202,31 @@ def build_bot(
         audit_channel=settings.audit_channel,
         metrics=metrics,
         background_executor=background,
+        lang_of=languages.of,
+        on_finished=after_cancel,
     )
     groups = UserGroupDirectory(client, settings.allowed_usergroups) if settings.allowed_usergroups else None
     if groups is not None:
         groups.warm_up()
+    access = AccessPolicy(settings, groups)
+    home = Home(
+        client,
+        access=access,
+        store=store,
+        accounts=accounts,
+        cancels=service,
+        languages=languages,
+        sandbox=sandbox is not None,
+    )
     deps = ListenerDeps(
         cancels=service,
         replier=replier,
         store=store,
         steps=steps,
         accounts=accounts,
-        access=AccessPolicy(settings, groups),
+        access=access,
+        languages=languages,
+        home=home,
         lang=settings.language,
         sandbox=sandbox is not None,
         prompt_ttl=settings.prompt_ttl,
@@ -221,4 +247,13 @@ def build_bot(
             history_days=settings.history_days,
             metrics=metrics,
         ).start()
-    return Bot(app=app, service=service, store=store, sweeper=sweeper, sandbox=sandbox, metrics=metrics)
+    return Bot(
+        app=app,
+        service=service,
+        store=store,
+        sweeper=sweeper,
+        sandbox=sandbox,
+        metrics=metrics,
+        home=home,
+        languages=languages,
+    )

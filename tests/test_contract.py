@@ -96,8 +96,18 @@ def test_manifest_matches_the_code() -> None:
         "chat:write",
         "app_mentions:read",
         "usergroups:read",
+        "users:read",  # each person's language
+        "im:history",  # direct messages
     }
-    assert data["settings"]["event_subscriptions"]["bot_events"] == ["app_mention", "function_executed"]
+    assert data["settings"]["event_subscriptions"]["bot_events"] == [
+        "app_mention",
+        "function_executed",
+        "app_home_opened",
+        "message.im",
+    ]
+    home = data["features"]["app_home"]
+    assert home["home_tab_enabled"] is True and home["messages_tab_enabled"] is True
+    assert home["messages_tab_read_only_enabled"] is False  # or nobody could write to the bot
     assert data["settings"]["interactivity"]["is_enabled"] is True
     assert data["settings"]["org_deploy_enabled"] is True and data["settings"]["function_runtime"] == "remote"
     shortcuts = {s["callback_id"]: s for s in data["features"]["shortcuts"]}

@@ -34,7 +34,7 @@ from bot.mailpartner.client import CancelOutcome
 from bot.outbound.ledger import LINK
 from bot.outbound.outbox import Delivery
 from bot.outbound.replies import Conversation, Replier
-from bot.requests.ticket import PromptTicket, StepRef
+from bot.requests.ticket import PromptTicket, StepRef, is_direct_message
 from bot.store import JobRecord, OwedRecord, Store
 from bot.words.blocks import (
     Message,
@@ -99,8 +99,12 @@ class CancelService:
         audit_channel: str = "",
         metrics: Metrics | None = None,
         background_executor: ThreadPoolExecutor | None = None,
+        lang_of: Callable[[str], str] | None = None,
+        on_finished: Callable[[str], None] | None = None,
     ) -> None:
-        """`background_executor`: where work after an ack runs; app.py hands Bolt's listener executor."""
+        """`background_executor`: where work after an ack runs; app.py hands Bolt's listener executor.
+        `lang_of`: a person's language, for what they read alone; `on_finished`: told who confirmed a cancel
+        once its outcome is owed (their App Home shows it)."""
         self.accounts = accounts
         self.replier = replier
         self.store = store
@@ -109,6 +113,8 @@ class CancelService:
         self.metrics = metrics
         self.lease = deadline + LEASE_MARGIN
         self._lang = lang
+        self._lang_of = lang_of or (lambda _user: lang)
+        self._on_finished = on_finished
         self._sandbox = sandbox
         self._audit_channel = audit_channel
         self._mp_pool = ThreadPoolExecutor(workers, thread_name_prefix="mailpartner")
@@ -122,6 +128,11 @@ class CancelService:
     @property
     def accepting(self) -> bool:
         return self._accepting
+
+    def under_way(self, confirmer: str) -> tuple[str, ...]:
+        """The mails `confirmer` confirmed whose cancel this process is working on now."""
+        with self._idle:
+            return tuple(mail for mail, who in self._in_flight.items() if who == confirmer)
 
     def running_jobs(self) -> list[str]:
         """Jobs this process is working on, outcome not yet posted: their leases are renewed."""
@@ -257,7 +268,8 @@ class CancelService:
                     mail_ids=ticket.ids,
                     under_way_by=holder,
                 )
-            note = under_way_notice(ticket.ids, holder, self._lang) if holder else notice("stale", self._lang)
+            mine = self._lang_of(job.confirmer)
+            note = under_way_notice(ticket.ids, holder, mine) if holder else notice("stale", mine)
             self.replier.tell(job.where, job.confirmer, note)
             return
         self.audit(
@@ -297,6 +309,8 @@ class CancelService:
         outcomes = [job.outcomes[i] for i in job.ticket.ids if i in job.outcomes]
         where, ticket = job.where, job.ticket
         about = {"mail_ids": list(ticket.ids), "thread": ticket.thread_ts}
+        # A channel reads the outcome in the bot's language; a direct message, in the prompt's own.
+        lang = (ticket.lang or self._lang) if is_direct_message(where.channel) else self._lang
         records = []
         if outcomes:
             self._audit_outcomes(job, outcomes)
@@ -304,7 +318,7 @@ class CancelService:
                 outcomes,
                 confirmer=job.confirmer,
                 requester=ticket.requester,
-                lang=self._lang,
+                lang=lang,
                 sandbox=self._sandbox,
                 reason=ticket.reason,
                 recovered=job.recovered,
@@ -316,7 +330,7 @@ class CancelService:
             if self._audit_channel:
                 records.append(self._audit_copy(job, outcomes))
         if job.crashed:
-            records.append(self.replier.public(where, notice("error", self._lang), kind="note", person=job.confirmer))
+            records.append(self.replier.public(where, notice("error", lang), kind="note", person=job.confirmer))
         step, result = job.step, outcome_result(outcomes, job.crashed).value
         if step is not None:
             outputs = confirmed_outputs(ticket.ids, outcomes, job.crashed, self._lang, sandbox=self._sandbox)
@@ -325,6 +339,8 @@ class CancelService:
         def owed(first: bool | None) -> bool:
             ended = step is None or self.steps.ended(step, result, first, actor=job.confirmer, channel=where.channel)
             self._release(job)  # the store finished it with the owe (or retries it: Store.retry_unfinished)
+            if self._on_finished is not None:
+                self._guard(lambda: self._on_finished(job.confirmer), "after a cancel")  # type: ignore[misc]
             return ended
 
         self.replier.send(
@@ -397,7 +413,8 @@ class CancelService:
             self._idle.notify_all()
 
     def _status(self, key: str, job: _Job) -> Message:
-        return status_message(key, job.ticket.ids, job.confirmer, lang=self._lang, sandbox=self._sandbox)
+        lang = job.ticket.lang or self._lang  # the prompt's own language
+        return status_message(key, job.ticket.ids, job.confirmer, lang=lang, sandbox=self._sandbox)
 
     @staticmethod
     def _guard(task: Callable[[], object], what: str) -> None:

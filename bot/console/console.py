@@ -23,10 +23,12 @@ from bot.console.local_slack import BOT_USER_ID, LocalSlack, SlackCall
 from bot.console.wire import (
     FORM,
     JSON,
+    app_home_opened,
     app_mention,
     blocks_text,
     button_click,
     buttons,
+    direct_message,
     function_executed,
     global_shortcut,
     message_shortcut,
@@ -42,6 +44,7 @@ from bot.words.terminal import terminal_text
 
 USER = "U0CONSOLE1"
 CHANNEL = "C0CONSOLE1"
+DM = "D0CONSOLE1"  # your direct messages with the bot
 CHANNEL_NAME = "on-call"  # what the banner, and every `<#C0CONSOLE1>` the bot writes, show
 WORKFLOW_TOKEN = "xwfp-local-console"
 WAIT = 60.0  # seconds to wait for a cancel to finish; MailPartner's own deadline is shorter
@@ -54,6 +57,8 @@ HELP = """Type what you would type in Slack:
   form                                     the "Cancel a scheduled mail" shortcut: a form, filled here
   form on <message text>                   the "Cancel mails in message" shortcut on that message
   workflow <id> [<id> …] [-- reason]       a Workflow Builder run of the step; prints its outputs
+  home                                     the app's Home tab, as Slack shows it to you
+  dm <text>                                a direct message to the bot: dm cancel 300 -- why, dm history 300
   list                                     the sandbox's mails and their state
   help, quit"""
 
@@ -105,6 +110,7 @@ class Console:
         self.bot = build_bot(console_settings, sandbox=self.sandbox)
         self._seen = 0
         self._ts = 0
+        self._dm_urls: set[str] = set()  # response_urls of clicks in your direct messages
 
     def run(self) -> int:
         self.say(f"cancel-mail console: you are @you in #{CHANNEL_NAME}. Type `help` for commands, `quit` to leave.")
@@ -144,6 +150,10 @@ class Console:
             self.form(line.removeprefix("form").removeprefix(" on ").strip())
         elif line == "workflow" or line.startswith("workflow "):
             self.workflow(line.removeprefix("workflow"))
+        elif line == "home":
+            self.home()
+        elif line == "dm" or line.startswith("dm "):
+            self.direct_message(line.removeprefix("dm").strip())
         else:
             self.say("Not a command. Type `help`.")
 
@@ -190,6 +200,26 @@ class Console:
         for call in self.settle():
             if call.method == "chat.postMessage" and buttons(call.payload):
                 self.choose(call.payload, message_ts=self._ts_of(call), thread_ts=ts)
+                return
+
+    def home(self) -> None:
+        """Open the app's Home tab: the view the bot publishes for you, as it reads once every part answered."""
+        self.dispatch(app_home_opened(user=USER, channel=DM), JSON)
+        published = [c for c in self.settle() if c.method == "views.publish"]
+        if not published:
+            self.say("Slack: the Home tab is empty (the bot published nothing).")
+            return
+        self.show("home", published[-1].response["view"])
+
+    def direct_message(self, text: str) -> None:
+        """Write to the bot in its Messages tab; a prompt there is answered as a click would."""
+        self._ts += 1
+        ts = f"{int(time.time())}.{self._ts:06d}"
+        self.say(f"[you write to the bot] {text}")
+        self.dispatch(direct_message(text, user=USER, channel=DM, ts=ts), JSON)
+        for call in self.settle():
+            if call.method == "chat.postMessage" and call.payload.get("channel") == DM and buttons(call.payload):
+                self.choose(call.payload, message_ts=self._ts_of(call), thread_ts="", channel=DM)
                 return
 
     def form(self, message_text: str) -> None:
@@ -276,7 +306,13 @@ class Console:
             self.say(f"  {name:<18}  {shown}")
 
     def choose(
-        self, prompt: dict[str, Any], *, message_ts: str, thread_ts: str, function: dict[str, Any] | None = None
+        self,
+        prompt: dict[str, Any],
+        *,
+        message_ts: str,
+        thread_ts: str,
+        function: dict[str, Any] | None = None,
+        channel: str = CHANNEL,
     ) -> None:
         options = buttons(prompt)
         while True:
@@ -294,11 +330,14 @@ class Console:
             if action:
                 break
             self.say("Type `confirm` or `keep`.")
+        response_url = self.slack.new_response_url()
+        if channel == DM:
+            self._dm_urls.add(response_url)
         body = button_click(
             options[action],
             user=USER,
-            channel=CHANNEL,
-            response_url=self.slack.new_response_url(),
+            channel=channel,
+            response_url=response_url,
             message_ts=message_ts,
             thread_ts=thread_ts,
             function=function,
@@ -327,13 +366,16 @@ class Console:
     def _ts_of(call: SlackCall) -> str:
         return str(call.response.get("ts", ""))
 
-    @staticmethod
-    def _where(call: SlackCall) -> str:
+    def _where(self, call: SlackCall) -> str:
         payload = call.payload
+        if call.is_response_url and self.slack.url + call.path in self._dm_urls and not payload.get("replace_original"):
+            return "the bot writes to you"
         if call.is_response_url:
             if payload.get("replace_original") in (True, "true") and not buttons(payload):
                 return "prompt now reads"
             return "channel sees" if payload.get("response_type") == "in_channel" else "only you see"
+        if payload.get("channel") == DM and call.method == "chat.postMessage":
+            return "the bot writes to you"
         return {
             "chat.postMessage": "thread sees" if payload.get("thread_ts") else "channel sees",
             "chat.update": "prompt now reads",

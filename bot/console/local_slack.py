@@ -104,8 +104,13 @@ class LocalSlack(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.calls: list[SlackCall] = []
         self.usergroups: dict[str, list[str]] = {}
+        # user → the locale users.info gives; none for the others, so the bot falls back to its own language
+        self.locales: dict[str, str] = {}
+        self.home_views: dict[str, dict[str, Any]] = {}  # user → the home view views.publish last gave
+        self.delays: dict[str, float] = {}  # method → seconds it takes to answer (`slow()`)
         self.socket_url = ""  # what apps.connections.open hands out (Socket Mode tests)
-        self.scopes = "commands,chat:write,app_mentions:read,usergroups:read"  # X-OAuth-Scopes of the token
+        # X-OAuth-Scopes of the token
+        self.scopes = "commands,chat:write,app_mentions:read,usergroups:read,users:read,im:history"
         self._failures: dict[str, _Failure] = {}
         self._limits: dict[str, _Limit] = {}
         self.rate_limited = 0  # calls answered 429 by a limit
@@ -127,6 +132,8 @@ class LocalSlack(LoopbackServer):
                     return
                 token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
                 path, _, query = self.path.partition("?")
+                if delay := fake.delays.get(path.rsplit("/", 1)[-1]):  # a slow method (`slow()`)
+                    time.sleep(delay)
                 status, body, headers = fake._handle(path, raw, self.headers.get("Content-Type", ""), token, query)
                 data = json.dumps(body).encode() if body is not None else b"ok"
                 self.send_response(status)
@@ -163,6 +170,10 @@ class LocalSlack(LoopbackServer):
         """Make the next `times` calls to `target` (a method like `chat.postMessage`, or `response_url`) fail."""
         body = {"ok": False, "error": error or "fatal_error"} if target != "response_url" else {"error": error}
         self._failures[target] = _Failure(status, body, headers or {}, times)
+
+    def slow(self, method: str, seconds: float) -> None:
+        """Make every call to `method` take `seconds` before its answer."""
+        self.delays[method] = seconds
 
     def outage(self, seconds: float, how: str = "503") -> None:
         """Be down for `seconds` from now, for every method and response_url: `503` answers HTTP 503,
@@ -288,6 +299,21 @@ class LocalSlack(LoopbackServer):
             return {"ok": True, "view": {**view, "id": view_id, "state": {"values": {}}}}
         if call.method in ("functions.completeSuccess", "functions.completeError"):
             return {"ok": True} if payload.get("function_execution_id") else {"ok": False, "error": "invalid_arguments"}
+        if call.method == "users.info":  # https://api.slack.com/methods/users.info: user, include_locale
+            user = str(payload.get("user") or "")
+            if not user:
+                return {"ok": False, "error": "invalid_arguments"}
+            found: dict[str, Any] = {"id": user, "name": user.lower()}
+            if str(payload.get("include_locale")).lower() in ("true", "1") and user in self.locales:
+                found["locale"] = self.locales[user]
+            return {"ok": True, "user": found}
+        if call.method == "views.publish":  # https://api.slack.com/methods/views.publish: user_id, view, hash
+            view = payload.get("view")
+            view = json.loads(view) if isinstance(view, str) else view
+            if not payload.get("user_id") or not isinstance(view, dict) or view.get("type") != "home":
+                return {"ok": False, "error": "invalid_arguments"}
+            self.home_views[str(payload["user_id"])] = view
+            return {"ok": True, "view": {**view, "id": f"V{next(self._ts):09d}", "hash": f"h{next(self._ts)}"}}
         if call.method == "usergroups.users.list":
             return {"ok": True, "users": self.usergroups.get(str(payload.get("usergroup")), [])}
         return {"ok": False, "error": "unknown_method"}

@@ -98,6 +98,22 @@ def button_click(
     return _interactive(payload)
 
 
+def view_button_click(button: dict[str, Any], *, user: str, view: dict[str, Any]) -> str:
+    """A `block_actions` click on a button of a view (the App Home's): no channel, no response_url."""
+    view_id = str(view.get("id") or "V0LOCALHOME")
+    payload = {
+        "type": "block_actions",
+        "team": {"id": TEAM_ID},
+        "user": {"id": user, "team_id": TEAM_ID},
+        "api_app_id": "A0LOCAL000",
+        "container": {"type": "view", "view_id": view_id},
+        "view": {**view, "id": view_id},
+        "trigger_id": f"{int(time.time())}.trigger",
+        "actions": [{"type": "button", "action_id": button["action_id"], "action_ts": f"{time.time():.6f}"}],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
 def global_shortcut(callback_id: str, *, user: str) -> str:
     return _interactive(
         {
@@ -189,6 +205,22 @@ def app_mention(text: str, *, user: str, channel: str, ts: str, thread_ts: str =
     }
     if thread_ts:
         event["thread_ts"] = thread_ts
+    return _event_callback(event, event_id or f"Ev{ts.replace('.', '')}")
+
+
+def direct_message(text: str, *, user: str, channel: str, ts: str, event_id: str = "") -> str:
+    """A message written to the bot in its Messages tab (`message.im`)."""
+    event = {"type": "message", "channel_type": "im", "user": user, "text": text, "ts": ts, "channel": channel}
+    return _event_callback({**event, "event_ts": ts}, event_id or f"Ev{ts.replace('.', '')}")
+
+
+def app_home_opened(*, user: str, channel: str, tab: str = "home") -> str:
+    """A person opening the app's Home tab (or its Messages tab)."""
+    event = {"type": "app_home_opened", "user": user, "channel": channel, "tab": tab, "event_ts": f"{time.time():.6f}"}
+    return _event_callback(event, f"Ev{time.monotonic_ns()}")
+
+
+def _event_callback(event: dict[str, Any], event_id: str) -> str:
     return json.dumps(
         {
             "token": "unused",
@@ -196,7 +228,7 @@ def app_mention(text: str, *, user: str, channel: str, ts: str, thread_ts: str =
             "api_app_id": "A0LOCAL000",
             "event": event,
             "type": "event_callback",
-            "event_id": event_id or f"Ev{ts.replace('.', '')}",
+            "event_id": event_id,
             "event_time": int(time.time()),
             "authorizations": [{"team_id": TEAM_ID, "user_id": "U0BOT00000", "is_bot": True}],
         }
@@ -222,7 +254,11 @@ def blocks_text(message: dict[str, Any]) -> str:
         return str(message.get("text", ""))
     parts = []
     for block in blocks:
-        if block.get("type") == "section":
+        if block.get("type") == "header":
+            parts.append(block["text"]["text"])
+        elif block.get("type") == "divider":
+            parts.append("—" * 20)
+        elif block.get("type") == "section":
             parts.append(block["text"]["text"])
         elif block.get("type") == "context":
             parts.extend(e.get("text", "") for e in block["elements"])

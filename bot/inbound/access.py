@@ -90,7 +90,22 @@ class AccessPolicy:
         self._users = settings.allowed_users
         self._channels = settings.allowed_channels
         self._groups = groups if settings.allowed_usergroups else None
+        self._group_ids = settings.allowed_usergroups
         self.second_person = settings.require_second_person
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Where people may act (CANCEL_MAIL_ALLOWED_CHANNELS); empty: everywhere."""
+        return tuple(sorted(self._channels))
+
+    @property
+    def who_may(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The users and user groups allowed (ids), to tell someone refused whom to ask."""
+        return tuple(sorted(self._users)), tuple(sorted(self._group_ids))
+
+    def check_user(self, user: str) -> Refusal | None:
+        """Whether `user` may act anywhere at all (their App Home says so)."""
+        return None if self._user_allowed(user) else Refusal.NOT_ALLOWED_USER
 
     def _user_allowed(self, user: str) -> bool:
         if not self._users and self._groups is None:

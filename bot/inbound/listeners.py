@@ -39,6 +39,8 @@ from bot.inbound.forms import (
     ids_in_message,
     read_submission,
 )
+from bot.inbound.home import Home
+from bot.inbound.people import Languages
 from bot.inbound.shape import RefuseMalformed
 from bot.mailpartner.accounts import Accounts, Preview, split_ref
 from bot.outbound.outbox import Delivery
@@ -48,12 +50,13 @@ from bot.requests.commands import (
     HistoryRequest,
     UsageReason,
     UsageRequest,
+    parse_direct_message,
     parse_fields,
     parse_mention,
     parse_slash_command,
 )
-from bot.requests.kinds import Refusal
-from bot.requests.ticket import PromptTicket, StepRef, ticket_fits
+from bot.requests.kinds import Refusal, Via
+from bot.requests.ticket import PromptTicket, StepRef, is_direct_message, ticket_fits
 from bot.store import Store
 from bot.words.blocks import (
     CONFIRM_ACTION,
@@ -70,6 +73,7 @@ from bot.words.blocks import (
     under_way_notice,
     usage_text,
 )
+from bot.words.home import OPEN_FORM_ACTION
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +93,9 @@ class ListenerDeps:
     steps: WorkflowSteps  # Workflow Builder runs
     accounts: Accounts  # MailPartner's accounts: where each id goes, and what it is before the click
     access: AccessPolicy
-    lang: str
+    languages: Languages  # each person's, for what they read alone
+    home: Home  # each person's App Home
+    lang: str  # the bot's, for what a channel reads
     sandbox: bool
     prompt_ttl: float
     audit: AuditTrail
@@ -122,6 +128,9 @@ def register(app: App, deps: ListenerDeps) -> None:
     app.shortcut(GLOBAL_SHORTCUT)(listeners.on_global_shortcut)
     app.shortcut(MESSAGE_SHORTCUT)(listeners.on_message_shortcut)
     app.view_submission(FORM_CALLBACK)(listeners.on_form_submission)
+    app.event({"type": "message", "channel_type": "im"})(listeners.on_direct_message)
+    app.event("app_home_opened")(listeners.on_home_opened)
+    app.action(OPEN_FORM_ACTION)(listeners.on_home_form)
     app.error(listeners.on_error)
 
 
@@ -161,27 +170,29 @@ class _Listeners:
             ack()
             self._answer_history(parsed, user, channel, body.get("response_url", ""))
             return
+        mine = self._lang_of(user)  # the ack is for this person alone
         if not isinstance(parsed, CancelRequest):
-            ack(text=usage_text(parsed.reason, parsed.offending, lang=self.deps.lang))
+            ack(text=usage_text(parsed.reason, parsed.offending, lang=mine))
             return
         if refusal := self.deps.access.check_request(user, channel):
             self._audit_refusal(refusal, user, channel, "", parsed.ids)
-            ack(**notice(refusal.value, self.deps.lang))
+            ack(**notice(refusal.value, mine))
             return
         if unknown := self._unknown_account(parsed):
-            ack(text=usage_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=self.deps.lang, accounts=self._accounts))
+            ack(text=usage_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=mine, accounts=self._accounts))
             return
         # Under the two-person rule the prompt must be public, so a second person can see and confirm it.
         public = self.deps.access.second_person
         ack(
             response_type="in_channel" if public else "ephemeral",
-            text=ui("looking_up", self.deps.lang, ids=ids_text(parsed.ids)),
+            text=ui("looking_up", self.deps.lang if public else mine, ids=ids_text(parsed.ids)),
         )
         where = Conversation(channel=channel, response_url=body.get("response_url", ""))
         replier = self.deps.replier
 
         def prompt() -> None:  # in place of "looking up…", once MailPartner said what the mails are
-            prepared = self._prepared(parsed, user, channel)
+            lang = self.deps.lang if public else self._lang_for(user)
+            prepared = self._prepared(parsed, user, channel, lang=lang)
             if not isinstance(prepared, tuple):
                 replier.answer(where, user, prepared, public=public, kind="note")
                 return
@@ -207,7 +218,7 @@ class _Listeners:
 
             def refuse() -> None:
                 self._audit_refusal(refusal, user, channel, thread, parsed.ids)
-                replier.tell(where, user, notice(refusal.value, self.deps.lang))
+                replier.tell(where, user, notice(refusal.value, self._lang_for(user)))
 
             self._once(body, request, refuse)
             return
@@ -216,6 +227,68 @@ class _Listeners:
             self._once(body, request, lambda: replier.post(channel, {"text": text}, thread_ts=thread))
             return
         self._once(body, request, lambda: self._post_thread_prompt(parsed, user, channel, thread, via="mention"))
+
+    # -- direct messages and the App Home ----------------------------------------------------------
+
+    def on_direct_message(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
+        ack()
+        event = body.get("event", {})
+        if event.get("bot_id") or event.get("subtype"):  # the bot's own posts, edits, joins: not requests
+            return
+        user, channel, text = event.get("user", ""), event.get("channel", ""), str(event.get("text") or "")
+        if user and channel:
+            self._once(body, request, lambda: self._answer_direct_message(user, channel, text))
+
+    def _answer_direct_message(self, user: str, channel: str, text: str) -> None:
+        """As a mention in a thread, in the person's own conversation with the bot, in their language."""
+        deps = self.deps
+        lang = self._lang_for(user)
+        parsed = parse_direct_message(text, require_reason=deps.require_reason)
+
+        def say(message: Message) -> None:
+            deps.replier.post(channel, message)
+
+        if isinstance(parsed, UsageRequest):
+            problem = problem_text(parsed.reason, parsed.offending, lang=lang)
+            say({"text": f"{problem} {ui('dm_usage', lang)}".strip()})
+            return
+        ids = (parsed.mail_id,) if isinstance(parsed, HistoryRequest) and parsed.mail_id else ()
+        ids = parsed.ids if isinstance(parsed, CancelRequest) else ids
+        refusal = deps.access.check_request(user, channel)
+        if refusal is None and isinstance(parsed, CancelRequest) and deps.access.second_person:
+            refusal = Refusal.PRIVATE_CONVERSATION  # nobody else could see the prompt to confirm it
+        if refusal is not None:
+            self._audit_refusal(refusal, user, channel, "", ids)
+            say(notice(refusal.value, lang, ids_plain=" ".join(ids)))
+            return
+        if isinstance(parsed, HistoryRequest):
+            deps.store.flush(2.0)
+            if parsed.mail_id:
+                found = deps.store.history(mail_id=parsed.mail_id, limit=HISTORY_LIMIT + 1)
+            else:  # the person's own, here: this conversation is theirs
+                found = deps.store.history(actor=user, limit=HISTORY_LIMIT + 1)
+            say(history_message(found, lang=lang, mail_id=parsed.mail_id, limit=HISTORY_LIMIT))
+            return
+        if unknown := self._unknown_account(parsed):
+            say({"text": problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=lang, accounts=self._accounts)})
+            return
+        prepared = self._prepared(parsed, user, channel, lang=lang)
+        if not isinstance(prepared, tuple):
+            say(prepared)
+            return
+        ticket, preview = prepared
+        deps.replier.post_prompt(channel, "", self._prompt(ticket, preview, private=True))
+        self._audit_request(ticket, via=Via.DIRECT_MESSAGE.value)
+
+    def on_home_opened(self, ack: Ack, event: dict[str, Any]) -> None:
+        ack()
+        if event.get("tab", "home") == "home" and event.get("user"):
+            self.deps.home.opened(str(event["user"]))
+
+    def on_home_form(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        """The App Home's button: the same form as the global shortcut."""
+        ack()
+        self._open_form(client, body, FormOrigin("global"), ids=[])
 
     # -- the form: both shortcuts open it, a valid submission posts the usual prompt -----------------
 
@@ -232,29 +305,30 @@ class _Listeners:
 
     def on_form_submission(self, ack: Ack, body: dict[str, Any]) -> None:
         deps, user = self.deps, (body.get("user") or {}).get("id", "")
+        mine = self._lang_of(user)  # the form is this person's
         try:
             origin = FormOrigin.decode((body.get("view") or {}).get("private_metadata", ""))
         except ValueError as error:
             log.warning("form submission by %s carried no valid origin: %s", user, error)
-            ack(response_action="errors", errors={IDS_BLOCK: ui("stale", deps.lang)})
+            ack(response_action="errors", errors={IDS_BLOCK: ui("stale", mine)})
             return
         submission = read_submission(body)
         parsed = parse_fields(submission.ids_text, submission.reason_text, require_reason=deps.require_reason)
         if isinstance(parsed, UsageRequest):
             field = _FIELD_OF_PROBLEM.get(parsed.reason, IDS_BLOCK)
-            ack(response_action="errors", errors={field: problem_text(parsed.reason, parsed.offending, lang=deps.lang)})
+            ack(response_action="errors", errors={field: problem_text(parsed.reason, parsed.offending, lang=mine)})
             return
         channel = origin.channel if origin.kind == "message" else submission.conversation
         if not channel:
-            ack(response_action="errors", errors={CONVERSATION_BLOCK: ui("pick_conversation", deps.lang)})
+            ack(response_action="errors", errors={CONVERSATION_BLOCK: ui("pick_conversation", mine)})
             return
         if refusal := deps.access.check_request(user, channel):
             self._audit_refusal(refusal, user, channel, origin.thread_ts, parsed.ids)
             field = CONVERSATION_BLOCK if origin.kind == "global" and refusal.value.endswith("channel") else IDS_BLOCK
-            ack(response_action="errors", errors={field: ui(refusal.value, deps.lang)})
+            ack(response_action="errors", errors={field: ui(refusal.value, mine)})
             return
         if unknown := self._unknown_account(parsed):
-            problem = problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=deps.lang, accounts=self._accounts)
+            problem = problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=mine, accounts=self._accounts)
             ack(response_action="errors", errors={IDS_BLOCK: problem})
             return
         ack()
@@ -268,7 +342,9 @@ class _Listeners:
     def _post_form_prompt(self, parsed: CancelRequest, user: str, where: Conversation) -> None:
         """Like the command's: privately to the submitter, publicly under the two-person rule."""
         deps, replier, channel = self.deps, self.deps.replier, where.channel
-        prepared = self._prepared(parsed, user, channel)
+        mine = self._lang_for(user)
+        lang = deps.lang if deps.access.second_person else mine
+        prepared = self._prepared(parsed, user, channel, lang=lang)
         if not isinstance(prepared, tuple):
             replier.tell(where, user, prepared)
             return
@@ -276,7 +352,7 @@ class _Listeners:
 
         def undelivered(delivery: Delivery) -> None:
             if not delivery.ok:  # say so where the submitter will see it: a DM from the bot
-                replier.post(user, notice("prompt_undelivered", deps.lang, channel=channel))
+                replier.post(user, notice("prompt_undelivered", mine, channel=channel))
 
         prompt = self._prompt(ticket, preview, private=not ticket.second_person)
         if ticket.second_person:
@@ -356,11 +432,11 @@ class _Listeners:
         try:
             busy = deps.cancels.confirm(click.ticket, click.user, click.where, click.step)
         except ShuttingDown:
-            self._tell(click.where, click.user, notice("shutting_down", deps.lang))
+            self._tell(click.where, click.user, notice("shutting_down", self._lang_of(click.user)))
             return
         if busy:
             self._audit_click(click, "duplicate", under_way_by=busy)
-            self._tell(click.where, click.user, under_way_notice(click.ticket.ids, busy, deps.lang))
+            self._tell(click.where, click.user, under_way_notice(click.ticket.ids, busy, self._lang_of(click.user)))
 
     def on_keep(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         ack()
@@ -379,7 +455,7 @@ class _Listeners:
         where = Conversation(channel=channel, response_url=response_url)
         if refusal := deps.access.check_request(user, channel):
             self._audit_refusal(refusal, user, channel, "", (request.mail_id,) if request.mail_id else ())
-            self._tell(where, user, notice(refusal.value, deps.lang))
+            self._tell(where, user, notice(refusal.value, self._lang_of(user)))
             return
 
         def answer() -> None:
@@ -389,12 +465,20 @@ class _Listeners:
                 found = deps.store.history(mail_id=request.mail_id, limit=HISTORY_LIMIT + 1)
             else:
                 found = deps.store.history(channel=channel, limit=HISTORY_LIMIT + 1)
-            message = history_message(found, lang=deps.lang, mail_id=request.mail_id, limit=HISTORY_LIMIT)
+            message = history_message(found, lang=self._lang_for(user), mail_id=request.mail_id, limit=HISTORY_LIMIT)
             deps.replier.tell(where, user, message)
 
         deps.cancels.background(answer)
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    def _lang_of(self, user: str) -> str:
+        """On the ack path: the person's language if already known (asked in the background if not)."""
+        return self.deps.languages.of(user)
+
+    def _lang_for(self, user: str) -> str:
+        """Off the ack path: the person's language, asking Slack if needed (a short wait at most)."""
+        return self.deps.languages.lookup(user)
 
     def _once(self, body: dict[str, Any], request: BoltRequest, action: Callable[[], None]) -> None:
         """Run `action` off the ack path unless any replica already handled this event (same `event_id`)."""
@@ -415,8 +499,10 @@ class _Listeners:
         self.deps.cancels.background(once)
 
     def _open_form(self, client: WebClient, body: dict[str, Any], origin: FormOrigin, ids: list[str]) -> None:
-        deps = self.deps
-        view = form_view(origin, lang=deps.lang, ids=ids, require_reason=deps.require_reason, sandbox=deps.sandbox)
+        deps, user = self.deps, (body.get("user") or {}).get("id", "")
+        view = form_view(
+            origin, lang=self._lang_of(user), ids=ids, require_reason=deps.require_reason, sandbox=deps.sandbox
+        )
         trigger = body.get("trigger_id", "")
         deps.cancels.background(lambda: client.views_open(trigger_id=trigger, view=view))
 
@@ -441,26 +527,33 @@ class _Listeners:
         return next((ref for ref in request.ids if split_ref(ref)[0] in unknown), "")
 
     def _prepared(
-        self, request: CancelRequest, requester: str, channel: str, *, thread_ts: str = "", workflow: bool = False
+        self,
+        request: CancelRequest,
+        requester: str,
+        channel: str,
+        *,
+        thread_ts: str = "",
+        workflow: bool = False,
+        lang: str = "",
     ) -> tuple[PromptTicket, Preview] | Message:
         """Place each id in its account and ask MailPartner what each mail is (PREVIEW_WAIT s at most): the
         ticket for the mails left to cancel and what MailPartner said, or the note to send the person instead.
-        Runs off the ack path: it waits for MailPartner."""
+        Runs off the ack path: it waits for MailPartner. `lang`: the reader's, when not the channel's."""
         deps = self.deps
+        lang = lang or deps.lang
         preview = deps.accounts.preview(request.ids, channel)
         if preview.unplaced:
-            problem = problem_text(
-                UsageReason.ACCOUNT_NEEDED, preview.unplaced[0], lang=deps.lang, accounts=self._accounts
-            )
-            return sandbox_note(":grey_question: " + problem, lang=deps.lang, sandbox=deps.sandbox)
+            problem = problem_text(UsageReason.ACCOUNT_NEEDED, preview.unplaced[0], lang=lang, accounts=self._accounts)
+            return sandbox_note(":grey_question: " + problem, lang=lang, sandbox=deps.sandbox)
         left = tuple(ref for ref in preview.refs if ref not in preview.gone_out)
         if not left:
-            text = ui("nothing_to_cancel", deps.lang, ids=ids_text(preview.gone_out))
-            return sandbox_note(text, lang=deps.lang, sandbox=deps.sandbox)
+            text = ui("nothing_to_cancel", lang, ids=ids_text(preview.gone_out))
+            return sandbox_note(text, lang=lang, sandbox=deps.sandbox)
         if not ticket_fits(left, request.reason):
-            return sandbox_note(problem_text(UsageReason.TOO_LONG, "", lang=deps.lang), lang=deps.lang, sandbox=False)
+            return sandbox_note(problem_text(UsageReason.TOO_LONG, "", lang=lang), lang=lang, sandbox=False)
         ticket = self._ticket(CancelRequest(left, request.reason), requester, channel, thread_ts=thread_ts)
-        return dataclasses.replace(ticket, workflow=workflow), preview
+        # The prompt's language travels in its ticket, so its updates (confirmed, kept) keep it.
+        return dataclasses.replace(ticket, workflow=workflow, lang="" if lang == deps.lang else lang), preview
 
     def _ticket(self, request: CancelRequest, user: str, channel: str, thread_ts: str) -> PromptTicket:
         return PromptTicket(
@@ -478,7 +571,7 @@ class _Listeners:
             ticket.ids,
             ticket.requester,
             ticket.encode(),
-            lang=self.deps.lang,
+            lang=ticket.lang or self.deps.lang,
             ttl=self.deps.prompt_ttl,
             second_person=ticket.second_person,
             sandbox=self.deps.sandbox,
@@ -497,10 +590,12 @@ class _Listeners:
         except (ValueError, KeyError, IndexError) as error:
             log.warning("click by %s in %s carried no valid ticket: %s", user, channel, error)
             where = Conversation(channel=channel, response_url=body.get("response_url", ""))
-            self._tell(where, user, notice("stale", self.deps.lang))
+            self._tell(where, user, notice("stale", self._lang_of(user)))
             return None
         # The bot posted thread and workflow prompts itself, so it can update them with chat.update.
-        posted_by_bot = not container.get("is_ephemeral") and (ticket.thread_ts or ticket.workflow)
+        posted_by_bot = not container.get("is_ephemeral") and (
+            ticket.thread_ts or ticket.workflow or is_direct_message(ticket.channel)
+        )
         where = Conversation(
             channel=channel or ticket.channel,
             thread_ts=ticket.thread_ts,
@@ -515,7 +610,7 @@ class _Listeners:
                 log.error("workflow prompt clicked by %s without function_data; its step cannot end", user)
         if step is not None and self.deps.steps.has_ended(step.execution_id):
             log.info("click by %s on workflow step %s, which has already ended", user, step.execution_id)
-            self._tell(where, user, notice("stale", self.deps.lang))
+            self._tell(where, user, notice("stale", self._lang_of(user)))
             return None
         return Click(ticket, user, where, step)
 
@@ -524,13 +619,14 @@ class _Listeners:
         if refusal is None:
             return False
         self._audit_click(click, "refusal", refusal=refusal.value, stage=stage, reason=click.ticket.reason or None)
-        self._tell(click.where, click.user, notice(refusal.value, self.deps.lang))
+        self._tell(click.where, click.user, notice(refusal.value, self._lang_of(click.user)))
         return True
 
     def _close_prompt(self, click: Click, status: str, result: StepResult) -> None:
         """Replace the prompt with `status` (kept, expired) and end a workflow step with `result`."""
         deps = self.deps
-        message = status_message(status, click.ticket.ids, click.user, lang=deps.lang, sandbox=deps.sandbox)
+        lang = click.ticket.lang or deps.lang  # the prompt's own language
+        message = status_message(status, click.ticket.ids, click.user, lang=lang, sandbox=deps.sandbox)
         deps.replier.replace_prompt(click.where, message)
         if click.step is not None:
             step, outputs = click.step, step_outputs(result, click.ticket.ids, message["text"])

@@ -18,10 +18,11 @@ from slack_bolt import BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 
 from bot.words.blocks import CONFIRM_ACTION, KEEP_ACTION
+from bot.words.home import OPEN_FORM_ACTION
 
 log = logging.getLogger(__name__)
 
-ACTIONS = frozenset({CONFIRM_ACTION, KEEP_ACTION})  # every button the app's messages carry
+ACTIONS = frozenset({CONFIRM_ACTION, KEEP_ACTION, OPEN_FORM_ACTION})  # every button the app shows
 
 Check = Callable[[dict[str, Any]], str]
 
@@ -80,6 +81,10 @@ def _event(event: dict[str, Any]) -> str:
     if kind == "app_mention":
         missing = [k for k in ("user", "channel", "ts") if not _text(event, k)]
         return f"app_mention without {', '.join(missing)}" if missing else ""
+    if kind == "message":  # a direct message: the listener reads its user, channel and text
+        return "" if _text(event, "channel") else "message without a channel"
+    if kind == "app_home_opened":
+        return "" if _text(event, "user") else "app_home_opened without a user"
     if kind == "function_executed":
         ok = isinstance(event.get("inputs"), dict) and _text(event, "function_execution_id")
         return "" if ok else "function_executed without inputs or function_execution_id"

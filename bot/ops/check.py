@@ -21,7 +21,7 @@ from bot.mailpartner.client import AccountReport
 from bot.mailpartner.sandbox import MailPartnerSandbox
 from bot.settings import MISSING_API_KEY, Mode, Settings
 
-REQUIRED_SCOPES = ("commands", "chat:write", "app_mentions:read")
+REQUIRED_SCOPES = ("commands", "chat:write", "app_mentions:read", "users:read", "im:history")
 OWED_TOO_LONG = 600.0  # seconds: an owed message older than this is a finding, not a passing delay
 
 

@@ -94,6 +94,15 @@ def parse_mention(text: str, *, require_reason: bool = False) -> CancelRequest |
     return _request(words[1:], reason, require_reason)
 
 
+def parse_direct_message(text: str, *, require_reason: bool = False) -> ParsedCommand:
+    """A direct message to the bot: `cancel 300 -- why`, `history [id]`, `help`; as a mention reads, with
+    history too, and no mention needed."""
+    words = _words(split_reason(text)[0])
+    if words[:1] and words[0].lower() in ("history", "historique"):
+        return parse_slash_command(text, require_reason=require_reason)
+    return parse_mention(text, require_reason=require_reason)
+
+
 def parse_fields(ids_text: str, reason_text: str, *, require_reason: bool = False) -> CancelRequest | UsageRequest:
     """The form, the workflow step and the CLI: ids (spaces, commas or new lines between them), a separate reason."""
     return _request(

@@ -19,3 +19,4 @@ class Refusal(Enum):
     NOT_ALLOWED_USER = "not_allowed_user"
     NOT_ALLOWED_CHANNEL = "not_allowed_channel"
     OWN_REQUEST = "own_request"
+    PRIVATE_CONVERSATION = "private_conversation"  # a direct message under the two-person rule: no one else sees it

@@ -25,6 +25,7 @@ class PromptTicket:
     second_person: bool = False
     reason: str = ""
     workflow: bool = False  # posted by a Workflow Builder step: the click must end that step
+    lang: str = ""  # the language the prompt was written in, when not the bot's: its updates keep it
 
     def encode(self) -> str:
         data: dict[str, object] = {
@@ -40,6 +41,8 @@ class PromptTicket:
             data["why"] = self.reason
         if self.workflow:
             data["wf"] = True
+        if self.lang:
+            data["l"] = self.lang
         # Slack counts characters, not bytes: keep non-ASCII reasons as they are, not as \uXXXX.
         value = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         if len(value) > _VALUE_LIMIT:  # requests are checked with ticket_fits() before a prompt is made
@@ -60,6 +63,7 @@ class PromptTicket:
                 second_person=bool(data.get("2p", False)),
                 reason=str(data.get("why") or ""),
                 workflow=bool(data.get("wf", False)),
+                lang=str(data.get("l") or ""),
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"not a prompt ticket: {error}") from error
@@ -68,6 +72,11 @@ class PromptTicket:
         if not all(MAIL_REF.match(i) for i in ticket.ids):
             raise ValueError("not a prompt ticket: bad message id")
         return ticket
+
+
+def is_direct_message(channel: str) -> bool:
+    """Whether a conversation is a person's direct messages with the bot (`D…`): one reader, in their language."""
+    return channel.startswith("D")
 
 
 def ticket_fits(ids: tuple[str, ...], reason: str) -> bool:
@@ -84,6 +93,7 @@ def ticket_fits(ids: tuple[str, ...], reason: str) -> bool:
         second_person=True,
         reason=reason,
         workflow=True,
+        lang="fr",
     )
     try:
         widest.encode()

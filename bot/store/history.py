@@ -73,9 +73,11 @@ def recent_events(
     channel: str | None = None,
     mail_id: str | None = None,
     since: float | None = None,
+    actor: str | None = None,
+    actions: Sequence[str] = (),
     limit: int = 20,
 ) -> list[HistoryEvent]:
-    """Newest first: in a conversation, about one mail, or everywhere."""
+    """Newest first: in a conversation, about one mail, by one person (of some `actions`), or everywhere."""
     query = sa.select(events).order_by(events.c.at.desc(), events.c.id.desc()).limit(limit)
     if channel is not None:
         query = query.where(events.c.channel == channel)
@@ -88,6 +90,10 @@ def recent_events(
         query = query.where(events.c.id.in_(sa.select(event_mails.c.event_id).where(same)))
     if since is not None:
         query = query.where(events.c.at >= since)
+    if actor is not None:
+        query = query.where(events.c.actor == actor)
+    if actions:
+        query = query.where(events.c.action.in_(actions))
     rows = connection.execute(query).mappings().all()
     mails = _mails_of(connection, [row["id"] for row in rows])
     return [

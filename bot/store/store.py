@@ -261,12 +261,21 @@ class Store:
     # -- history -------------------------------------------------------------------------------------
 
     def history(
-        self, *, channel: str | None = None, mail_id: str | None = None, since: float | None = None, limit: int = 20
+        self,
+        *,
+        channel: str | None = None,
+        mail_id: str | None = None,
+        since: float | None = None,
+        actor: str | None = None,
+        actions: Sequence[str] = (),
+        limit: int = 20,
     ) -> list[HistoryEvent] | None:
         """Newest first; None when the store cannot answer."""
         return self._run(
             "history",
-            lambda c: history.recent_events(c, channel=channel, mail_id=mail_id, since=since, limit=limit),
+            lambda c: history.recent_events(
+                c, channel=channel, mail_id=mail_id, since=since, actor=actor, actions=actions, limit=limit
+            ),
             None,
         )
 

@@ -14,7 +14,7 @@ from bot.mailpartner.accounts import Preview, split_ref
 from bot.mailpartner.answers import FailureKind, Report, Tally, answer_key
 from bot.mailpartner.client import CancelOutcome, DeliveryReport
 from bot.requests.commands import MAX_REASON, UsageReason
-from bot.requests.ticket import MAX_IDS
+from bot.requests.ticket import MAX_IDS, is_direct_message
 from bot.store.history import HistoryEvent
 from bot.words import OUTCOME_EMOJI, format_number, format_time, outcome_words, ui
 
@@ -308,7 +308,7 @@ def history_line(event: HistoryEvent, lang: str, *, with_channel: bool) -> str:
         )
     parts = [f"`{when}`", what]
     if with_channel and event.channel:
-        parts.insert(1, f"<#{event.channel}>")
+        parts.insert(1, ui("h_dm", lang) if is_direct_message(event.channel) else f"<#{event.channel}>")
     if event.detail.get("sandbox"):  # a row the simulator made never reads as a real mail's
         parts.insert(1, ui("h_sandbox", lang))
     if event.reason and event.action == "request":

@@ -137,6 +137,42 @@ UI: dict[str, str] = {
     "on-call channel.",
     "own_request": ":busts_in_silhouette: A second person must confirm your own request; you can still withdraw it "
     "with “Keep it”.",
+    "private_conversation": ":busts_in_silhouette: A second person must confirm every cancel here, and nobody else "
+    "sees this conversation: ask in an on-call channel, with `/cancel-mail {ids_plain}` or a mention. Nothing was "
+    "done.",
+    "dm_usage": "Write to me here: `cancel <id> [<id> …] -- why` to cancel scheduled mails (you confirm with a "
+    "button first), `history <id>` for what happened to a mail, `help` for this. `ACCOUNT:ID` such as `brand-b:301` "
+    "names the MailPartner account.",
+    "home_title": "Cancel scheduled mails",
+    "home_intro": "I cancel a scheduled MailPartner mail before it goes out, after a confirmation, and tell the "
+    "channel what happened. Ask with `/cancel-mail <id>`, a mention, the button below, or a direct message here.",
+    "home_sandbox": ":test_tube: *SANDBOX*: this bot works on the built-in MailPartner simulator; no real mail is "
+    "affected.",
+    "home_may": ":white_check_mark: You may cancel scheduled mails with this bot.",
+    "home_may_channels": ":white_check_mark: You may cancel scheduled mails with this bot, in {channels}.",
+    "home_may_not": ":no_entry: You may not cancel mails with this bot: {rule}. Ask one of them, or whoever runs "
+    "the bot, to do it or to add you.",
+    "home_rule_users": "only {people} may",
+    "home_rule_groups": "only members of {groups} may",
+    "home_rule_both": "only {people} and members of {groups} may",
+    "home_open_form": "Cancel a scheduled mail",
+    "home_under_way": "*Under way now:* {ids}",
+    "home_recent": "*Your recent requests and confirmations*, newest first:",
+    "home_recent_none": "You have not asked to cancel or confirmed a cancel yet.",
+    "home_recent_more": "Showing your {limit} newest. One mail's whole story: `/cancel-mail history <id>`.",
+    "home_history_unavailable": ":warning: Your history is unavailable right now: the bot's database does not "
+    "answer. Cancels still work.",
+    "home_accounts": "*MailPartner accounts*",
+    "home_account_ok": ":white_check_mark: `{account}`: key accepted (@{user}), {credits} mail credits",
+    "home_account_ok_no_credits": ":white_check_mark: `{account}`: key accepted (@{user})",
+    "home_account_refused": ":closed_lock_with_key: `{account}`: MailPartner refuses the key (code {code}): "
+    "cancels in it will fail until an administrator fixes it",
+    "home_account_silent": ":hourglass: `{account}`: MailPartner did not answer just now",
+    "home_account_odd": ":warning: `{account}`: MailPartner answered code {code}",
+    "home_account_checking": ":mag: `{account}`: checking…",
+    "home_problem_accounts": ":warning: *A MailPartner account is not working:* {accounts}. Cancels in it fail "
+    "until its key is fixed.",
+    "home_problem_store": ":warning: *The bot's database does not answer.* Cancels still work; history is unavailable.",
     "in_flight": ":hourglass_flowing_sand: A cancel of {ids} is already under way, confirmed by <@{user}>; its "
     "outcome will be posted here.",
     "shutting_down": ":construction: The bot is restarting and takes no new cancels; nothing was done. Ask again in "
@@ -161,6 +197,7 @@ UI: dict[str, str] = {
     "h_post_failed": "the outcome for {ids} could not be posted to Slack",
     "h_recovery": "the bot took over the cancel of {ids} confirmed by {actor}, after an interruption",
     "h_step_end": "a workflow run ended: `{result}`",
+    "h_dm": "direct message",
     "h_sandbox": ":test_tube: *SANDBOX*",
     "h_reason": "reason: “{reason}”",
     "form_title": "Cancel scheduled mail",

@@ -142,6 +142,44 @@ UI: dict[str, str] = {
     "un canal d'astreinte.",
     "own_request": ":busts_in_silhouette: Une deuxième personne doit confirmer votre propre demande ; vous pouvez "
     "encore la retirer avec « Le garder ».",
+    "private_conversation": ":busts_in_silhouette: Une deuxième personne doit confirmer chaque annulation, et "
+    "personne d'autre ne voit cette conversation : demandez dans un canal d'astreinte, avec "
+    "`/cancel-mail {ids_plain}` ou une mention. Rien n'a été fait.",
+    "dm_usage": "Écrivez-moi ici : `cancel <id> [<id> …] -- motif` pour annuler des mails programmés (vous "
+    "confirmez d'abord avec un bouton), `history <id>` pour ce qui est arrivé à un mail, `help` pour ceci. "
+    "`COMPTE:ID`, comme `brand-b:301`, nomme le compte MailPartner.",
+    "home_title": "Annuler des mails programmés",
+    "home_intro": "J'annule un mail programmé chez MailPartner avant son envoi, après confirmation, et je dis au "
+    "canal ce qui s'est passé. Demandez avec `/cancel-mail <id>`, une mention, le bouton ci-dessous ou un message "
+    "direct ici.",
+    "home_sandbox": ":test_tube: *BAC À SABLE* : ce bot travaille sur le simulateur MailPartner intégré ; aucun "
+    "vrai mail n'est touché.",
+    "home_may": ":white_check_mark: Vous pouvez annuler des mails programmés avec ce bot.",
+    "home_may_channels": ":white_check_mark: Vous pouvez annuler des mails programmés avec ce bot, dans {channels}.",
+    "home_may_not": ":no_entry: Vous ne pouvez pas annuler de mails avec ce bot : {rule}. Demandez à l'une de ces "
+    "personnes, ou à qui administre le bot, de le faire ou de vous ajouter.",
+    "home_rule_users": "seules {people} le peuvent",
+    "home_rule_groups": "seuls les membres de {groups} le peuvent",
+    "home_rule_both": "seules {people} et les membres de {groups} le peuvent",
+    "home_open_form": "Annuler un mail programmé",
+    "home_under_way": "*En cours :* {ids}",
+    "home_recent": "*Vos demandes et confirmations récentes*, les plus récentes d'abord :",
+    "home_recent_none": "Vous n'avez encore demandé ni confirmé aucune annulation.",
+    "home_recent_more": "Vos {limit} plus récentes. Toute l'histoire d'un mail : `/cancel-mail history <id>`.",
+    "home_history_unavailable": ":warning: Votre historique est indisponible : la base de données du bot ne "
+    "répond pas. Les annulations fonctionnent toujours.",
+    "home_accounts": "*Comptes MailPartner*",
+    "home_account_ok": ":white_check_mark: `{account}` : clé acceptée (@{user}), {credits} crédits mail",
+    "home_account_ok_no_credits": ":white_check_mark: `{account}` : clé acceptée (@{user})",
+    "home_account_refused": ":closed_lock_with_key: `{account}` : MailPartner refuse la clé (code {code}) : les "
+    "annulations y échoueront tant qu'un administrateur ne l'aura pas corrigée",
+    "home_account_silent": ":hourglass: `{account}` : MailPartner n'a pas répondu à l'instant",
+    "home_account_odd": ":warning: `{account}` : MailPartner a répondu le code {code}",
+    "home_account_checking": ":mag: `{account}` : vérification…",
+    "home_problem_accounts": ":warning: *Un compte MailPartner ne fonctionne pas :* {accounts}. Les annulations "
+    "y échouent tant que sa clé n'est pas corrigée.",
+    "home_problem_store": ":warning: *La base de données du bot ne répond pas.* Les annulations fonctionnent "
+    "toujours ; l'historique est indisponible.",
     "in_flight": ":hourglass_flowing_sand: L'annulation de {ids} est déjà en cours, confirmée par <@{user}> ; le "
     "résultat sera publié ici.",
     "shutting_down": ":construction: Le bot redémarre et ne prend pas de nouvelle annulation ; rien n'a été fait. "
@@ -166,6 +204,7 @@ UI: dict[str, str] = {
     "h_post_failed": "le résultat pour {ids} n'a pas pu être publié dans Slack",
     "h_recovery": "le bot a repris l'annulation de {ids} confirmée par {actor}, après une interruption",
     "h_step_end": "une exécution de workflow s'est terminée : `{result}`",
+    "h_dm": "message direct",
     "h_sandbox": ":test_tube: *SANDBOX*",
     "h_reason": "motif : « {reason} »",
     "form_title": "Annuler un envoi",
