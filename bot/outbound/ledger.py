@@ -1,12 +1,13 @@
 """The ledger of messages owed to people: kept in the store until Slack takes them, whatever Slack does.
 
-    owe(records) ─▶ owed-writer thread: one transaction per batch (with a job's finish, a step's end)
+    owe(records) ─▶ the store's writer: one transaction per batch (with a job's finish, a step's end)
                       └─▶ outbox: tried way by way, retried through outages ─▶ taken: settled (deleted)
                                                                              └▶ past its deadline: audited
     sweeper ─▶ take over rows whose process died or drained ─▶ resume(records) ─▶ outbox …
 
-Callers never wait for the database: `owe()` queues, and the writer hands each record to the outbox only
-once it is written. A message is rendered once; after a restart it is posted as it was written.
+Callers never wait for the database: `owe()` queues to the store's one writer, which hands each record to
+the outbox once it is written: from MailPartner's answer to Slack, two handovers (to the writer, to an
+outbox worker). A message is rendered once; after a restart it is posted as it was written.
 
 Each record holds its message (text and blocks) once, and lists its ways, first to last resort, each with
 what it adds to the message:
@@ -20,7 +21,6 @@ a `response_url` known to be spent (5 posts, or 30 minutes since its first) is s
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 import uuid
@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.batches import next_batch
 from bot.outbound.outbox import Delivery, Outbox, Priority
 from bot.outbound.webapi import SlackCallError, SlackHttp, SlackRetryable, SlackUnavailable
 from bot.store import OwedRecord, Store
@@ -46,8 +45,6 @@ LINK = "\u2063link\u2063"  # where a web way's `link` goes in its text: invisibl
 URL_POSTS = 5  # Slack takes 5 posts on a response_url…
 URL_LIFETIME = 30 * 60.0  # …within 30 minutes
 URLS_KEPT = 10_000  # response_urls remembered at most
-WRITE_BATCH = 200
-WRITE_LINGER = 0.005  # seconds the writer waits for more to share a transaction: little, a person waits
 SEND_GRACE = 12.0  # seconds a drain waits for calls to Slack under way (their timeout is 10 s)
 
 
@@ -99,9 +96,6 @@ class Ledger:
         self._pending = 0  # queued for writing or held here
         self._closing = False
         self._cond = threading.Condition()
-        self._writes: queue.Queue[_Entry | None] = queue.Queue()
-        self._writer = threading.Thread(target=self._write_loop, name="owed-writer", daemon=True)
-        self._writer.start()
 
     # -- what the bot owes ---------------------------------------------------------------------------
 
@@ -150,7 +144,8 @@ class Ledger:
         step's end is not delivered."""
         with self._cond:
             self._pending += len(records) + 1  # the entry itself until written: wait_idle() sees it
-        self._writes.put(_Entry(Owe(tuple(records), finish_job, end_step), on_done or {}, on_owed))
+        entry = _Entry(Owe(tuple(records), finish_job, end_step), on_done or {}, on_owed)
+        self.store.owe_later(entry.owe, lease=self.lease, then=lambda kept, first: self._handed(entry, kept, first))
 
     def resume(self, records: list[OwedRecord]) -> None:
         """Deliver rows taken over from a process that died or drained (already in the store)."""
@@ -182,8 +177,7 @@ class Ledger:
         with self._cond:
             self._cond.wait_for(lambda: self._pending == 0 or (self._slack_down and not self._sending), timeout)
             delivered = self._pending == 0
-        self._writes.put(None)
-        self._writer.join(max(1.0, timeout))
+        self.store.flush(max(1.0, timeout))  # what is queued for writing is written, and handed to the outbox
         with self._cond:
             self._closing = True
         self.outbox.close(0.0 if not delivered else 1.0)
@@ -200,16 +194,6 @@ class Ledger:
         return delivered and not left, len(left)
 
     # -- writing -------------------------------------------------------------------------------------
-
-    def _write_loop(self) -> None:
-        while (batch := next_batch(self._writes, limit=WRITE_BATCH, linger=WRITE_LINGER)) is not None:
-            try:
-                answers = self.store.owe([e.owe for e in batch], lease=self.lease)
-            except Exception:  # never lose a message to a bug here: deliver from memory
-                log.exception("writing owed messages failed")
-                answers = [(False, None)] * len(batch)
-            for item, (kept, first) in zip(batch, answers, strict=True):
-                self._handed(item, kept, first)
 
     def _handed(self, entry: _Entry, kept: bool, first: bool | None) -> None:
         records = list(entry.owe.records)

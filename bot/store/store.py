@@ -14,8 +14,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -38,12 +38,13 @@ from bot.store.steps import WaitingStep
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-AUDIT_QUEUE = 10_000
-AUDIT_BATCH = 200
-# Seconds the history writer waits for more rows before a transaction: at a steady rate, rows then share
-# one instead of taking one each. `flush()` waits for them, so nothing reads the history before they land.
+WRITE_QUEUE = 10_000
+WRITE_BATCH = 200
+# Seconds the writer waits for more rows before a transaction: at a steady rate, rows then share one
+# instead of taking one each. `flush()` waits for them, so nothing reads the history before they land.
 AUDIT_LINGER = 0.05
-GROUP_LIMIT = 100  # claims in one transaction
+# A claim or an owed message has someone waiting on it (a confirm, an outcome): it lingers this long at most.
+URGENT_LINGER = 0.005
 
 
 class Store:
@@ -58,15 +59,12 @@ class Store:
         # SQLite has one writer: its threads queue here, in order, instead of in SQLite's busy handler,
         # whose growing sleeps cost seconds when hundreds of confirms arrive at once.
         self._one_writer = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
-        # History rows nobody waits for go in batches, one transaction each.
-        self._writes: queue.Queue[_Write | None] = queue.Queue(AUDIT_QUEUE)
+        # The one writer: claims, owed messages (with their job's finish and step's end), history rows and
+        # settles, in batches, one transaction for each kind in a batch. Claims and owed messages first:
+        # someone waits for them.
+        self._writes: queue.Queue[_Queued | None] = queue.Queue(WRITE_QUEUE)
         self._unfinished: list[str] = []  # jobs whose finish failed while the store was away: tried again
         self._unsettled: list[str] = []  # owed messages Slack took, not yet deleted for the same reason
-        # Claims made at the same moment share one transaction: under a burst of confirms the store writes
-        # them in a few batches instead of one by one. (A job's finish goes with its owed outcome: `owe()`.)
-        self._claims: _GroupCommit[tuple[JobRecord, tuple[str, ...], float], str | None] = _GroupCommit(
-            self, "job claim", self._claim_all, fallback=None
-        )
         self._pending = 0
         self._flushed = threading.Condition()
         self._writer = threading.Thread(target=self._write_batches, name="store-writer", daemon=True)
@@ -93,22 +91,50 @@ class Store:
         with self._flushed:
             return self._flushed.wait_for(lambda: self._pending == 0, timeout)
 
-    def _queue(self, write: _Write) -> None:
+    def _queue(self, write: _Queued) -> bool:
         with self._flushed:
             self._pending += 1
         try:
             self._writes.put_nowait(write)
         except queue.Full:
-            self._lost("write queue full", [write])
+            if isinstance(write, _Write):
+                self._lost("write queue full", [write])
             self._done_writing(1)
+            return False
+        return True
 
     def _write_batches(self) -> None:
-        while (batch := next_batch(self._writes, limit=AUDIT_BATCH, linger=AUDIT_LINGER)) is not None:
-            lines = [(w.at, w.line) for w in batch if w.line]
-            settled = [w.settled for w in batch if w.settled]
-            if self._run("history write", lambda c, r=lines, s=settled: self._write(c, r, s), None) is None:
-                self._lost("store unavailable", batch)
+        while (
+            batch := next_batch(
+                self._writes, limit=WRITE_BATCH, linger=AUDIT_LINGER, urgent=_urgent, urgent_linger=URGENT_LINGER
+            )
+        ) is not None:
+            try:
+                self._write_batch(batch)
+            except Exception:  # a bug here must not stop the writer: everyone waiting is answered below
+                log.exception("store writer failed on a batch")
             self._done_writing(len(batch))
+
+    def _write_batch(self, batch: list[_Queued]) -> None:
+        claims = [w for w in batch if isinstance(w, _Claim)]
+        if claims:
+            items = [(w.job, w.mail_ids, w.lease) for w in claims]
+            holders = self._run("job claim", lambda c: self._claim_all(c, items), None) or [None] * len(claims)
+            for claim, holder in zip(claims, holders, strict=True):
+                claim.answer.append(holder)
+                claim.done.set()
+        owes = [w for w in batch if isinstance(w, _OweLater)]
+        if owes:
+            for item, answer in zip(owes, self.owe([w.owe for w in owes], lease=owes[0].lease), strict=True):
+                try:
+                    item.then(*answer)
+                except Exception:
+                    log.exception("after writing owed messages")
+        writes = [w for w in batch if isinstance(w, _Write)]
+        lines = [(w.at, w.line) for w in writes if w.line]
+        settled = [w.settled for w in writes if w.settled]
+        if writes and self._run("history write", lambda c: self._write(c, lines, settled), None) is None:
+            self._lost("store unavailable", writes)
 
     @staticmethod
     def _write(connection: Connection, lines: list[tuple[float, dict[str, Any]]], settled: list[str]) -> bool:
@@ -148,7 +174,11 @@ class Store:
     def claim(self, job: JobRecord, mail_ids: Sequence[str], *, lease: float) -> str | None:
         """Record the job and claim its mails. Returns who holds a claim already, else None (also when the
         store is away: the process's own guard still holds, and the cancel goes ahead)."""
-        return self._claims.submit((job, tuple(mail_ids), lease))
+        claim = _Claim(job, tuple(mail_ids), lease)
+        if not self._queue(claim):
+            return None  # the writer is swamped: as with a store that is away, this process's guard holds
+        claim.done.wait()
+        return claim.answer[0] if claim.answer else None
 
     def finish(self, job_id: str) -> None:
         """Release a job's claims with no outcome to owe (a job whose ticket cannot be read). While the store
@@ -202,6 +232,12 @@ class Store:
             self._finishes_lost([item.finish_job for item in batch if item.finish_job])
             return [(False, None)] * len(batch)
         return answers
+
+    def owe_later(self, item: Owe, *, lease: float, then: Callable[[bool, bool | None], None]) -> None:
+        """`owe()` on the writer's thread, batched with others; `then(kept, first)` is told the answer there,
+        so it must not block."""
+        if not self._queue(_OweLater(item, lease, then)):
+            then(False, None)  # swamped: the messages go from memory, as when the store is away
 
     def settle(self, owed_id: str) -> None:
         """Slack took it: queued, written with the next history rows (never blocks the caller)."""
@@ -326,53 +362,6 @@ class Store:
         )
 
 
-R = TypeVar("R")
-
-
-class _GroupCommit(Generic[T, R]):
-    """Calls that arrive while a batch is being written wait for the next one, written by the first of
-    them: one transaction for many calls, and no thread of its own."""
-
-    def __init__(
-        self,
-        store: Store,
-        what: str,
-        write: Callable[[Connection, list[T]], list[R]],
-        *,
-        fallback: R,
-        limit: int = GROUP_LIMIT,
-    ) -> None:
-        self._store, self._what, self._write = store, what, write
-        self._fallback, self._limit = fallback, limit
-        self._lock = threading.Lock()
-        self._queue: list[tuple[T, list[R], threading.Event]] = []
-        self._writing = False
-
-    def submit(self, item: T) -> R:
-        answer: list[R] = []
-        done = threading.Event()
-        with self._lock:
-            self._queue.append((item, answer, done))
-            lead, self._writing = not self._writing, True
-        if lead:
-            self._write_all()
-        done.wait()
-        return answer[0]
-
-    def _write_all(self) -> None:
-        while True:
-            with self._lock:
-                batch, self._queue = self._queue[: self._limit], self._queue[self._limit :]
-                if not batch:
-                    self._writing = False
-                    return
-            items = [item for item, _, _ in batch]
-            results = self._store._run(self._what, lambda c, i=items: self._write(c, i), None)
-            if results is None:
-                results = [self._fallback] * len(items)
-            for (_, answer, done), result in zip(batch, results, strict=True):
-                answer.append(result)
-                done.set()
 
 
 @dataclass(frozen=True)
@@ -380,6 +369,31 @@ class _Write:
     at: float
     line: dict[str, Any]  # an audit line to keep as a history row
     settled: str = ""  # or an owed message Slack took
+
+
+@dataclass
+class _Claim:
+    """A confirm waiting for its mails' claims (`done`, then `answer`: who holds one already, or None)."""
+
+    job: JobRecord
+    mail_ids: tuple[str, ...]
+    lease: float
+    answer: list[str | None] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
+class _OweLater:
+    owe: Owe
+    lease: float
+    then: Callable[[bool, bool | None], None]
+
+
+_Queued = _Write | _Claim | _OweLater
+
+
+def _urgent(write: _Queued) -> bool:
+    return not isinstance(write, _Write)
 
 
 @dataclass(frozen=True)
