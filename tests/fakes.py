@@ -227,6 +227,19 @@ def outside_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(BOT_VARIABLES)}
 
 
+def run_bot(args: list[str], cwd: Path, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` run to its end, with only `env` of the bot's settings; its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**outside_env(), **env},
+        timeout=60,
+    )
+
+
 def bot_env(port: int, slack_api_url: str, mailpartner_url: str, **extra: str) -> dict[str, str]:
     env = outside_env()
     env.update(

@@ -21,20 +21,7 @@ from bot.requests.commands import UsageReason
 from bot.settings import Settings, SettingsError
 from bot.store.history import HistoryEvent
 from bot.words.blocks import history_line, usage_text
-from tests.fakes import ROOT, outside_env
-
-
-def run_bot(args: list[str], cwd: Path, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**outside_env(), **env},
-        timeout=60,
-    )
-
+from tests.fakes import ROOT, outside_env, run_bot
 
 # -- the sandbox stays apart, and remembers ----------------------------------------------------------------
 
@@ -87,25 +74,35 @@ def test_a_server_without_slack_settings_and_no_terminal_exits_2_with_one_line(t
     assert run_bot(["console"], tmp_path, stdin="quit\n").returncode == 0  # the console still takes a pipe
 
 
-def test_bare_bot_on_a_terminal_still_opens_the_console(tmp_path: Path) -> None:
+def at_a_terminal(args: list[str], cwd: Path, *, waits_for: bytes, answer: bytes, **env: str) -> tuple[int, str]:
+    """Run `python -m bot ARGS` on a pseudo-terminal, as a person would: once `waits_for` shows, type
+    `answer`; then read until the process ends. Its exit status and everything the screen showed."""
     leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot"],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        cwd=tmp_path,
-        env={**outside_env(), "TERM": "dumb"},
-    )
+    command = [sys.executable, "-m", "bot", *args]
+    environment = {**outside_env(), "TERM": "dumb", **env}
+    process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower, cwd=cwd, env=environment)
     os.close(follower)
     screen = b""
     deadline = time.monotonic() + 60
-    while b"> " not in screen and time.monotonic() < deadline:
+    while waits_for not in screen and time.monotonic() < deadline:
         screen += os.read(leader, 4096)
-    os.write(leader, b"quit\n")
-    assert process.wait(30) == 0
+    os.write(leader, answer)
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closes with the process
+            break
+        if not chunk:
+            break
+        screen += chunk
+    status = process.wait(30)
     os.close(leader)
-    assert b"cancel-mail console" in screen
+    return status, screen.decode(errors="replace")
+
+
+def test_bare_bot_on_a_terminal_still_opens_the_console(tmp_path: Path) -> None:
+    status, screen = at_a_terminal([], tmp_path, waits_for=b"> ", answer=b"quit\n")
+    assert status == 0 and "cancel-mail console" in screen
 
 
 def test_a_missing_folder_in_an_explicit_database_url_stops_the_bot(tmp_path: Path) -> None:
@@ -145,32 +142,9 @@ def test_http_mode_without_a_signing_secret_names_socket_mode_too() -> None:
 
 
 def test_the_cli_at_a_terminal_keeps_audit_lines_off_the_screen_and_prints_totals(tmp_path: Path) -> None:
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "cancel", "303", "304", "999", "brand-b:310", "--reason", "wrong list"],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        cwd=tmp_path,
-        env={**outside_env(), "MAILPARTNER_SANDBOX": "true", "TERM": "dumb"},
-    )
-    os.close(follower)
-    screen = b""
-    deadline = time.monotonic() + 60
-    while b"[y/N]" not in screen and time.monotonic() < deadline:
-        screen += os.read(leader, 4096)
-    os.write(leader, b"y\n")
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal closes with the process
-            break
-        if not chunk:
-            break
-        screen += chunk
-    assert process.wait(30) == EXIT_NOT_CANCELLED
-    os.close(leader)
-    text = screen.decode()
+    args = ["cancel", "303", "304", "999", "brand-b:310", "--reason", "wrong list"]
+    status, text = at_a_terminal(args, tmp_path, waits_for=b"[y/N]", answer=b"y\n", MAILPARTNER_SANDBOX="true")
+    assert status == EXIT_NOT_CANCELLED
     assert '"action"' not in text, text  # no JSON audit line on the person's screen
     assert "*Totals:* 1 cancelled · 1 too late · 1 already sent · 1 not found · 0 failed" in text, text
     # The audit trail still has every line, in the store.

@@ -4,8 +4,6 @@ backups of a running store, and migrations that let replicas be upgraded one at 
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,19 +12,7 @@ import sqlalchemy as sa
 from bot.settings import SECRET_SETTINGS, Settings, SettingsError
 from bot.store import backup_sqlite, create_engine, database_url, head_revision, migrate, open_store
 from bot.store.backup import BackupError
-from tests.fakes import API_KEY, outside_env
-
-
-def run_bot(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**outside_env(), **env},
-        timeout=60,
-    )
-
+from tests.fakes import API_KEY, run_bot
 
 # -- secrets from files ----------------------------------------------------------------------------
 

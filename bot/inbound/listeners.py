@@ -233,7 +233,9 @@ class _Listeners:
     def on_direct_message(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
         ack()
         event = body.get("event", {})
-        if event.get("bot_id") or event.get("subtype"):  # the bot's own posts, edits, joins: not requests
+        # The bot's own posts, edits and joins are not requests; nor is a channel's message (Bolt matches the
+        # event's type and subtype only, and the app subscribes to message.im alone).
+        if event.get("bot_id") or event.get("subtype") or event.get("channel_type") != "im":
             return
         user, channel, text = event.get("user", ""), event.get("channel", ""), str(event.get("text") or "")
         if user and channel:
