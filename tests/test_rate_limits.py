@@ -94,14 +94,19 @@ def test_outbox_a_paused_channel_holds_no_other_channel() -> None:
 
 def test_outbox_a_workspace_limit_pauses_the_method_not_the_channel() -> None:
     outbox, sends = Outbox(workers=2), Sends()
-    sends.limits["chat.update:u1"] = [0.5]
+    sends.limits["chat.update:u1"] = [3.0]
     outbox.submit(sends("chat.update:u1"), lane="A", key="k1", method="chat.update", priority=Priority.COSMETIC)
-    time.sleep(0.05)
+    deadline = time.monotonic() + 30
+    while sends.limits["chat.update:u1"]:  # until u1 met the workspace's limit
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     outbox.submit(sends("chat.update:u2"), lane="B", key="k2", method="chat.update", priority=Priority.COSMETIC)
     outbox.submit(sends("chat.postMessage:p"), lane="A", key="k3", method="chat.postMessage")
-    time.sleep(0.2)
-    assert sends.sent == ["chat.postMessage:p"]  # chat.update waits everywhere; postMessage in A goes
-    assert outbox.wait_idle(5)
+    while not sends.sent:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert sends.sent == ["chat.postMessage:p"]  # chat.update waits everywhere (3 s); postMessage in A goes
+    assert outbox.wait_idle(30)
     assert sorted(sends.sent) == ["chat.postMessage:p", "chat.update:u1", "chat.update:u2"]
 
 
@@ -301,8 +306,10 @@ def test_nothing_is_sent_once_the_outbox_is_closed() -> None:
     done: list[Delivery] = []
     for n in range(20):
         outbox.submit(down, lane="A", key=f"k{n}", method="chat.postMessage", on_done=done.append)
-    time.sleep(0.2)
-    assert len(tries) > 2  # tried again and again while Slack is down
+    deadline = time.monotonic() + 30
+    while len(tries) <= 2:  # tried again and again while Slack is down
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     assert outbox.close(0.0) is False
     closed_at = time.monotonic()
     time.sleep(0.2)
