@@ -362,8 +362,6 @@ class Store:
         )
 
 
-
-
 @dataclass(frozen=True)
 class _Write:
     at: float
