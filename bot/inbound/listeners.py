@@ -121,8 +121,9 @@ def register(app: App, deps: ListenerDeps) -> None:
     # Bolt tries each listener's matchers in this order, on every request: the common requests first (a
     # confirm click used to meet six others' matchers, each a call with its kwargs built).
     app.command(COMMAND)(listeners.on_command)
-    app.action(CONFIRM_ACTION)(listeners.on_confirm)
-    app.action(KEEP_ACTION)(listeners.on_keep)
+    # Who may press a button is the buttons' listener middleware: anyone who sees a thread prompt can click.
+    app.action(CONFIRM_ACTION, middleware=[listeners.who_may_confirm])(listeners.on_confirm)
+    app.action(KEEP_ACTION, middleware=[listeners.who_may_keep])(listeners.on_keep)
     app.event("app_mention")(listeners.on_mention)
     app.function(CALLBACK_ID)(listeners.on_workflow_step)
     app.shortcut(GLOBAL_SHORTCUT)(listeners.on_global_shortcut)
@@ -418,14 +419,35 @@ class _Listeners:
 
     # -- clicks ------------------------------------------------------------------------------------
 
-    def on_confirm(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
-        ack()
+    def who_may_confirm(self, body: dict[str, Any], context: BoltContext, next: Callable[[], None]) -> BoltResponse:
+        return self._who_may_click(body, context, next, self.deps.access.check_confirm, stage="confirm")
+
+    def who_may_keep(self, body: dict[str, Any], context: BoltContext, next: Callable[[], None]) -> BoltResponse:
+        return self._who_may_click(body, context, next, self.deps.access.check_keep, stage="keep")
+
+    def _who_may_click(
+        self,
+        body: dict[str, Any],
+        context: BoltContext,
+        next_: Callable[[], None],
+        check: Callable[[str, str, PromptTicket], Refusal | None],
+        *,
+        stage: str,
+    ) -> BoltResponse:
+        """Listener middleware: the click's ticket read, the clicker checked. A stale button or an outsider is
+        told why, privately, and the prompt stays for the people who may act; else the listener runs with
+        `context["click"]`."""
         click = self._click(body, context)
+        if click is None or self._refused(click, check(click.user, click.channel, click.ticket), stage=stage):
+            return BoltResponse(status=200, body="")
+        context["click"] = click
+        next_()
+        return BoltResponse(status=200, body="")
+
+    def on_confirm(self, ack: Ack, context: BoltContext) -> None:
+        ack()
+        click: Click = context["click"]
         deps = self.deps
-        if click is None or self._refused(
-            click, deps.access.check_confirm(click.user, click.channel, click.ticket), stage="confirm"
-        ):
-            return
         age = deps.clock() - click.ticket.issued_at
         if age > deps.prompt_ttl:
             self._audit_click(click, "expiry", requester=click.ticket.requester, age_s=round(age))
@@ -440,13 +462,9 @@ class _Listeners:
             self._audit_click(click, "duplicate", under_way_by=busy)
             self._tell(click.where, click.user, under_way_notice(click.ticket.ids, busy, self._lang_of(click.user)))
 
-    def on_keep(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+    def on_keep(self, ack: Ack, context: BoltContext) -> None:
         ack()
-        click = self._click(body, context)
-        if click is None or self._refused(
-            click, self.deps.access.check_keep(click.user, click.channel, click.ticket), stage="keep"
-        ):
-            return
+        click: Click = context["click"]
         self._close_prompt(click, "kept", StepResult.KEPT)
         self._audit_click(click, "keep", requester=click.ticket.requester)
 
