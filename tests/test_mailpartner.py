@@ -296,13 +296,17 @@ def test_each_calling_thread_keeps_its_own_connection_and_no_more() -> None:
 
 @pytest.mark.parametrize("say_so", [True, False], ids=["connection-close", "closed-while-idle"])
 def test_transport_sends_again_on_a_fresh_connection_when_the_kept_one_was_closed(say_so: bool) -> None:
-    # The server closes after every answer, saying so or not: unsaid, the next request meets a closed
-    # socket before the server sees it, and goes again on a fresh connection.
+    # The server closes after every answer, saying so or not. Unsaid, httpx's pool finds the connection
+    # closed before it reuses it, or, when the close has not reached it yet, the request meets a closed
+    # socket before the server sees it and the cancel's retry sends it on a fresh connection. Either way
+    # MailPartner sees each cancel once.
     with served(_json(200, close=True, say_so=say_so)) as server:
         client = MailPartnerClient(KEY, base_url=server.url, timeout=2)
         outcomes = [client.cancel(m) for m in ("300", "301")]
-        assert [(o.code, o.attempts) for o in outcomes] == [(200, 1), (200, 1)]
-        assert server.connections == 2 and len(server.paths) == 2  # each request sent once
+        assert [o.code for o in outcomes] == [200, 200] and not any(o.confirmed_on_retry for o in outcomes)
+        assert server.connections == 2 and len(server.paths) == 2  # each request reached the server once
+        if say_so:
+            assert [o.attempts for o in outcomes] == [1, 1]
         client.close()
 
 
