@@ -120,7 +120,7 @@ def register(app: App, deps: ListenerDeps) -> None:
     app.use(RefuseMalformed())  # before any listener's matcher reads the body (Socket Mode's only check)
     # Bolt tries each listener's matchers in this order, on every request: the common requests first (a
     # confirm click used to meet six others' matchers, each a call with its kwargs built).
-    app.command(COMMAND)(listeners.on_command)
+    app.command(COMMAND, middleware=[listeners.who_may_ask])(listeners.on_command)
     # Who may press a button is the buttons' listener middleware: anyone who sees a thread prompt can click.
     app.action(CONFIRM_ACTION, middleware=[listeners.who_may_confirm])(listeners.on_confirm)
     app.action(KEEP_ACTION, middleware=[listeners.who_may_keep])(listeners.on_keep)
@@ -164,9 +164,25 @@ class _Listeners:
 
     # -- requests ----------------------------------------------------------------------------------
 
-    def on_command(self, ack: Ack, body: dict[str, Any]) -> None:
+    def who_may_ask(self, body: dict[str, Any], context: BoltContext, next: Callable[[], None]) -> BoltResponse | None:
+        """The command's listener middleware: what was asked (`context["parsed"]`), and whether the person may
+        ask it here. A refusal is told to them alone, and audited; usage needs no permission."""
         user, channel = body.get("user_id", ""), body.get("channel_id", "")
         parsed = parse_slash_command(body.get("text", ""), require_reason=self.deps.require_reason)
+        asks = isinstance(parsed, (CancelRequest, HistoryRequest))
+        if asks and (refusal := self.deps.access.check_request(user, channel)):
+            mail = parsed.mail_id if isinstance(parsed, HistoryRequest) else ""
+            ids = parsed.ids if isinstance(parsed, CancelRequest) else (mail,) if mail else ()
+            self._audit_refusal(refusal, user, channel, "", ids)
+            answer = notice(refusal.value, self._lang_of(user))
+            return BoltResponse(status=200, body=json.dumps(answer), headers={"content-type": "application/json"})
+        context["parsed"] = parsed
+        next()
+        return None  # the listener's ack is the answer (a response here would stand in its place)
+
+    def on_command(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        user, channel = body.get("user_id", ""), body.get("channel_id", "")
+        parsed = context["parsed"]
         if isinstance(parsed, HistoryRequest):
             ack()
             self._answer_history(parsed, user, channel, body.get("response_url", ""))
@@ -174,10 +190,6 @@ class _Listeners:
         mine = self._lang_of(user)  # the ack is for this person alone
         if not isinstance(parsed, CancelRequest):
             ack(text=usage_text(parsed.reason, parsed.offending, lang=mine))
-            return
-        if refusal := self.deps.access.check_request(user, channel):
-            self._audit_refusal(refusal, user, channel, "", parsed.ids)
-            ack(**notice(refusal.value, mine))
             return
         if unknown := self._unknown_account(parsed):
             ack(text=usage_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=mine, accounts=self._accounts))
@@ -419,10 +431,12 @@ class _Listeners:
 
     # -- clicks ------------------------------------------------------------------------------------
 
-    def who_may_confirm(self, body: dict[str, Any], context: BoltContext, next: Callable[[], None]) -> BoltResponse:
+    def who_may_confirm(
+        self, body: dict[str, Any], context: BoltContext, next: Callable[[], None]
+    ) -> BoltResponse | None:
         return self._who_may_click(body, context, next, self.deps.access.check_confirm, stage="confirm")
 
-    def who_may_keep(self, body: dict[str, Any], context: BoltContext, next: Callable[[], None]) -> BoltResponse:
+    def who_may_keep(self, body: dict[str, Any], context: BoltContext, next: Callable[[], None]) -> BoltResponse | None:
         return self._who_may_click(body, context, next, self.deps.access.check_keep, stage="keep")
 
     def _who_may_click(
@@ -433,7 +447,7 @@ class _Listeners:
         check: Callable[[str, str, PromptTicket], Refusal | None],
         *,
         stage: str,
-    ) -> BoltResponse:
+    ) -> BoltResponse | None:
         """Listener middleware: the click's ticket read, the clicker checked. A stale button or an outsider is
         told why, privately, and the prompt stays for the people who may act; else the listener runs with
         `context["click"]`."""
@@ -442,7 +456,7 @@ class _Listeners:
             return BoltResponse(status=200, body="")
         context["click"] = click
         next_()
-        return BoltResponse(status=200, body="")
+        return None  # the listener's ack is the answer (a response here would stand in its place)
 
     def on_confirm(self, ack: Ack, context: BoltContext) -> None:
         ack()
@@ -471,12 +485,9 @@ class _Listeners:
     # -- history -----------------------------------------------------------------------------------
 
     def _answer_history(self, request: HistoryRequest, user: str, channel: str, response_url: str) -> None:
+        """The command's history (who may ask it: `who_may_ask`)."""
         deps = self.deps
         where = Conversation(channel=channel, response_url=response_url)
-        if refusal := deps.access.check_request(user, channel):
-            self._audit_refusal(refusal, user, channel, "", (request.mail_id,) if request.mail_id else ())
-            self._tell(where, user, notice(refusal.value, self._lang_of(user)))
-            return
 
         def answer() -> None:
             deps.store.flush(2.0)  # the asker's own latest actions belong in the answer
