@@ -196,7 +196,8 @@ def test_two_person_rule_expiry_and_a_click_after_a_restart(tmp_path: Path) -> N
     """Another process can end a step this one prompted for: everything needed rides with the click."""
     with LocalSlack() as slack:
         mailpartner = FakeMailPartner().start()
-        settings = {"CANCEL_MAIL_REQUIRE_SECOND_PERSON": "true", "CANCEL_MAIL_PROMPT_TTL": "6"}
+        # Prompts live 15 s: long enough for a restart between prompt and click on a busy machine.
+        settings = {"CANCEL_MAIL_REQUIRE_SECOND_PERSON": "true", "CANCEL_MAIL_PROMPT_TTL": "15"}
         first = start_bot(tmp_path, slack, mailpartner, **settings)
         second = None
         try:
@@ -216,7 +217,7 @@ def test_two_person_rule_expiry_and_a_click_after_a_restart(tmp_path: Path) -> N
             run.click(prompt, user=BOB, driver=Driver(second, slack))
             outputs = run.outputs()
             assert outputs["result"] == "cancelled" and outputs["cancelled_ids"] == "300"
-            time.sleep(max(0.0, expiring.started + 6.5 - time.time()))
+            time.sleep(max(0.0, expiring.started + 15.5 - time.time()))  # past its prompt's life
             expiring.click(expiring_prompt, user=BOB, driver=Driver(second, slack))
             assert expiring.outputs()["result"] == "expired"
             assert mailpartner.cancels == {"300": 1}
