@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Slack bot that cancels scheduled MailPartner mails after a confirmation.",
         epilog="With no mode: SLACK_APP_TOKEN set → Socket Mode; SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET → "
         "HTTP mode on $PORT (POST /slack/events, GET /healthz); neither → the local console on the "
-        "MailPartner sandbox. Settings come from the environment and ./.env (see README).",
+        "MailPartner sandbox, from a terminal (with no terminal: exit 2, as a server without its settings). "
+        "Settings come from the environment and ./.env (see README).",
     )
     modes = parser.add_subparsers(dest="mode", metavar="MODE")
     modes.add_parser("run", help="the mode the environment selects (the default)")

@@ -12,7 +12,7 @@ A job is finished once its outcome is owed: from then on the outcome is posted a
 process or, if it stops, by the next (bot/outbound/ledger.py). A job that dies before is finished by whoever
 takes it over. A mail whose cancel is under way is not sent to MailPartner again: this process checks its own
 memory first, then the store's claims (shared by every replica). A job whose process died is taken over
-by `recover()` once its lease runs out (see ops/recovery.py). `drain()` lets in-flight work finish on
+by `recover()` once its lease runs out (see cancels/recovery.py). `drain()` lets in-flight work finish on
 shutdown.
 """
 
