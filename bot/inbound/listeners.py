@@ -48,6 +48,7 @@ from bot.outbound.replies import Conversation, Replier
 from bot.requests.commands import (
     CancelRequest,
     HistoryRequest,
+    ParsedCommand,
     UsageReason,
     UsageRequest,
     parse_direct_message,
@@ -124,12 +125,14 @@ def register(app: App, deps: ListenerDeps) -> None:
     # Who may press a button is the buttons' listener middleware: anyone who sees a thread prompt can click.
     app.action(CONFIRM_ACTION, middleware=[listeners.who_may_confirm])(listeners.on_confirm)
     app.action(KEEP_ACTION, middleware=[listeners.who_may_keep])(listeners.on_keep)
-    app.event("app_mention")(listeners.on_mention)
+    app.event("app_mention", middleware=[listeners.who_may_mention])(listeners.on_mention)
     app.function(CALLBACK_ID)(listeners.on_workflow_step)
     app.shortcut(GLOBAL_SHORTCUT)(listeners.on_global_shortcut)
     app.shortcut(MESSAGE_SHORTCUT)(listeners.on_message_shortcut)
     app.view_submission(FORM_CALLBACK)(listeners.on_form_submission)
-    app.event({"type": "message", "channel_type": "im"})(listeners.on_direct_message)
+    app.event({"type": "message", "channel_type": "im"}, middleware=[listeners.who_may_write])(
+        listeners.on_direct_message
+    )
     app.event("app_home_opened")(listeners.on_home_opened)
     app.action(OPEN_FORM_ACTION)(listeners.on_home_form)
     app.error(listeners.on_error)
@@ -215,25 +218,38 @@ class _Listeners:
 
         self.deps.cancels.background(prompt)
 
-    def on_mention(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
-        ack()
+    def who_may_mention(
+        self, body: dict[str, Any], request: BoltRequest, context: BoltContext, next: Callable[[], None]
+    ) -> BoltResponse | None:
+        """The mention's listener middleware: what was asked (`context["parsed"]`), and whether the person may
+        ask it in this channel. A refusal is told to them alone, once per event whichever replica gets it."""
         event = body.get("event", {})
         user, channel = event.get("user", ""), event.get("channel", "")
         thread = event.get("thread_ts") or event.get("ts", "")
         parsed = parse_mention(event.get("text", ""), require_reason=self.deps.require_reason)
+        if isinstance(parsed, CancelRequest) and (refusal := self.deps.access.check_request(user, channel)):
+
+            def refuse() -> None:
+                self._audit_refusal(refusal, user, channel, thread, parsed.ids)
+                where = Conversation(channel=channel, thread_ts=thread)
+                self.deps.replier.tell(where, user, notice(refusal.value, self._lang_for(user)))
+
+            self._once(body, request, refuse)
+            return BoltResponse(status=200, body="")
+        context["parsed"] = parsed
+        next()
+        return None  # the listener's ack is the answer
+
+    def on_mention(self, ack: Ack, body: dict[str, Any], request: BoltRequest, context: BoltContext) -> None:
+        ack()
+        event = body.get("event", {})
+        user, channel = event.get("user", ""), event.get("channel", "")
+        thread = event.get("thread_ts") or event.get("ts", "")
+        parsed = context["parsed"]
         replier = self.deps.replier
         if not isinstance(parsed, CancelRequest):
             text = usage_text(parsed.reason, parsed.offending, lang=self.deps.lang)
             self._once(body, request, lambda: replier.post(channel, {"text": text}, thread_ts=thread))
-            return
-        where = Conversation(channel=channel, thread_ts=thread)
-        if refusal := self.deps.access.check_request(user, channel):
-
-            def refuse() -> None:
-                self._audit_refusal(refusal, user, channel, thread, parsed.ids)
-                replier.tell(where, user, notice(refusal.value, self._lang_for(user)))
-
-            self._once(body, request, refuse)
             return
         if unknown := self._unknown_account(parsed):
             text = usage_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=self.deps.lang, accounts=self._accounts)
@@ -243,22 +259,49 @@ class _Listeners:
 
     # -- direct messages and the App Home ----------------------------------------------------------
 
-    def on_direct_message(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
-        ack()
+    def who_may_write(
+        self, body: dict[str, Any], request: BoltRequest, context: BoltContext, next: Callable[[], None]
+    ) -> BoltResponse | None:
+        """The direct message's listener middleware: what was asked (`context["parsed"]`), and whether the
+        person may ask it. Under the two-person rule nobody else could see a prompt here to confirm it."""
         event = body.get("event", {})
         # The bot's own posts, edits and joins are not requests; nor is a channel's message (Bolt matches the
         # event's type and subtype only, and the app subscribes to message.im alone).
         if event.get("bot_id") or event.get("subtype") or event.get("channel_type") != "im":
-            return
-        user, channel, text = event.get("user", ""), event.get("channel", ""), str(event.get("text") or "")
-        if user and channel:
-            self._once(body, request, lambda: self._answer_direct_message(user, channel, text))
+            return BoltResponse(status=200, body="")
+        user, channel = event.get("user", ""), event.get("channel", "")
+        parsed = parse_direct_message(str(event.get("text") or ""), require_reason=self.deps.require_reason)
+        refusal = None
+        if isinstance(parsed, (CancelRequest, HistoryRequest)):
+            refusal = self.deps.access.check_request(user, channel)
+            if refusal is None and isinstance(parsed, CancelRequest) and self.deps.access.second_person:
+                refusal = Refusal.PRIVATE_CONVERSATION
+        if refusal is not None:
+            mail = parsed.mail_id if isinstance(parsed, HistoryRequest) else ""
+            ids = parsed.ids if isinstance(parsed, CancelRequest) else (mail,) if mail else ()
 
-    def _answer_direct_message(self, user: str, channel: str, text: str) -> None:
+            def refuse() -> None:
+                self._audit_refusal(refusal, user, channel, "", ids)
+                answer = notice(refusal.value, self._lang_for(user), ids_plain=" ".join(ids))
+                self.deps.replier.post(channel, answer)
+
+            self._once(body, request, refuse)
+            return BoltResponse(status=200, body="")
+        context["parsed"] = parsed
+        next()
+        return None  # the listener's ack is the answer
+
+    def on_direct_message(self, ack: Ack, body: dict[str, Any], request: BoltRequest, context: BoltContext) -> None:
+        ack()
+        event = body.get("event", {})
+        user, channel, parsed = event.get("user", ""), event.get("channel", ""), context["parsed"]
+        if user and channel:
+            self._once(body, request, lambda: self._answer_direct_message(user, channel, parsed))
+
+    def _answer_direct_message(self, user: str, channel: str, parsed: ParsedCommand) -> None:
         """As a mention in a thread, in the person's own conversation with the bot, in their language."""
         deps = self.deps
         lang = self._lang_for(user)
-        parsed = parse_direct_message(text, require_reason=deps.require_reason)
 
         def say(message: Message) -> None:
             deps.replier.post(channel, message)
@@ -266,15 +309,6 @@ class _Listeners:
         if isinstance(parsed, UsageRequest):
             problem = problem_text(parsed.reason, parsed.offending, lang=lang)
             say({"text": f"{problem} {ui('dm_usage', lang)}".strip()})
-            return
-        ids = (parsed.mail_id,) if isinstance(parsed, HistoryRequest) and parsed.mail_id else ()
-        ids = parsed.ids if isinstance(parsed, CancelRequest) else ids
-        refusal = deps.access.check_request(user, channel)
-        if refusal is None and isinstance(parsed, CancelRequest) and deps.access.second_person:
-            refusal = Refusal.PRIVATE_CONVERSATION  # nobody else could see the prompt to confirm it
-        if refusal is not None:
-            self._audit_refusal(refusal, user, channel, "", ids)
-            say(notice(refusal.value, lang, ids_plain=" ".join(ids)))
             return
         if isinstance(parsed, HistoryRequest):
             deps.store.flush(2.0)
