@@ -35,6 +35,7 @@ from bot.inbound.forms import (
     MESSAGE_SHORTCUT,
     REASON_BLOCK,
     FormOrigin,
+    FormSubmission,
     form_view,
     ids_in_message,
     read_submission,
@@ -126,16 +127,38 @@ def register(app: App, deps: ListenerDeps) -> None:
     app.action(CONFIRM_ACTION, middleware=[listeners.who_may_confirm])(listeners.on_confirm)
     app.action(KEEP_ACTION, middleware=[listeners.who_may_keep])(listeners.on_keep)
     app.event("app_mention", middleware=[listeners.who_may_mention])(listeners.on_mention)
-    app.function(CALLBACK_ID)(listeners.on_workflow_step)
+    app.function(CALLBACK_ID, middleware=[listeners.who_may_run])(listeners.on_workflow_step)
     app.shortcut(GLOBAL_SHORTCUT)(listeners.on_global_shortcut)
     app.shortcut(MESSAGE_SHORTCUT)(listeners.on_message_shortcut)
-    app.view_submission(FORM_CALLBACK)(listeners.on_form_submission)
+    app.view_submission(FORM_CALLBACK, middleware=[listeners.who_may_submit])(listeners.on_form_submission)
     app.event({"type": "message", "channel_type": "im"}, middleware=[listeners.who_may_write])(
         listeners.on_direct_message
     )
     app.event("app_home_opened")(listeners.on_home_opened)
     app.action(OPEN_FORM_ACTION)(listeners.on_home_form)
     app.error(listeners.on_error)
+
+
+@dataclass(frozen=True)
+class _Form:
+    """A form submission as read once: its origin (None: not one this bot wrote), fields, request, and the
+    conversation the prompt is for."""
+
+    origin: FormOrigin | None
+    submission: FormSubmission
+    parsed: CancelRequest | UsageRequest
+    channel: str
+
+
+def _read_form(body: dict[str, Any], *, require_reason: bool) -> _Form:
+    try:
+        origin: FormOrigin | None = FormOrigin.decode((body.get("view") or {}).get("private_metadata", ""))
+    except ValueError:
+        origin = None
+    submission = read_submission(body)
+    parsed = parse_fields(submission.ids_text, submission.reason_text, require_reason=require_reason)
+    channel = "" if origin is None else origin.channel if origin.kind == "message" else submission.conversation
+    return _Form(origin, submission, parsed, channel)
 
 
 # Which form field shows which problem with a submission; the rest go under the ids.
@@ -352,29 +375,40 @@ class _Listeners:
         origin = FormOrigin("message", channel, str(message.get("thread_ts") or message.get("ts") or ""))
         self._open_form(client, body, origin, ids=ids_in_message(str(message.get("text") or "")))
 
-    def on_form_submission(self, ack: Ack, body: dict[str, Any]) -> None:
+    def who_may_submit(
+        self, body: dict[str, Any], context: BoltContext, next: Callable[[], None]
+    ) -> BoltResponse | None:
+        """The form's listener middleware: what was submitted (`context["form"]`), and whether the person may
+        ask it in the conversation it names; a refusal is shown under that field, and the form stays open."""
+        user = (body.get("user") or {}).get("id", "")
+        form = _read_form(body, require_reason=self.deps.require_reason)
+        asks = isinstance(form.parsed, CancelRequest) and form.origin is not None and form.channel
+        if asks and (refusal := self.deps.access.check_request(user, form.channel)):
+            assert form.origin is not None and isinstance(form.parsed, CancelRequest)
+            self._audit_refusal(refusal, user, form.channel, form.origin.thread_ts, form.parsed.ids)
+            channel_rule = form.origin.kind == "global" and refusal.value.endswith("channel")
+            errors = {CONVERSATION_BLOCK if channel_rule else IDS_BLOCK: ui(refusal.value, self._lang_of(user))}
+            answer = {"response_action": "errors", "errors": errors}
+            return BoltResponse(status=200, body=json.dumps(answer), headers={"content-type": "application/json"})
+        context["form"] = form
+        next()
+        return None  # the listener's ack is the answer
+
+    def on_form_submission(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         deps, user = self.deps, (body.get("user") or {}).get("id", "")
         mine = self._lang_of(user)  # the form is this person's
-        try:
-            origin = FormOrigin.decode((body.get("view") or {}).get("private_metadata", ""))
-        except ValueError as error:
-            log.warning("form submission by %s carried no valid origin: %s", user, error)
+        form: _Form = context["form"]
+        origin, submission, parsed, channel = form.origin, form.submission, form.parsed, form.channel
+        if origin is None:
+            log.warning("form submission by %s carried no valid origin", user)
             ack(response_action="errors", errors={IDS_BLOCK: ui("stale", mine)})
             return
-        submission = read_submission(body)
-        parsed = parse_fields(submission.ids_text, submission.reason_text, require_reason=deps.require_reason)
         if isinstance(parsed, UsageRequest):
             field = _FIELD_OF_PROBLEM.get(parsed.reason, IDS_BLOCK)
             ack(response_action="errors", errors={field: problem_text(parsed.reason, parsed.offending, lang=mine)})
             return
-        channel = origin.channel if origin.kind == "message" else submission.conversation
         if not channel:
             ack(response_action="errors", errors={CONVERSATION_BLOCK: ui("pick_conversation", mine)})
-            return
-        if refusal := deps.access.check_request(user, channel):
-            self._audit_refusal(refusal, user, channel, origin.thread_ts, parsed.ids)
-            field = CONVERSATION_BLOCK if origin.kind == "global" and refusal.value.endswith("channel") else IDS_BLOCK
-            ack(response_action="errors", errors={field: ui(refusal.value, mine)})
             return
         if unknown := self._unknown_account(parsed):
             problem = problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=mine, accounts=self._accounts)
@@ -412,6 +446,38 @@ class _Listeners:
 
     # -- the Workflow Builder step -----------------------------------------------------------------
 
+    def who_may_run(
+        self,
+        body: dict[str, Any],
+        request: BoltRequest,
+        inputs: dict[str, Any],
+        context: BoltContext,
+        next: Callable[[], None],
+    ) -> BoltResponse | None:
+        """The step's listener middleware: whether its requester may ask in its channel; a refusal ends the run
+        with the reason (once, whichever replica gets the event)."""
+        requester, channel = str(inputs.get("requester") or ""), str(inputs.get("channel") or "")
+        try:
+            parsed = parse_fields(
+                str(inputs.get("mail_ids") or ""),
+                str(inputs.get("reason") or ""),
+                require_reason=self.deps.require_reason,
+            )
+        except Exception:  # the listener meets it too, and ends the run with an error: a run must never hang
+            next()
+            return None
+        if isinstance(parsed, CancelRequest) and (refusal := self.deps.access.check_request(requester, channel)):
+            step = StepRef(context.function_execution_id or "", context.function_bot_access_token or "")
+
+            def refuse() -> None:
+                self._audit_refusal(refusal, requester, channel, "", parsed.ids, execution=step.execution_id)
+                self.deps.steps.end(step, error=ui(refusal.value, self.deps.lang), actor=requester, channel=channel)
+
+            self._once(body, request, refuse)
+            return BoltResponse(status=200, body="")
+        next()
+        return None  # the listener's ack is the answer
+
     def on_workflow_step(
         self, ack: Ack, body: dict[str, Any], request: BoltRequest, inputs: dict[str, Any], context: BoltContext
     ) -> None:
@@ -431,11 +497,7 @@ class _Listeners:
                 problem = problem_text(parsed.reason, parsed.offending, lang=deps.lang)
                 steps.end(step, error=problem, actor=requester, channel=channel)
                 return
-            if refusal := deps.access.check_request(requester, channel):
-                self._audit_refusal(refusal, requester, channel, "", parsed.ids, execution=step.execution_id)
-                steps.end(step, error=ui(refusal.value, deps.lang), actor=requester, channel=channel)
-                return
-            if unknown := self._unknown_account(parsed):
+            if unknown := self._unknown_account(parsed):  # who may run it: `who_may_run`
                 problem = problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=deps.lang, accounts=self._accounts)
                 steps.end(step, error=problem, actor=requester, channel=channel)
                 return
