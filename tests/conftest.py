@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ class Harness:
                 "MAILPARTNER_TIMEOUT": "2",
                 "MAILPARTNER_DEADLINE": "4",
                 "DATABASE_URL": database_url,
+                # The test's own state folder (the autouse `state_home`): a sandbox's state never lands in ~.
+                "XDG_STATE_HOME": os.environ.get("XDG_STATE_HOME", ""),
                 **env,
             }
         )
