@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot.cli import EXIT_ALL_CANCELLED, EXIT_DECLINED, EXIT_NOT_CANCELLED, EXIT_UNKNOWN, EXIT_USAGE, main
+from tests import fakes
 from tests.fakes import API_KEY, BOT_VARIABLES, FakeMailPartner, Fault, outside_env
 
 
@@ -19,15 +19,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def run_bot(args: list[str], stdin: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=clean_env(**env),
-        timeout=60,
-    )
+    return fakes.run_bot(args, cwd, stdin, **env)
 
 
 DEMO = """\

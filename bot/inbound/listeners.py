@@ -139,6 +139,13 @@ def register(app: App, deps: ListenerDeps) -> None:
     app.error(listeners.on_error)
 
 
+def _go_on(context: BoltContext, key: str, value: object, next_: Callable[[], None]) -> None:
+    """A listener middleware lets the listener run with what it read (`context[key]`). It returns nothing:
+    a response of its own would stand in place of the listener's ack."""
+    context[key] = value
+    next_()
+
+
 @dataclass(frozen=True)
 class _Form:
     """A form submission as read once: its origin (None: not one this bot wrote), fields, request, and the
@@ -202,9 +209,7 @@ class _Listeners:
             self._audit_refusal(refusal, user, channel, "", ids)
             answer = notice(refusal.value, self._lang_of(user))
             return BoltResponse(status=200, body=json.dumps(answer), headers={"content-type": "application/json"})
-        context["parsed"] = parsed
-        next()
-        return None  # the listener's ack is the answer (a response here would stand in its place)
+        return _go_on(context, "parsed", parsed, next)
 
     def on_command(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         user, channel = body.get("user_id", ""), body.get("channel_id", "")
@@ -257,11 +262,8 @@ class _Listeners:
                 where = Conversation(channel=channel, thread_ts=thread)
                 self.deps.replier.tell(where, user, notice(refusal.value, self._lang_for(user)))
 
-            self._once(body, request, refuse)
-            return BoltResponse(status=200, body="")
-        context["parsed"] = parsed
-        next()
-        return None  # the listener's ack is the answer
+            return self._refuse_once(body, request, refuse)
+        return _go_on(context, "parsed", parsed, next)
 
     def on_mention(self, ack: Ack, body: dict[str, Any], request: BoltRequest, context: BoltContext) -> None:
         ack()
@@ -308,11 +310,8 @@ class _Listeners:
                 answer = notice(refusal.value, self._lang_for(user), ids_plain=" ".join(ids))
                 self.deps.replier.post(channel, answer)
 
-            self._once(body, request, refuse)
-            return BoltResponse(status=200, body="")
-        context["parsed"] = parsed
-        next()
-        return None  # the listener's ack is the answer
+            return self._refuse_once(body, request, refuse)
+        return _go_on(context, "parsed", parsed, next)
 
     def on_direct_message(self, ack: Ack, body: dict[str, Any], request: BoltRequest, context: BoltContext) -> None:
         ack()
@@ -390,9 +389,7 @@ class _Listeners:
             errors = {CONVERSATION_BLOCK if channel_rule else IDS_BLOCK: ui(refusal.value, self._lang_of(user))}
             answer = {"response_action": "errors", "errors": errors}
             return BoltResponse(status=200, body=json.dumps(answer), headers={"content-type": "application/json"})
-        context["form"] = form
-        next()
-        return None  # the listener's ack is the answer
+        return _go_on(context, "form", form, next)
 
     def on_form_submission(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         deps, user = self.deps, (body.get("user") or {}).get("id", "")
@@ -473,8 +470,7 @@ class _Listeners:
                 self._audit_refusal(refusal, requester, channel, "", parsed.ids, execution=step.execution_id)
                 self.deps.steps.end(step, error=ui(refusal.value, self.deps.lang), actor=requester, channel=channel)
 
-            self._once(body, request, refuse)
-            return BoltResponse(status=200, body="")
+            return self._refuse_once(body, request, refuse)
         next()
         return None  # the listener's ack is the answer
 
@@ -550,9 +546,7 @@ class _Listeners:
         click = self._click(body, context)
         if click is None or self._refused(click, check(click.user, click.channel, click.ticket), stage=stage):
             return BoltResponse(status=200, body="")
-        context["click"] = click
-        next_()
-        return None  # the listener's ack is the answer (a response here would stand in its place)
+        return _go_on(context, "click", click, next_)
 
     def on_confirm(self, ack: Ack, context: BoltContext) -> None:
         ack()
@@ -598,6 +592,11 @@ class _Listeners:
         deps.cancels.background(answer)
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    def _refuse_once(self, body: dict[str, Any], request: BoltRequest, refuse: Callable[[], None]) -> BoltResponse:
+        """A listener middleware's refusal of an event: told once (whichever replica), and the event acked."""
+        self._once(body, request, refuse)
+        return BoltResponse(status=200, body="")
 
     def _lang_of(self, user: str) -> str:
         """On the ack path: the person's language if already known (asked in the background if not)."""
