@@ -112,6 +112,17 @@ def test_a_refused_key_is_said_at_the_top(harness: Harness, mailpartner: FakeMai
     assert "not working" in first_sections[0]["text"]["text"]
 
 
+def test_a_mailpartner_that_does_not_answer_gives_a_home_that_says_so(
+    harness: Harness, mailpartner: FakeMailPartner
+) -> None:
+    from tests.fakes import Fault
+
+    mailpartner.fault("", Fault(reset=True, times=5, endpoint="me"))
+    text = valid_home(open_home(harness))
+    assert "`default`: MailPartner did not answer just now" in text
+    assert "You may cancel scheduled mails" in text  # the rest of the view is there all the same
+
+
 def test_the_home_button_opens_the_cancel_form(harness: Harness) -> None:
     view = open_home(harness)
     click = view_button_click(buttons(view)[OPEN_FORM_ACTION], user=ALICE, view=view)
