@@ -128,15 +128,27 @@ def register(app: App, deps: ListenerDeps) -> None:
     app.action(KEEP_ACTION, middleware=[listeners.who_may_keep])(listeners.on_keep)
     app.event("app_mention", middleware=[listeners.who_may_mention])(listeners.on_mention)
     app.function(CALLBACK_ID, middleware=[listeners.who_may_run])(listeners.on_workflow_step)
-    app.shortcut(GLOBAL_SHORTCUT)(listeners.on_global_shortcut)
+    app.shortcut(GLOBAL_SHORTCUT)(listeners.on_open_form)
     app.shortcut(MESSAGE_SHORTCUT)(listeners.on_message_shortcut)
     app.view_submission(FORM_CALLBACK, middleware=[listeners.who_may_submit])(listeners.on_form_submission)
     app.event({"type": "message", "channel_type": "im"}, middleware=[listeners.who_may_write])(
         listeners.on_direct_message
     )
     app.event("app_home_opened")(listeners.on_home_opened)
-    app.action(OPEN_FORM_ACTION)(listeners.on_home_form)
+    app.action(OPEN_FORM_ACTION)(listeners.on_open_form)  # the Home tab's button
     app.error(listeners.on_error)
+
+
+def _answered(answer: dict[str, Any]) -> BoltResponse:
+    """An answer given in place of the listener's ack (a refusal, an error), as Bolt's ack would write it."""
+    return BoltResponse(status=200, body=json.dumps(answer), headers={"content-type": "application/json"})
+
+
+def _asked_ids(parsed: ParsedCommand) -> tuple[str, ...]:
+    """The mails a request names: a cancel's, or the one a history asks about."""
+    if isinstance(parsed, CancelRequest):
+        return parsed.ids
+    return (parsed.mail_id,) if isinstance(parsed, HistoryRequest) and parsed.mail_id else ()
 
 
 def _go_on(context: BoltContext, key: str, value: object, next_: Callable[[], None]) -> None:
@@ -193,7 +205,7 @@ class _Listeners:
             answer: dict[str, Any] = {"response_action": "errors", "errors": {IDS_BLOCK: ui("error", self.deps.lang)}}
         else:
             answer = notice("error", self.deps.lang)
-        return BoltResponse(status=200, body=json.dumps(answer), headers={"content-type": "application/json"})
+        return _answered(answer)
 
     # -- requests ----------------------------------------------------------------------------------
 
@@ -204,11 +216,9 @@ class _Listeners:
         parsed = parse_slash_command(body.get("text", ""), require_reason=self.deps.require_reason)
         asks = isinstance(parsed, (CancelRequest, HistoryRequest))
         if asks and (refusal := self.deps.access.check_request(user, channel)):
-            mail = parsed.mail_id if isinstance(parsed, HistoryRequest) else ""
-            ids = parsed.ids if isinstance(parsed, CancelRequest) else (mail,) if mail else ()
-            self._audit_refusal(refusal, user, channel, "", ids)
+            self._audit_refusal(refusal, user, channel, "", _asked_ids(parsed))
             answer = notice(refusal.value, self._lang_of(user))
-            return BoltResponse(status=200, body=json.dumps(answer), headers={"content-type": "application/json"})
+            return _answered(answer)
         return _go_on(context, "parsed", parsed, next)
 
     def on_command(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
@@ -302,8 +312,7 @@ class _Listeners:
             if refusal is None and isinstance(parsed, CancelRequest) and self.deps.access.second_person:
                 refusal = Refusal.PRIVATE_CONVERSATION
         if refusal is not None:
-            mail = parsed.mail_id if isinstance(parsed, HistoryRequest) else ""
-            ids = parsed.ids if isinstance(parsed, CancelRequest) else (mail,) if mail else ()
+            ids = _asked_ids(parsed)
 
             def refuse() -> None:
                 self._audit_refusal(refusal, user, channel, "", ids)
@@ -332,13 +341,8 @@ class _Listeners:
             problem = problem_text(parsed.reason, parsed.offending, lang=lang)
             say({"text": f"{problem} {ui('dm_usage', lang)}".strip()})
             return
-        if isinstance(parsed, HistoryRequest):
-            deps.store.flush(2.0)
-            if parsed.mail_id:
-                found = deps.store.history(mail_id=parsed.mail_id, limit=HISTORY_LIMIT + 1)
-            else:  # the person's own, here: this conversation is theirs
-                found = deps.store.history(actor=user, limit=HISTORY_LIMIT + 1)
-            say(history_message(found, lang=lang, mail_id=parsed.mail_id, limit=HISTORY_LIMIT))
+        if isinstance(parsed, HistoryRequest):  # without an id, the person's own: this conversation is theirs
+            say(self._history(parsed, lang=lang, actor=user))
             return
         if unknown := self._unknown_account(parsed):
             say({"text": problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=lang, accounts=self._accounts)})
@@ -356,14 +360,10 @@ class _Listeners:
         if event.get("tab", "home") == "home" and event.get("user"):
             self.deps.home.opened(str(event["user"]))
 
-    def on_home_form(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        """The App Home's button: the same form as the global shortcut."""
-        ack()
-        self._open_form(client, body, FormOrigin("global"), ids=[])
-
     # -- the form: both shortcuts open it, a valid submission posts the usual prompt -----------------
 
-    def on_global_shortcut(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def on_open_form(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        """The global shortcut, and the Home tab's button: the form, for the conversation the person picks."""
         ack()
         self._open_form(client, body, FormOrigin("global"), ids=[])
 
@@ -388,7 +388,7 @@ class _Listeners:
             channel_rule = form.origin.kind == "global" and refusal.value.endswith("channel")
             errors = {CONVERSATION_BLOCK if channel_rule else IDS_BLOCK: ui(refusal.value, self._lang_of(user))}
             answer = {"response_action": "errors", "errors": errors}
-            return BoltResponse(status=200, body=json.dumps(answer), headers={"content-type": "application/json"})
+            return _answered(answer)
         return _go_on(context, "form", form, next)
 
     def on_form_submission(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
@@ -461,8 +461,7 @@ class _Listeners:
                 require_reason=self.deps.require_reason,
             )
         except Exception:  # the listener meets it too, and ends the run with an error: a run must never hang
-            next()
-            return None
+            return _go_on(context, "parsed", None, next)
         if isinstance(parsed, CancelRequest) and (refusal := self.deps.access.check_request(requester, channel)):
             step = StepRef(context.function_execution_id or "", context.function_bot_access_token or "")
 
@@ -471,23 +470,27 @@ class _Listeners:
                 self.deps.steps.end(step, error=ui(refusal.value, self.deps.lang), actor=requester, channel=channel)
 
             return self._refuse_once(body, request, refuse)
-        next()
-        return None  # the listener's ack is the answer
+        return _go_on(context, "parsed", parsed, next)
 
     def on_workflow_step(
         self, ack: Ack, body: dict[str, Any], request: BoltRequest, inputs: dict[str, Any], context: BoltContext
     ) -> None:
         step = StepRef(context.function_execution_id or "", context.function_bot_access_token or "")
-        self._once(body, request, lambda: self._start_step(step, inputs))
+        parsed = context["parsed"]
+        self._once(body, request, lambda: self._start_step(step, inputs, parsed))
 
-    def _start_step(self, step: StepRef, inputs: dict[str, Any]) -> None:
+    def _start_step(self, step: StepRef, inputs: dict[str, Any], parsed: CancelRequest | UsageRequest | None) -> None:
+        """`parsed`: the inputs as the middleware read them; None when reading them failed, met again here."""
         deps = self.deps
         steps = deps.steps
         requester, channel = str(inputs.get("requester") or ""), str(inputs.get("channel") or "")
         try:
-            parsed = parse_fields(
-                str(inputs.get("mail_ids") or ""), str(inputs.get("reason") or ""), require_reason=deps.require_reason
-            )
+            if parsed is None:
+                parsed = parse_fields(
+                    str(inputs.get("mail_ids") or ""),
+                    str(inputs.get("reason") or ""),
+                    require_reason=deps.require_reason,
+                )
             if isinstance(parsed, UsageRequest):
                 log.info("workflow step %s refused its inputs: %s", step.execution_id, parsed.reason.value)
                 problem = problem_text(parsed.reason, parsed.offending, lang=deps.lang)
@@ -580,16 +583,22 @@ class _Listeners:
         where = Conversation(channel=channel, response_url=response_url)
 
         def answer() -> None:
-            deps.store.flush(2.0)  # the asker's own latest actions belong in the answer
-            # One more than is shown tells whether there are more, without counting them all.
-            if request.mail_id:
-                found = deps.store.history(mail_id=request.mail_id, limit=HISTORY_LIMIT + 1)
-            else:
-                found = deps.store.history(channel=channel, limit=HISTORY_LIMIT + 1)
-            message = history_message(found, lang=self._lang_for(user), mail_id=request.mail_id, limit=HISTORY_LIMIT)
-            deps.replier.tell(where, user, message)
+            deps.replier.tell(where, user, self._history(request, lang=self._lang_for(user), channel=channel))
 
         deps.cancels.background(answer)
+
+    def _history(
+        self, request: HistoryRequest, *, lang: str, channel: str | None = None, actor: str | None = None
+    ) -> Message:
+        """One mail's history, or else the newest events of `channel` (or by `actor`)."""
+        store = self.deps.store
+        store.flush(2.0)  # the asker's own latest actions belong in the answer
+        # One more than is shown tells whether there are more, without counting them all.
+        if request.mail_id:
+            found = store.history(mail_id=request.mail_id, limit=HISTORY_LIMIT + 1)
+        else:
+            found = store.history(channel=channel, actor=actor, limit=HISTORY_LIMIT + 1)
+        return history_message(found, lang=lang, mail_id=request.mail_id, limit=HISTORY_LIMIT)
 
     # -- helpers -----------------------------------------------------------------------------------
 
