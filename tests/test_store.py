@@ -146,6 +146,16 @@ def test_a_mail_is_claimed_by_one_job_at_a_time(stores: tuple[Store, Store]) -> 
     assert second.claim(job("d", "U0BOB00000"), ["300"], lease=30) is None
 
 
+def test_a_bug_in_the_writer_still_answers_whoever_waits(stores: tuple[Store, Store], mocker) -> None:
+    first, _ = stores
+    mocker.patch.object(first, "_claim_all", return_value=[])  # an answer short of its claims: a bug
+    assert first.claim(job("a", "U0ALICE000"), ["300"], lease=30) is None  # answered, not left waiting
+    mocker.patch.object(first, "owe", side_effect=RuntimeError("bug"))
+    told: list[tuple[bool, bool | None]] = []
+    first.owe_later(Owe(()), lease=30, then=lambda kept, step: told.append((kept, step)))
+    assert first.flush(10) and told == [(False, None)]  # not kept: delivered from memory
+
+
 def test_claims_raced_from_many_threads_admit_one(stores: tuple[Store, Store]) -> None:
     first, second = stores
     results: list[str | None] = []

@@ -111,7 +111,7 @@ class Store:
         ) is not None:
             try:
                 self._write_batch(batch)
-            except Exception:  # a bug here must not stop the writer: everyone waiting is answered below
+            except Exception:  # a bug here must not stop the writer; whoever waits was answered in the batch
                 log.exception("store writer failed on a batch")
             self._done_writing(len(batch))
 
@@ -119,13 +119,21 @@ class Store:
         claims = [w for w in batch if isinstance(w, _Claim)]
         if claims:
             items = [(w.job, w.mail_ids, w.lease) for w in claims]
-            holders = self._run("job claim", lambda c: self._claim_all(c, items), None) or [None] * len(claims)
-            for claim, holder in zip(claims, holders, strict=True):
-                claim.answer.append(holder)
-                claim.done.set()
+            try:
+                holders = self._run("job claim", lambda c: self._claim_all(c, items), None) or [None] * len(claims)
+                for claim, holder in zip(claims, holders, strict=True):
+                    claim.answer.append(holder)
+            finally:  # a confirm waits on each: unanswered, it reads as no holder (the process's guard holds)
+                for claim in claims:
+                    claim.done.set()
         owes = [w for w in batch if isinstance(w, _OweLater)]
         if owes:
-            for item, answer in zip(owes, self.owe([w.owe for w in owes], lease=owes[0].lease), strict=True):
+            try:
+                answers = self.owe([w.owe for w in owes], lease=owes[0].lease)
+            except Exception:  # never lose a message to a bug here: they go from memory, as when the store is away
+                log.exception("writing owed messages failed")
+                answers = [(False, None)] * len(owes)
+            for item, answer in zip(owes, answers, strict=True):
                 try:
                     item.then(*answer)
                 except Exception:
