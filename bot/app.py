@@ -52,7 +52,6 @@ class Bot:
     sweeper: Sweeper | None
     sandbox: MailPartnerSandbox | None
     metrics: Metrics
-    home: Home
     languages: Languages
 
     def shutdown(self, timeout: float) -> bool:
@@ -183,12 +182,6 @@ def build_bot(
     replier = Replier(ledger)
     steps = WorkflowSteps(store, audit, replier)
     languages = Languages(client, settings.language)
-    home: Home | None = None  # made below: it shows the service's cancels, which tell it when one ends
-
-    def after_cancel(user: str) -> None:
-        if home is not None:
-            home.after_cancel(user)
-
     service = CancelService(
         accounts,
         replier,
@@ -203,7 +196,7 @@ def build_bot(
         metrics=metrics,
         background_executor=background,
         lang_of=languages.of,
-        on_finished=after_cancel,
+        on_finished=lambda user: home.after_cancel(user),  # `home` is made below: it shows the service's cancels
     )
     groups = UserGroupDirectory(client, settings.allowed_usergroups) if settings.allowed_usergroups else None
     if groups is not None:
@@ -254,6 +247,5 @@ def build_bot(
         sweeper=sweeper,
         sandbox=sandbox,
         metrics=metrics,
-        home=home,
         languages=languages,
     )

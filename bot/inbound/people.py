@@ -66,9 +66,8 @@ class Languages:
             return self.default, None
         with self._lock:
             known = self._known.get(user)
-            fresh = known is not None and self._clock() - known[1] <= TTL
-            if fresh:
-                return known[0] if known else None, None
+            if known is not None and self._clock() - known[1] <= TTL:
+                return known[0], None
             asking = self._asking.get(user)
             start = asking is None
             if start:
