@@ -26,6 +26,7 @@ import tempfile
 from typing import Any
 
 from bot.mailpartner.answers import RESULTS, FailureKind, meaning
+from bot.mailpartner.client import CALLS
 from bot.requests.kinds import Refusal, Via
 
 VIA = tuple(v.value for v in Via if v is not Via.CLI)  # the Slack bot's ways in
@@ -38,7 +39,6 @@ SLACK_METHODS = (  # replies.py's first ways out
     "functions.completeSuccess",
     "functions.completeError",
 )
-MAILPARTNER_CALLS = ("message-cancel", "bulk-status", "me")  # the endpoints the client asks
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -99,7 +99,7 @@ class Metrics:
         for result in RESULTS:
             for account in accounts:
                 self.outcomes.labels(result, account)
-        for call in MAILPARTNER_CALLS:
+        for call in CALLS:
             self.mailpartner_seconds.labels(call)
         for method in SLACK_METHODS:  # so that increase() sees the first failure, not an absent series
             self.slack_failures.labels(method)

@@ -284,12 +284,22 @@ class CancelService:
         # The prompt's one update: worded to hold before and after the outcome, so nothing later replaces
         # it (a second update would cost a Slack call per cancel and, under Tier 3 limits, minutes).
         self.replier.replace_prompt(job.where, self._status("confirmed", job))
-        self._send(job)
+        self._send(job, here=True)
 
-    def _send(self, job: _Job) -> None:
-        for message_id in job.ticket.ids:
+    def _send(self, job: _Job, *, here: bool = False) -> None:
+        """One MailPartner task per mail, in parallel; `here`: the last one on this thread (a MailPartner
+        thread already), which saves a handover for the usual cancel of one mail."""
+        *others, last = job.ticket.ids
+        for message_id in others if here else job.ticket.ids:
             future = self._mp_pool.submit(self.accounts.cancel, message_id)
             future.add_done_callback(lambda f, mid=message_id: self._collect(job, mid, f))
+        if here:
+            done: Future[CancelOutcome] = Future()
+            try:
+                done.set_result(self.accounts.cancel(last))
+            except Exception as error:  # cancel() turns every MailPartner failure into an outcome: a bug
+                done.set_exception(error)
+            self._collect(job, last, done)
 
     def _collect(self, job: _Job, message_id: str, future: Future[CancelOutcome]) -> None:
         error = CancelledError() if future.cancelled() else future.exception()

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_before_delay
 
-from bot.http import ClientPerThread, RetryPolicy, retry_after
+from bot.http import HttpPerThread, RetryPolicy, retry_after
 from bot.mailpartner.answers import KNOWN_CODES, FailureKind, Fate, Meaning, Report, meaning, report_of
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ BASE_URL = "https://api.mailpartner.fr/v1"
 TIMEOUT = 10.0  # seconds for one HTTP attempt (MAILPARTNER_TIMEOUT)
 DEADLINE = 30.0  # seconds for all attempts of one cancel (MAILPARTNER_DEADLINE)
 HEADERS = {"Accept": "application/json"}
+CALLS = ("message-cancel", "bulk-status", "me")  # the endpoints the client asks
 
 
 class MailPartnerError(Exception):
@@ -168,8 +169,8 @@ class AccountReport:
 
 
 class MailPartnerClient:
-    """One account's calls, each over its thread's `httpx.Client` (bot/http.py's ClientPerThread: kept-alive
-    connections, as many as the calling threads); thread-safe, share it."""
+    """One account's calls, each over its thread's own kept-alive connections (bot/http.py's
+    HttpPerThread: as many as the calling threads); thread-safe, share it."""
 
     def __init__(
         self,
@@ -188,7 +189,8 @@ class MailPartnerClient:
         self._sleep = sleep
         self._base_url = base_url.rstrip("/") + "/"
         self._api_key = api_key  # sent only as a query parameter, through httpx's params; never logged
-        self._http = ClientPerThread(timeout=timeout, transport=transport)
+        self._http = HttpPerThread(timeout=timeout, transport=transport)
+        self._urls = {call: httpx.URL(self._base_url + call) for call in CALLS}  # parsed once
 
     def __repr__(self) -> str:  # the key must not leak through a debug print
         return f"MailPartnerClient(base_url={self._base_url!r})"
@@ -231,7 +233,9 @@ class MailPartnerClient:
             # A repeated cancel answers 5: after a failed attempt that means our first one went through.
             confirmed_on_retry=code == 5 and attempts > 1,
         )
-        log.info("MailPartner cancel id=%s: %s after %d attempt(s)", message_id, outcome.label, attempts)
+        # DEBUG: the audit line of the outcome says the same (code, attempts, latency); retries and failures
+        # are logged at INFO and WARNING.
+        log.debug("MailPartner cancel id=%s: %s after %d attempt(s)", message_id, outcome.label, attempts)
         return outcome
 
     def _failure(
@@ -272,7 +276,7 @@ class MailPartnerClient:
         rows = [row for row in found if isinstance(row, dict)] if isinstance(found, list) else []
         delivered = sum(1 for row in rows if str(row.get("status") or "").strip().lower() == DELIVERED)
         # The count only: addresses never reach a log line.
-        log.info("MailPartner bulk-status id=%s: code %s, %d recipient(s)", message_id, code, len(rows))
+        log.debug("MailPartner bulk-status id=%s: code %s, %d recipient(s)", message_id, code, len(rows))
         sample = tuple(_recipient(row) for row in rows[:SAMPLE])
         return DeliveryReport(message_id, report, sample, code, message, total=len(rows), delivered=delivered)
 
@@ -306,8 +310,8 @@ class MailPartnerClient:
     def _get(self, call: str, params: dict[str, str], timeout: float) -> httpx.Response:
         started = time.monotonic()
         try:
-            return self._http.get().get(
-                self._base_url + call, params={"apiKey": self._api_key, **params}, headers=HEADERS, timeout=timeout
+            return self._http.request(
+                "GET", self._urls[call], params={"apiKey": self._api_key, **params}, headers=HEADERS, timeout=timeout
             )
         except httpx.PoolTimeout as error:  # every connection busy: the request never left
             raise MailPartnerConnectionError(f"no free connection within {timeout:g} s") from error

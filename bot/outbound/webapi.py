@@ -1,5 +1,6 @@
-"""Slack's Web API and `response_url`s, one attempt per call, over the calling thread's `httpx.Client`
-(bot/http.py): every message the bot sends to a person leaves here (`chat.*`, `response_url`, `functions.*`).
+"""Slack's Web API and `response_url`s, one attempt per call, over the calling thread's kept-alive
+connections (bot/http.py): every message the bot sends to a person leaves here (`chat.*`, `response_url`,
+`functions.*`).
 
 Nothing here retries: the outbox decides when a message is tried again (bot/outbound/outbox.py), so a
 retry never holds a thread, nor another channel's messages. Each failure says what it is:
@@ -17,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bot.http import ClientPerThread, retry_after
+from bot.http import HttpPerThread, retry_after
 
 # Where a 429 applies: chat.postMessage is limited per channel, the other methods per workspace.
 PER_CHANNEL = frozenset({"chat.postMessage", "response_url"})
@@ -58,7 +59,7 @@ class SlackHttp:
     ) -> None:
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
         self.token = token
-        self._http = ClientPerThread(timeout=timeout, transport=transport)
+        self._http = HttpPerThread(timeout=timeout, transport=transport)
 
     def close(self) -> None:
         self._http.close()
@@ -87,7 +88,7 @@ class SlackHttp:
     def _post(self, method: str, url: str, payload: dict[str, Any], token: str) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            answer = self._http.get().post(url, json=payload, headers=headers)
+            answer = self._http.request("POST", url, json=payload, headers=headers)
         except httpx.TimeoutException as error:
             raise SlackUnavailable(method, "no answer in time") from error
         except httpx.TransportError as error:

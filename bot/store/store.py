@@ -44,7 +44,7 @@ WRITE_BATCH = 200
 # instead of taking one each. `flush()` waits for them, so nothing reads the history before they land.
 AUDIT_LINGER = 0.05
 # A claim or an owed message has someone waiting on it (a confirm, an outcome): it lingers this long at most.
-URGENT_LINGER = 0.005
+URGENT_LINGER = 0.02
 
 
 class Store:
