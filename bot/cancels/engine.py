@@ -294,20 +294,23 @@ class CancelService:
             future = self._mp_pool.submit(self.accounts.cancel, message_id)
             future.add_done_callback(lambda f, mid=message_id: self._collect(job, mid, f))
         if here:
-            done: Future[CancelOutcome] = Future()
             try:
-                done.set_result(self.accounts.cancel(last))
-            except Exception as error:  # cancel() turns every MailPartner failure into an outcome: a bug
-                done.set_exception(error)
-            self._collect(job, last, done)
+                outcome, error = self.accounts.cancel(last), None
+            except Exception as raised:
+                outcome, error = None, raised
+            self._record(job, last, outcome, error)
 
     def _collect(self, job: _Job, message_id: str, future: Future[CancelOutcome]) -> None:
         error = CancelledError() if future.cancelled() else future.exception()
+        self._record(job, message_id, None if error is not None else future.result(), error)
+
+    def _record(self, job: _Job, message_id: str, outcome: CancelOutcome | None, error: BaseException | None) -> None:
+        """One mail's outcome (or the error its cancel raised); the last of a job's mails finishes it."""
         if error is not None:  # cancel() turns every MailPartner failure into an outcome: this is a bug
             log.error("cancel of %s raised", message_id, exc_info=error)
         with job.lock:
-            if error is None:
-                job.outcomes[message_id] = future.result()
+            if outcome is not None:
+                job.outcomes[message_id] = outcome
             else:
                 job.crashed.append(message_id)
             done = len(job.outcomes) + len(job.crashed) == len(job.ticket.ids)
