@@ -17,6 +17,7 @@ from bot.store import OwedRecord, open_store
 from bot.store.store import Owe
 from tests.conftest import ALICE, BOB, ONCALL, Harness
 from tests.fakes import FakeMailPartner
+from tests.waiting import eventually
 
 SHORT = RetryPolicy(first=0.05, cap=0.3)  # the production cap is 30 s: tests wait less for Slack's return
 
@@ -59,11 +60,8 @@ def test_every_outcome_arrives_once_after_an_outage(make_harness, slack: LocalSl
     slack.outage(5.0, how)
     for prompt, ts, thread in prompts:
         harness.click(prompt, user=BOB, message_ts=ts, thread_ts=thread)
-    deadline = time.monotonic() + 10  # the cancels answer, and their outcomes are owed
-    while (harness.bot.store.owed_summary() or (0,))[0] < 20 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    summary = harness.bot.store.owed_summary()
-    assert summary is not None and summary[0] >= 20
+    # the cancels answer, and their outcomes are owed
+    eventually(lambda: (harness.bot.store.owed_summary() or (0,))[0] >= 20, what="20 outcomes owed")
     assert harness.bot.service.replier.ledger.wait_idle(0.5) is False  # Slack is down: they stay owed
     harness.settle(30)
     for i in range(20):
@@ -192,9 +190,7 @@ def test_the_owed_count_is_in_healthz_check_and_metrics(make_harness, slack, tmp
     assert metrics.get_sample_value("cancel_mail_slack_delivery_seconds_count") == 0
     slack.outage(60, "503")
     harness.bot.service.replier.post(ONCALL, {"text": "owed"})
-    deadline = time.monotonic() + 5
-    while harness.bot.service.replier.ledger.owed_here == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    eventually(lambda: harness.bot.service.replier.ledger.owed_here, what="a message owed")
     ok, text = health(harness.bot)
     assert ok and "1 message(s) owed" in text
     sweeper_of(harness).sweep()

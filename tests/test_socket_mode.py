@@ -17,6 +17,7 @@ from bot.console.wire import app_mention, blocks_text, button_click, buttons, sl
 from bot.http import RetryPolicy
 from bot.ops.server import connect_until_slack_answers
 from tests.fakes import API_KEY, BotProcess, FakeMailPartner, FakeSocketMode, answer_to, bot_env, free_port
+from tests.waiting import eventually, holds_for
 
 ALICE, CHANNEL = "U0ALICE000", "C0ONCALL00"
 
@@ -73,8 +74,11 @@ def test_socket_mode_command_click_outcome_and_mention(tmp_path: Path) -> None:
             socket_mode.send("events_api", event, retry_attempt=1, retry_reason="timeout")  # redelivered
             prompts = slack.wait_for(lambda c: c.method == "chat.postMessage" and c.payload.get("thread_ts") == ts)
             assert prompts and buttons(prompts[0].payload)
-            time.sleep(0.3)
-            assert len([c for c in slack.of("chat.postMessage") if c.payload.get("thread_ts") == ts]) == 1
+            holds_for(
+                lambda: len([c for c in slack.of("chat.postMessage") if c.payload.get("thread_ts") == ts]) == 1,
+                0.3,
+                what="one prompt for a redelivered event",
+            )
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
                 metrics = response.read().decode()  # Socket Mode serves its own metrics too
             assert 'cancel_mail_outcomes_total{account="default",result="cancelled"} 1.0' in metrics
@@ -129,18 +133,16 @@ def socket_mode_bot(
 def test_socket_mode_healthz_answers_503_once_the_websocket_stays_down(tmp_path: Path) -> None:
     with socket_mode_bot(tmp_path, CANCEL_MAIL_SOCKET_GRACE="2") as (bot, socket_mode):
         assert socket_mode.wait_connected(), bot.log()
-        deadline = time.monotonic() + 10
-        while healthz(bot.port)[0] != 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert healthz(bot.port) == (200, "ok\n"), bot.log()
+        eventually(lambda: healthz(bot.port) == (200, "ok\n"), what="a healthy bot")
         socket_mode.close()  # Slack's end goes away, and stays away
         # slack_sdk notices a dead WebSocket at its next ping, up to about 20 s later; then the grace.
-        deadline, answer = time.monotonic() + 60, healthz(bot.port)
-        while answer[0] == 200 and time.monotonic() < deadline:
-            time.sleep(0.3)
+
+        def down() -> tuple[int, str] | None:
             answer = healthz(bot.port)
-        status, body = answer
-        assert status == 503 and "Slack WebSocket down for" in body, (answer, bot.log())
+            return answer if answer[0] != 200 else None
+
+        status, body = eventually(down, timeout=60, what="/healthz saying the WebSocket is down")
+        assert status == 503 and "Slack WebSocket down for" in body, (body, bot.log())
 
 
 def test_socket_mode_starts_while_slack_is_down_and_connects_once_it_is_back(tmp_path: Path) -> None:
