@@ -77,6 +77,32 @@ def test_outbox_urgent_first_and_a_superseded_update_is_dropped() -> None:
     assert done == [Delivery(ok=False, via="superseded")]
 
 
+def test_outbox_sends_few_prompt_updates_at_once_and_outcomes_go_past_them() -> None:
+    outbox, updating, release, outcome_saw = Outbox(workers=4, cosmetic_workers=1), [], threading.Event(), []
+
+    def update(n: int):
+        def send() -> Delivery:
+            updating.append(n)
+            release.wait(15)  # Slack is slow to answer: the update holds its worker
+            return Delivery(ok=True, via="web_api")
+
+        return send
+
+    def outcome() -> Delivery:
+        outcome_saw.append(list(updating))
+        return Delivery(ok=True, via="web_api")
+
+    for n in range(3):
+        outbox.submit(update(n), lane="C1", key=f"k{n}", method="chat.update", priority=Priority.COSMETIC)
+    eventually(lambda: updating, what="the first update under way")
+    holds_for(lambda: updating == [0], 0.3, what="one update at a time, with three workers idle")
+    outbox.submit(outcome, lane="C1", key="k3", method="chat.postMessage")
+    eventually(lambda: outcome_saw, what="the outcome going past the waiting updates")
+    release.set()
+    assert outbox.wait_idle(15)
+    assert outcome_saw == [[0]] and updating == [0, 1, 2]
+
+
 def test_outbox_a_paused_channel_holds_no_other_channel() -> None:
     outbox, sends = Outbox(workers=2), Sends()
     sends.limits["chat.postMessage:a1"] = [3.0]
