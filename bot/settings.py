@@ -91,6 +91,7 @@ class Settings:
     log_format: str = "text"
     metrics_port: int = 0  # 0: no metrics endpoint
     socket_grace: float = 30.0  # Socket Mode: seconds the WebSocket may be down before /healthz says 503
+    one_cpu: bool = True  # the serving process keeps to one CPU (bot/ops/cpu.py)
     delivery_deadline: float = 86400.0  # seconds a message owed to a person is tried before it is given up
 
     @property
@@ -144,6 +145,7 @@ class Settings:
             log_format=reader.choice("LOG_FORMAT", default.log_format, LOG_FORMATS, lower=True),
             metrics_port=reader.integer("METRICS_PORT", default.metrics_port, low=1, high=65535),
             socket_grace=reader.seconds("CANCEL_MAIL_SOCKET_GRACE", default.socket_grace, high=3600),
+            one_cpu=reader.boolean("CANCEL_MAIL_ONE_CPU", default.one_cpu),
             delivery_deadline=reader.seconds(
                 "CANCEL_MAIL_DELIVERY_DEADLINE", default.delivery_deadline, high=7 * 86400
             ),

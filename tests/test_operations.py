@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import os
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -215,3 +217,62 @@ def test_counts_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
     ).stdout
     assert 'cancel_mail_outcomes_total{account="default",result="cancelled"} 2.0' in text
     assert 'cancel_mail_requests_total{via="command"} 2.0' in text
+
+
+# -- one CPU ---------------------------------------------------------------------------------------------
+
+MANY_CPUS = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU here: there is nothing to keep to")
+
+
+def cpu_sets_of(pid: int) -> set[frozenset[int]]:
+    """The CPUs each thread of process `pid` may run on, as a set of masks."""
+    return {frozenset(os.sched_getaffinity(int(task))) for task in os.listdir(f"/proc/{pid}/task")}
+
+
+@MANY_CPUS
+@pytest.mark.parametrize("one_cpu", ["true", "false"])
+def test_the_process_that_serves_slack_keeps_to_one_cpu_unless_told(tmp_path: Path, one_cpu: str) -> None:
+    from bot.console.local_slack import LocalSlack
+
+    with LocalSlack() as slack:
+        mailpartner = FakeMailPartner().start()
+        env = bot_env(free_port(), slack.api_url, mailpartner.base_url, CANCEL_MAIL_ONE_CPU=one_cpu)
+        bot = BotProcess(env | {"DATABASE_URL": f"sqlite:///{tmp_path}/bot.db"}, tmp_path / "bot.log")
+        try:
+            bot.wait_healthy()
+            _, prompt = Driver(bot, slack).command("300")  # the worker's request and background threads run
+            assert "`300`" in blocks_text(prompt)
+            (worker,) = map(int, Path(f"/proc/{bot.proc.pid}/task/{bot.proc.pid}/children").read_text().split())
+            masks = cpu_sets_of(worker)
+            if one_cpu == "true":
+                assert len(masks) == 1 and len(next(iter(masks))) == 1, masks
+                assert "keeping to CPU" in bot.log()
+            else:
+                assert masks == {frozenset(os.sched_getaffinity(0))}
+        finally:
+            bot.stop()
+            mailpartner.stop()
+
+
+@MANY_CPUS
+def test_keeping_to_one_cpu_takes_every_thread_and_those_started_later(tmp_path: Path) -> None:
+    # In a process of its own: kept to one CPU, the test run would be too.
+    script = """
+import json, os, threading
+from bot.ops.cpu import keep_to_one_cpu
+started = threading.Event()
+before = threading.Thread(target=started.wait, daemon=True)
+before.start()
+cpu = keep_to_one_cpu()
+after = []
+later = threading.Thread(target=lambda: after.append(sorted(os.sched_getaffinity(0))))
+later.start()
+later.join()
+masks = [sorted(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task")]
+print(json.dumps({"cpu": cpu, "masks": masks, "later": after[0]}))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    seen = json.loads(run.stdout)
+    assert seen["cpu"] in os.sched_getaffinity(0)
+    assert len(seen["masks"]) >= 2 and all(mask == [seen["cpu"]] for mask in seen["masks"])
+    assert seen["later"] == [seen["cpu"]]

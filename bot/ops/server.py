@@ -1,9 +1,10 @@
 """Serving: HTTP mode (the Bolt app behind gunicorn) and Socket Mode, each with `GET /healthz` and a
 graceful drain on SIGTERM.
 
-One worker process with many threads: acks are CPU-light and the cancels run on the service's own
-pools. A second worker would cost about 40 MB and buys nothing the benchmark needs (README,
-Performance); the store's claims would still keep two workers from cancelling a mail twice.
+One worker process with many threads, kept to one CPU (bot/ops/cpu.py): acks are CPU-light and the
+cancels run on the service's own pools. A second worker would cost about 40 MB and buys nothing the
+benchmark needs (README, Performance); the store's claims would still keep two workers from cancelling a
+mail twice.
 
 In Socket Mode, `/healthz` on PORT also says whether the WebSocket to Slack is up: down for longer than
 CANCEL_MAIL_SOCKET_GRACE, it answers 503, so an orchestrator restarts a process stuck without Slack.
@@ -31,6 +32,7 @@ from bot.app import Bot, build_bot
 from bot.audit import metrics
 from bot.http import RetryPolicy
 from bot.inbound.shape import problem, unreadable
+from bot.ops.cpu import keep_to_one_cpu
 from bot.outbound.outbox import RETRY_CAP
 from bot.settings import Settings
 from bot.store import StoreError, open_store
@@ -205,6 +207,8 @@ GUNICORN_OPTIONS: dict[str, Any] = {
     # gunicorn's control socket ($HOME/.gunicorn/gunicorn.ctl) is one path for every gunicorn of a user:
     # replicas on one host would take it from each other, and a read-only home cannot hold it.
     "control_socket_disable": True,
+    # The worker keeps to one CPU (bot/ops/cpu.py); the bot leaves this out when CANCEL_MAIL_ONE_CPU=false.
+    "post_worker_init": lambda _worker: keep_to_one_cpu(),
 }
 
 
@@ -226,6 +230,8 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "proc_name": "cancel-mail-bot",
             "logger_class": _GunicornLogs,
         }
+        if not self.settings.one_cpu:
+            del options["post_worker_init"]
         if self.settings.metrics_port:
             # The master serves /metrics on its own port: the sum of every worker's values.
             options["when_ready"] = lambda _server: metrics.serve(
@@ -272,6 +278,8 @@ def serve_socket_mode(settings: Settings) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     bot = build_bot(settings)
+    if settings.one_cpu:
+        keep_to_one_cpu()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, bot.metrics.registry)
         log.info("metrics on port %d at /metrics", settings.metrics_port)
