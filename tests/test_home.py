@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,21 @@ def test_a_mailpartner_that_does_not_answer_gives_a_home_that_says_so(
     text = valid_home(open_home(harness))
     assert "`default`: MailPartner did not answer just now" in text
     assert "You may cancel scheduled mails" in text  # the rest of the view is there all the same
+
+
+def test_a_slow_checking_view_never_lands_after_the_answered_one(harness: Harness, mocker) -> None:
+    from bot.inbound import home
+    from bot.words.home import home_view
+
+    def slow_while_checking(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        view = home_view(*args, **kwargs)
+        if "checking…" in json.dumps(view, ensure_ascii=False):
+            time.sleep(0.5)  # rendered slowly: the accounts answer, and their view is ready, meanwhile
+        return view
+
+    mocker.patch.object(home, "home_view", side_effect=slow_while_checking)
+    text = valid_home(open_home(harness))
+    assert "checking…" not in text and "`default`" in text, text
 
 
 def test_the_home_button_opens_the_cancel_form(harness: Harness) -> None:

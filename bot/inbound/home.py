@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 ACCOUNTS_TTL = 300.0  # seconds the accounts' states are shown before MailPartner is asked again
 WATCHED_FOR = 3600.0  # seconds after opening the Home tab during which a finished cancel republishes it
 WATCHED_KEPT = 10_000  # people watched at most
+PUBLISH_LOCKS = 64  # one person's views are published one at a time: a lock each, shared by hash
 MY_ACTIONS = ("request", "confirm", "keep", "outcome", "refusal", "expiry", "duplicate")
 
 
@@ -60,6 +61,7 @@ class Home:
         self._waiting: set[str] = set()  # people shown "checking…", published again once the accounts answer
         self._watched: OrderedDict[str, float] = OrderedDict()  # person → when they last opened the Home tab
         self._lock = threading.Lock()
+        self._publishing = [threading.Lock() for _ in range(PUBLISH_LOCKS)]
 
     def opened(self, user: str) -> None:
         """`app_home_opened` on the Home tab: publish this person's view (off the ack path)."""
@@ -78,12 +80,15 @@ class Home:
             self._cancels.background(lambda: self.publish(user))
 
     def publish(self, user: str) -> None:
-        lang = self._languages.lookup(user)
-        view = home_view(self.facts(user), lang)
-        try:
-            self._client.views_publish(user_id=user, view=view)
-        except Exception as error:  # slack_sdk raises whatever its HTTP call met; the next opening tries again
-            log.warning("views.publish for %s failed: %s", user, error)
+        # Gathered and published under the person's lock: a view that says "checking…" must reach Slack
+        # before the one gathered once the accounts answered, or it would replace it and stay.
+        with self._publishing[hash(user) % PUBLISH_LOCKS]:
+            lang = self._languages.lookup(user)
+            view = home_view(self.facts(user), lang)
+            try:
+                self._client.views_publish(user_id=user, view=view)
+            except Exception as error:  # slack_sdk raises whatever its HTTP call met; the next opening retries
+                log.warning("views.publish for %s failed: %s", user, error)
 
     def facts(self, user: str) -> HomeFacts:
         """What this person's Home tab shows, gathered now (the accounts from the cache)."""
