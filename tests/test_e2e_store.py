@@ -99,10 +99,12 @@ def kill_mid_cancel(driver: Driver, mailpartner: FakeMailPartner, mail: str) -> 
 def test_sqlite_kill_9_mid_cancel_then_restart_posts_the_outcome(replicas_on_sqlite: Replicas) -> None:
     replicas, mailpartner = replicas_on_sqlite, replicas_on_sqlite.mailpartner
     response_url = kill_mid_cancel(replicas.start(), mailpartner, "m0001")
+    killed_at = time.monotonic()
     restarted = replicas.start()
     outcome = blocks_text(restarted.outcome_at(response_url, timeout=30))
     assert "`m0001`" in outcome and "cancelled" in outcome and "Recovered after an interruption" in outcome
     assert "wrong segment" in outcome
+    assert time.monotonic() - killed_at < 20
     assert mailpartner.cancels["m0001"] == 1  # the retry answered "already cancelled"
 
 
@@ -269,10 +271,12 @@ def test_kill_9_in_a_slack_outage_the_next_process_posts_every_outcome_once(requ
     wait_for_owed(replicas, len(mails))  # every outcome is owed: MailPartner answered, Slack did not take it
     first.bot.kill()
     slack.down_until = 0.0  # Slack is back
+    back = time.monotonic()
     restarted = other or replicas.start()
     for mail, url in zip(mails, urls, strict=True):
         text = blocks_text(restarted.outcome_at(url, timeout=40))
         assert f"`{mail}`" in text and "is cancelled" in text and "Recovered" not in text
+    assert time.monotonic() - back < 40
     for mail, url in zip(mails, urls, strict=True):
         path = url.removeprefix(slack.url)
         posted = [c for c in slack.calls if c.path == path and c.payload.get("response_type") == "in_channel"]

@@ -259,8 +259,10 @@ def test_one_rate_limited_channel_does_not_slow_another(harness: Harness) -> Non
         harness.dispatch(
             app_mention("<@U0BOT00000> cancel 300", user=ALICE, channel=ONCALL, ts=f"1800000{n:03d}.000001"), JSON
         )
+    started = time.monotonic()
     harness.dispatch(app_mention("<@U0BOT00000> cancel 301", user=ALICE, channel=OTHER, ts="1800000999.000002"), JSON)
     (prompt,) = harness.slack.wait_for(lambda c: c.method == "chat.postMessage" and c.payload.get("channel") == OTHER)
+    assert prompt.time - started < 1.0 and len(prompts_in(harness, ONCALL)) < 10
     harness.settle(30)
     oncall = prompts_in(harness, ONCALL)
     assert len(oncall) == 10

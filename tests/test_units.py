@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 
 import pytest
 
@@ -371,7 +372,8 @@ def test_a_batch_stops_at_its_limit_and_a_close_waits_for_it() -> None:
     source: queue.Queue[int | None] = queue.Queue()
     for item in (1, 2, 3, None, 4):
         source.put(item)
-    # A full batch goes at once: were it to linger its hour, the suite's timeout would fail this test.
-    assert next_batch(source, limit=2, linger=3600.0) == [1, 2]
+    started = time.monotonic()
+    assert next_batch(source, limit=2, linger=5.0) == [1, 2]
+    assert time.monotonic() - started < 4.0, "a full batch does not linger (its linger is 5 s)"
     assert next_batch(source, limit=10, linger=0.01) == [3]  # the close is put back behind what was queued
     assert [source.get_nowait() for _ in range(source.qsize())] == [4, None]
