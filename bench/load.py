@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.console.local_slack import LocalSlack
 from bot.console.wire import FORM, JSON, app_mention, blocks_text, button_click, buttons, signed_headers, slash_command
 from tests.databases import postgres_problem, postgres_schema, postgres_url
-from tests.fakes import SIGNING_SECRET, BotProcess, FakeMailPartner, answer_to, bot_env, free_port
+from tests.fakes import SIGNING_SECRET, BotProcess, FakeMailPartner, answer_to, bot_env, free_port, pids_of
 
 PEER = Path(__file__).resolve().with_name("peer.py")
 LATENCY = 3.0
@@ -90,13 +90,6 @@ def burst(pool: ThreadPoolExecutor, port: int, bodies: list[str], health_futures
         if i % 4 == 0:
             health_futures.append(pool.submit(health, port))
     return [f.result() for f in futures]
-
-
-def pids_of(root: int) -> list[int]:
-    try:
-        return [root, *(int(p) for p in Path(f"/proc/{root}/task/{root}/children").read_text().split())]
-    except OSError:
-        return [root]
 
 
 def proc_kib(pid: int, path: str, key: str) -> int:

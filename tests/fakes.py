@@ -154,6 +154,14 @@ def answer_to(slack: LocalSlack, response_url: str, ack: dict[str, Any], timeout
     return found[0].payload if found else ack
 
 
+def pids_of(root: int) -> list[int]:
+    """Process `root` and its children: the bot's gunicorn master and its worker."""
+    try:
+        return [root, *(int(p) for p in Path(f"/proc/{root}/task/{root}/children").read_text().split())]
+    except OSError:
+        return [root]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -18,7 +18,17 @@ from bot.audit.logs import configure_logging
 from bot.audit.metrics import RESULTS, Metrics, result_label
 from bot.console.wire import blocks_text
 from tests.conftest import ALICE, BOB, MALLORY, Harness
-from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, BotProcess, FakeMailPartner, Fault, bot_env, free_port
+from tests.fakes import (
+    API_KEY,
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    BotProcess,
+    FakeMailPartner,
+    Fault,
+    bot_env,
+    free_port,
+    pids_of,
+)
 from tests.test_e2e import Driver
 
 # -- metrics ---------------------------------------------------------------------------------------------
@@ -242,7 +252,7 @@ def test_the_process_that_serves_slack_keeps_to_one_cpu_unless_told(tmp_path: Pa
             bot.wait_healthy()
             _, prompt = Driver(bot, slack).command("300")  # the worker's request and background threads run
             assert "`300`" in blocks_text(prompt)
-            (worker,) = map(int, Path(f"/proc/{bot.proc.pid}/task/{bot.proc.pid}/children").read_text().split())
+            _, worker = pids_of(bot.proc.pid)
             masks = cpu_sets_of(worker)
             if one_cpu == "true":
                 assert len(masks) == 1 and len(next(iter(masks))) == 1, masks
