@@ -29,6 +29,7 @@ from bot.cancels.recovery import Sweeper
 from bot.cancels.workflow import WorkflowSteps
 from bot.inbound.access import AccessPolicy, UserGroupDirectory
 from bot.inbound.home import Home
+from bot.inbound.identity import BotIdentity
 from bot.inbound.listeners import ListenerDeps, register
 from bot.inbound.people import Languages
 from bot.mailpartner.accounts import Accounts
@@ -53,9 +54,11 @@ class Bot:
     sandbox: MailPartnerSandbox | None
     metrics: Metrics
     languages: Languages
+    identity: BotIdentity
 
     def shutdown(self, timeout: float) -> bool:
         """Stop sweeping, let in-flight cancels post (up to `timeout` s), write the last history rows."""
+        self.identity.close()
         if self.sweeper is not None:
             self.sweeper.stop()
         drained = self.service.drain(timeout)
@@ -158,12 +161,14 @@ def build_bot(
     client = client or web_client(settings)
     # Bolt's listener executor runs the listeners' work after the ack (CancelService.background).
     background = ThreadPoolExecutor(SLACK_THREADS, thread_name_prefix="slack")
+    # No auth.test at assembly nor on any request's path: the process must start while Slack is down, to
+    # deliver what earlier processes owe, and a command must get its prompt while Slack's Web API is out of
+    # reach. The bot's own ids come when Slack answers (inbound/identity.py).
+    identity = BotIdentity(client, client.token or settings.slack_bot_token).learn_in_background()
     app = App(
         signing_secret=settings.slack_signing_secret or None,
         client=client,
-        # No auth.test at assembly: the process must start while Slack is down, to deliver what earlier
-        # processes owe. Bolt asks auth.test on the first request that needs it (Slack is up then).
-        token_verification_enabled=False,
+        authorize=identity.authorize,
         # Listeners only parse, check and queue, so they run on the request's own thread and the
         # response goes out as soon as they return: no polling for ack(), no shared executor to starve.
         process_before_response=True,
@@ -248,4 +253,5 @@ def build_bot(
         sandbox=sandbox,
         metrics=metrics,
         languages=languages,
+        identity=identity,
     )

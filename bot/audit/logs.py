@@ -71,10 +71,28 @@ class JsonLines(JsonFormatter):
 
 class _BoltTokenNotice(logging.Filter):
     """Bolt reads SLACK_BOT_TOKEN from the environment by itself, then warns that the client we pass
-    (pointed at SLACK_API_URL) wins over it: true, intended, and noise in every start-up log."""
+    (pointed at SLACK_API_URL), and the authorize that serves its token, win over it: true, intended, and
+    noise in every start-up log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "`token` will be unused" not in record.getMessage()
+        message = record.getMessage()
+        return "`token` will be unused" not in message and "will be ignored" not in message
+
+
+class _Chatter(logging.Filter):
+    """Lines that tell an operator nothing to act on, below DEBUG: Alembic's set-up (its plugins, "Context
+    impl", "Will assume …"; its "Running upgrade" lines stay), and slack_sdk's own line for each failed call,
+    whose caller logs the failure once, in its own words."""
+
+    NOISE = (
+        ("alembic.runtime.plugins", ""),
+        ("alembic.runtime.migration", "Context impl"),
+        ("alembic.runtime.migration", "Will assume"),
+        ("slack_sdk.web.base_client", "Failed to send a request"),
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(record.name == name and str(record.msg).startswith(start) for name, start in self.NOISE)
 
 
 def configure_logging(
@@ -97,6 +115,8 @@ def configure_logging(
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(redactor)
     handler.addFilter(_BoltTokenNotice())
+    if logging.getLevelName(level) > logging.DEBUG:
+        handler.addFilter(_Chatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
