@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TextIO
 
@@ -33,8 +33,9 @@ from bot.mailpartner.answers import Fate
 from bot.mailpartner.client import CancelOutcome
 from bot.requests.commands import CancelRequest, parse_fields
 from bot.settings import MISSING_API_KEY, Mode, Settings, SettingsError
+from bot.words import LANGUAGES
 from bot.words.blocks import render_outcome, sandbox_marked, totals_text
-from bot.words.terminal import terminal_text
+from bot.words.terminal import plain_text, terminal_text
 
 if TYPE_CHECKING:
     from bot.store import Store
@@ -70,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_parser("run", help="the mode the environment selects (the default)")
     console = modes.add_parser("console", help="play Slack in this terminal, on the sandbox by default")
     console.add_argument("file", nargs="?", type=argparse.FileType("r"), help="read commands from FILE")
+    console.add_argument(
+        "--lang",
+        choices=sorted(LANGUAGES),
+        help="play a person whose Slack is in this language (what they read alone is in it; a channel reads "
+        "BOT_LANGUAGE)",
+    )
     modes.add_parser("check", help="check the Slack token and scopes and the MailPartner key; cancels nothing")
     cancel = modes.add_parser("cancel", help="break-glass: cancel mails at MailPartner directly, no Slack")
     cancel.add_argument("ids", nargs="+", metavar="ID", help="MailPartner messageId (up to 25)")
@@ -147,8 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings, args.ids, reason=args.reason, yes=args.yes, as_json=args.json, verbose=args.verbose
         )
     if mode == "console" or settings.mode is Mode.CONSOLE:
-        return run_console(settings, args.file if mode == "console" else None)
+        return run_console(settings, args.file if mode == "console" else None, getattr(args, "lang", None))
     return run_slack(settings)
+
+
+def _for_stdout() -> Callable[[str], str]:
+    """How Slack's words reach standard output: plain text for a person at a terminal; for a pipe, Slack's
+    markup kept (ids in back quotes), which a script may pass on to Slack as it is."""
+    return plain_text if _is_terminal(sys.stdout) else terminal_text
 
 
 def _is_terminal(stream: TextIO | None) -> bool:
@@ -158,13 +171,14 @@ def _is_terminal(stream: TextIO | None) -> bool:
         return False
 
 
-def run_console(settings: Settings, file: TextIO | None) -> int:
+def run_console(settings: Settings, file: TextIO | None, lang: str | None = None) -> int:
     from bot.console.console import Console
 
     stdin = file or sys.stdin
     # Only a DATABASE_URL set on purpose is used: by default a play session leaves no database behind.
     explicit = settings.database_url if any(os.environ.get(n) for n in ("DATABASE_URL", "DATABASE_URL_FILE")) else ""
-    return Console(settings, stdin, sys.stdout, echo=not stdin.isatty(), database_url=explicit).run()
+    locale = f"{lang}-{lang.upper()}" if lang else ""  # as Slack writes one: fr-FR
+    return Console(settings, stdin, sys.stdout, echo=not stdin.isatty(), database_url=explicit, locale=locale).run()
 
 
 def _password(url: str) -> str:
@@ -237,11 +251,16 @@ def healthcheck_command(settings: Settings) -> int:
 
 
 def history_command(settings: Settings, mail_id: str | None, *, since: float | None, limit: int, as_json: bool) -> int:
+    from bot.store import database_url, sqlite_path
     from bot.words.blocks import history_line
 
     if mail_id and not MAIL_REF.match(mail_id):
         print(f"history: {mail_id!r} is not a valid mail id", file=sys.stderr)
         return EXIT_USAGE
+    path = sqlite_path(database_url(settings.database_url))
+    if path is not None and not path.exists():  # as `check`: a question creates no database
+        print(f"No history yet: nothing has run on the store {path}.", file=sys.stderr)
+        return 0
     store = _open_store(settings)
     if store is None:
         return EXIT_USAGE
@@ -252,11 +271,12 @@ def history_command(settings: Settings, mail_id: str | None, *, since: float | N
     if events is None:
         print("history: the store did not answer; see the log line above", file=sys.stderr)
         return EXIT_UNKNOWN
+    shown = _for_stdout()
     for event in events:
         if as_json:
             print(json.dumps(event.as_json(), ensure_ascii=False))
         else:
-            print(terminal_text(history_line(event, settings.language, with_channel=True)).removeprefix("• "))
+            print(shown(history_line(event, settings.language, with_channel=True)).removeprefix("• "))
     if not events and not as_json:
         print("nothing recorded" + (f" about {mail_id}" if mail_id else "") + ".", file=sys.stderr)
     return 0
@@ -394,11 +414,11 @@ def cancel_command(
             )
         )
     else:
-        lang, marked = settings.language, sandbox is not None
+        lang, marked, shown = settings.language, sandbox is not None, _for_stdout()
         for outcome in outcomes:
-            print(terminal_text(sandbox_marked(render_outcome(outcome, lang), lang, marked)))
+            print(shown(sandbox_marked(render_outcome(outcome, lang), lang, marked)))
         if len(outcomes) > 1:  # as Slack's summary ends
-            print(terminal_text(sandbox_marked(totals_text(outcomes, lang), lang, marked)))
+            print(shown(sandbox_marked(totals_text(outcomes, lang), lang, marked)))
     return exit_status(outcomes)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bot.mailpartner import client as mailpartner
 from bot.mailpartner.sandbox import SANDBOX_ACCOUNTS
-from bot.store.engine import database_url
+from bot.store.engine import database_url, sqlite_path
 from bot.words import LANGUAGES
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -41,6 +41,7 @@ _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+SPELLINGS = "true, yes, on or 1; false, no, off, 0 or empty"  # what a boolean setting accepts, as its problem says
 
 
 class Mode(Enum):
@@ -267,7 +268,7 @@ class _Reader:
             return True
         if raw in _FALSE:
             return False
-        self.problems.append(f"{name} must be true or false, got {raw!r}")
+        self.problems.append(f"{name} must be true or false ({SPELLINGS}), got {raw!r}")
         return default
 
     def ids(self, name: str, pattern: re.Pattern[str], what: str) -> frozenset[str]:
@@ -278,13 +279,21 @@ class _Reader:
         return frozenset(item for item in items if pattern.match(item))
 
     def database(self, name: str, default: str) -> str:
-        raw = self.secret(name) or default
+        explicit = self.secret(name)
         try:
-            database_url(raw)
+            path = sqlite_path(database_url(explicit or default))
         except ValueError as error:
             self.problems.append(str(error))
             return default
-        return raw
+        # Only the default store's folder is made at start: in a URL given on purpose, a missing folder is a
+        # typo, and serving from a new, empty store would hide it.
+        if explicit and path is not None and not path.parent.is_dir():
+            self.problems.append(
+                f"{name} names {path}, whose folder {path.parent} does not exist: fix the path, or create the "
+                "folder for a new store"
+            )
+            return default
+        return explicit or default
 
     def accounts(self, default_key: str) -> dict[str, str]:
         """MailPartner accounts by name: `default` for MAILPARTNER_API_KEY, then each

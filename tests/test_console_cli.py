@@ -37,7 +37,6 @@ keep
 @bot cancel 302
 confirm
 /cancel-mail 300
-confirm
 /cancel-mail no!
 list
 quit
@@ -58,7 +57,7 @@ def test_console_with_no_accounts_plays_every_outcome(tmp_path: Path) -> None:
     assert "❔ Mail `default:999` was not found" in out
     assert "👌 @you kept `default:301`; nothing was cancelled." in out
     assert "[thread sees]" in out and "✅ Mail `default:302` is cancelled" in out
-    assert "Mail `default:300` was already cancelled" in out
+    assert "🚫 Nothing left to cancel: `default:300` is already cancelled" in out  # no button, no call
     assert "`no!` is not a valid mail id" in out
     assert out.count("[SANDBOX]") == 0 and out.count("SANDBOX") >= 9  # every outcome and note is marked
     assert "Traceback" not in result.stderr

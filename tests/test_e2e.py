@@ -115,7 +115,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Driver, Fa
 
 CASES = [
     ("300", None, "`300` is cancelled", 200),
-    ("305", None, "already cancelled", 5),
+    # The sandbox's 305 is cancelled, and its delivery report says so: it gets no button (test_first_week.py).
+    # MailPartner's real reports may not say it: the click then learns it.
+    (
+        "m0098",
+        Fault(body='{"success": false, "code": 5, "message": "L’envoi du mail a déjà été annulé"}'),
+        "already",
+        5,
+    ),
     ("unknown-1", None, "not found", 4),
     ("303", None, "Too late", 6),
     ("304", None, "already sent", 7),
@@ -174,7 +181,9 @@ def test_forged_and_stale_signatures_are_refused(world) -> None:
 def test_invalid_input_gets_usage(world, text: str) -> None:
     driver, _, _ = world
     response, message = driver.command(text)
-    assert response.status_code == 200 and "/cancel-mail <id>" in message["text"] and not buttons(message)
+    assert response.status_code == 200 and not buttons(message)
+    # `help` and an empty command: the whole usage; a typo: what is wrong, and where the rest is.
+    assert ("/cancel-mail <id>" if text in ("", "help") else "/cancel-mail help") in message["text"]
 
 
 def test_keep(world) -> None:

@@ -89,7 +89,7 @@ def test_console_shows_the_prompt_update_before_the_outcome(tmp_path: Path) -> N
     confirms = "".join(f"/cancel-mail {mail}\nconfirm\n" for mail in ("300", "301", "302", "303", "brand-b:310", "999"))
     result = subprocess.run(
         [sys.executable, "-m", "bot", "console"],
-        input=confirms + "@bot cancel 305\nconfirm\nquit\n",
+        input=confirms + "@bot cancel brand-b:301\nconfirm\nquit\n",
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -129,7 +129,7 @@ def test_ids_never_start_with_a_dash_and_plain_ids_still_work() -> None:
 def test_unmarked_reason_gets_usage_with_the_reason_syntax_and_no_call(harness: Harness) -> None:
     _, message = harness.command("302 --wrong list")
     assert not buttons(message)
-    assert "`302 -- wrong list`" in message["text"] and "/cancel-mail <id>" in message["text"]
+    assert "`302 -- wrong list`" in message["text"] and "/cancel-mail help" in message["text"]
     harness.settle()
     assert harness.mailpartner.requests == []
 

@@ -204,9 +204,12 @@ def test_direct_messages_take_history_and_help_and_anything_else_gets_the_usage(
     harness.settle()
     (history,) = dm(harness, "history 302")
     assert "History of mail `302`" in blocks_text(history)
-    for text in ("help", "what can you do", "300"):
-        (usage,) = dm(harness, text)
-        assert "cancel <id>" in usage["text"] and not buttons(usage), text
+    (usage,) = dm(harness, "help")
+    assert "cancel <id>" in usage["text"] and not buttons(usage)
+    for text in ("what can you do", "300"):  # what is wrong in a line, and where the rest is
+        (short,) = dm(harness, text)
+        assert "Write `help` for the rest." in short["text"] and "cancel <id>" not in short["text"], text
+        assert not buttons(short)
     assert harness.mailpartner.cancels["300"] == 0
 
 

@@ -11,7 +11,7 @@ from bot.mailpartner.answers import ANSWERS
 from bot.mailpartner.client import CancelOutcome, FailureKind
 from bot.requests.commands import UsageReason
 from bot.words import LANGUAGES, OUTCOME_EMOJI
-from bot.words.blocks import escape, outcome_message, prompt_message, render_outcome, usage_text
+from bot.words.blocks import WHOLE_USAGE, escape, outcome_message, prompt_message, render_outcome, usage_text
 
 CODES = [1, 3, 4, 5, 6, 7, 10, 200]
 EXPECTED = {
@@ -99,7 +99,7 @@ def test_outcome_message_names_people_and_mailpartner() -> None:
 
 def test_sandbox_outcome_is_marked() -> None:
     message = outcome_message([CancelOutcome("300", code=200)], confirmer="U1", requester="U1", lang="fr", sandbox=True)
-    assert message["text"].startswith("[SANDBOX]") and "BAC À SABLE" in blocks_text(message)
+    assert message["text"].startswith("[BAC À SABLE]") and "BAC À SABLE" in blocks_text(message)
 
 
 def test_bulk_summary_fits_slack_limits() -> None:
@@ -120,9 +120,14 @@ def test_prompt_buttons() -> None:
 
 @pytest.mark.parametrize("lang", ["en", "fr"])
 @pytest.mark.parametrize("reason", list(UsageReason))
-def test_usage_always_shows_the_command(lang: str, reason: UsageReason) -> None:
-    assert "`/cancel-mail <id>`" in usage_text(reason, "<x>", lang=lang)
-    assert "<x>" not in usage_text(reason, "<x>", lang=lang)
+def test_usage_says_what_is_wrong_in_a_line_and_where_the_rest_is(lang: str, reason: UsageReason) -> None:
+    text = usage_text(reason, "<x>", lang=lang)
+    assert "<x>" not in text
+    if reason in WHOLE_USAGE:  # `help`, or nothing to act on: the whole usage
+        assert "`/cancel-mail <id>`" in text
+    else:  # a typo costs one line to read
+        assert "`/cancel-mail <id>`" not in text and "\n" not in text and len(text) < 300, text
+        assert {"en": "`/cancel-mail help`", "fr": "`/cancel-mail aide`"}[lang] in text
 
 
 def test_escape() -> None:

@@ -353,7 +353,7 @@ def test_confirmed_outputs() -> None:
     outputs = confirmed_outputs(["1", "2"], [_outcome("1", 200), _outcome("2", 4)], [], "fr", sandbox=True)
     assert outputs["result"] == "partly_cancelled" and outputs["cancelled"] is False
     assert (outputs["cancelled_ids"], outputs["not_cancelled_ids"]) == ("1", "2")
-    assert str(outputs["outcome"]).startswith("[SANDBOX] :white_check_mark: L'envoi du mail `1` est annulé")
+    assert str(outputs["outcome"]).startswith("[BAC À SABLE] :white_check_mark: L'envoi du mail `1` est annulé")
 
 
 def test_a_batch_takes_what_is_queued_and_what_comes_within_the_linger() -> None:

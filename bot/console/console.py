@@ -8,12 +8,15 @@ Reads a terminal or a pipe: `python -m bot console < demo.txt`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from slack_bolt.request import BoltRequest
@@ -37,8 +40,10 @@ from bot.console.wire import (
     view_submission,
 )
 from bot.inbound.forms import CONVERSATION_BLOCK, GLOBAL_SHORTCUT, IDS_BLOCK, MESSAGE_SHORTCUT, REASON_BLOCK
+from bot.mailpartner.accounts import split_ref
 from bot.mailpartner.sandbox import SANDBOX_ACCOUNTS, MailPartnerSandbox
 from bot.requests.commands import split_reason
+from bot.requests.ticket import PromptTicket
 from bot.settings import Settings
 from bot.words.terminal import terminal_text
 
@@ -51,6 +56,7 @@ WAIT = 60.0  # seconds to wait for a cancel to finish; MailPartner's own deadlin
 
 HELP = """Type what you would type in Slack:
   /cancel-mail <id> [<id> …] [-- reason]   ask to cancel scheduled mails (then: confirm or keep)
+  confirm [<id>], keep [<id>]              press a button of the newest open prompt (or of the one for <id>)
   /cancel-mail <account>:<id>              a mail of one MailPartner account, as in brand-b:301
   /cancel-mail history [<id>]              what happened here, or to one mail (also: history [<id>])
   @bot cancel <id> [-- reason]             the same, as a mention in a thread
@@ -60,7 +66,35 @@ HELP = """Type what you would type in Slack:
   home                                     the app's Home tab, as Slack shows it to you
   dm <text>                                a direct message to the bot: dm cancel 300 -- why, dm history 300
   list                                     the sandbox's mails and their state
-  help, quit"""
+  help, quit
+Several prompts may be open at once, as in Slack. `python -m bot console --lang fr` plays a French speaker."""
+
+# What a person types to press a prompt's button.
+ANSWERS = {
+    "confirm": "cancel_mail_confirm",
+    "c": "cancel_mail_confirm",
+    "yes": "cancel_mail_confirm",
+    "keep": "cancel_mail_keep",
+    "k": "cancel_mail_keep",
+    "no": "cancel_mail_keep",
+}
+
+
+@dataclass
+class _OpenPrompt:
+    """A prompt whose buttons nobody pressed yet, and where it stands: what a click on it carries."""
+
+    buttons: dict[str, Any]
+    ids: tuple[str, ...]
+    message_ts: str
+    thread_ts: str
+    channel: str
+    function: dict[str, Any] | None = None
+    after: Callable[[], None] | None = None  # what to show once it is answered (a workflow's outputs)
+
+    def names(self, mail: str) -> bool:
+        """`300` names `default:300`; `brand-b:301` only itself."""
+        return any(ref == mail or split_ref(ref)[1] == mail for ref in self.ids)
 
 
 def _relative(seconds: float) -> str:
@@ -82,12 +116,22 @@ def _line_editing(stdin: TextIO, stdout: TextIO) -> bool:
 
 class Console:
     def __init__(
-        self, settings: Settings, stdin: TextIO, stdout: TextIO, *, echo: bool, database_url: str = ""
+        self,
+        settings: Settings,
+        stdin: TextIO,
+        stdout: TextIO,
+        *,
+        echo: bool,
+        database_url: str = "",
+        locale: str = "",
     ) -> None:
+        """`locale`: the Slack locale of the person played (`fr-FR`); none: the bot's language."""
         self._scratch = tempfile.TemporaryDirectory(prefix="cancel-mail-console-")
         self.stdin, self.stdout, self.echo = stdin, stdout, echo
         self.line_editing = _line_editing(stdin, stdout)
         self.slack = LocalSlack().start()
+        if locale:
+            self.slack.locales[USER] = locale
         self.secret = secrets.token_hex(16)
         self.real_api = bool(settings.mailpartner_accounts) and not settings.mailpartner_sandbox
         console_settings = dataclasses.replace(
@@ -108,9 +152,12 @@ class Console:
         )
         self.sandbox = None if self.real_api else MailPartnerSandbox.with_accounts()
         self.bot = build_bot(console_settings, sandbox=self.sandbox)
+        if locale:  # known before the first command, so its first answer is in that language too
+            self.bot.languages.lookup(USER)
         self._seen = 0
         self._ts = 0
         self._dm_urls: set[str] = set()  # response_urls of clicks in your direct messages
+        self._open: list[_OpenPrompt] = []  # the prompts not answered yet, oldest first
 
     def run(self) -> int:
         self.say(f"cancel-mail console: you are @you in #{CHANNEL_NAME}. Type `help` for commands, `quit` to leave.")
@@ -121,7 +168,7 @@ class Console:
             self.say("🧪 MailPartner SANDBOX: no real mail is affected.")
             self.list_mails()
         try:
-            while (line := self.read("> ")) is not None:
+            while (line := self.read("confirm or keep? " if self._open else "> ")) is not None:
                 if line in ("quit", "exit"):
                     break
                 self.handle(line)
@@ -136,7 +183,10 @@ class Console:
     def handle(self, line: str) -> None:
         if not line or line.startswith("#"):
             return
-        if line in ("help", "?"):
+        word, _, mail = line.partition(" ")
+        if word.lower() in ANSWERS:
+            self.answer(ANSWERS[word.lower()], mail.strip())
+        elif line in ("help", "?"):
             self.say(HELP)
         elif line in ("list", "mails"):
             self.list_mails()
@@ -190,7 +240,7 @@ class Console:
         answers = [c.payload for c in self.settle() if c.is_response_url and buttons(c.payload)]
         prompt = answers[-1] if answers else message
         if buttons(prompt):
-            self.choose(prompt, message_ts="", thread_ts="")
+            self.offer(prompt, message_ts="", thread_ts="")
 
     def mention(self, line: str) -> None:
         self._ts += 1
@@ -199,7 +249,7 @@ class Console:
         self.dispatch(app_mention(text, user=USER, channel=CHANNEL, ts=ts), JSON)
         for call in self.settle():
             if call.method == "chat.postMessage" and buttons(call.payload):
-                self.choose(call.payload, message_ts=self._ts_of(call), thread_ts=ts)
+                self.offer(call.payload, message_ts=self._ts_of(call), thread_ts=ts)
                 return
 
     def home(self) -> None:
@@ -219,7 +269,7 @@ class Console:
         self.dispatch(direct_message(text, user=USER, channel=DM, ts=ts), JSON)
         for call in self.settle():
             if call.method == "chat.postMessage" and call.payload.get("channel") == DM and buttons(call.payload):
-                self.choose(call.payload, message_ts=self._ts_of(call), thread_ts="", channel=DM)
+                self.offer(call.payload, message_ts=self._ts_of(call), thread_ts="", channel=DM)
                 return
 
     def form(self, message_text: str) -> None:
@@ -268,7 +318,7 @@ class Console:
         for call in self.settle():
             if buttons(call.payload):
                 thread = message["ts"] if message_text else ""
-                self.choose(call.payload, message_ts=self._ts_of(call) if thread else "", thread_ts=thread)
+                self.offer(call.payload, message_ts=self._ts_of(call) if thread else "", thread_ts=thread)
                 return
 
     def ask(self, field: dict[str, Any], current: str) -> str | None:
@@ -284,14 +334,17 @@ class Console:
         inputs = {"mail_ids": ids_text.strip(), "reason": reason, "requester": USER, "channel": CHANNEL}
         body = function_executed(inputs, execution_id=execution, bot_access_token=WORKFLOW_TOKEN)
         self.dispatch(body, JSON)
-        calls = self.settle()
-        for call in calls:
+        for call in self.settle():
             if call.method == "chat.postMessage" and buttons(call.payload):
                 function = {"execution_id": execution, "inputs": inputs, "bot_access_token": WORKFLOW_TOKEN}
-                self.choose(call.payload, message_ts=self._ts_of(call), thread_ts="", function=function)
-                calls = self.slack.calls
-                break
-        ends = [c for c in calls if c.method.startswith("functions.complete")]
+                ended = functools.partial(self._step_ended, execution)  # shown once the prompt is answered
+                self.offer(call.payload, message_ts=self._ts_of(call), thread_ts="", function=function, after=ended)
+                return
+        self._step_ended(execution)
+
+    def _step_ended(self, execution: str) -> None:
+        """How the run ended: the outputs it completed with, its error, or that it still waits."""
+        ends = [c for c in self.slack.calls if c.method.startswith("functions.complete")]
         ends = [c for c in ends if c.payload.get("function_execution_id") == execution]
         if not ends:
             self.say("[workflow] the step is still waiting")
@@ -305,7 +358,7 @@ class Console:
             shown = terminal_text(str(value), me=USER).replace("\n", "\n" + " " * 22)
             self.say(f"  {name:<18}  {shown}")
 
-    def choose(
+    def offer(
         self,
         prompt: dict[str, Any],
         *,
@@ -313,37 +366,40 @@ class Console:
         thread_ts: str,
         function: dict[str, Any] | None = None,
         channel: str = CHANNEL,
+        after: Callable[[], None] | None = None,
     ) -> None:
+        """A prompt is open: `confirm` or `keep` answers the newest; other commands go on meanwhile."""
         options = buttons(prompt)
-        while True:
-            answer = self.read("confirm or keep? ")
-            if answer is None:
-                return
-            action = {
-                "confirm": "cancel_mail_confirm",
-                "c": "cancel_mail_confirm",
-                "yes": "cancel_mail_confirm",
-                "keep": "cancel_mail_keep",
-                "k": "cancel_mail_keep",
-                "no": "cancel_mail_keep",
-            }.get(answer)
-            if action:
-                break
-            self.say("Type `confirm` or `keep`.")
+        try:
+            ids = PromptTicket.decode(options["cancel_mail_confirm"]["value"]).ids
+        except (KeyError, ValueError):
+            ids = ()
+        self._open.append(_OpenPrompt(options, ids, message_ts, thread_ts, channel, function, after))
+
+    def answer(self, action: str, mail: str) -> None:
+        """Press `action` on the newest open prompt, or on the newest one for `mail`."""
+        chosen = next((p for p in reversed(self._open) if not mail or p.names(mail)), None)
+        if chosen is None:
+            open_ids = ", ".join(f"`{ref}`" for p in self._open for ref in p.ids)
+            self.say(f"No open prompt for `{mail}`; open: {open_ids}." if mail and open_ids else "No prompt is open.")
+            return
+        self._open.remove(chosen)
         response_url = self.slack.new_response_url()
-        if channel == DM:
+        if chosen.channel == DM:
             self._dm_urls.add(response_url)
         body = button_click(
-            options[action],
+            chosen.buttons[action],
             user=USER,
-            channel=channel,
+            channel=chosen.channel,
             response_url=response_url,
-            message_ts=message_ts,
-            thread_ts=thread_ts,
-            function=function,
+            message_ts=chosen.message_ts,
+            thread_ts=chosen.thread_ts,
+            function=chosen.function,
         )
         self.dispatch(body, FORM)
         self.settle()
+        if chosen.after is not None:
+            chosen.after()
 
     def dispatch(self, body: str, content_type: str) -> Any:
         headers = signed_headers(self.secret, body, content_type=content_type)

@@ -63,6 +63,7 @@ from bot.store import Store
 from bot.words.blocks import (
     CONFIRM_ACTION,
     KEEP_ACTION,
+    WHOLE_USAGE,
     Message,
     history_message,
     ids_text,
@@ -339,9 +340,10 @@ class _Listeners:
 
         if isinstance(parsed, UsageRequest):
             problem = problem_text(parsed.reason, parsed.offending, lang=lang)
-            say({"text": f"{problem} {ui('dm_usage', lang)}".strip()})
+            rest = ui("dm_usage" if parsed.reason in WHOLE_USAGE else "dm_more_help", lang)
+            say({"text": f"{problem} {rest}".strip()})
             return
-        if isinstance(parsed, HistoryRequest):  # without an id, the person's own: this conversation is theirs
+        if isinstance(parsed, HistoryRequest):  # without an id, the person's own, from every conversation
             say(self._history(parsed, lang=lang, actor=user))
             return
         if unknown := self._unknown_account(parsed):
@@ -590,7 +592,9 @@ class _Listeners:
     def _history(
         self, request: HistoryRequest, *, lang: str, channel: str | None = None, actor: str | None = None
     ) -> Message:
-        """One mail's history, or else the newest events of `channel` (or by `actor`)."""
+        """One mail's history, or else the newest events of `channel` (or by `actor`, from everywhere)."""
+        if unknown := self._unknown_account(CancelRequest(_asked_ids(request))):  # as a cancel of it would say
+            return {"text": problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=lang, accounts=self._accounts)}
         store = self.deps.store
         store.flush(2.0)  # the asker's own latest actions belong in the answer
         # One more than is shown tells whether there are more, without counting them all.
@@ -598,7 +602,8 @@ class _Listeners:
             found = store.history(mail_id=request.mail_id, limit=HISTORY_LIMIT + 1)
         else:
             found = store.history(channel=channel, actor=actor, limit=HISTORY_LIMIT + 1)
-        return history_message(found, lang=lang, mail_id=request.mail_id, limit=HISTORY_LIMIT)
+        mine = actor is not None and channel is None
+        return history_message(found, lang=lang, mail_id=request.mail_id, limit=HISTORY_LIMIT, mine=mine)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -680,9 +685,12 @@ class _Listeners:
         if preview.unplaced:
             problem = problem_text(UsageReason.ACCOUNT_NEEDED, preview.unplaced[0], lang=lang, accounts=self._accounts)
             return sandbox_note(":grey_question: " + problem, lang=lang, sandbox=deps.sandbox)
-        left = tuple(ref for ref in preview.refs if ref not in preview.gone_out)
-        if not left:
-            text = ui("nothing_to_cancel", lang, ids=ids_text(preview.gone_out))
+        # A workflow's outputs name every mail it was given: one cancelled already stays in its ticket, and the
+        # click tells it as cancelled (code 5). A person is told at once, with no button for it.
+        left = tuple(ref for ref in preview.refs if ref not in preview.gone_out) if workflow else preview.left
+        if not left:  # each mail gone out or cancelled already: say which, and offer no button
+            settled = {"nothing_to_cancel": preview.gone_out, "nothing_to_cancel_cancelled": preview.already_cancelled}
+            text = "\n".join(ui(key, lang, ids=ids_text(refs)) for key, refs in settled.items() if refs)
             return sandbox_note(text, lang=lang, sandbox=deps.sandbox)
         if not ticket_fits(left, request.reason):
             return sandbox_note(problem_text(UsageReason.TOO_LONG, "", lang=lang), lang=lang, sandbox=False)

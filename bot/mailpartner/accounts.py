@@ -60,6 +60,17 @@ class Preview:
         """Delivered to every recipient: a cancel would only answer code 7."""
         return tuple(r for r in self.refs if (report := self.reports.get(r)) is not None and report.gone_out)
 
+    @property
+    def already_cancelled(self) -> tuple[str, ...]:
+        """Cancelled already: a cancel would only answer code 5."""
+        return tuple(r for r in self.refs if (report := self.reports.get(r)) is not None and report.already_cancelled)
+
+    @property
+    def left(self) -> tuple[str, ...]:
+        """What a confirm would still cancel: neither gone out nor cancelled already."""
+        settled = {*self.gone_out, *self.already_cancelled}
+        return tuple(r for r in self.refs if r not in settled)
+
 
 class Accounts:
     """The accounts the bot acts in, by name; thread-safe, share it."""

@@ -122,6 +122,10 @@ class CancelOutcome:
 
 
 DELIVERED = "delivered"  # the one final status the docs show ("Delivered"); any other is not final yet
+# A recipient's status once the mail was cancelled: not in MailPartner's docs, which show no such row; the
+# sandbox writes "Cancelled", and the other spellings cost nothing. Never a reason to withhold a cancel alone:
+# only a report whose every row says so.
+CANCELLED = frozenset({"cancelled", "canceled", "annulé", "annule"})
 SAMPLE = 3  # recipients a delivery report keeps beside its counts: as many as a private prompt may show
 
 
@@ -147,11 +151,17 @@ class DeliveryReport:
     failure: FailureKind | None = None
     total: int = 0
     delivered: int = 0
+    cancelled: int = 0  # rows whose status says the mail was cancelled
 
     @property
     def gone_out(self) -> bool:
         """Delivered to every recipient: a cancel would answer code 7."""
         return self.report is Report.FOUND and self.total > 0 and self.delivered == self.total
+
+    @property
+    def already_cancelled(self) -> bool:
+        """Cancelled for every recipient: a cancel would answer code 5."""
+        return self.report is Report.FOUND and self.total > 0 and self.cancelled == self.total
 
 
 @dataclass(frozen=True)
@@ -274,11 +284,14 @@ class MailPartnerClient:
         report = report_of(code)
         found = body.get("StatutResponseList") if report is Report.FOUND else None
         rows = [row for row in found if isinstance(row, dict)] if isinstance(found, list) else []
-        delivered = sum(1 for row in rows if str(row.get("status") or "").strip().lower() == DELIVERED)
+        statuses = [str(row.get("status") or "").strip().lower() for row in rows]
+        delivered, cancelled = statuses.count(DELIVERED), sum(1 for status in statuses if status in CANCELLED)
         # The count only: addresses never reach a log line.
         log.debug("MailPartner bulk-status id=%s: code %s, %d recipient(s)", message_id, code, len(rows))
         sample = tuple(_recipient(row) for row in rows[:SAMPLE])
-        return DeliveryReport(message_id, report, sample, code, message, total=len(rows), delivered=delivered)
+        return DeliveryReport(
+            message_id, report, sample, code, message, total=len(rows), delivered=delivered, cancelled=cancelled
+        )
 
     def account(self, *, timeout: float | None = None) -> AccountReport:
         """Who the key belongs to, and the credits left: a check of the key that touches no mail."""

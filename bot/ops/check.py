@@ -127,14 +127,6 @@ def check_store(settings: Settings) -> list[Finding]:
     url = database_url(settings.database_url)
     where = masked(url)
     path = sqlite_path(url)
-    if path is not None and not path.parent.is_dir() and not settings.default_store:
-        return [
-            Finding(
-                False,
-                f"Store: DATABASE_URL names {path}, whose folder does not exist; the bot will not "
-                "start on it: fix the path, or create the folder for a new store",
-            )
-        ]
     if path is not None and not path.exists():
         return [_no_store_yet(path)]
     engine = create_engine(url, pool_size=1)

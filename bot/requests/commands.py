@@ -127,7 +127,8 @@ def clean_reason(text: str) -> str:
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in _SEPARATORS.split(text.strip()) if w]
+    # An id copied from a Slack message comes in back quotes (`300`, or ```300```), as Slack shows code.
+    return [w for w in (w.strip("`") for w in _SEPARATORS.split(text.strip())) if w]
 
 
 def _strays(words: list[str]) -> str:

@@ -39,6 +39,10 @@ def ui(key: str, lang: str, **values: object) -> str:
     return LANGUAGES[lang].UI[key].format(**values)
 
 
+def has_word(key: str, lang: str) -> bool:
+    return key in LANGUAGES[lang].UI
+
+
 def outcome_words(key: int | FailureKind | str, lang: str) -> tuple[str, str]:
     """What happened (a template with `{id}`, `{code}`, `{mp_message}`, `{status}`) and the next step."""
     return LANGUAGES[lang].OUTCOMES[key]

@@ -16,7 +16,7 @@ from bot.mailpartner.client import CancelOutcome, DeliveryReport
 from bot.requests.commands import MAX_REASON, UsageReason
 from bot.requests.ticket import MAX_IDS, is_direct_message
 from bot.store.history import HistoryEvent
-from bot.words import OUTCOME_EMOJI, format_number, format_time, outcome_words, ui
+from bot.words import OUTCOME_EMOJI, format_number, format_time, has_word, outcome_words, ui
 
 Message = dict[str, Any]  # {"text": fallback, "blocks": [...]}, ready for chat.postMessage or respond()
 
@@ -97,8 +97,8 @@ def prompt_message(
     private: bool = False,
 ) -> Message:
     """The confirm/keep prompt. `value` is the encoded ticket both buttons carry. `preview`: what MailPartner
-    said of the mails (ids it reports gone out are not in `ids`); `private`: only the requester sees it, so it
-    may show a few recipients, masked."""
+    said of the mails (ids it reports gone out or cancelled are not in `ids`); `private`: only the requester
+    sees it, so it may show a few recipients, masked."""
     key = "prompt_second" if second_person else "prompt_workflow" if workflow else "prompt"
     key += "_many" if len(ids) > 1 else ""
     question = ui(key, lang, requester=requester, ids=ids_text(ids))
@@ -189,7 +189,7 @@ def preview_text(preview: Preview, lang: str, *, private: bool = False) -> str:
     """What MailPartner said of each mail before the click: recipients and how far delivery went, or why it
     cannot say. Addresses only where `private`, three at most, masked."""
     lines = [_preview_line(ref, preview.report(ref), lang) for ref in preview.refs]
-    left = [ref for ref in preview.refs if ref not in preview.gone_out]  # what the confirm would cancel
+    left = preview.left  # what the confirm would cancel
     found = [r for ref in left if (r := preview.report(ref)) is not None and r.report is Report.FOUND]
     if len(left) > 1 and len(found) == len(left):  # a total of some mails only would read as all of them
         lines.append(ui("preview_total", lang, total=format_number(sum(r.total for r in found), lang)))
@@ -220,6 +220,8 @@ def _preview_line(ref: str, report: DeliveryReport | None, lang: str) -> str:
         return ui(_PREVIEW_KEYS[report.report], lang, ids=ids, code=report.code)
     if not report.total:
         return ui("preview_empty", lang, ids=ids)
+    if report.already_cancelled:
+        return ui("preview_cancelled", lang, ids=ids)
     key = "preview_gone" if report.gone_out else "preview_partly" if report.delivered else "preview_recipients"
     total, delivered = format_number(report.total, lang), format_number(report.delivered, lang)
     return ui(key, lang, ids=ids, total=total, delivered=delivered)
@@ -268,6 +270,11 @@ def problem_text(
     }[reason]
 
 
+# The requests answered with the whole usage: a person asking how, or naming nothing to act on. Every other
+# mistake is told in a line, with where the rest is: a typo costs one line to read.
+WHOLE_USAGE = frozenset({UsageReason.HELP, UsageReason.NO_ID})
+
+
 def usage_text(
     reason: UsageReason,
     offending: str,
@@ -276,9 +283,11 @@ def usage_text(
     bot_name: str = "cancel-mail",
     accounts: Sequence[str] = (),
 ) -> str:
-    usage = ui("usage", lang, max=MAX_IDS, bot=bot_name, max_reason=MAX_REASON)
+    """What is wrong in a line, and where the rest is; the whole usage only for `help` and an empty request."""
     problem = problem_text(reason, offending, lang=lang, bot_name=bot_name, accounts=accounts)
-    return f"{problem} {usage}".strip()
+    if reason in WHOLE_USAGE:
+        return f"{problem} {ui('usage', lang, max=MAX_IDS, bot=bot_name, max_reason=MAX_REASON)}".strip()
+    return f"{problem} {ui('more_help', lang)}"
 
 
 def history_line(event: HistoryEvent, lang: str, *, with_channel: bool) -> str:
@@ -302,8 +311,8 @@ def history_line(event: HistoryEvent, lang: str, *, with_channel: bool) -> str:
             lang,
             actor=actor,
             ids=ids,
-            via=event.via or "—",
-            refusal=event.detail.get("refusal", "—"),
+            via=_stored_word("via", event.via, lang),
+            refusal=_stored_word("refusal", event.detail.get("refusal"), lang),
             result=event.result or event.detail.get("result", "—"),
         )
     parts = [f"`{when}`", what]
@@ -316,21 +325,31 @@ def history_line(event: HistoryEvent, lang: str, *, with_channel: bool) -> str:
     return "• " + " · ".join(parts)
 
 
+def _stored_word(kind: str, label: str | None, lang: str) -> str:
+    """A label the store keeps (`command`, `not_allowed_user`) in the reader's words; one this release has no
+    word for (written by a newer one) as it is stored."""
+    if not label:
+        return "—"
+    return ui(f"{kind}_{label}", lang) if has_word(f"{kind}_{label}", lang) else escape(label)
+
+
 def history_message(
-    events: list[HistoryEvent] | None, *, lang: str, mail_id: str = "", limit: int | None = None
+    events: list[HistoryEvent] | None, *, lang: str, mail_id: str = "", limit: int | None = None, mine: bool = False
 ) -> Message:
-    """`/cancel-mail history [id]`: newest first; None means the store did not answer.
+    """`/cancel-mail history [id]`: newest first; None means the store did not answer. `mine`: the person's own
+    events from every conversation (a direct message's history), each line naming its conversation.
 
     Given `limit`, at most that many are shown, and a last line says how to see the rest when `events`
     holds more.
     """
+    scope = "mail" if mail_id else "mine" if mine else "here"
     if events is None:
         return notice("history_unavailable", lang)
     if not events:
-        return notice("history_none_mail" if mail_id else "history_none_here", lang, mail=escape(mail_id))
-    header = ui("history_mail", lang, mail=escape(mail_id)) if mail_id else ui("history_here", lang)
+        return notice(f"history_none_{scope}", lang, mail=escape(mail_id))
+    header = ui(f"history_{scope}", lang, mail=escape(mail_id))
     more = limit is not None and len(events) > limit
-    lines = [history_line(e, lang, with_channel=bool(mail_id)) for e in events[:limit]]
+    lines = [history_line(e, lang, with_channel=scope != "here") for e in events[:limit]]
     blocks = [_section(header)]
     for start in range(0, len(lines), 8):  # sections hold 3000 characters
         blocks.append(_section("\n".join(lines[start : start + 8])))

@@ -66,7 +66,7 @@ OUTCOMES: dict[int | FailureKind | str, tuple[str, str]] = {
 }
 
 UI: dict[str, str] = {
-    "sandbox_mark": "[SANDBOX]",
+    "sandbox_mark": "[BAC À SABLE]",
     "sandbox": ":test_tube: *BAC À SABLE* — aucun vrai mail n'est touché.",
     "prompt": "Annuler l'envoi programmé du mail {ids} chez MailPartner ? C'est irréversible.",
     "prompt_many": "Annuler l'envoi programmé des mails {ids} chez MailPartner ? C'est irréversible.",
@@ -121,7 +121,11 @@ UI: dict[str, str] = {
     "preview_total": "*{total} destinataires en tout.*",
     "preview_to": "À {addresses}{more}.",
     "preview_more": " et {n} autres",
+    "preview_cancelled": ":no_entry_sign: {ids} est déjà annulé : il ne partira pas.",
     "nothing_to_cancel": ":outbox_tray: Plus rien à annuler : {ids} est déjà parti chez tous ses destinataires.",
+    "nothing_to_cancel_cancelled": ":no_entry_sign: Plus rien à annuler : {ids} est déjà annulé et ne partira pas.",
+    "more_help": "La suite : `/cancel-mail aide`.",
+    "dm_more_help": "Écrivez `aide` pour la suite.",
     "bad_id": "`{offending}` n'est pas un identifiant de mail valide.",
     "no_id": "Quel mail ? Donnez son identifiant.",
     "too_many": "{offending} identifiants, c'est trop à la fois.",
@@ -191,6 +195,8 @@ UI: dict[str, str] = {
     "history_here": "*Historique des annulations dans cette conversation*, du plus récent au plus ancien :",
     "history_none_mail": "Rien n'est enregistré pour le mail `{mail}`.",
     "history_none_here": "Rien n'est encore enregistré dans cette conversation.",
+    "history_mine": "*Votre historique d'annulations*, de toutes les conversations, du plus récent au plus ancien :",
+    "history_none_mine": "Vous n'avez encore demandé ni confirmé aucune annulation.",
     "history_more": "Les {limit} plus récents seulement ; il y en a d'autres. Ceux d'un mail : `/cancel-mail "
     "history <id>` ; tous, là où tourne le bot : `python -m bot history --limit 200` (ou `--since 7d`).",
     "history_unavailable": ":warning: L'historique est indisponible : la base de données du bot ne répond pas. Les "
@@ -205,7 +211,17 @@ UI: dict[str, str] = {
     "h_recovery": "le bot a repris l'annulation de {ids} confirmée par {actor}, après une interruption",
     "h_step_end": "une exécution de workflow s'est terminée : `{result}`",
     "h_dm": "message direct",
-    "h_sandbox": ":test_tube: *SANDBOX*",
+    "h_sandbox": ":test_tube: *BAC À SABLE*",
+    "via_command": "commande",
+    "via_mention": "mention",
+    "via_shortcut": "formulaire",
+    "via_workflow": "workflow",
+    "via_dm": "message direct",
+    "via_cli": "ligne de commande",
+    "refusal_not_allowed_user": "absent de la liste des personnes autorisées",
+    "refusal_not_allowed_channel": "canal non autorisé pour les annulations",
+    "refusal_own_request": "sa propre demande",
+    "refusal_private_conversation": "message direct sous la règle des deux personnes",
     "h_reason": "motif : « {reason} »",
     "form_title": "Annuler un envoi",
     "form_submit": "Demander",

@@ -1,4 +1,5 @@
-"""Slack's mrkdwn as a terminal shows it: for the console, the break-glass CLI and `check`."""
+"""Slack's mrkdwn as a terminal shows it: for the console, the break-glass CLI and `check`; plain text for a
+person at a terminal."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ _EMOJI = {
     ":mag:": "🔍",
     ":stopwatch:": "⏱️",
     ":no_entry:": "⛔",
+    ":no_entry_sign:": "🚫",
     ":busts_in_silhouette:": "👥",
     ":construction:": "🚧",
     ":test_tube:": "🧪",
@@ -40,3 +42,10 @@ def terminal_text(text: str, *, me: str = "", channels: dict[str, str] | None = 
         r"<#([A-Z0-9]+)(?:\|([^>]*))?>", lambda m: "#" + (m.group(2) or names.get(m.group(1)) or m.group(1)), text
     )
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def plain_text(text: str) -> str:
+    """For a terminal that shows no markup (the break-glass CLI at a terminal): as `terminal_text`, without
+    Slack's `*bold*` and back quotes."""
+    text = re.sub(r"`([^`\n]*)`", r"\1", terminal_text(text))
+    return re.sub(r"\*([^*\n]+)\*", r"\1", text)
