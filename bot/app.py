@@ -27,6 +27,7 @@ from bot.audit.trail import AuditTrail
 from bot.cancels.engine import LEASE_MARGIN, SLACK_THREADS, CancelService
 from bot.cancels.recovery import Sweeper
 from bot.cancels.workflow import WorkflowSteps
+from bot.http import Proxies
 from bot.inbound.access import AccessPolicy, UserGroupDirectory
 from bot.inbound.home import Home
 from bot.inbound.identity import BotIdentity
@@ -108,8 +109,9 @@ def sign_in(settings: Settings) -> SlackResponse:
             f"Slack refused SLACK_BOT_TOKEN ({error.response.get('error')})", unreachable=False
         ) from error
     except Exception as error:
+        route = Proxies().blame(settings.slack_api_url)  # a proxy in the way is what may have failed
         raise SlackSignInError(
-            f"Slack is unreachable at {settings.slack_api_url} ({type(error).__name__})", unreachable=True
+            f"Slack is unreachable at {settings.slack_api_url}{route} ({type(error).__name__})", unreachable=True
         ) from error
 
 

@@ -4,6 +4,9 @@ response models, with typed limits and timeouts, one reader of `Retry-After`, an
     HttpPerThread    sends an `httpx.Request` straight to an `httpx.HTTPTransport` of the calling thread
                      (why both: its docstring); `transport` is the test seam (`httpx.MockTransport`) and
                      the sandbox's way in
+    Proxies          the proxy the environment names for a URL, as every HTTP program reads it
+                     (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY); certificates come from SSL_CERT_FILE
+                     and SSL_CERT_DIR through the system's default TLS context
     retry_after(…)   the seconds a server asked us to wait: `Retry-After: 30` or an HTTP date
     RetryPolicy      what every retry waits: the server's Retry-After when it gave one, else tenacity's
                      exponential backoff with full jitter, capped, so callers that failed together do
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -27,6 +31,43 @@ from tenacity import RetryCallState
 from tenacity.wait import wait_random_exponential
 
 USER_AGENT = "cancel-mail-bot"
+
+
+class Proxies:
+    """The proxies the environment names, read once: which one a URL goes through, or none.
+
+    The standard library reads the variables (upper or lower case, NO_PROXY's hosts, domains, ports and
+    `*`), as curl, pip and httpx's own clients do; a bare transport would read nothing."""
+
+    def __init__(self) -> None:
+        self._proxies = urllib.request.getproxies_environment()
+        self._chosen: dict[tuple[str, str], str | None] = {}  # (scheme, host[:port]) → proxy; a few hosts
+
+    def for_url(self, url: httpx.URL | str) -> str | None:
+        """The proxy URL requests to `url` go through; None: a direct connection."""
+        url = httpx.URL(url)
+        where = (url.scheme, url.netloc.decode("ascii"))
+        if where not in self._chosen:
+            proxy = self._proxies.get(url.scheme) or self._proxies.get("all") or None
+            bypass = proxy is not None and urllib.request.proxy_bypass_environment(where[1], self._proxies)
+            self._chosen[where] = None if bypass else proxy
+        return self._chosen[where]
+
+    def describe(self, url: httpx.URL | str) -> str:
+        """`through the proxy http://proxy:3128` (a password in it masked), or `directly`: for `check`."""
+        proxy = self.for_url(url)
+        return f"through the proxy {shown_proxy(proxy)}" if proxy else "directly"
+
+    def blame(self, url: httpx.URL | str) -> str:
+        """What a failed connection to `url` adds to its message: ` through the proxy …`, or nothing when it
+        was direct. A proxy in the way is said, so that its failure never reads as the service's outage."""
+        return f" {self.describe(url)}" if self.for_url(url) else ""
+
+
+def shown_proxy(proxy: str) -> str:
+    """A proxy URL as a log line or `check` may show it: its password masked."""
+    url = httpx.URL(proxy)
+    return str(url.copy_with(userinfo=f"{url.username}:***".encode())) if url.password else proxy
 
 
 class HttpPerThread:
@@ -44,11 +85,21 @@ class HttpPerThread:
     and it cost a fifth of each call's CPU. A redirect is returned as it is: neither Slack nor
     MailPartner redirects an API call, so a 3xx is a fault for the caller to report."""
 
-    def __init__(self, *, timeout: float, per_thread: int = 2, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        per_thread: int = 2,
+        transport: httpx.BaseTransport | None = None,
+        proxies: Proxies | None = None,
+    ) -> None:
         self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}  # a request's, as Client sets them
         self._limits = httpx.Limits(max_connections=per_thread, max_keepalive_connections=per_thread)
         self._shared = transport  # a test's or the sandbox's: in-process, no connection to bound
-        self._tls = ssl.create_default_context()  # one for all: each costs milliseconds and memory
+        self.proxies = proxies or Proxies()
+        # One for all: each costs milliseconds and memory. The system's default paths, which OpenSSL takes
+        # from SSL_CERT_FILE and SSL_CERT_DIR when they are set (a company's own certificate authority).
+        self._tls = ssl.create_default_context()
         self._local = threading.local()
         self._all: list[httpx.BaseTransport] = []
         self._lock = threading.Lock()
@@ -72,7 +123,7 @@ class HttpPerThread:
             headers={"User-Agent": USER_AGENT, "Accept": "*/*", **(headers or {})},
             extensions=self._extensions if timeout is None else {"timeout": httpx.Timeout(timeout).as_dict()},
         )
-        response = self._transport().handle_request(request)
+        response = self._transport(self.proxies.for_url(request.url)).handle_request(request)
         try:
             response.read()
         finally:
@@ -80,13 +131,16 @@ class HttpPerThread:
         response.request = request
         return response
 
-    def _transport(self) -> httpx.BaseTransport:
+    def _transport(self, proxy: str | None) -> httpx.BaseTransport:
+        """The calling thread's transport to `proxy` (None: direct); one a thread for each proxy it uses."""
         if self._shared is not None:
             return self._shared
-        transport: httpx.BaseTransport | None = getattr(self._local, "transport", None)
+        mine: dict[str | None, httpx.BaseTransport] | None = getattr(self._local, "transports", None)
+        if mine is None:
+            mine = self._local.transports = {}
+        transport = mine.get(proxy)
         if transport is None:
-            transport = httpx.HTTPTransport(limits=self._limits, verify=self._tls, retries=0)
-            self._local.transport = transport
+            transport = mine[proxy] = httpx.HTTPTransport(limits=self._limits, verify=self._tls, retries=0, proxy=proxy)
             with self._lock:
                 self._all.append(transport)
         return transport

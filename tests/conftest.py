@@ -17,7 +17,7 @@ from bot.console.wire import FORM, JSON, app_mention, button_click, buttons, sig
 from bot.outbound.outbox import Outbox
 from bot.settings import Settings
 from tests.databases import any_database, postgres  # noqa: F401  (fixtures)
-from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, FakeMailPartner, answer_to
+from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, FakeMailPartner, answer_to, is_proxy_variable
 
 ALICE, BOB, MALLORY = "U0ALICE000", "U0BOB00000", "U0MALLORY0"
 ONCALL = "C0ONCALL00"
@@ -122,6 +122,13 @@ class Harness:
         posted = [c for c in self.slack.of("chat.postMessage") if buttons(c.payload)]
         assert posted, "no prompt was posted"
         return posted[-1].payload, str(posted[-1].response["ts"])
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_of_the_machines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bot reads the proxies the environment names: a test's own fakes are reached directly."""
+    for name in [n for n in os.environ if is_proxy_variable(n)]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(autouse=True)

@@ -230,9 +230,14 @@ class BotProcess:
 BOT_VARIABLES = ("SLACK_", "MAILPARTNER_", "CANCEL_MAIL_")  # prefixes of the bot's settings
 
 
+def is_proxy_variable(name: str) -> bool:
+    """HTTP_PROXY, https_proxy, NO_PROXY…: a laptop's proxy must not come between a test and its fakes."""
+    return name.lower().endswith("_proxy")
+
+
 def outside_env() -> dict[str, str]:
-    """This process's environment without any of the bot's settings, so a test sets exactly its own."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(BOT_VARIABLES)}
+    """This process's environment without any of the bot's settings or proxies, so a test sets exactly its own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(BOT_VARIABLES) and not is_proxy_variable(k)}
 
 
 def run_bot(args: list[str], cwd: Path, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
@@ -464,3 +469,68 @@ class TcpProxy:
             for end in (source, sink):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
+
+
+class FakeProxy(LoopbackServer):
+    """A company's HTTP proxy on loopback: forwards `GET http://…` and `POST http://…` (absolute URIs, as a
+    client sends them to a proxy) and tunnels `CONNECT host:port`; `seen` lists each target it was asked for."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                proxy._forward(self)
+
+            do_POST = do_GET
+
+            def do_CONNECT(self) -> None:
+                proxy.seen.append(f"CONNECT {self.path}")
+                host, _, port = self.path.rpartition(":")
+                try:
+                    upstream = socket.create_connection((host, int(port)), timeout=5)
+                except OSError:
+                    self.send_error(502)
+                    return
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                self.wfile.flush()
+                upstream.settimeout(None)
+                back = threading.Thread(target=TcpProxy._pipe, args=(upstream, self.connection), daemon=True)
+                back.start()
+                TcpProxy._pipe(self.connection, upstream)
+                back.join(5)
+                self.close_connection = True
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        super().__init__(Handler)
+
+    def _forward(self, handler: BaseHTTPRequestHandler) -> None:
+        import http.client
+
+        target = urlsplit(handler.path)
+        self.seen.append(f"{handler.command} {target.netloc}{target.path}")
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else None
+        headers = {k: v for k, v in handler.headers.items() if not k.lower().startswith("proxy-")}
+        upstream = http.client.HTTPConnection(target.hostname or "", target.port or 80, timeout=30)
+        try:
+            path = target.path + (f"?{target.query}" if target.query else "")
+            upstream.request(handler.command, path, body=body, headers={**headers, "Connection": "close"})
+            answer = upstream.getresponse()
+            content = answer.read()
+        except OSError:
+            handler.send_error(502)
+            return
+        finally:
+            upstream.close()
+        handler.send_response(answer.status, answer.reason)
+        for name, value in answer.getheaders():
+            if name.lower() not in ("connection", "transfer-encoding", "content-length"):
+                handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(content)))
+        handler.end_headers()
+        handler.wfile.write(content)

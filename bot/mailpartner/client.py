@@ -329,9 +329,11 @@ class MailPartnerClient:
         except httpx.PoolTimeout as error:  # every connection busy: the request never left
             raise MailPartnerConnectionError(f"no free connection within {timeout:g} s") from error
         except httpx.TimeoutException as error:
-            raise MailPartnerTimeout(f"no answer within {timeout:g} s") from error
+            route = self._http.proxies.blame(self._urls[call])
+            raise MailPartnerTimeout(f"no answer within {timeout:g} s{route}") from error
         except httpx.TransportError as error:
-            raise MailPartnerConnectionError(type(error).__name__ + _reason(error)) from error
+            route = self._http.proxies.blame(self._urls[call])
+            raise MailPartnerConnectionError(type(error).__name__ + _reason(error) + route) from error
         finally:
             if self._on_attempt is not None:
                 self._on_attempt(call, time.monotonic() - started)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.app import SlackSignInError, mailpartner_accounts, sign_in
+from bot.http import Proxies, shown_proxy
 from bot.mailpartner.accounts import DEFAULT
 from bot.mailpartner.answers import Report
 from bot.mailpartner.client import AccountReport
@@ -104,6 +105,12 @@ def _judge(account: AccountReport, settings: Settings, key_name: str, seconds: f
         return Finding(False, f"MailPartner refused {key_name} (code {account.code}): set the account's key")
     if account.report is Report.UNANSWERED:
         what = account.failure.value if account.failure else "no answer"
+        if proxy := Proxies().for_url(where):  # the message names it: the proxy may be what failed
+            return Finding(
+                False,
+                f"MailPartner at {where} could not be reached through the proxy {shown_proxy(proxy)} ({what}): "
+                f"{account.message}; check the proxy, or name MailPartner's host in NO_PROXY to go direct",
+            )
         return Finding(False, f"MailPartner at {where} did not answer ({what}): {account.message}")
     said = f"code {account.code}" + (f": “{account.message}”" if account.message else "")
     return Finding(False, f"MailPartner at {where} did not answer as expected ({said})")
@@ -197,9 +204,21 @@ def _no_store_yet(path: Path) -> Finding:
     )
 
 
+def check_network(settings: Settings) -> list[Finding]:
+    """How each service is reached: directly, or through the proxy the environment names (HTTPS_PROXY,
+    HTTP_PROXY, ALL_PROXY, NO_PROXY), as every connection the bot opens is."""
+    proxies = Proxies()
+    routes = []
+    if not settings.mailpartner_sandbox:
+        routes.append(f"MailPartner {proxies.describe(settings.mailpartner_base_url)}")
+    if settings.mode is not Mode.CONSOLE:
+        routes.append(f"Slack {proxies.describe(settings.slack_api_url)}")
+    return [Finding(True, "Network: " + "; ".join(routes))] if routes else []
+
+
 def run_checks(settings: Settings, out: TextIO) -> int:
     """Print one line per finding; return 0 when everything is ready, 1 otherwise."""
-    findings = check_slack(settings) + check_mailpartner(settings) + check_store(settings)
+    findings = check_network(settings) + check_slack(settings) + check_mailpartner(settings) + check_store(settings)
     for finding in findings:
         print(("✅ " if finding.ok else "❌ ") + finding.text, file=out)
     return 0 if all(f.ok for f in findings) else 1

@@ -90,9 +90,9 @@ class SlackHttp:
         try:
             answer = self._http.request("POST", url, json=payload, headers=headers)
         except httpx.TimeoutException as error:
-            raise SlackUnavailable(method, "no answer in time") from error
+            raise SlackUnavailable(method, "no answer in time" + self._http.proxies.blame(url)) from error
         except httpx.TransportError as error:
-            raise SlackUnavailable(method, type(error).__name__) from error
+            raise SlackUnavailable(method, type(error).__name__ + self._http.proxies.blame(url)) from error
         status = answer.status_code
         if status == 429:
             raise RateLimited(method, retry_after(answer.headers) or 1.0)

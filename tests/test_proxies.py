@@ -1,0 +1,118 @@
+"""Behind a company's proxy: every connection the bot opens goes through the proxy the environment names
+(HTTP_PROXY, HTTPS_PROXY, NO_PROXY, read as every HTTP program reads them), `check` says which, and a proxy
+that fails is named as what failed, not taken for MailPartner's or Slack's outage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.console.local_slack import LocalSlack
+from bot.console.wire import blocks_text, buttons
+from bot.http import Proxies, shown_proxy
+from bot.mailpartner.client import MailPartnerClient
+from tests.fakes import (
+    API_KEY,
+    BotProcess,
+    FakeMailPartner,
+    FakeProxy,
+    bot_env,
+    free_port,
+    run_bot,
+)
+from tests.test_e2e import Driver
+from tests.waiting import eventually
+
+
+@pytest.fixture
+def world():
+    slack, mailpartner, proxy = LocalSlack().start(), FakeMailPartner().start(), FakeProxy().start()
+    try:
+        yield slack, mailpartner, proxy
+    finally:
+        proxy.stop()
+        mailpartner.stop()
+        slack.stop()
+
+
+def test_a_cancel_goes_through_the_proxy_end_to_end(world, tmp_path: Path) -> None:
+    slack, mailpartner, proxy = world
+    env = bot_env(
+        free_port(),
+        slack.api_url,
+        mailpartner.base_url,
+        HTTP_PROXY=proxy.url,
+        HTTPS_PROXY=proxy.url,
+        CANCEL_MAIL_STATE_DIR=str(tmp_path / "state"),
+    )
+    bot = BotProcess(env, tmp_path / "bot.log")
+    try:
+        bot.wait_healthy()
+        driver = Driver(bot, slack)
+        _, prompt = driver.command("300")
+        assert buttons(prompt), prompt
+        _, response_url = driver.click(prompt)
+        assert "`300` is cancelled" in blocks_text(driver.outcome_at(response_url))
+    finally:
+        bot.stop()
+    mp, sl = mailpartner.url.removeprefix("http://"), slack.url.removeprefix("http://")
+    seen = set(proxy.seen)
+    assert {f"GET {mp}/v1/bulk-status", f"GET {mp}/v1/message-cancel"} <= seen, proxy.seen  # MailPartner
+    assert f"POST {sl}{response_url.removeprefix(slack.url)}" in seen  # the outcome, to its response_url
+    assert f"POST {sl}/api/auth.test" in seen  # slack_sdk's reads
+    assert len(mailpartner.requests) == 1
+
+
+def test_no_proxy_names_the_hosts_reached_directly(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, mailpartner, proxy = world
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    client = MailPartnerClient(API_KEY, base_url=mailpartner.base_url)
+    try:
+        assert client.cancel("300").code == 200
+    finally:
+        client.close()
+    assert proxy.seen == [] and len(mailpartner.requests) == 1
+    monkeypatch.setenv("NO_PROXY", "")
+    assert Proxies().for_url("http://127.0.0.1:9/v1") == proxy.url
+    monkeypatch.setenv("HTTPS_PROXY", "http://me:s3cret@proxy.example:3128")
+    assert Proxies().describe("https://api.mailpartner.fr/v1") == "through the proxy http://me:***@proxy.example:3128"
+    assert "s3cret" not in shown_proxy("http://me:s3cret@proxy.example:3128")
+
+
+def test_check_says_which_proxy_and_blames_it_when_it_fails(world, tmp_path: Path) -> None:
+    _, mailpartner, proxy = world
+    settings = {"MAILPARTNER_API_KEY": API_KEY, "MAILPARTNER_BASE_URL": mailpartner.base_url}
+    through = run_bot(["check"], tmp_path, HTTP_PROXY=proxy.url, **settings)
+    assert f"✅ Network: MailPartner through the proxy {proxy.url}" in through.stdout, through.stdout
+    assert "✅ MailPartner: MAILPARTNER_API_KEY is @" in through.stdout
+    assert any("/v1/me" in target for target in proxy.seen)
+    dead = f"http://127.0.0.1:{free_port()}"  # a proxy that is not there
+    refused = run_bot(["check"], tmp_path, HTTP_PROXY=dead, **settings)
+    line = next(x for x in refused.stdout.splitlines() if x.startswith("❌ MailPartner"))
+    assert f"could not be reached through the proxy {dead}" in line and "NO_PROXY" in line, refused.stdout
+    assert refused.returncode == 1
+
+
+def test_socket_mode_dials_slack_through_the_proxy(world, tmp_path: Path) -> None:
+    """slack_sdk's Socket Mode client opens TLS inside the tunnel, as Slack's wss:// wants: this checks the
+    tunnel is asked of the proxy for the WebSocket's host (the commands through it: test_socket_mode.py)."""
+    slack, mailpartner, proxy = world
+    port = free_port()  # where the WebSocket would be: the proxy answers 502, the bot dials again
+    slack.socket_url = f"wss://127.0.0.1:{port}/link"
+    env = bot_env(
+        free_port(),
+        slack.api_url,
+        mailpartner.base_url,
+        SLACK_APP_TOKEN="xapp-1-test-token",
+        SLACK_SIGNING_SECRET="",
+        HTTPS_PROXY=proxy.url,
+        CANCEL_MAIL_STATE_DIR=str(tmp_path / "state"),
+    )
+    bot = BotProcess(env, tmp_path / "bot.log")
+    try:
+        eventually(lambda: f"CONNECT 127.0.0.1:{port}" in proxy.seen, what="the WebSocket through the proxy")
+        assert f"POST {slack.url.removeprefix('http://')}/api/apps.connections.open" in proxy.seen
+    finally:
+        bot.stop()
