@@ -3,8 +3,8 @@
 Bolt's starter app with the seed's one call: `/cancel-mail ID` acks with a confirm button; the click acks,
 then a lazy listener calls MailPartner's `message-cancel` with httpx and posts the outcome through the
 click's `response_url`. No preview, no store, no owed messages, no rate limits, no access rules. Served
-by gunicorn with the project's own settings (bot/ops/server.py's GUNICORN_OPTIONS), so the two differ in
-what they do per cancel, not in how they are served.
+as a team would serve a sync Bolt app: gunicorn's threaded worker, one process of 32 request threads (the
+bot's own front door takes as many requests to Bolt at once: bot/ops/server.py's ACK_THREADS).
 
     PORT=3001 SLACK_BOT_TOKEN=… SLACK_SIGNING_SECRET=… SLACK_API_URL=… \\
     MAILPARTNER_BASE_URL=… MAILPARTNER_API_KEY=… python bench/peer.py
@@ -27,7 +27,6 @@ from slack_sdk import WebClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.ops.server import GUNICORN_OPTIONS
 
 app = App(
     client=WebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"]),
@@ -85,6 +84,18 @@ def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterabl
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
     return slack_requests(environ, start_response)
+
+
+# How a team serves Bolt's sync starter app: gunicorn's threaded worker, one process of 32 request threads.
+GUNICORN_OPTIONS: dict[str, Any] = {
+    "workers": 1,
+    "worker_class": "gthread",
+    "threads": 32,
+    "backlog": 2048,
+    "keepalive": 5,
+    "timeout": 60,
+    "control_socket_disable": True,  # one path for every gunicorn of a user: replicas would share it
+}
 
 
 class Peer(BaseApplication):  # type: ignore[misc]

@@ -92,6 +92,7 @@ class Settings:
     log_format: str = "text"
     metrics_port: int = 0  # 0: no metrics endpoint
     socket_grace: float = 30.0  # Socket Mode: seconds the WebSocket may be down before /healthz says 503
+    max_body_bytes: int = 1 << 20  # HTTP mode: a larger request body gets 413 (Slack's payloads are far smaller)
     one_cpu: bool = True  # the serving process keeps to one CPU (bot/ops/cpu.py)
     delivery_deadline: float = 86400.0  # seconds a message owed to a person is tried before it is given up
 
@@ -146,6 +147,9 @@ class Settings:
             log_format=reader.choice("LOG_FORMAT", default.log_format, LOG_FORMATS, lower=True),
             metrics_port=reader.integer("METRICS_PORT", default.metrics_port, low=1, high=65535),
             socket_grace=reader.seconds("CANCEL_MAIL_SOCKET_GRACE", default.socket_grace, high=3600),
+            max_body_bytes=reader.integer(
+                "CANCEL_MAIL_MAX_BODY_BYTES", default.max_body_bytes, low=64 * 1024, high=64 << 20
+            ),
             one_cpu=reader.boolean("CANCEL_MAIL_ONE_CPU", default.one_cpu),
             delivery_deadline=reader.seconds(
                 "CANCEL_MAIL_DELIVERY_DEADLINE", default.delivery_deadline, high=7 * 86400

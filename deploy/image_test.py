@@ -197,7 +197,7 @@ class _At:
 
 
 def _uids_of_tree(pid: int) -> list[int]:
-    """The real uids of `pid` and its descendants (the gunicorn master and its worker)."""
+    """The real uids of `pid` and its descendants."""
     uids = []
     for status in Path("/proc").glob("[0-9]*/status"):
         with contextlib.suppress(OSError):

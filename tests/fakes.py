@@ -155,7 +155,7 @@ def answer_to(slack: LocalSlack, response_url: str, ack: dict[str, Any], timeout
 
 
 def pids_of(root: int) -> list[int]:
-    """Process `root` and its children: the bot's gunicorn master and its worker."""
+    """Process `root` and its children (the bot serves Slack in one process; a peer under gunicorn in two)."""
     try:
         return [root, *(int(p) for p in Path(f"/proc/{root}/task/{root}/children").read_text().split())]
     except OSError:
@@ -184,7 +184,7 @@ class BotProcess:
             cwd=str(log_path.parent),
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: kill() takes the gunicorn worker down too
+            start_new_session=True,  # its own process group: kill() takes any child down too
         )
 
     @property

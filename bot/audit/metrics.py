@@ -12,17 +12,12 @@
     cancel_mail_in_flight                            mails whose cancel is under way
 
 Requests, refusals, outcomes and recoveries are counted from the audit trail, so a count and its audit
-line can never disagree. Served on `METRICS_PORT`, never on the Slack port. Under gunicorn the values live
-in files (prometheus-client's multiprocess mode) and the master serves their sum, so the counts are right
-whatever the number of workers; `PROMETHEUS_MULTIPROC_DIR` must be set before prometheus_client is first
-imported, which is why it is imported here lazily.
+line can never disagree. Served on `METRICS_PORT`, never on the Slack port, by the one process that serves
+Slack. prometheus_client is imported where it is used: the console and the CLI never load it.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from typing import Any
 
 from bot.mailpartner.answers import RESULTS, FailureKind, meaning
@@ -39,7 +34,6 @@ SLACK_METHODS = (  # replies.py's first ways out
     "functions.completeSuccess",
     "functions.completeError",
 )
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def result_label(code: int | None, failure: str | None) -> str:
@@ -76,21 +70,14 @@ class Metrics:
             buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300),
             **kw,
         )
-        self.slack_owed = Gauge(
-            "cancel_mail_slack_owed",
-            "Messages owed to people, not yet taken by Slack",
-            multiprocess_mode="livemax",
-            **kw,
-        )
+        self.slack_owed = Gauge("cancel_mail_slack_owed", "Messages owed to people, not yet taken by Slack", **kw)
         self.slack_delivery_seconds = Histogram(
             "cancel_mail_slack_delivery_seconds",
             "A message owed to a person until Slack took it",
             buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400),
             **kw,
         )
-        self.in_flight = Gauge(
-            "cancel_mail_in_flight", "Mails whose cancel is under way", multiprocess_mode="livesum", **kw
-        )
+        self.in_flight = Gauge("cancel_mail_in_flight", "Mails whose cancel is under way", **kw)
         # Every series exists from the start: a dashboard's rate() needs a zero before the first event.
         for via in VIA:
             self.requests.labels(via)
@@ -127,30 +114,3 @@ def serve(port: int, registry: Any) -> None:
     from prometheus_client import start_http_server
 
     start_http_server(port, registry=registry)
-
-
-def multiprocess_registry() -> Any:
-    """What the gunicorn master serves: the sum of every worker's values."""
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.multiprocess import MultiProcessCollector
-
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry)
-    return registry
-
-
-def worker_gone(pid: int) -> None:
-    from prometheus_client.multiprocess import mark_process_dead
-
-    mark_process_dead(pid)
-
-
-def use_multiprocess_dir() -> str:
-    """Create an empty directory for the workers' values and point prometheus-client at it."""
-    path = tempfile.mkdtemp(prefix="cancel-mail-metrics-")
-    os.environ[MULTIPROC_ENV] = path
-    return path
-
-
-def remove_multiprocess_dir(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)

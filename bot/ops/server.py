@@ -1,10 +1,12 @@
-"""Serving: HTTP mode (the Bolt app behind gunicorn) and Socket Mode, each with `GET /healthz` and a
-graceful drain on SIGTERM.
+"""Serving: HTTP mode (the Bolt app behind an aiohttp server on one event loop) and Socket Mode, each with
+`GET /healthz` and a graceful drain on SIGTERM.
 
-One worker process with many threads, kept to one CPU (bot/ops/cpu.py): acks are CPU-light and the
-cancels run on the service's own pools. A second worker would cost about 40 MB and buys nothing the
-benchmark needs (README, Performance); the store's claims would still keep two workers from cancelling a
-mail twice.
+HTTP mode is one process. Its front door is an event loop: a request is read there, its body capped at
+CANCEL_MAIL_MAX_BODY_BYTES (a larger one gets 413 before it is read) and within READ_TIMEOUT seconds of the
+connection (headers) or of the headers (body), so a client that is not Slack costs a coroutine, never a
+thread, and `/healthz` answers beside any number of them. A whole request then goes to Bolt's `App` on
+a small pool of ack threads (ACK_THREADS), whose listeners only parse, check and queue; the cancels run on
+the service's own pools.
 
 In Socket Mode, `/healthz` on PORT also says whether the WebSocket to Slack is up: down for longer than
 CANCEL_MAIL_SOCKET_GRACE, it answers 503, so an orchestrator restarts a process stuck without Slack.
@@ -12,19 +14,19 @@ CANCEL_MAIL_SOCKET_GRACE, it answers 503, so an orchestrator restarts a process 
 
 from __future__ import annotations
 
-import gc
+import asyncio
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from gunicorn.app.base import BaseApplication
-from gunicorn.glogging import Logger
+from aiohttp import web
 from slack_bolt import BoltRequest
-from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
-from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_sdk.signature import SignatureVerifier
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
@@ -35,12 +37,15 @@ from bot.inbound.shape import problem, unreadable
 from bot.ops.cpu import keep_to_one_cpu
 from bot.outbound.outbox import RETRY_CAP
 from bot.settings import Settings
-from bot.store import StoreError, open_store
+from bot.store import open_store
 
 log = logging.getLogger(__name__)
 
-HTTP_THREADS = 32
-WORKER_BOOT_ERROR = 3  # gunicorn's exit code for "this worker cannot boot": the master stops too
+ACK_THREADS = 32  # Bolt's App is synchronous: the requests it handles at once
+BACKLOG = 2048  # connections the kernel holds before they are accepted: a burst of 500 fits
+# Seconds a client has to send its headers from the connection (and between two requests on one), then its
+# body from the headers: Slack sends either in milliseconds. A client that sends slowly is cut off then.
+READ_TIMEOUT = 10.0
 DRAIN_MARGIN = 15.0  # seconds beyond MailPartner's deadline to post outcomes on shutdown
 
 StartResponse = Callable[..., Any]
@@ -64,68 +69,79 @@ def health(bot: Bot, link_down: str = "") -> tuple[bool, str]:
 
 
 def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
-    """A one-line text/plain answer: health, refusals, not found."""
+    """A one-line text/plain answer (Socket Mode's /healthz)."""
     body = (text + "\n").encode()
     start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
-
-
-def _answer(start_response: StartResponse, ok: bool, text: str) -> list[bytes]:
-    return _plain(start_response, "200 OK" if ok else "503 Service Unavailable", text)
 
 
 def _is_health_check(environ: dict[str, Any]) -> bool:
     return environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
 
 
-class BotWSGI:
-    """`POST /slack/events` to Bolt; `GET /healthz` answers as `health` says.
+def _text(status: int, text: str) -> web.Response:
+    """A one-line text/plain answer: health, refusals, not found."""
+    return web.Response(status=status, text=text + "\n")
+
+
+class FrontDoor:
+    """`POST /slack/events` to Bolt; `GET /healthz` answers as `health` says; anything else 404.
 
     A request whose body is not what Slack sends is answered here, before Bolt's listeners (inbound.py):
     400 when it is signed, 401 when it is not. Bolt reads each body once: this parses it, Bolt dispatches it.
     """
 
-    def __init__(self, bot: Bot, signing_secret: str) -> None:
+    def __init__(self, bot: Bot, signing_secret: str, *, max_body: int, acks: ThreadPoolExecutor) -> None:
         self.bot = bot
+        self.max_body = max_body
         self._verifier = SignatureVerifier(signing_secret)
+        self._acks = acks
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if _is_health_check(environ):
-            return _answer(start_response, *health(self.bot))
-        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != "/slack/events":
-            return _plain(start_response, "404 Not Found", "not found")
-        body = _read_body(environ)
-        http = WsgiHttpRequest(environ)  # its headers and query, as Bolt's own adapter reads them
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_body)
+        app.router.add_route("*", "/{path:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path == "/healthz" and request.method in ("GET", "HEAD"):
+            ok, text = health(self.bot)
+            return _text(200 if ok else 503, text)
+        if request.method != "POST" or request.path != "/slack/events":
+            return _text(404, "not found")
+        if (request.content_length or 0) > self.max_body:  # refused before a byte of it is read
+            log.warning("refused a request of %d bytes (413): more than any Slack payload", request.content_length)
+            return _text(413, "request body too large")
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # a body with no length that went past the cap
+            log.warning("refused a request body past %d bytes (413)", self.max_body)
+            return _text(413, "request body too large")
+        except TimeoutError:
+            log.warning("refused a request whose body did not arrive within %.0f s (408)", READ_TIMEOUT)
+            return _text(408, "request body too slow")
         # Bolt parses the body here, once: the check below reads what the listeners will read.
         try:
-            request = BoltRequest(body=body.decode("utf-8"), query=http.query_string, headers=http.get_headers())
-            wrong = problem(request.body)
+            bolt = BoltRequest(body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers))
+            wrong = problem(bolt.body)
         except (ValueError, AttributeError, TypeError) as error:  # Bolt's parser on a body it cannot read
             wrong = unreadable(error)
         if wrong:
-            status = "400 Bad Request" if self._signed(environ, body) else "401 Unauthorized"
-            log.warning("refused a request with a malformed body (%s): %s", status[:3], wrong)
-            return _plain(start_response, status, "bad request")
-        answer = self.bot.app.dispatch(request)
-        response = WsgiHttpResponse(status=answer.status, headers=answer.headers, body=answer.body)
-        start_response(response.status, response.get_headers())
-        return response.get_body()
+            status = 400 if self._signed(request, body) else 401
+            log.warning("refused a request with a malformed body (%d): %s", status, wrong)
+            return _text(status, "bad request")
+        answer = await asyncio.get_running_loop().run_in_executor(self._acks, self.bot.app.dispatch, bolt)
+        return await to_aiohttp_response(answer)
 
-    def _signed(self, environ: dict[str, Any], body: bytes) -> bool:
+    def _signed(self, request: web.Request, body: bytes) -> bool:
         try:
             return self._verifier.is_valid(
-                body, environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""), environ.get("HTTP_X_SLACK_SIGNATURE", "")
+                body,
+                request.headers.get("X-Slack-Request-Timestamp", ""),
+                request.headers.get("X-Slack-Signature", ""),
             )
         except (ValueError, TypeError):  # no timestamp, or not a number
             return False
-
-
-def _read_body(environ: dict[str, Any]) -> bytes:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    return environ["wsgi.input"].read(length) if length > 0 else b""
 
 
 class SocketLinkWatch:
@@ -176,7 +192,8 @@ def serve_health(bot: Bot, port: int, watch: SocketLinkWatch) -> WSGIServer:
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if _is_health_check(environ):
-            return _answer(start_response, *health(bot, watch.problem()))
+            ok, text = health(bot, watch.problem())
+            return _plain(start_response, "200 OK" if ok else "503 Service Unavailable", text)
         return _plain(start_response, "404 Not Found", "not found")
 
     server = make_server("0.0.0.0", port, app, handler_class=_QuietHandler)
@@ -184,97 +201,47 @@ def serve_health(bot: Bot, port: int, watch: SocketLinkWatch) -> WSGIServer:
     return server
 
 
-class _GunicornLogs(Logger):  # type: ignore[misc]
-    """gunicorn's own lines go through the bot's handler: one format (text or JSON), secrets masked."""
-
-    def setup(self, cfg: Any) -> None:
-        super().setup(cfg)
-        for gunicorn_log in (self.error_log, self.access_log):
-            for handler in list(gunicorn_log.handlers):
-                gunicorn_log.removeHandler(handler)
-            gunicorn_log.propagate = True
-
-
-# How gunicorn serves HTTP mode (the benchmark serves its peer the same way): one worker process, whose
-# threads take Slack's requests; a second worker would add about 40 MB for no gain.
-GUNICORN_OPTIONS: dict[str, Any] = {
-    "workers": 1,
-    "worker_class": "gthread",
-    "threads": HTTP_THREADS,
-    "backlog": 2048,
-    "keepalive": 5,
-    "timeout": 60,
-    # gunicorn's control socket ($HOME/.gunicorn/gunicorn.ctl) is one path for every gunicorn of a user:
-    # replicas on one host would take it from each other, and a read-only home cannot hold it.
-    "control_socket_disable": True,
-    # The worker keeps to one CPU (bot/ops/cpu.py); the bot leaves this out when CANCEL_MAIL_ONE_CPU=false.
-    "post_worker_init": lambda _worker: keep_to_one_cpu(),
-}
-
-
-class GunicornServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.bot: Bot | None = None
-        super().__init__()
-
-    def load_config(self) -> None:
-        drain = self.settings.mailpartner_deadline + DRAIN_MARGIN
-        options = {
-            "bind": f"0.0.0.0:{self.settings.port}",
-            **GUNICORN_OPTIONS,
-            "graceful_timeout": int(drain) + 5,
-            "loglevel": self.settings.log_level.lower(),
-            "accesslog": None,
-            "worker_exit": self._drain,
-            "proc_name": "cancel-mail-bot",
-            "logger_class": _GunicornLogs,
-        }
-        if not self.settings.one_cpu:
-            del options["post_worker_init"]
-        if self.settings.metrics_port:
-            # The master serves /metrics on its own port: the sum of every worker's values.
-            options["when_ready"] = lambda _server: metrics.serve(
-                self.settings.metrics_port, metrics.multiprocess_registry()
-            )
-            options["child_exit"] = lambda _server, worker: metrics.worker_gone(worker.pid)
-        for key, value in options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> BotWSGI:
-        # Runs in the worker after fork: the service's threads and the store's pool must start there.
-        try:
-            # The master migrated the store before forking: the workers only connect.
-            self.bot = build_bot(self.settings, store=open_store(self.settings.database_url, migrated=True))
-        except StoreError as error:
-            log.error("cancel-mail-bot cannot start: DATABASE_URL: %s", error)
-            raise SystemExit(WORKER_BOOT_ERROR) from error
-        log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", self.settings.port)
-        if self.settings.metrics_port:
-            log.info("metrics on port %d at /metrics (served by the master process)", self.settings.metrics_port)
-        return BotWSGI(self.bot, self.settings.slack_signing_secret)
-
-    def _drain(self, _server: object, _worker: object) -> None:
-        if self.bot is not None:
-            self.bot.shutdown(self.settings.mailpartner_deadline + DRAIN_MARGIN)
-
-
 def serve_http(settings: Settings) -> None:
-    # Set before any worker imports prometheus_client: their values then go to files the master sums.
-    values = metrics.use_multiprocess_dir() if settings.metrics_port else ""
-    # What the master has loaded stays shared with its workers: keep the collector from touching (and so
-    # copying) those pages in every worker.
-    gc.freeze()
-    try:
-        GunicornServer(settings).run()
-    finally:
-        if values:
-            metrics.remove_multiprocess_dir(values)
+    """HTTP mode until SIGTERM or SIGINT, then the drain: no new connection, the cancels in flight finish
+    and post (MAILPARTNER_DEADLINE + DRAIN_MARGIN at most), what Slack did not take stays owed in the store."""
+    asyncio.run(_serve_http(settings))
+
+
+async def _serve_http(settings: Settings) -> None:
+    # The store was migrated by `run_slack` before this: here it only connects.
+    bot = build_bot(settings, store=open_store(settings.database_url, migrated=True))
+    if settings.one_cpu:
+        keep_to_one_cpu()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, bot.metrics.registry)
+        log.info("metrics on port %d at /metrics", settings.metrics_port)
+    acks = ThreadPoolExecutor(ACK_THREADS, thread_name_prefix="ack")
+    door = FrontDoor(bot, settings.slack_signing_secret, max_body=settings.max_body_bytes, acks=acks)
+    # keepalive_timeout is armed when a connection opens and again after each request: a client that has
+    # not sent a whole request's headers by then is closed (aiohttp's web_protocol).
+    runner = web.AppRunner(door.app(), access_log=None, handle_signals=False, keepalive_timeout=READ_TIMEOUT)
+    await runner.setup()
+    site = web.TCPSite(runner, "0.0.0.0", settings.port, backlog=BACKLOG)
+    await site.start()
+    log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", settings.port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # Ctrl-C drains too
+        loop.add_signal_handler(signum, _stop, signal.Signals(signum).name, stopping)
+    await stopping.wait()
+    await site.stop()  # no new connection; requests under way finish
+    await loop.run_in_executor(None, bot.shutdown, settings.mailpartner_deadline + DRAIN_MARGIN)
+    await runner.cleanup()
+    acks.shutdown(wait=False, cancel_futures=True)
+
+
+def _stop(name: str, stopping: asyncio.Event) -> None:
+    if not stopping.is_set():
+        log.info("%s: no new work; finishing the cancels in flight", name)
+    stopping.set()
 
 
 def serve_socket_mode(settings: Settings) -> None:
-    import signal
-
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     bot = build_bot(settings)
