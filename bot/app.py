@@ -27,12 +27,13 @@ from bot.audit.trail import AuditTrail
 from bot.cancels.engine import LEASE_MARGIN, SLACK_THREADS, CancelService
 from bot.cancels.recovery import Sweeper
 from bot.cancels.workflow import WorkflowSteps
-from bot.http import Proxies
+from bot.http import AsyncHttp, Proxies
 from bot.inbound.access import AccessPolicy, UserGroupDirectory
 from bot.inbound.home import Home
 from bot.inbound.identity import BotIdentity
 from bot.inbound.listeners import ListenerDeps, register
 from bot.inbound.people import Languages
+from bot.loop import EventLoop, LoopThread
 from bot.mailpartner.accounts import Accounts
 from bot.mailpartner.client import MailPartnerClient
 from bot.mailpartner.sandbox import SANDBOX_ACCOUNTS, MailPartnerSandbox
@@ -56,14 +57,18 @@ class Bot:
     metrics: Metrics
     languages: Languages
     identity: BotIdentity
+    loop: EventLoop
 
     def shutdown(self, timeout: float) -> bool:
-        """Stop sweeping, let in-flight cancels post (up to `timeout` s), write the last history rows."""
+        """Stop sweeping, let in-flight cancels post (up to `timeout` s), write the last history rows.
+        Called from a thread that is not the event loop's."""
         self.identity.close()
         if self.sweeper is not None:
             self.sweeper.stop()
         drained = self.service.drain(timeout)
-        self.service.accounts.close()
+        if not self.loop.loop.is_closed():  # a second shutdown finds it closed
+            self.loop.run(self.service.accounts.aclose(), timeout=10)
+            self.loop.close()
         self.languages.close()
         self.service.replier.close()
         self.store.close()
@@ -123,18 +128,24 @@ def mailpartner_accounts(
 ) -> Accounts:
     """A client per MailPartner account: the real API, or the sandbox's two accounts behind the very same
     client when `sandbox` is given."""
+    # One client for MailPartner, every account's: the key travels in each call's query.
+    http = AsyncHttp(
+        timeout=settings.mailpartner_timeout,
+        connections=settings.workers,
+        transport=sandbox.transport() if sandbox else None,
+    )
     clients = {
         name: MailPartnerClient(
             key,
             base_url=settings.mailpartner_base_url,
             timeout=settings.mailpartner_timeout,
             deadline=settings.mailpartner_deadline,
-            transport=sandbox.transport() if sandbox else None,
+            http=http,
             on_attempt=on_attempt,
         )
         for name, key in account_keys(settings, sandbox).items()
     }
-    return Accounts(clients, channels=settings.channel_accounts)
+    return Accounts(clients, channels=settings.channel_accounts, http=http)
 
 
 def account_keys(settings: Settings, sandbox: MailPartnerSandbox | None) -> Mapping[str, str]:
@@ -151,9 +162,12 @@ def build_bot(
     store: Store | None = None,
     outbox: Outbox | None = None,
     sweep: bool = True,
+    loop: EventLoop | None = None,
 ) -> Bot:
     """Raises StoreError when the store cannot be opened or migrated. `clock` is the prompts' and the
-    store's; `outbox` one with another clock, backoff or deadline (tests)."""
+    store's; `outbox` one with another clock, backoff or deadline (tests); `loop` the running event loop
+    of the caller (HTTP mode's front door), else the bot keeps one on a thread of its own."""
+    loop = loop or LoopThread()
     if settings.mailpartner_sandbox and sandbox is None:
         sandbox = MailPartnerSandbox.with_accounts(settings.sandbox_state)
     store = store or open_store(settings.database_url, clock=clock, create_folder=settings.default_store)
@@ -196,7 +210,7 @@ def build_bot(
         steps,
         lang=settings.language,
         sandbox=sandbox is not None,
-        workers=settings.workers,
+        loop=loop,
         audit=audit,
         deadline=settings.mailpartner_deadline,
         audit_channel=settings.audit_channel,
@@ -256,4 +270,5 @@ def build_bot(
         metrics=metrics,
         languages=languages,
         identity=identity,
+        loop=loop,
     )

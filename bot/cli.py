@@ -13,6 +13,7 @@ python -m bot healthcheck                      exit 0 when this host's bot answe
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import json
 import logging
@@ -21,7 +22,6 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TextIO
 
 from dotenv import load_dotenv
@@ -310,11 +310,20 @@ def run_slack(settings: Settings) -> int:
     return 0
 
 
-def _placed(accounts: Accounts, ids: tuple[str, ...]) -> tuple[str, ...] | None:
+async def _cancel_all(accounts: Accounts, ids: tuple[str, ...]) -> list[CancelOutcome] | None:
+    """Each mail placed in its account, then all cancelled at once; None when one cannot be placed."""
+    try:
+        refs = await _placed(accounts, ids)
+        return None if refs is None else list(await asyncio.gather(*(accounts.cancel(ref) for ref in refs)))
+    finally:
+        await accounts.aclose()
+
+
+async def _placed(accounts: Accounts, ids: tuple[str, ...]) -> tuple[str, ...] | None:
     """Each id with its account (README, Accounts); None, and why on stderr, when one cannot be placed."""
     if accounts.names == (DEFAULT,):
         return ids
-    preview = accounts.preview(ids)
+    preview = await accounts.preview(ids)
     if preview.unplaced:
         print(
             f"cancel: {', '.join(preview.unplaced)} could be in more than one account, or none knows it: name the "
@@ -348,7 +357,7 @@ def cancel_command(
             f"{', '.join(accounts.names)} (ACCOUNT:ID names one)",
             file=sys.stderr,
         )
-        accounts.close()
+        asyncio.run(accounts.aclose())
         return EXIT_USAGE
     where = "the MailPartner SANDBOX" if sandbox else f"MailPartner ({settings.mailpartner_base_url})"
     from bot.store import StoreError, open_store
@@ -376,14 +385,9 @@ def cancel_command(
             if store is not None:
                 store.close()
             return EXIT_DECLINED
-    try:
-        refs = _placed(accounts, parsed.ids)
-        if refs is None:
-            return EXIT_USAGE
-        with ThreadPoolExecutor(min(8, len(refs))) as pool:
-            outcomes = list(pool.map(accounts.cancel, refs))
-    finally:
-        accounts.close()
+    outcomes = asyncio.run(_cancel_all(accounts, parsed.ids))
+    if outcomes is None:
+        return EXIT_USAGE
     for outcome in outcomes:
         audit(
             "outcome",

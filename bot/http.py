@@ -1,9 +1,11 @@
 """How the bot speaks HTTP, to Slack and to MailPartner alike: httpx's connection pool and request and
 response models, with typed limits and timeouts, one reader of `Retry-After`, and one retry policy.
 
-    HttpPerThread    sends an `httpx.Request` straight to an `httpx.HTTPTransport` of the calling thread
-                     (why both: its docstring); `transport` is the test seam (`httpx.MockTransport`) and
-                     the sandbox's way in
+    AsyncHttp        one service's `httpx.AsyncClient` on the event loop, bounded by `httpx.Limits` and
+                     `httpx.Timeout`; proxies and certificates as the environment names them
+    HttpPerThread    for the calls still made from threads (Slack's messages): an `httpx.Request` sent
+                     straight to an `httpx.HTTPTransport` of the calling thread (why: its docstring)
+                     Either takes `transport`: the test seam (`httpx.MockTransport`) and the sandbox's way in
     Proxies          the proxy the environment names for a URL, as every HTTP program reads it
                      (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY); certificates come from SSL_CERT_FILE
                      and SSL_CERT_DIR through the system's default TLS context
@@ -68,6 +70,46 @@ def shown_proxy(proxy: str) -> str:
     """A proxy URL as a log line or `check` may show it: its password masked."""
     url = httpx.URL(proxy)
     return str(url.copy_with(userinfo=f"{url.username}:***".encode())) if url.password else proxy
+
+
+class AsyncHttp:
+    """One service's requests on the event loop, over one `httpx.AsyncClient`: at most `connections` at once
+    (one per call in flight; a call past that waits for one, within its timeout), kept alive between calls.
+
+    `trust_env`: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY, SSL_CERT_FILE and SSL_CERT_DIR apply as httpx
+    reads them. A redirect is returned as it is: no API call is redirected, so a 3xx is the caller's fault to
+    report."""
+
+    def __init__(self, *, timeout: float, connections: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.proxies = Proxies()  # for what a failed call's message says; httpx chooses the same way
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            transport=transport,
+            trust_env=True,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """One request, its body read; `timeout` in place of the default. Raises httpx's exceptions."""
+        return await self._client.request(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
 
 class HttpPerThread:

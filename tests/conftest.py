@@ -124,6 +124,12 @@ class Harness:
         return posted[-1].payload, str(posted[-1].response["ts"])
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (`pytest.mark.anyio`) run on asyncio, the bot's loop."""
+    return "asyncio"
+
+
 @pytest.fixture(autouse=True)
 def no_proxy_of_the_machines(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bot reads the proxies the environment names: a test's own fakes are reached directly."""

@@ -20,6 +20,8 @@ from bot.settings import Settings, SettingsError
 from tests.conftest import BOB, ONCALL, Harness
 from tests.fakes import API_KEY, FakeMailPartner, Fault
 
+pytestmark = pytest.mark.anyio
+
 KEY_B = "mp-brand-b-key-0123456789"
 BRAND_B = {"MAILPARTNER_ACCOUNT_BRAND_B_API_KEY": KEY_B}
 OTHER_CHANNEL = "C0BRANDB00"
@@ -85,52 +87,52 @@ def accounts_on(fake: FakeMailPartner, *, default: bool = True, wait: float = 2.
     return Accounts(clients, channels=channels, wait=wait)
 
 
-def test_each_id_goes_to_the_account_that_knows_it(mailpartner: FakeMailPartner) -> None:
+async def test_each_id_goes_to_the_account_that_knows_it(mailpartner: FakeMailPartner) -> None:
     accounts = accounts_on(mailpartner)
-    preview = accounts.preview(("300", "310", "301", "999", "brand-b:301"))
+    preview = await accounts.preview(("300", "310", "301", "999", "brand-b:301"))
     # 300: only default knows it; 310: only brand-b; 301: both, so default; 999: none, so default.
     assert preview.refs == ("default:300", "brand-b:310", "default:301", "default:999", "brand-b:301")
     assert preview.report("brand-b:310").total == 415 and preview.report("brand-b:301").total == 2300
     assert preview.report("default:999").report.value == "no_report"
     assert sorted(r["apiKey"] for r in mailpartner.reports if r["messageId"] == "310") == sorted([API_KEY, KEY_B])
-    accounts.close()
+    await accounts.aclose()
 
 
-def test_a_channel_account_or_a_named_one_asks_nobody_else(mailpartner: FakeMailPartner) -> None:
+async def test_a_channel_account_or_a_named_one_asks_nobody_else(mailpartner: FakeMailPartner) -> None:
     accounts = accounts_on(mailpartner, **{OTHER_CHANNEL: "brand-b"})
-    assert accounts.preview(("301",), OTHER_CHANNEL).refs == ("brand-b:301",)
-    assert accounts.preview(("default:310",), OTHER_CHANNEL).refs == ("default:310",)
+    assert (await accounts.preview(("301",), OTHER_CHANNEL)).refs == ("brand-b:301",)
+    assert (await accounts.preview(("default:310",), OTHER_CHANNEL)).refs == ("default:310",)
     assert [r["apiKey"] for r in mailpartner.reports] == [KEY_B, API_KEY]
-    accounts.close()
+    await accounts.aclose()
 
 
-def test_without_a_default_an_id_two_accounts_know_must_be_named(mailpartner: FakeMailPartner) -> None:
+async def test_without_a_default_an_id_two_accounts_know_must_be_named(mailpartner: FakeMailPartner) -> None:
     accounts = accounts_on(mailpartner, default=False)  # brand-c holds the default key's mails here
-    preview = accounts.preview(("301", "310"))
+    preview = await accounts.preview(("301", "310"))
     assert preview.unplaced == ("301",) and preview.refs == ("brand-b:310",)
-    accounts.close()
+    await accounts.aclose()
 
 
-def test_a_slow_mailpartner_never_holds_the_prompt_past_its_wait(mailpartner: FakeMailPartner) -> None:
+async def test_a_slow_mailpartner_never_holds_the_prompt_past_its_wait(mailpartner: FakeMailPartner) -> None:
     mailpartner.fault("300", Fault(delay=5, endpoint="bulk-status"))
     accounts = accounts_on(mailpartner, wait=0.5, **{ONCALL: "default"})
     started = time.monotonic()
-    preview = accounts.preview(("300", "301"), ONCALL)
+    preview = await accounts.preview(("300", "301"), ONCALL)
     assert time.monotonic() - started < 4.0  # well before the slow answer's 5 s
     assert preview.refs == ("default:300", "default:301")
     slow = preview.report("default:300")  # cut by its own timeout, or by the wait: either way unanswered
     assert slow is None or slow.report is Report.UNANSWERED
     assert preview.report("default:301").total == 860
-    accounts.close()
+    await accounts.aclose()
 
 
-def test_cancel_uses_the_key_of_the_mails_account(mailpartner: FakeMailPartner) -> None:
+async def test_cancel_uses_the_key_of_the_mails_account(mailpartner: FakeMailPartner) -> None:
     accounts = accounts_on(mailpartner)
-    outcome = accounts.cancel("brand-b:301")
+    outcome = await accounts.cancel("brand-b:301")
     assert outcome.cancelled and outcome.message_id == "brand-b:301"
     assert keys_used(mailpartner, "301") == [KEY_B]
     assert mailpartner.sandbox.mails(KEY_B)[0][0].cancelled and not mailpartner.sandbox.mails()[1][0].cancelled
-    accounts.close()
+    await accounts.aclose()
 
 
 # -- through Slack ---------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from bot.settings import Settings
 from bot.words.blocks import outcome_message, render_outcome
 from tests.test_mailpartner import KEY, client_for
 
+pytestmark = pytest.mark.anyio
+
 ROWS = [
     {"email": "a@client.fr", "token": "t1", "status": "Delivered", "cost": 1, "stopMail": False, "date": "1599061044"},
     {"email": "b@client.fr", "token": "t2", "status": "Pending", "cost": 1, "stopMail": False, "date": ""},
@@ -37,19 +39,19 @@ def report_body(code: int, rows: object = None) -> httpx.Response:
 # -- bulk-status -----------------------------------------------------------------------------------
 
 
-def test_delivery_report_counts_recipients_and_delivery() -> None:
+async def test_delivery_report_counts_recipients_and_delivery() -> None:
     client, seen = client_for(report_body(200, ROWS))
-    report = client.delivery_report("300")
+    report = await client.delivery_report("300")
     assert report.report is Report.FOUND and (report.total, report.delivered) == (3, 2) and not report.gone_out
     assert report.recipients[0].date == 1599061044.0 and report.recipients[1].date is None
     (request,) = seen
     assert request.url.path == "/v1/bulk-status" and dict(request.url.params) == {"apiKey": KEY, "messageId": "300"}
 
 
-def test_delivered_to_everyone_has_gone_out() -> None:
+async def test_delivered_to_everyone_has_gone_out() -> None:
     rows = [{**row, "status": "Delivered"} for row in ROWS]
     client, _ = client_for(report_body(200, rows))
-    assert client.delivery_report("300").gone_out
+    assert (await client.delivery_report("300")).gone_out
 
 
 @pytest.mark.parametrize(
@@ -62,9 +64,9 @@ def test_delivered_to_everyone_has_gone_out() -> None:
         (11, Report.UNEXPECTED),
     ],
 )
-def test_every_bulk_status_code(code: int, report: Report) -> None:
+async def test_every_bulk_status_code(code: int, report: Report) -> None:
     client, _ = client_for(report_body(code))
-    answer = client.delivery_report("300")
+    answer = await client.delivery_report("300")
     assert answer.report is report and answer.code == code and answer.total == 0 and not answer.gone_out
 
 
@@ -72,10 +74,10 @@ def test_every_bulk_status_code(code: int, report: Report) -> None:
     "rows",
     [None, [], "nonsense", [1, 2], [{"status": None}], [{"email": 5, "status": ["Delivered"], "date": "soon"}]],
 )
-def test_odd_report_bodies_never_raise(rows: object) -> None:
+async def test_odd_report_bodies_never_raise(rows: object) -> None:
     """What a scheduled mail gets is undocumented: no list, an empty one, rows of any shape."""
     client, _ = client_for(report_body(200, rows))
-    report = client.delivery_report("300")
+    report = await client.delivery_report("300")
     assert report.report is Report.FOUND and not report.gone_out
 
 
@@ -89,16 +91,16 @@ def test_odd_report_bodies_never_raise(rows: object) -> None:
         (httpx.Response(200, json={"what": "ever"}), FailureKind.MALFORMED),
     ],
 )
-def test_unanswered_reports_are_one_attempt_and_say_why(answer: object, failure: FailureKind) -> None:
+async def test_unanswered_reports_are_one_attempt_and_say_why(answer: object, failure: FailureKind) -> None:
     client, seen = client_for(answer)  # type: ignore[arg-type]
-    report = client.delivery_report("300", timeout=0.5)
+    report = await client.delivery_report("300", timeout=0.5)
     assert report.report is Report.UNANSWERED and report.failure is failure and len(seen) == 1
 
 
-def test_no_address_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_address_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     client, _ = client_for(report_body(200, ROWS))
-    client.delivery_report("300")
+    await client.delivery_report("300")
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("bot"))
     assert "3 recipient(s)" in ours and "@client.fr" not in caplog.text  # (httpx's own lines are muted in the bot)
 
@@ -106,11 +108,11 @@ def test_no_address_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
 # -- me --------------------------------------------------------------------------------------------
 
 
-def test_account_names_the_user_and_the_credits() -> None:
+async def test_account_names_the_user_and_the_credits() -> None:
     body = {"success": True, "code": 200, "user": {"username": "acme"},
             "credits": {"creditMail": 269082, "currency": "EUR", "balance": "10225.119"}}  # fmt: skip
     client, seen = client_for(httpx.Response(200, json=body))
-    account = client.account()
+    account = await client.account()
     assert (account.report, account.username, account.mail_credits) == (Report.FOUND, "acme", 269082)
     assert (account.currency, account.balance) == ("EUR", "10225.119")
     assert seen[0].url.path == "/v1/me" and dict(seen[0].url.params) == {"apiKey": KEY}
@@ -126,23 +128,23 @@ def test_account_names_the_user_and_the_credits() -> None:
         (httpx.Response(503, text="down"), Report.UNANSWERED),
     ],
 )
-def test_account_answers_of_every_kind(answer: object, report: Report) -> None:
+async def test_account_answers_of_every_kind(answer: object, report: Report) -> None:
     client, _ = client_for(answer)  # type: ignore[arg-type]
-    account = client.account()
+    account = await client.account()
     assert account.report is report
     if report is Report.FOUND:
         assert account.mail_credits is None and account.username == ""
 
 
-def test_sandbox_answers_bulk_status_and_me() -> None:
+async def test_sandbox_answers_bulk_status_and_me() -> None:
     sandbox = MailPartnerSandbox(api_key="right")
     client = _sandbox_client(sandbox, "right")
-    scheduled, sent, unreported = (client.delivery_report(i) for i in ("300", "304", "302"))
+    scheduled, sent, unreported = [await client.delivery_report(i) for i in ("300", "304", "302")]
     assert scheduled.report is Report.FOUND and scheduled.total == 1240 and scheduled.delivered == 0
     assert sent.gone_out and sent.total == 3
-    assert unreported.report is Report.NO_REPORT and client.delivery_report("999").report is Report.NO_REPORT
-    assert client.account().username == "sandbox"
-    assert _sandbox_client(sandbox, "wrong").account().report is Report.KEY_REFUSED
+    assert unreported.report is Report.NO_REPORT and (await client.delivery_report("999")).report is Report.NO_REPORT
+    assert (await client.account()).username == "sandbox"
+    assert (await _sandbox_client(sandbox, "wrong").account()).report is Report.KEY_REFUSED
 
 
 def _sandbox_client(sandbox: MailPartnerSandbox, key: str):

@@ -96,17 +96,18 @@ def test_a_mail_mailpartner_reports_cancelled_gets_no_button(harness: Harness) -
     assert harness.mailpartner.requests == []  # nothing sent to message-cancel
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("statuses", "cancelled"),
     [(["Cancelled", "canceled"], True), (["Cancelled", "Scheduled"], False), (["Delivered"], False), ([], False)],
 )
-def test_a_delivery_report_is_cancelled_only_when_every_row_says_so(statuses: list[str], cancelled: bool) -> None:
+async def test_a_delivery_report_is_cancelled_only_when_every_row_says_so(statuses: list[str], cancelled: bool) -> None:
     rows = [{"email": f"a{i}@example.fr", "status": s} for i, s in enumerate(statuses)]
     body = {"success": True, "code": 200, "messageId": "300", "StatutResponseList": rows}
     client = MailPartnerClient(
         "key-0123456789", transport=httpx.MockTransport(lambda _: httpx.Response(200, json=body))
     )
-    assert client.delivery_report("300").already_cancelled is cancelled
+    assert (await client.delivery_report("300")).already_cancelled is cancelled
 
 
 # -- 4. an unknown account in history ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from tests.fakes import ROOT
 
 # Lowest first: a room may import from its own and from those above it in this list, never below.
 LAYERS = (
-    ("bot.http", "bot.batches"),  # HTTP and batching, for anyone
+    ("bot.http", "bot.batches", "bot.loop"),  # HTTP, batching and the event loop, for anyone
     ("bot.store", "bot.mailpartner"),  # the database; MailPartner
     ("bot.requests",),  # what a request is: grammar, ticket, the names of its ways in and refusals
     ("bot.audit",),  # the audit trail, metrics, logs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import json
@@ -11,7 +12,6 @@ import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -24,6 +24,9 @@ from bot import (
     MailPartnerClient,
 )
 from bot.audit.logs import configure_logging
+from bot.http import AsyncHttp
+
+pytestmark = pytest.mark.anyio
 
 KEY = "secret-api-key-123456"
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -43,13 +46,16 @@ def client_for(
             raise answer
         return answer(request) if callable(answer) else answer
 
+    async def sleep(seconds: float) -> None:  # the waits are counted, not slept
+        sleeps.append(seconds)
+
     client = MailPartnerClient(
         KEY,
         base_url="https://mp.test/v1",
         timeout=1,
         deadline=deadline,
         transport=httpx.MockTransport(handle),
-        sleep=sleeps.append,
+        sleep=sleep,
     )
     client.sleeps = sleeps  # type: ignore[attr-defined]
     return client, seen
@@ -62,39 +68,39 @@ def body(code: int, message: str = "", success: bool | None = None) -> httpx.Res
 
 
 @pytest.mark.parametrize("code", [1, 3, 4, 5, 6, 7, 10, 200, 11, 42])
-def test_every_control_code_is_kept_with_its_message(code: int) -> None:
+async def test_every_control_code_is_kept_with_its_message(code: int) -> None:
     client, seen = client_for(body(code, f"message {code}"))
-    outcome = client.cancel("300")
+    outcome = await client.cancel("300")
     assert (outcome.code, outcome.message, outcome.failure) == (code, f"message {code}", None)
     assert outcome.attempts == 1 and len(seen) == 1
     assert outcome.cancelled is (code in (200, 5))
 
 
-def test_request_shape_params_and_json() -> None:
+async def test_request_shape_params_and_json() -> None:
     client, seen = client_for(body(200))
-    client.cancel("ab-C_9")
+    await client.cancel("ab-C_9")
     request = seen[0]
     assert request.method == "GET" and request.url.path == "/v1/message-cancel"
     assert dict(request.url.params) == {"apiKey": KEY, "messageId": "ab-C_9", "_format": "json"}
     assert request.headers["accept"] == "application/json"
 
 
-def test_body_is_read_whatever_the_status() -> None:
+async def test_body_is_read_whatever_the_status() -> None:
     client, _ = client_for(httpx.Response(400, json={"success": False, "code": 10, "message": "Clé API incorrecte"}))
-    outcome = client.cancel("300")
+    outcome = await client.cancel("300")
     assert outcome.code == 10 and outcome.http_status == 400
 
 
-def test_validation_errors_list_is_quoted() -> None:
+async def test_validation_errors_list_is_quoted() -> None:
     answer = httpx.Response(400, json={"success": False, "code": 9, "errors": [{"elementId": "x", "message": "bad"}]})
     client, _ = client_for(answer)
-    outcome = client.cancel("300")
+    outcome = await client.cancel("300")
     assert (outcome.code, outcome.message) == (9, "bad")
 
 
-def test_string_code_and_success_without_code() -> None:
-    assert client_for(httpx.Response(200, json={"code": "4"}))[0].cancel("1").code == 4
-    assert client_for(httpx.Response(200, json={"success": True}))[0].cancel("1").code == 200
+async def test_string_code_and_success_without_code() -> None:
+    assert (await client_for(httpx.Response(200, json={"code": "4"}))[0].cancel("1")).code == 4
+    assert (await client_for(httpx.Response(200, json={"success": True}))[0].cancel("1")).code == 200
 
 
 @pytest.mark.parametrize(
@@ -108,56 +114,56 @@ def test_string_code_and_success_without_code() -> None:
         (httpx.Response(200, json={"code": True}), FailureKind.MALFORMED, 200),
     ],
 )
-def test_answers_without_a_code_are_failures_naming_the_status(answer, kind, status) -> None:
+async def test_answers_without_a_code_are_failures_naming_the_status(answer, kind, status) -> None:
     client, seen = client_for(answer)
-    outcome = client.cancel("300")
+    outcome = await client.cancel("300")
     assert (outcome.failure, outcome.http_status, outcome.code) == (kind, status, None)
     assert len(seen) == 1  # not retried
 
 
-def test_connection_failure_is_retried_then_reported() -> None:
+async def test_connection_failure_is_retried_then_reported() -> None:
     client, seen = client_for(httpx.ConnectError("refused"), deadline=3)
-    outcome = client.cancel("300")
+    outcome = await client.cancel("300")
     assert outcome.failure is FailureKind.CONNECTION and len(seen) >= 2 and outcome.attempts == len(seen)
 
 
-def test_timeout_then_code_5_is_cancelled_confirmed_on_retry() -> None:
+async def test_timeout_then_code_5_is_cancelled_confirmed_on_retry() -> None:
     client, seen = client_for(httpx.ReadTimeout("slow"), body(5))
-    outcome = client.cancel("300")
+    outcome = await client.cancel("300")
     assert outcome.code == 5 and outcome.confirmed_on_retry and outcome.cancelled
     assert outcome.attempts == len(seen) == 2
 
 
-def test_code_5_on_first_attempt_is_plain_already_cancelled() -> None:
-    outcome = client_for(body(5))[0].cancel("300")
+async def test_code_5_on_first_attempt_is_plain_already_cancelled() -> None:
+    outcome = await client_for(body(5))[0].cancel("300")
     assert outcome.code == 5 and not outcome.confirmed_on_retry
 
 
-def test_timeout_everywhere_is_unknown_outcome() -> None:
+async def test_timeout_everywhere_is_unknown_outcome() -> None:
     client, seen = client_for(httpx.ReadTimeout("slow"), deadline=2)
-    outcome = client.cancel("300")
+    outcome = await client.cancel("300")
     assert outcome.failure is FailureKind.TIMEOUT and len(seen) >= 2
 
 
-def test_timeout_then_connection_error_stays_unknown() -> None:
+async def test_timeout_then_connection_error_stays_unknown() -> None:
     client, _ = client_for(httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), deadline=2)
-    assert client.cancel("300").failure is FailureKind.TIMEOUT
+    assert (await client.cancel("300")).failure is FailureKind.TIMEOUT
 
 
-def test_503_then_success() -> None:
+async def test_503_then_success() -> None:
     client, seen = client_for(httpx.Response(503, text="busy"), body(200))
-    outcome = client.cancel("300")
+    outcome = await client.cancel("300")
     assert outcome.code == 200 and len(seen) == 2 and not outcome.confirmed_on_retry
 
 
-def test_429_honours_retry_after() -> None:
+async def test_429_honours_retry_after() -> None:
     client, seen = client_for(httpx.Response(429, headers={"Retry-After": "7"}, text="slow down"), body(200))
-    outcome = client.cancel("300")
+    outcome = await client.cancel("300")
     assert outcome.code == 200 and len(seen) == 2
     assert client.sleeps == [7.0]  # type: ignore[attr-defined]
 
 
-def test_retry_after_as_an_http_date_is_honoured() -> None:
+async def test_retry_after_as_an_http_date_is_honoured() -> None:
     from email.utils import format_datetime
 
     from bot.http import retry_after
@@ -167,36 +173,36 @@ def test_retry_after_as_an_http_date_is_honoured() -> None:
     assert retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # passed: at once
     assert retry_after({"Retry-After": "soon"}) is None and retry_after({}) is None
     client, seen = client_for(httpx.Response(503, headers={"Retry-After": soon}, text="down"), body(200))
-    outcome = client.cancel("300")
+    outcome = await client.cancel("300")
     assert outcome.code == 200 and outcome.attempts == 2 and len(seen) == 2
     assert 5 < client.sleeps[0] <= 7  # type: ignore[attr-defined]
 
 
-def test_retry_after_beyond_deadline_stops() -> None:
+async def test_retry_after_beyond_deadline_stops() -> None:
     client, seen = client_for(httpx.Response(429, headers={"Retry-After": "120"}, text="slow down"), deadline=30)
-    outcome = client.cancel("300")
+    outcome = await client.cancel("300")
     assert outcome.failure is FailureKind.HTTP_ERROR and outcome.http_status == 429 and len(seen) == 1
 
 
-def test_control_codes_are_not_retried() -> None:
+async def test_control_codes_are_not_retried() -> None:
     client, seen = client_for(body(10, "Clé API incorrecte"))
-    assert client.cancel("300").code == 10 and len(seen) == 1
+    assert (await client.cancel("300")).code == 10 and len(seen) == 1
 
 
 @pytest.mark.parametrize("bad", ["", "a b", "../x", "x" * 65, "300&apiKey=evil", "é"])
-def test_invalid_ids_never_reach_the_network(bad: str) -> None:
+async def test_invalid_ids_never_reach_the_network(bad: str) -> None:
     client, seen = client_for(body(200))
     with pytest.raises(InvalidMessageId):
-        client.cancel(bad)
+        await client.cancel(bad)
     assert seen == []
 
 
-def test_key_never_logged_even_by_httpx(capsys) -> None:
+async def test_key_never_logged_even_by_httpx(capsys) -> None:
     stream = __import__("io").StringIO()
     configure_logging("DEBUG", [KEY], stream=stream)
     logging.getLogger("httpx").setLevel(logging.DEBUG)  # as if someone turned it up
     client, _ = client_for(httpx.ReadTimeout("slow"), body(200))
-    client.cancel("300")
+    await client.cancel("300")
     logging.getLogger("httpx").info("HTTP Request: GET https://mp.test/v1/message-cancel?apiKey=%s&messageId=300", KEY)
     try:
         raise RuntimeError(f"boom with {KEY}")
@@ -274,70 +280,69 @@ def served(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> Iter
         server.server_close()
 
 
-def test_the_client_keeps_connections_alive_and_sends_the_query() -> None:
+async def test_the_client_keeps_connections_alive_and_sends_the_query() -> None:
     with served(_json(200)) as server:
         client = MailPartnerClient(KEY, base_url=server.url, timeout=2)
-        assert [client.cancel(m).code for m in ("300", "301", "302")] == [200, 200, 200]
+        assert [(await client.cancel(m)).code for m in ("300", "301", "302")] == [200, 200, 200]
         assert server.connections == 1  # kept alive, call after call
         assert server.paths[0] == f"/v1/message-cancel?apiKey={KEY}&messageId=300&_format=json"
-        client.close()
+        await client.aclose()
 
 
-def test_each_calling_thread_keeps_its_own_connection_and_no_more() -> None:
+async def test_calls_in_flight_share_one_client_bounded_by_its_limits() -> None:
     with served(_json(200)) as server:
-        client = MailPartnerClient(KEY, base_url=server.url, timeout=5)
-        with ThreadPoolExecutor(3) as pool:
-            barrier = threading.Barrier(3)
-            codes = list(pool.map(lambda m: (barrier.wait(), client.cancel(m).code)[1], [f"30{i}" for i in range(3)]))
-            codes += list(pool.map(lambda m: client.cancel(m).code, [f"31{i}" for i in range(9)]))
-        assert codes == [200] * 12 and server.connections == 3  # the pool's threads bound the connections
-        client.close()
+        http = AsyncHttp(timeout=5, connections=3)
+        client = MailPartnerClient(KEY, base_url=server.url, timeout=5, http=http)
+        outcomes = await asyncio.gather(*(client.cancel(f"3{i:02d}") for i in range(12)))
+        assert [o.code for o in outcomes] == [200] * 12
+        assert server.connections == 3  # twelve at once, over three kept-alive connections
+        await http.aclose()
 
 
 @pytest.mark.parametrize("say_so", [True, False], ids=["connection-close", "closed-while-idle"])
-def test_transport_sends_again_on_a_fresh_connection_when_the_kept_one_was_closed(say_so: bool) -> None:
+async def test_transport_sends_again_on_a_fresh_connection_when_the_kept_one_was_closed(say_so: bool) -> None:
     # The server closes after every answer, saying so or not. Unsaid, httpx's pool finds the connection
     # closed before it reuses it, or, when the close has not reached it yet, the request meets a closed
     # socket before the server sees it and the cancel's retry sends it on a fresh connection. Either way
     # MailPartner sees each cancel once.
     with served(_json(200, close=True, say_so=say_so)) as server:
         client = MailPartnerClient(KEY, base_url=server.url, timeout=2)
-        outcomes = [client.cancel(m) for m in ("300", "301")]
+        outcomes = [await client.cancel(m) for m in ("300", "301")]
         assert [o.code for o in outcomes] == [200, 200] and not any(o.confirmed_on_retry for o in outcomes)
         assert server.connections == 2 and len(server.paths) == 2  # each request reached the server once
         if say_so:
             assert [o.attempts for o in outcomes] == [1, 1]
-        client.close()
+        await client.aclose()
 
 
-def test_transport_a_refused_connection_is_a_connection_failure() -> None:
+async def test_transport_a_refused_connection_is_a_connection_failure() -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     client = MailPartnerClient(KEY, base_url=f"http://127.0.0.1:{port}/v1", timeout=1, deadline=0.1)
-    outcome = client.cancel("300")
+    outcome = await client.cancel("300")
     assert outcome.failure is FailureKind.CONNECTION and "ConnectError" in outcome.detail
 
 
-def test_transport_no_answer_in_time_is_a_timeout() -> None:
+async def test_transport_no_answer_in_time_is_a_timeout() -> None:
     def slow(handler: http.server.BaseHTTPRequestHandler) -> None:
         time.sleep(1.0)
         _json(200)(handler)
 
     with served(slow) as server:
         client = MailPartnerClient(KEY, base_url=server.url, timeout=0.2, deadline=0.1)
-        outcome = client.cancel("300")
+        outcome = await client.cancel("300")
         assert outcome.failure is FailureKind.TIMEOUT and outcome.attempts == 1
-        client.close()
+        await client.aclose()
 
 
-def test_transport_a_garbled_answer_is_a_connection_failure_not_a_crash() -> None:
+async def test_transport_a_garbled_answer_is_a_connection_failure_not_a_crash() -> None:
     def garbled(handler: http.server.BaseHTTPRequestHandler) -> None:
         handler.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
         handler.close_connection = True
 
     with served(garbled) as server:
         client = MailPartnerClient(KEY, base_url=server.url, timeout=1, deadline=0.1)
-        outcome = client.cancel("300")
+        outcome = await client.cancel("300")
         assert outcome.failure is FailureKind.CONNECTION and outcome.code is None
-        client.close()
+        await client.aclose()

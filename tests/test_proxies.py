@@ -64,15 +64,16 @@ def test_a_cancel_goes_through_the_proxy_end_to_end(world, tmp_path: Path) -> No
     assert len(mailpartner.requests) == 1
 
 
-def test_no_proxy_names_the_hosts_reached_directly(world, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.anyio
+async def test_no_proxy_names_the_hosts_reached_directly(world, monkeypatch: pytest.MonkeyPatch) -> None:
     _, mailpartner, proxy = world
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
     client = MailPartnerClient(API_KEY, base_url=mailpartner.base_url)
     try:
-        assert client.cancel("300").code == 200
+        assert (await client.cancel("300")).code == 200
     finally:
-        client.close()
+        await client.aclose()
     assert proxy.seen == [] and len(mailpartner.requests) == 1
     monkeypatch.setenv("NO_PROXY", "")
     assert Proxies().for_url("http://127.0.0.1:9/v1") == proxy.url

@@ -2,7 +2,7 @@
 
     click ─ack─▶ confirm() ─▶ start: job recorded with a lease, its mails claimed (store)
                                  ├─▶ outbox: prompt → "confirmed; the outcome follows" (cosmetic, once)
-                                 └─▶ MailPartner pool: cancel(id), one task per id, in parallel
+                                 └─▶ event loop: cancel(id), one coroutine per id, all at once
                                          └──▶ ledger: the outcome, its audit-channel copy and the workflow
                                               step's end owed, in one transaction with the job's finish
                                               └──▶ outbox: delivered through outages and restarts
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from bot.audit.metrics import Metrics
 from bot.audit.trail import AuditTrail
 from bot.cancels.workflow import WorkflowSteps, confirmed_outputs, outcome_result
+from bot.loop import EventLoop
 from bot.mailpartner.accounts import Accounts
 from bot.mailpartner.client import CancelOutcome
 from bot.outbound.ledger import LINK
@@ -93,7 +94,7 @@ class CancelService:
         *,
         lang: str,
         sandbox: bool,
-        workers: int,
+        loop: EventLoop,
         audit: AuditTrail,
         deadline: float,
         audit_channel: str = "",
@@ -102,7 +103,8 @@ class CancelService:
         lang_of: Callable[[str], str] | None = None,
         on_finished: Callable[[str], None] | None = None,
     ) -> None:
-        """`background_executor`: where work after an ack runs; app.py hands Bolt's listener executor.
+        """`loop`: where MailPartner's calls run, each a coroutine; `background_executor`: where work after an
+        ack runs (it may wait on the store or on Slack); app.py hands Bolt's listener executor.
         `lang_of`: a person's language, for what they read alone; `on_finished`: told who confirmed a cancel
         once its outcome is owed (their App Home shows it)."""
         self.accounts = accounts
@@ -117,7 +119,7 @@ class CancelService:
         self._on_finished = on_finished
         self._sandbox = sandbox
         self._audit_channel = audit_channel
-        self._mp_pool = ThreadPoolExecutor(workers, thread_name_prefix="mailpartner")
+        self.loop = loop
         self._slack_pool = background_executor or ThreadPoolExecutor(SLACK_THREADS, thread_name_prefix="slack")
         self._in_flight: dict[str, str] = {}  # mail id → who confirmed it
         self._running: dict[str, _Job] = {}  # job id → job, for lease renewal
@@ -182,7 +184,11 @@ class CancelService:
         job = _Job(uuid.uuid4().hex, ticket, confirmer, where, step)
         busy = self._accept(job)
         if busy is None:
-            self._mp_pool.submit(self._guard, lambda: self._start(job), "cancel start")
+            try:
+                self._slack_pool.submit(self._guard, lambda: self._start(job), "cancel start")
+            except RuntimeError:  # the pools are gone: the process is exiting
+                self._release(job)
+                raise ShuttingDown() from None
         return busy
 
     def recover(self, record: JobRecord) -> None:
@@ -232,7 +238,6 @@ class CancelService:
             log.info("shutdown: every in-flight cancel finished; no message is owed")
         elif not left:
             log.warning("shutdown: every in-flight cancel finished; %d message(s) still owed, kept in the store", owed)
-        self._mp_pool.shutdown(wait=False, cancel_futures=True)
         self._slack_pool.shutdown(wait=False, cancel_futures=True)
         return left == 0 and delivered
 
@@ -284,21 +289,13 @@ class CancelService:
         # The prompt's one update: worded to hold before and after the outcome, so nothing later replaces
         # it (a second update would cost a Slack call per cancel and, under Tier 3 limits, minutes).
         self.replier.replace_prompt(job.where, self._status("confirmed", job))
-        self._send(job, here=True)
+        self._send(job)
 
-    def _send(self, job: _Job, *, here: bool = False) -> None:
-        """One MailPartner task per mail, in parallel; `here`: the last one on this thread (a MailPartner
-        thread already), which saves a handover for the usual cancel of one mail."""
-        *others, last = job.ticket.ids
-        for message_id in others if here else job.ticket.ids:
-            future = self._mp_pool.submit(self.accounts.cancel, message_id)
+    def _send(self, job: _Job) -> None:
+        """One coroutine per mail on the event loop, all at once; the last answer finishes the job there."""
+        for message_id in job.ticket.ids:
+            future = self.loop.submit(self.accounts.cancel(message_id))
             future.add_done_callback(lambda f, mid=message_id: self._collect(job, mid, f))
-        if here:
-            try:
-                outcome, error = self.accounts.cancel(last), None
-            except Exception as raised:
-                outcome, error = None, raised
-            self._record(job, last, outcome, error)
 
     def _collect(self, job: _Job, message_id: str, future: Future[CancelOutcome]) -> None:
         error = CancelledError() if future.cancelled() else future.exception()

@@ -125,7 +125,7 @@ class Home:
 
     def _refresh(self) -> None:
         try:
-            answers = self._accounts.me()
+            answers = self._cancels.loop.run(self._accounts.me())
             states = {
                 name: AccountFacts(name, a.report, a.username, a.mail_credits, a.code) for name, a in answers.items()
             }

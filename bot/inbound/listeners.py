@@ -681,7 +681,7 @@ class _Listeners:
         Runs off the ack path: it waits for MailPartner. `lang`: the reader's, when not the channel's."""
         deps = self.deps
         lang = lang or deps.lang
-        preview = deps.accounts.preview(request.ids, channel)
+        preview = deps.cancels.loop.run(deps.accounts.preview(request.ids, channel))
         if preview.unplaced:
             problem = problem_text(UsageReason.ACCOUNT_NEEDED, preview.unplaced[0], lang=lang, accounts=self._accounts)
             return sandbox_note(":grey_question: " + problem, lang=lang, sandbox=deps.sandbox)

@@ -20,13 +20,13 @@ such, and the confirm stays.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 
+from bot.http import AsyncHttp
 from bot.mailpartner.answers import Report
 from bot.mailpartner.client import MESSAGE_ID_SYNTAX, AccountReport, CancelOutcome, DeliveryReport, MailPartnerClient
 
@@ -73,7 +73,8 @@ class Preview:
 
 
 class Accounts:
-    """The accounts the bot acts in, by name; thread-safe, share it."""
+    """The accounts the bot acts in, by name; their calls are coroutines on the event loop. `http`: the one
+    client they share, closed with them."""
 
     def __init__(
         self,
@@ -81,14 +82,14 @@ class Accounts:
         *,
         channels: Mapping[str, str] | None = None,
         wait: float = PREVIEW_WAIT,
-        workers: int = 32,
+        http: AsyncHttp | None = None,
     ) -> None:
         if not clients:
             raise ValueError("no MailPartner account")
         self._clients = dict(clients)
         self._channels = dict(channels or {})
         self.wait = wait
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mailpartner-preview")
+        self._http = http
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -106,23 +107,29 @@ class Accounts:
     def account_of(self, ref: str) -> str:
         return split_ref(ref)[0] or DEFAULT
 
-    def cancel(self, ref: str) -> CancelOutcome:
+    async def cancel(self, ref: str) -> CancelOutcome:
         """Cancel with the key of the reference's account; the outcome carries the reference."""
-        outcome = self._clients[self.account_of(ref)].cancel(split_ref(ref)[1])
+        outcome = await self._clients[self.account_of(ref)].cancel(split_ref(ref)[1])
         return dataclasses.replace(outcome, message_id=ref)
 
-    def preview(self, refs: Sequence[str], channel: str = "") -> Preview:
+    async def preview(self, refs: Sequence[str], channel: str = "") -> Preview:
         """Place each reference in its account and ask each mail's delivery report, all at once, for
         `wait` seconds at most. Never raises for anything MailPartner does."""
-        asked: dict[tuple[str, str], Future[DeliveryReport]] = {}
         plan = {ref: self._candidates(ref, channel) for ref in refs}
-        for ref, accounts in plan.items():
-            message_id = split_ref(ref)[1]
-            for account in accounts:
-                client = self._clients[account]
-                asked[(ref, account)] = self._pool.submit(client.delivery_report, message_id, timeout=self.wait)
-        wait_for(asked.values(), timeout=self.wait)
-        answers = {key: f.result() if f.done() and not f.exception() else None for key, f in asked.items()}
+        asked = {
+            (ref, account): asyncio.ensure_future(
+                self._clients[account].delivery_report(split_ref(ref)[1], timeout=self.wait)
+            )
+            for ref, accounts in plan.items()
+            for account in accounts
+        }
+        await asyncio.wait(asked.values(), timeout=self.wait)
+        for task in asked.values():
+            task.cancel()  # those still asking: no answer in time
+        answers = {
+            key: t.result() if t.done() and not t.cancelled() and not t.exception() else None
+            for key, t in asked.items()
+        }
         placed: list[str] = []
         reports: dict[str, DeliveryReport | None] = {}
         unplaced: list[str] = []
@@ -137,15 +144,16 @@ class Accounts:
             reports[qualified] = answers.get((ref, account))
         return Preview(tuple(dict.fromkeys(placed)), reports, tuple(unplaced))
 
-    def me(self) -> dict[str, AccountReport]:
+    async def me(self) -> dict[str, AccountReport]:
         """Each account's `me`: its user and credits (`check`), asked all at once."""
-        asked = {name: self._pool.submit(client.account) for name, client in self._clients.items()}
-        return {name: future.result() for name, future in asked.items()}
+        answers = await asyncio.gather(*(client.account() for client in self._clients.values()))
+        return dict(zip(self._clients, answers, strict=True))
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    async def aclose(self) -> None:
         for client in self._clients.values():
-            client.close()
+            await client.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     def _candidates(self, ref: str, channel: str) -> list[str]:
         account = split_ref(ref)[0] or self._channels.get(channel, "")

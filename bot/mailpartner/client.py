@@ -1,8 +1,8 @@
-"""MailPartner adapter: one call in, one typed answer out.
+"""MailPartner adapter: one call in, one typed answer out, each a coroutine on the event loop.
 
-    cancel(id)           GET message-cancel   → CancelOutcome    retried within MAILPARTNER_DEADLINE
-    delivery_report(id)  GET bulk-status      → DeliveryReport   one attempt, a short timeout (the preview)
-    account()            GET me               → AccountReport    one attempt (`check`)
+    await cancel(id)           GET message-cancel   → CancelOutcome    retried within MAILPARTNER_DEADLINE
+    await delivery_report(id)  GET bulk-status      → DeliveryReport   one attempt, a short timeout (preview)
+    await account()            GET me               → AccountReport    one attempt (`check`)
 
 None of them raises for anything MailPartner or the network does: every answer, known code or not, and
 every failure becomes the typed answer, so callers render instead of catching. What each answer means is
@@ -19,17 +19,18 @@ the cancel's retries):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_before_delay
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_before_delay
 
-from bot.http import HttpPerThread, RetryPolicy, retry_after
+from bot.http import AsyncHttp, RetryPolicy, retry_after
 from bot.mailpartner.answers import KNOWN_CODES, FailureKind, Fate, Meaning, Report, meaning, report_of
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ TIMEOUT = 10.0  # seconds for one HTTP attempt (MAILPARTNER_TIMEOUT)
 DEADLINE = 30.0  # seconds for all attempts of one cancel (MAILPARTNER_DEADLINE)
 HEADERS = {"Accept": "application/json"}
 CALLS = ("message-cancel", "bulk-status", "me")  # the endpoints the client asks
+CONNECTIONS = 512  # a client's calls in flight at most, when it has no shared one (CANCEL_MAIL_WORKERS's default)
 
 
 class MailPartnerError(Exception):
@@ -179,8 +181,9 @@ class AccountReport:
 
 
 class MailPartnerClient:
-    """One account's calls, each over its thread's own kept-alive connections (bot/http.py's
-    HttpPerThread: as many as the calling threads); thread-safe, share it."""
+    """One account's calls, on the event loop. `http`: MailPartner's one client, shared by every account's
+    (its key travels in the query); without it, a client of its own (`transport`: a test's or the sandbox's).
+    """
 
     def __init__(
         self,
@@ -189,8 +192,9 @@ class MailPartnerClient:
         base_url: str = BASE_URL,
         timeout: float = TIMEOUT,
         deadline: float = DEADLINE,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        http: AsyncHttp | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_attempt: Callable[[str, float], None] | None = None,
     ) -> None:
         self._on_attempt = on_attempt  # told each HTTP attempt's call (CALLS) and duration in seconds (metrics)
@@ -199,21 +203,23 @@ class MailPartnerClient:
         self._sleep = sleep
         self._base_url = base_url.rstrip("/") + "/"
         self._api_key = api_key  # sent only as a query parameter, through httpx's params; never logged
-        self._http = HttpPerThread(timeout=timeout, transport=transport)
+        self._own_http = http is None
+        self._http = http or AsyncHttp(timeout=timeout, connections=CONNECTIONS, transport=transport)
         self._urls = {call: httpx.URL(self._base_url + call) for call in CALLS}  # parsed once
 
     def __repr__(self) -> str:  # the key must not leak through a debug print
         return f"MailPartnerClient(base_url={self._base_url!r})"
 
-    def close(self) -> None:
-        self._http.close()
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
 
-    def cancel(self, message_id: str) -> CancelOutcome:
+    async def cancel(self, message_id: str) -> CancelOutcome:
         if not MESSAGE_ID.match(message_id):
             raise InvalidMessageId(message_id)
         started = time.monotonic()
         errors: list[MailPartnerError] = []
-        retrying = Retrying(
+        retrying = AsyncRetrying(
             retry=retry_if_exception_type((MailPartnerTimeout, MailPartnerConnectionError, MailPartnerUnavailable)),
             stop=stop_before_delay(self._deadline),
             wait=_wait_for_retry,
@@ -222,11 +228,13 @@ class MailPartnerClient:
             before_sleep=lambda state: _log_retry(message_id, state),
         )
         try:
-            for attempt in retrying:
+            async for attempt in retrying:
                 with attempt:
                     remaining = self._deadline - (time.monotonic() - started)
                     try:
-                        code, message, status = self._attempt(message_id, max(0.05, min(self._timeout, remaining)))
+                        code, message, status = await self._attempt(
+                            message_id, max(0.05, min(self._timeout, remaining))
+                        )
                     except MailPartnerError as error:
                         errors.append(error)
                         raise
@@ -272,12 +280,12 @@ class MailPartnerClient:
         )
         return outcome
 
-    def delivery_report(self, message_id: str, *, timeout: float = 2.0) -> DeliveryReport:
+    async def delivery_report(self, message_id: str, *, timeout: float = 2.0) -> DeliveryReport:
         """The mail's delivery report, in one attempt: the preview waits `timeout` seconds at most."""
         if not MESSAGE_ID.match(message_id):
             raise InvalidMessageId(message_id)
         try:
-            body, code, message = self._ask("bulk-status", {"messageId": message_id}, timeout)
+            body, code, message = await self._ask("bulk-status", {"messageId": message_id}, timeout)
         except MailPartnerError as error:
             log.info("MailPartner bulk-status id=%s: %s", message_id, error)
             return DeliveryReport(message_id, Report.UNANSWERED, failure=_FAILURE_OF[type(error)])
@@ -293,10 +301,10 @@ class MailPartnerClient:
             message_id, report, sample, code, message, total=len(rows), delivered=delivered, cancelled=cancelled
         )
 
-    def account(self, *, timeout: float | None = None) -> AccountReport:
+    async def account(self, *, timeout: float | None = None) -> AccountReport:
         """Who the key belongs to, and the credits left: a check of the key that touches no mail."""
         try:
-            body, code, message = self._ask("me", {}, timeout or self._timeout)
+            body, code, message = await self._ask("me", {}, timeout or self._timeout)
         except MailPartnerError as error:
             return AccountReport(Report.UNANSWERED, failure=_FAILURE_OF[type(error)], message=str(error))
         user = _mapping(body.get("user"))
@@ -312,18 +320,19 @@ class MailPartnerClient:
             message=message,
         )
 
-    def _ask(self, call: str, params: dict[str, str], timeout: float) -> tuple[dict[str, object], int, str]:
+    async def _ask(self, call: str, params: dict[str, str], timeout: float) -> tuple[dict[str, object], int, str]:
         """One GET of `call`: the JSON body, its control code and message; raise MailPartnerError."""
-        body, code, message, _status = read_answer(self._get(call, params, timeout))
+        body, code, message, _status = read_answer(await self._get(call, params, timeout))
         return _mapping(body), code, message
 
-    def _attempt(self, message_id: str, timeout: float) -> tuple[int, str, int]:
-        return parse_answer(self._get("message-cancel", {"messageId": message_id, "_format": "json"}, timeout))
+    async def _attempt(self, message_id: str, timeout: float) -> tuple[int, str, int]:
+        answer = await self._get("message-cancel", {"messageId": message_id, "_format": "json"}, timeout)
+        return parse_answer(answer)
 
-    def _get(self, call: str, params: dict[str, str], timeout: float) -> httpx.Response:
+    async def _get(self, call: str, params: dict[str, str], timeout: float) -> httpx.Response:
         started = time.monotonic()
         try:
-            return self._http.request(
+            return await self._http.request(
                 "GET", self._urls[call], params={"apiKey": self._api_key, **params}, headers=HEADERS, timeout=timeout
             )
         except httpx.PoolTimeout as error:  # every connection busy: the request never left

@@ -272,7 +272,7 @@ class MailPartnerSandbox:
         status, body = self.answer(dict(request.url.params), endpoint)
         return httpx.Response(status, json=body)
 
-    def transport(self) -> httpx.BaseTransport:
+    def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
 
 

@@ -8,6 +8,7 @@ oldest one's age), which it reads and never creates or migrates.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import TextIO
 
 from bot.app import SlackSignInError, mailpartner_accounts, sign_in
 from bot.http import Proxies, shown_proxy
-from bot.mailpartner.accounts import DEFAULT
+from bot.mailpartner.accounts import DEFAULT, Accounts
 from bot.mailpartner.answers import Report
 from bot.mailpartner.client import AccountReport
 from bot.mailpartner.sandbox import MailPartnerSandbox
@@ -65,12 +66,8 @@ def check_mailpartner(settings: Settings) -> list[Finding]:
     sandbox = MailPartnerSandbox.with_accounts() if settings.mailpartner_sandbox else None
     if sandbox is None and not settings.mailpartner_accounts:
         return [Finding(False, f"MailPartner: {MISSING_API_KEY}")]
-    accounts = mailpartner_accounts(settings, sandbox=sandbox)
     started = time.monotonic()
-    try:
-        answers = accounts.me()
-    finally:
-        accounts.close()
+    answers = asyncio.run(_ask_me(mailpartner_accounts(settings, sandbox=sandbox)))
     seconds = time.monotonic() - started
     several = len(answers) > 1
     findings = []
@@ -85,6 +82,13 @@ def check_mailpartner(settings: Settings) -> list[Finding]:
         note = "MailPartner: the SANDBOX is active (MAILPARTNER_SANDBOX=true); no real mail is reached"
         findings.insert(0, Finding(True, f"{note}; its accounts: {', '.join(answers)}"))
     return findings
+
+
+async def _ask_me(accounts: Accounts) -> dict[str, AccountReport]:
+    try:
+        return await accounts.me()
+    finally:
+        await accounts.aclose()
 
 
 def key_setting(account: str) -> str:

@@ -34,6 +34,7 @@ from bot.app import Bot, build_bot
 from bot.audit import metrics
 from bot.http import RetryPolicy
 from bot.inbound.shape import problem, unreadable
+from bot.loop import EventLoop
 from bot.ops.cpu import keep_to_one_cpu
 from bot.outbound.outbox import RETRY_CAP
 from bot.settings import Settings
@@ -209,7 +210,8 @@ def serve_http(settings: Settings) -> None:
 
 async def _serve_http(settings: Settings) -> None:
     # The store was migrated by `run_slack` before this: here it only connects.
-    bot = build_bot(settings, store=open_store(settings.database_url, migrated=True))
+    loop = EventLoop(asyncio.get_running_loop())  # one loop: the front door's, and MailPartner's calls
+    bot = build_bot(settings, store=open_store(settings.database_url, migrated=True), loop=loop)
     if settings.one_cpu:
         keep_to_one_cpu()
     if settings.metrics_port:

@@ -1,0 +1,50 @@
+"""The process's one event loop, where MailPartner's calls run as coroutines.
+
+HTTP mode runs on the loop of its front door (bot/ops/server.py). Where nothing else runs one (Socket
+Mode, the console, the CLI's modes, tests), `LoopThread` keeps a loop on a thread of its own. Code on
+other threads hands it work with `submit()` (a `concurrent.futures.Future`, whose callbacks run on the
+loop) or waits for an answer with `run()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class EventLoop:
+    """A running loop, and how another thread hands it work."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def submit(self, work: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(work, self.loop)
+
+    def run(self, work: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Wait for `work` from a thread that is not the loop's (on the loop's own thread it would hang)."""
+        return self.submit(work).result(timeout)
+
+    def close(self) -> None:
+        """The loop belongs to whoever runs it: nothing to stop here."""
+
+
+class LoopThread(EventLoop):
+    """An event loop on a daemon thread of its own, stopped by `close()`."""
+
+    def __init__(self, name: str = "event-loop") -> None:
+        super().__init__(asyncio.new_event_loop())
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
