@@ -61,16 +61,17 @@ class Bot:
 
     def shutdown(self, timeout: float) -> bool:
         """Stop sweeping, let in-flight cancels post (up to `timeout` s), write the last history rows.
-        Called from a thread that is not the event loop's."""
+        Called from a thread that is not the event loop's; a second call finds nothing left to do."""
+        if self.loop.loop.is_closed():
+            return True
         self.identity.close()
         if self.sweeper is not None:
             self.sweeper.stop()
         drained = self.service.drain(timeout)
-        if not self.loop.loop.is_closed():  # a second shutdown finds it closed
-            self.loop.run(self.service.accounts.aclose(), timeout=10)
-            self.loop.close()
+        self.loop.run(self.service.accounts.aclose(), timeout=10)
+        self.loop.run(self.service.replier.aclose(), timeout=10)
+        self.loop.close()
         self.languages.close()
-        self.service.replier.close()
         self.store.close()
         return drained
 
@@ -190,9 +191,10 @@ def build_bot(
         process_before_response=True,
         listener_executor=background,
     )
-    outbox = outbox or Outbox()
+    outbox = (outbox or Outbox()).bind(loop)
+    slack_http = SlackHttp(settings.slack_api_url, settings.slack_bot_token)
     ledger = Ledger(
-        SlackHttp(settings.slack_api_url, settings.slack_bot_token),
+        slack_http,
         outbox,
         store,
         audit,

@@ -2,10 +2,8 @@
 response models, with typed limits and timeouts, one reader of `Retry-After`, and one retry policy.
 
     AsyncHttp        one service's `httpx.AsyncClient` on the event loop, bounded by `httpx.Limits` and
-                     `httpx.Timeout`; proxies and certificates as the environment names them
-    HttpPerThread    for the calls still made from threads (Slack's messages): an `httpx.Request` sent
-                     straight to an `httpx.HTTPTransport` of the calling thread (why: its docstring)
-                     Either takes `transport`: the test seam (`httpx.MockTransport`) and the sandbox's way in
+                     `httpx.Timeout`; proxies and certificates as the environment names them; `transport`
+                     is the test seam (`httpx.MockTransport`) and the sandbox's way in
     Proxies          the proxy the environment names for a URL, as every HTTP program reads it
                      (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY); certificates come from SSL_CERT_FILE
                      and SSL_CERT_DIR through the system's default TLS context
@@ -20,8 +18,6 @@ the other `httpx.TransportError`s (refused, unreachable, dropped); each caller m
 
 from __future__ import annotations
 
-import ssl
-import threading
 import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -96,6 +92,7 @@ class AsyncHttp:
         url: httpx.URL | str,
         *,
         params: Mapping[str, str] | None = None,
+        json: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> httpx.Response:
@@ -104,94 +101,13 @@ class AsyncHttp:
             method,
             url,
             params=params,
+            json=json,
             headers=headers,
             timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout),
         )
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-class HttpPerThread:
-    """Requests sent over the calling thread's own `httpx.HTTPTransport`, each keeping at most `per_thread`
-    connections alive. Thread-safe.
-
-    Why a transport per thread: httpcore's pool matches every waiting request with every connection on
-    each request and each response, so with hundreds of calls in flight one shared pool costs CPU with the
-    square of them (4.5 ms a call with 64 threads, against 2.2 ms with a pool each). A thread's own pool
-    never waits for another's connection. The callers' thread pools bound the transports
-    (CANCEL_MAIL_WORKERS for MailPartner, the outbox's workers for Slack); `close()` closes them all.
-
-    Why not `httpx.Client`: what it adds to the transport is what the bot never uses (a cookie jar, read
-    and written on every response; redirects, auth flows, event hooks, base URLs and merged defaults),
-    and it cost a fifth of each call's CPU. A redirect is returned as it is: neither Slack nor
-    MailPartner redirects an API call, so a 3xx is a fault for the caller to report."""
-
-    def __init__(
-        self,
-        *,
-        timeout: float,
-        per_thread: int = 2,
-        transport: httpx.BaseTransport | None = None,
-        proxies: Proxies | None = None,
-    ) -> None:
-        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}  # a request's, as Client sets them
-        self._limits = httpx.Limits(max_connections=per_thread, max_keepalive_connections=per_thread)
-        self._shared = transport  # a test's or the sandbox's: in-process, no connection to bound
-        self.proxies = proxies or Proxies()
-        # One for all: each costs milliseconds and memory. The system's default paths, which OpenSSL takes
-        # from SSL_CERT_FILE and SSL_CERT_DIR when they are set (a company's own certificate authority).
-        self._tls = ssl.create_default_context()
-        self._local = threading.local()
-        self._all: list[httpx.BaseTransport] = []
-        self._lock = threading.Lock()
-
-    def request(
-        self,
-        method: str,
-        url: httpx.URL | str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> httpx.Response:
-        """One request, its body read; `timeout` in place of the default. Raises httpx's exceptions."""
-        request = httpx.Request(
-            method,
-            url,
-            params=params,
-            json=json,
-            headers={"User-Agent": USER_AGENT, "Accept": "*/*", **(headers or {})},
-            extensions=self._extensions if timeout is None else {"timeout": httpx.Timeout(timeout).as_dict()},
-        )
-        response = self._transport(self.proxies.for_url(request.url)).handle_request(request)
-        try:
-            response.read()
-        finally:
-            response.close()
-        response.request = request
-        return response
-
-    def _transport(self, proxy: str | None) -> httpx.BaseTransport:
-        """The calling thread's transport to `proxy` (None: direct); one a thread for each proxy it uses."""
-        if self._shared is not None:
-            return self._shared
-        mine: dict[str | None, httpx.BaseTransport] | None = getattr(self._local, "transports", None)
-        if mine is None:
-            mine = self._local.transports = {}
-        transport = mine.get(proxy)
-        if transport is None:
-            transport = mine[proxy] = httpx.HTTPTransport(limits=self._limits, verify=self._tls, retries=0, proxy=proxy)
-            with self._lock:
-                self._all.append(transport)
-        return transport
-
-    def close(self) -> None:
-        with self._lock:
-            transports, self._all = self._all, []
-        for transport in transports:
-            transport.close()
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -4,12 +4,17 @@ another; outcomes go before cosmetic updates, and a superseded update is dropped
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+
+import pytest
 
 from bot.console.wire import JSON, app_mention, blocks_text, buttons
 from bot.http import RetryPolicy
+from bot.loop import LoopThread
 from bot.outbound.outbox import Delivery, Outbox, Priority
 from bot.outbound.webapi import RateLimited, SlackUnavailable
 from tests.conftest import ALICE, BOB, MALLORY, ONCALL, Harness
@@ -19,6 +24,15 @@ OTHER = "C0OTHER000"
 
 
 # -- the outbox on its own -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopThread]:
+    """The event loop an outbox works on, as the bot's; a send that must wait for the test does it in a
+    thread (`asyncio.to_thread`), so the loop goes on meanwhile."""
+    running = LoopThread()
+    yield running
+    running.close()
 
 
 class Sends:
@@ -34,9 +48,9 @@ class Sends:
         self.lock = threading.Lock()
 
     def __call__(self, name: str):
-        def send() -> Delivery:
+        async def send() -> Delivery:
             self.entered.set()
-            self.gate.wait(15)
+            await asyncio.to_thread(self.gate.wait, 15)
             with self.lock:
                 waits = self.limits.get(name)
                 if waits:
@@ -48,8 +62,8 @@ class Sends:
         return send
 
 
-def test_outbox_urgent_first_and_a_superseded_update_is_dropped() -> None:
-    outbox, sends, done = Outbox(workers=1), Sends(), []
+def test_outbox_urgent_first_and_a_superseded_update_is_dropped(loop: LoopThread) -> None:
+    outbox, sends, done = Outbox(workers=1).bind(loop), Sends(), []
     sends.gate.clear()  # hold the worker on the first message while the others queue
     outbox.submit(sends("chat.postMessage:first"), lane="C1", key="a", method="chat.postMessage")
     assert sends.entered.wait(15)
@@ -77,18 +91,18 @@ def test_outbox_urgent_first_and_a_superseded_update_is_dropped() -> None:
     assert done == [Delivery(ok=False, via="superseded")]
 
 
-def test_outbox_sends_few_prompt_updates_at_once_and_outcomes_go_past_them() -> None:
-    outbox, updating, release, outcome_saw = Outbox(workers=4, cosmetic_workers=1), [], threading.Event(), []
+def test_outbox_sends_few_prompt_updates_at_once_and_outcomes_go_past_them(loop: LoopThread) -> None:
+    outbox, updating, release, outcome_saw = Outbox(workers=4, cosmetic_workers=1).bind(loop), [], threading.Event(), []
 
     def update(n: int):
-        def send() -> Delivery:
+        async def send() -> Delivery:
             updating.append(n)
-            release.wait(15)  # Slack is slow to answer: the update holds its worker
+            await asyncio.to_thread(release.wait, 15)  # Slack is slow to answer: the update holds its worker
             return Delivery(ok=True, via="web_api")
 
         return send
 
-    def outcome() -> Delivery:
+    async def outcome() -> Delivery:
         outcome_saw.append(list(updating))
         return Delivery(ok=True, via="web_api")
 
@@ -103,8 +117,8 @@ def test_outbox_sends_few_prompt_updates_at_once_and_outcomes_go_past_them() -> 
     assert outcome_saw == [[0]] and updating == [0, 1, 2]
 
 
-def test_outbox_a_paused_channel_holds_no_other_channel() -> None:
-    outbox, sends = Outbox(workers=2), Sends()
+def test_outbox_a_paused_channel_holds_no_other_channel(loop: LoopThread) -> None:
+    outbox, sends = Outbox(workers=2).bind(loop), Sends()
     sends.limits["chat.postMessage:a1"] = [3.0]
     outbox.submit(sends("chat.postMessage:a1"), lane="A", key="a1", method="chat.postMessage")
     eventually(lambda: not sends.limits["chat.postMessage:a1"], what="a1 meeting the limit")
@@ -118,8 +132,8 @@ def test_outbox_a_paused_channel_holds_no_other_channel() -> None:
     assert sends.sent[-2:] == ["chat.postMessage:a1", "chat.postMessage:a2"]
 
 
-def test_outbox_a_workspace_limit_pauses_the_method_not_the_channel() -> None:
-    outbox, sends = Outbox(workers=2), Sends()
+def test_outbox_a_workspace_limit_pauses_the_method_not_the_channel(loop: LoopThread) -> None:
+    outbox, sends = Outbox(workers=2).bind(loop), Sends()
     sends.limits["chat.update:u1"] = [3.0]
     outbox.submit(sends("chat.update:u1"), lane="A", key="k1", method="chat.update", priority=Priority.COSMETIC)
     eventually(lambda: not sends.limits["chat.update:u1"], what="u1 meeting the workspace's limit")
@@ -131,23 +145,23 @@ def test_outbox_a_workspace_limit_pauses_the_method_not_the_channel() -> None:
     assert sorted(sends.sent) == ["chat.postMessage:p", "chat.update:u1", "chat.update:u2"]
 
 
-def test_outbox_after_a_429_sends_one_message_of_the_channel_at_a_time() -> None:
+def test_outbox_after_a_429_sends_one_message_of_the_channel_at_a_time(loop: LoopThread) -> None:
     # Slack allows one message a channel every 0.1 s here. The first burst of 8 is held until all 8 are
     # under way, then each meets a 429: from then on the channel's messages go one by one; sent all at once
     # when the pause ends, all but one would meet another 429, each time. Whatever the machine's load, the
     # first burst is under way before Slack says anything, and only what follows the 429 is counted.
-    outbox, lock, done = Outbox(workers=8), threading.Lock(), []
-    first_burst = threading.Barrier(8, timeout=60)
+    outbox, lock, done = Outbox(workers=8).bind(loop), threading.Lock(), []
+    first_burst = asyncio.Barrier(8)
     tries: Counter[int] = Counter()
     state = {"next_free": 0.0, "limited": 0, "retrying": 0, "most_retrying": 0}
 
     def sender(i: int):
-        def send() -> Delivery:
+        async def send() -> Delivery:
             with lock:
                 tries[i] += 1
                 first = tries[i] == 1
             if first:
-                first_burst.wait()
+                await asyncio.wait_for(first_burst.wait(), 60)
                 with lock:
                     state["limited"] += 1
                     state["next_free"] = time.monotonic() + 0.05
@@ -156,7 +170,7 @@ def test_outbox_after_a_429_sends_one_message_of_the_channel_at_a_time() -> None
                 state["retrying"] += 1
                 state["most_retrying"] = max(state["most_retrying"], state["retrying"])
             try:
-                time.sleep(0.01)  # Slack takes a moment to answer: long enough for a second send to overlap
+                await asyncio.sleep(0.01)  # Slack takes a moment to answer: long enough for a second send to overlap
                 with lock:
                     now = time.monotonic()
                     if now < state["next_free"]:
@@ -178,23 +192,23 @@ def test_outbox_after_a_429_sends_one_message_of_the_channel_at_a_time() -> None
     assert state["limited"] <= 8 + 7  # the first burst's, then at most one a message; all at once made 28
 
 
-def test_outbox_gives_up_after_its_limit_and_says_so() -> None:
-    outbox, sends, done = Outbox(workers=1, give_up_after=0.5), Sends(), []
+def test_outbox_gives_up_after_its_limit_and_says_so(loop: LoopThread) -> None:
+    outbox, sends, done = Outbox(workers=1, give_up_after=0.5).bind(loop), Sends(), []
     sends.limits["chat.postMessage:x"] = [0.3, 0.3, 0.3]
     outbox.submit(sends("chat.postMessage:x"), lane="A", key="x", method="chat.postMessage", on_done=done.append)
     assert outbox.wait_idle(5)
     assert done == [Delivery(ok=False, via="undelivered")] and sends.sent == []
 
 
-def test_outbox_a_pause_that_ends_while_workers_are_busy_or_asleep_is_served() -> None:
+def test_outbox_a_pause_that_ends_while_workers_are_busy_or_asleep_is_served(loop: LoopThread) -> None:
     # Workers are woken one at a time: whoever takes a message must leave another worker watching the
     # clock for the paused one, or it would wait for the next unrelated message to finish.
-    outbox, sends, saw_a = Outbox(workers=4), Sends(), {}
+    outbox, sends, saw_a = Outbox(workers=4).bind(loop), Sends(), {}
     sends.limits["chat.postMessage:a"] = [0.3]
 
     def busy(name: str):
-        def send() -> Delivery:  # holds its worker until `a` went, or 15 s when `a` waits for it
-            saw_a[name] = sends.went["chat.postMessage:a"].wait(15)
+        async def send() -> Delivery:  # holds its worker until `a` went, or 15 s when `a` waits for it
+            saw_a[name] = await asyncio.to_thread(sends.went["chat.postMessage:a"].wait, 15)
             return Delivery(ok=True, via="web_api")
 
         return send
@@ -207,11 +221,11 @@ def test_outbox_a_pause_that_ends_while_workers_are_busy_or_asleep_is_served() -
     assert saw_a == {"B": True, "C": True}, "the paused message waited for busy workers"
 
 
-def test_outbox_is_idle_only_once_every_callback_has_run() -> None:
+def test_outbox_is_idle_only_once_every_callback_has_run(loop: LoopThread) -> None:
     # A drain waits on wait_idle(): returning before a callback ran would let the process exit before a
     # posted job is marked finished, and another replica would post its outcome again. One worker: it is
     # still in `a`'s slow callback when both updates of `b` arrive, so the first is always superseded.
-    outbox, sends, done = Outbox(workers=1), Sends(), []
+    outbox, sends, done = Outbox(workers=1).bind(loop), Sends(), []
 
     def slow_callback(delivery: Delivery) -> None:
         time.sleep(0.3)
@@ -311,16 +325,16 @@ def test_an_outcome_slack_never_takes_is_audited_after_the_give_up(make_harness,
     assert counted and counted >= 1
 
 
-def test_nothing_is_sent_once_the_outbox_is_closed() -> None:
+def test_nothing_is_sent_once_the_outbox_is_closed(loop: LoopThread) -> None:
     """A drain hands the owed messages left to the next process: one more try here would post them twice."""
     tries: list[float] = []
 
-    def down() -> Delivery:
-        time.sleep(0.005)  # a call takes a moment: others come due meanwhile
+    async def down() -> Delivery:
+        await asyncio.sleep(0.005)  # a call takes a moment: others come due meanwhile
         tries.append(time.monotonic())
         raise SlackUnavailable("chat.postMessage", "HTTP 503", 503)
 
-    outbox = Outbox(workers=2, backoff=RetryPolicy(first=0.001, cap=0.002))
+    outbox = Outbox(workers=2, backoff=RetryPolicy(first=0.001, cap=0.002)).bind(loop)
     done: list[Delivery] = []
     for n in range(20):
         outbox.submit(down, lane="A", key=f"k{n}", method="chat.postMessage", on_done=done.append)

@@ -234,12 +234,12 @@ class Ledger:
             on_done=lambda delivery: self._delivered(record, method, delivery, on_done),
         )
 
-    def _send(self, record: OwedRecord, cursor: _Cursor) -> Delivery:
+    async def _send(self, record: OwedRecord, cursor: _Cursor) -> Delivery:
         with self._cond:
             self._sending.add(record.id)
         down = False
         try:
-            return self.deliver_ways(record.ways, record.message, cursor)
+            return await self.deliver_ways(record.ways, record.message, cursor)
         except SlackUnavailable:
             down = True
             raise
@@ -249,13 +249,13 @@ class Ledger:
                 self._slack_down = down
                 self._cond.notify_all()
 
-    def deliver_ways(
+    async def deliver_ways(
         self, ways: list[dict[str, Any]], message: dict[str, Any], cursor: _Cursor | None = None
     ) -> Delivery:
         """Try the ways from where the last try stopped; raise SlackRetryable to be tried again later."""
         cursor = cursor or _Cursor()
         while cursor.next_way < len(ways):
-            delivery = self._try(ways[cursor.next_way], message)  # SlackRetryable goes up: this way, later
+            delivery = await self._try(ways[cursor.next_way], message)  # SlackRetryable goes up: this way, later
             if delivery.ok:
                 return delivery
             cursor.next_way += 1
@@ -272,14 +272,14 @@ class Ledger:
 
         return done
 
-    def _try(self, way: dict[str, Any], message: dict[str, Any]) -> Delivery:
+    async def _try(self, way: dict[str, Any], message: dict[str, Any]) -> Delivery:
         payload = {**(way.get("payload") or {}), **message}
         try:
             if way.get("via") == "url":
                 url = str(way.get("url", ""))
                 if not url or self._spent(url, float(way.get("since") or 0.0)):
                     return Delivery(ok=False, via="response_url")
-                self.slack.respond(url, payload)
+                await self.slack.respond(url, payload)
                 self._used(url)
                 return Delivery(ok=True, via="response_url")
             method = str(way.get("method", ""))
@@ -288,8 +288,8 @@ class Ledger:
             ):
                 return Delivery(ok=False, via="web_api")
             if link := way.get("link"):
-                payload["text"] = str(payload.get("text", "")).replace(LINK, self._link(link))
-            answer = self.slack.call(method, payload, token=str(way.get("token") or ""))
+                payload["text"] = str(payload.get("text", "")).replace(LINK, await self._link(link))
+            answer = await self.slack.call(method, payload, token=str(way.get("token") or ""))
         except SlackRetryable:
             raise
         except SlackCallError as error:
@@ -298,7 +298,7 @@ class Ledger:
         return Delivery(ok=True, via="web_api", ts=str(answer.get("ts", "")))
 
     def _delivered(self, record: OwedRecord, method: str, delivery: Delivery, on_done: OnDone | None) -> None:
-        """Runs on an outbox thread: only queued writes here (settle, audit), never a blocking call."""
+        """Runs on the event loop: only queued writes here (settle, audit), never a blocking call."""
         with self._cond:
             abandoned = self._closing and not delivery.ok
         if abandoned:  # a call cut short by the shutdown: the row stays owed, for the next process
@@ -361,9 +361,9 @@ class Ledger:
         self._urls.move_to_end(url)
         return use
 
-    def _link(self, link: dict[str, Any]) -> str:
+    async def _link(self, link: dict[str, Any]) -> str:
         try:
-            found = self.slack.call("chat.getPermalink", {"channel": link["channel"], "message_ts": link["ts"]})
+            found = await self.slack.call("chat.getPermalink", {"channel": link["channel"], "message_ts": link["ts"]})
         except SlackCallError as error:  # a link is a nicety: the message goes without it
             log.warning("chat.getPermalink failed: %s", error.error)
             return ""

@@ -15,21 +15,28 @@ lose a message a person waits for, and never let one busy channel hold up anothe
 
 This is the only place Slack calls are retried. A message not delivered by its own deadline (`give_up_after`
 seconds from submit: 5 minutes by default, CANCEL_MAIL_DELIVERY_DEADLINE for owed messages) is reported
-as not delivered. A fixed set of worker threads serves every channel; a waiting message holds none.
+as not delivered.
+
+It lives on the event loop (`bind()`): its workers are a few tasks, each message's send a coroutine, and its
+state is the loop's alone. `submit()` may be called from any thread; `wait_idle()` and `close()` from any
+thread but the loop's. A waiting message holds nothing but its place in the queue.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
 from bot.http import RetryPolicy
+from bot.loop import EventLoop
 from bot.outbound.webapi import RateLimited, SlackRetryable
 
 log = logging.getLogger(__name__)
@@ -61,7 +68,7 @@ class _Item:
     lane: str = field(compare=False)
     key: str = field(compare=False)
     method: str = field(compare=False)
-    send: Callable[[], Delivery] = field(compare=False)
+    send: Callable[[], Awaitable[Delivery]] = field(compare=False)
     on_done: Callable[[Delivery], None] | None = field(compare=False)
     supersede: str = field(compare=False)
     give_up_at: float = field(compare=False)
@@ -89,12 +96,12 @@ class Outbox:
         self._backoff = backoff or RetryPolicy(cap=RETRY_CAP)
         self._heap: list[_Item] = []
         self._seq = itertools.count()
-        # Workers wait on `_cond` and are woken one at a time: a message done frees at most its conversation's
-        # next message, so waking every idle worker for it (32 of them) cost more CPU than the sends.
-        # Drains wait on `_idle`, over the same lock.
-        lock = threading.RLock()
-        self._cond = threading.Condition(lock)
-        self._idle = threading.Condition(lock)
+        self._loop: EventLoop | None = None
+        # Idle workers each wait on a future of their own and are woken one at a time: a message done frees at
+        # most its conversation's next message, so waking every idle worker for it cost more than the sends.
+        self._idle_workers: deque[asyncio.Future[None]] = deque()
+        # Messages submitted and not yet done (their callback run): counted across threads, for drains.
+        self._idle = threading.Condition()
         # conversation → the message that holds it: the one sending, or the one waiting out a failure
         self._busy_keys: dict[str, int] = {}
         self._superseding: dict[str, _Item] = {}
@@ -104,13 +111,17 @@ class Outbox:
         self._paused: dict[str, float] = {}
         self._probes: dict[str, int] = {}  # paused scope → the one message in flight in it
         self._pending = 0
-        self._threads: list[threading.Thread] = []
-        self._idle_workers = 0
+        self._workers_started: list[asyncio.Task[None]] = []
         self._closed = False
+
+    def bind(self, loop: EventLoop) -> Outbox:
+        """The event loop the outbox works on: the bot's."""
+        self._loop = loop
+        return self
 
     def submit(
         self,
-        send: Callable[[], Delivery],
+        send: Callable[[], Awaitable[Delivery]],
         *,
         lane: str,
         key: str,
@@ -120,24 +131,42 @@ class Outbox:
         on_done: Callable[[Delivery], None] | None = None,
         give_up_after: float | None = None,
     ) -> None:
-        """Queue `send` (which may raise SlackRetryable); `on_done` is told the final Delivery, once."""
+        """Queue `send` (a coroutine function, which may raise SlackRetryable); `on_done` is told the final
+        Delivery, once, on the loop. From any thread: the message joins the queue on the loop, in order."""
         patience = self._give_up_after if give_up_after is None else give_up_after
         item = _Item(priority, next(self._seq), lane, key, method, send, on_done, supersede, self._clock() + patience)
-        dropped = None
-        with self._cond:
-            if self._closed:
-                log.warning("%s to %s dropped: the bot is shutting down", method, lane)
-                return
-            if supersede:
-                dropped = self._superseding.get(supersede)
-                if dropped is not None and not dropped.in_flight:
-                    dropped.dropped = True
-                else:
-                    dropped = None
-                self._superseding[supersede] = item
-            heapq.heappush(self._heap, item)
+        with self._idle:
             self._pending += 1
-            self._wake_one()
+        self._on_loop(self._enqueue, item)
+
+    def _on_loop(self, work: Callable[..., None], *args: object) -> None:
+        """Run `work` on the loop: now when called there, else as soon as the loop gets to it (in order)."""
+        assert self._loop is not None, "Outbox.bind() first"
+        loop = self._loop.loop
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        if here:
+            work(*args)
+        else:
+            loop.call_soon_threadsafe(work, *args)
+
+    def _enqueue(self, item: _Item) -> None:
+        if self._closed:
+            log.warning("%s to %s dropped: the bot is shutting down", item.method, item.lane)
+            self._count_done()
+            return
+        dropped = None
+        if item.supersede:
+            dropped = self._superseding.get(item.supersede)
+            if dropped is not None and not dropped.in_flight:
+                dropped.dropped = True
+            else:
+                dropped = None
+            self._superseding[item.supersede] = item
+        heapq.heappush(self._heap, item)
+        self._wake_one()
         if dropped is not None:
             self._finish_callback(dropped, Delivery(ok=False, via="superseded"))
 
@@ -149,30 +178,38 @@ class Outbox:
     def close(self, timeout: float) -> bool:
         """Deliver what is queued within `timeout` s, then stop: no message is sent after this returns but
         those under way. Messages left are not reported as failed: the owed ones stay in the store, and the
-        ledger hands them to the next process (ledger.py)."""
+        ledger hands them to the next process (ledger.py). Not from the loop's own thread."""
         idle = self.wait_idle(timeout)
-        with self._cond:
-            self._closed = True
+        with self._idle:
             left = self._pending
-            self._cond.notify_all()
-            self._idle.notify_all()
+        done = threading.Event()
+        self._on_loop(self._close_now, done)
+        done.wait(5)
         if not idle:
             log.error("shutdown: %d Slack message(s) still queued after %.0fs", left, timeout)
         return idle
 
+    def _close_now(self, done: threading.Event) -> None:
+        self._closed = True
+        while self._idle_workers:
+            self._wake_idle()
+        done.set()
+
     # -- workers -------------------------------------------------------------------------------------
 
-    def _work(self) -> None:
+    async def _work(self) -> None:
         while True:
-            item, expired = self._next()
+            item, wake, expired = self._next()
             for late in expired:  # it could not go before its deadline
                 self._finish_callback(late, Delivery(ok=False, via="undelivered"))
             if item is None:
-                if expired:
-                    continue
-                return
+                if self._closed:  # what is left stays unsent: owed messages are handed to the next process
+                    return
+                if not expired:
+                    await self._wait(wake)
+                continue
             try:
-                delivery = item.send()
+                delivery = await item.send()
             except SlackRetryable as failure:
                 if self._retry_later(item, failure):
                     continue
@@ -182,40 +219,47 @@ class Outbox:
                 delivery = Delivery(ok=False, via="")
             self._done(item, delivery)
 
-    def _next(self) -> tuple[_Item | None, list[_Item]]:
-        """The next message to send (None: stop), and those given up meanwhile (their callbacks are due)."""
-        with self._cond:
-            while True:
-                if self._closed:  # what is left stays unsent: owed messages are handed to the next process
-                    return None, []
-                now = self._clock()
-                item, wake, expired = self._pick(now)
-                for late in expired:
-                    self._settle(late)
-                if item is not None:
-                    item.in_flight = True
-                    self._busy_keys[item.key] = item.seq
-                    if self._heap:  # another may go now, or once its pause ends: a worker must be watching
-                        self._wake_one()
-                    return item, expired
-                if expired:
-                    return None, expired
-                self._idle_workers += 1
-                self._cond.wait(None if wake is None else max(0.0, wake - now))
-                self._idle_workers -= 1
+    def _next(self) -> tuple[_Item | None, float | None, list[_Item]]:
+        """The next message to send, or when to look again; and those given up meanwhile (callbacks due)."""
+        if self._closed:
+            return None, None, []
+        item, wake, expired = self._pick(self._clock())
+        for late in expired:
+            self._settle(late)
+        if item is not None:
+            item.in_flight = True
+            self._busy_keys[item.key] = item.seq
+            if self._heap:  # another may go now, or once its pause ends: a worker must be watching
+                self._wake_one()
+        return item, wake, expired
+
+    async def _wait(self, wake: float | None) -> None:
+        """Idle until woken, or until `wake` (the clock's time when a pause ends)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._idle_workers.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, None if wake is None else max(0.0, wake - self._clock()))
+        except TimeoutError:
+            pass
+        finally:
+            if waiter in self._idle_workers:
+                self._idle_workers.remove(waiter)
+
+    def _wake_idle(self) -> None:
+        waiter = self._idle_workers.popleft()
+        if not waiter.done():
+            waiter.set_result(None)
 
     def _wake_one(self) -> None:
         """Have one worker look at the queue: an idle one, else a new one while there are fewer than
-        `workers`. Called with the lock held."""
+        `workers`."""
         if self._idle_workers:
-            self._cond.notify()
-        elif len(self._threads) < self._workers:
-            thread = threading.Thread(target=self._work, name=f"outbox-{len(self._threads)}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+            self._wake_idle()
+        elif len(self._workers_started) < self._workers:
+            self._workers_started.append(asyncio.get_running_loop().create_task(self._work()))
 
     def _pick(self, now: float) -> tuple[_Item | None, float | None, list[_Item]]:
-        """The most urgent message that may go now; else when to look again. Called with the lock held."""
+        """The most urgent message that may go now; else when to look again."""
         waiting: list[_Item] = []
         expired: list[_Item] = []
         wake: float | None = None
@@ -257,30 +301,29 @@ class Outbox:
         is unavailable. False: give it up (its deadline comes first). True: it is queued again, or dropped
         for a later update of the same prompt that came meanwhile."""
         now = self._clock()
-        with self._cond:
-            item.failures += 1
-            if isinstance(failure, RateLimited):
-                scope = item.lane if failure.per_channel else item.method
-                until = now + (failure.retry_after or 0.0)
-                limit = f"lane:{scope}" if failure.per_channel else f"method:{scope}"
-                self._paused[limit] = max(self._paused.get(limit, 0.0), until)
-            else:
-                scope = item.lane
-                wait = self._backoff.delay(item.failures, failure.retry_after)
-                until = item.not_before = now + min(wait, RETRY_CAP * 10)
-            superseded = bool(item.supersede) and self._superseding.get(item.supersede) is not item
-            if superseded:
-                self._settle(item)
-            elif until > item.give_up_at:
-                return False
-            else:
-                self._unsend(item)
-                self._end_probe(item)
-                if item.priority is not Priority.URGENT and self._busy_keys.get(item.key) == item.seq:
-                    del self._busy_keys[item.key]  # a cosmetic update lets the outcome go past it
-                # else it keeps its conversation while it waits: nothing after it may overtake it
-                heapq.heappush(self._heap, item)
-                self._wake_one()
+        item.failures += 1
+        if isinstance(failure, RateLimited):
+            scope = item.lane if failure.per_channel else item.method
+            until = now + (failure.retry_after or 0.0)
+            limit = f"lane:{scope}" if failure.per_channel else f"method:{scope}"
+            self._paused[limit] = max(self._paused.get(limit, 0.0), until)
+        else:
+            scope = item.lane
+            wait = self._backoff.delay(item.failures, failure.retry_after)
+            until = item.not_before = now + min(wait, RETRY_CAP * 10)
+        superseded = bool(item.supersede) and self._superseding.get(item.supersede) is not item
+        if superseded:
+            self._settle(item)
+        elif until > item.give_up_at:
+            return False
+        else:
+            self._unsend(item)
+            self._end_probe(item)
+            if item.priority is not Priority.URGENT and self._busy_keys.get(item.key) == item.seq:
+                del self._busy_keys[item.key]  # a cosmetic update lets the outcome go past it
+            # else it keeps its conversation while it waits: nothing after it may overtake it
+            heapq.heappush(self._heap, item)
+            self._wake_one()
         if superseded:
             self._finish_callback(item, Delivery(ok=False, via="superseded"))
         else:
@@ -288,18 +331,17 @@ class Outbox:
         return True
 
     def _done(self, item: _Item, delivery: Delivery) -> None:
-        with self._cond:
-            self._settle(item)
-            if delivery.ok:
-                now = self._clock()
-                for scope in self._limits_on(item):
-                    waits = any(scope in self._limits_on(other) for other in self._heap if not other.dropped)
-                    if not waits and self._paused[scope] <= now:
-                        del self._paused[scope]  # Slack took it and nothing of it waits: full speed again
+        self._settle(item)
+        if delivery.ok:
+            now = self._clock()
+            for scope in self._limits_on(item):
+                waits = any(scope in self._limits_on(other) for other in self._heap if not other.dropped)
+                if not waits and self._paused[scope] <= now:
+                    del self._paused[scope]  # Slack took it and nothing of it waits: full speed again
         self._finish_callback(item, delivery)
 
     def _limits_on(self, item: _Item) -> list[str]:
-        """The rate-limited scopes `item` is in. Called with the lock held."""
+        """The rate-limited scopes `item` is in."""
         if not self._paused:
             return []
         return [scope for scope in (f"lane:{item.lane}", f"method:{item.method}") if scope in self._paused]
@@ -312,7 +354,7 @@ class Outbox:
             del self._probes[scope]
 
     def _unsend(self, item: _Item) -> None:
-        """`item` is no longer being sent: a cosmetic one frees its place. Called with the lock held."""
+        """`item` is no longer being sent: a cosmetic one frees its place."""
         if item.in_flight and item.priority is Priority.COSMETIC:
             self._cosmetic_sending -= 1
         item.in_flight = False
@@ -339,7 +381,10 @@ class Outbox:
         except Exception:
             log.exception("after %s to %s", item.method, item.lane)
         finally:
-            with self._cond:
-                self._pending -= 1
-                if self._pending == 0:
-                    self._idle.notify_all()
+            self._count_done()
+
+    def _count_done(self) -> None:
+        with self._idle:
+            self._pending -= 1
+            if self._pending == 0:
+                self._idle.notify_all()

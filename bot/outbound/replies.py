@@ -161,5 +161,5 @@ class Replier:
     def wait_idle(self, timeout: float) -> bool:
         return self.ledger.wait_idle(timeout) and self.outbox.wait_idle(timeout)
 
-    def close(self) -> None:
-        self.ledger.slack.close()
+    async def aclose(self) -> None:
+        await self.ledger.slack.aclose()

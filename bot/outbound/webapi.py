@@ -1,6 +1,6 @@
-"""Slack's Web API and `response_url`s, one attempt per call, over the calling thread's kept-alive
-connections (bot/http.py): every message the bot sends to a person leaves here (`chat.*`, `response_url`,
-`functions.*`).
+"""Slack's Web API and `response_url`s, one attempt per call, each a coroutine on the event loop over one
+`httpx.AsyncClient` (bot/http.py): every message the bot sends to a person leaves here (`chat.*`,
+`response_url`, `functions.*`).
 
 Nothing here retries: the outbox decides when a message is tried again (bot/outbound/outbox.py), so a
 retry never holds a thread, nor another channel's messages. Each failure says what it is:
@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bot.http import HttpPerThread, retry_after
+from bot.http import AsyncHttp, retry_after
 
 # Where a 429 applies: chat.postMessage is limited per channel, the other methods per workspace.
 PER_CHANNEL = frozenset({"chat.postMessage", "response_url"})
@@ -52,21 +52,27 @@ class SlackUnavailable(SlackRetryable):
 
 
 class SlackHttp:
-    """Thread-safe: the outbox's workers call it, each over its own kept-alive connections."""
+    """The outbox's workers call it, on the event loop; at most `connections` calls at once."""
 
     def __init__(
-        self, api_url: str, token: str, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
+        self,
+        api_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        connections: int = 32,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
         self.token = token
-        self._http = HttpPerThread(timeout=timeout, transport=transport)
+        self._http = AsyncHttp(timeout=timeout, connections=connections, transport=transport)
 
-    def close(self) -> None:
-        self._http.close()
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
-    def call(self, method: str, payload: dict[str, Any], *, token: str = "") -> dict[str, Any]:
+    async def call(self, method: str, payload: dict[str, Any], *, token: str = "") -> dict[str, Any]:
         """A Web API method with a JSON body; returns Slack's answer when `ok` is true."""
-        answer = self._post(method, self.api_url + method, payload, token or self.token)
+        answer = await self._post(method, self.api_url + method, payload, token or self.token)
         try:
             body = answer.json()
         except ValueError as error:
@@ -78,17 +84,17 @@ class SlackHttp:
             raise SlackCallError(method, error, answer.status_code)
         return body
 
-    def respond(self, url: str, payload: dict[str, Any]) -> None:
+    async def respond(self, url: str, payload: dict[str, Any]) -> None:
         """Post to a `response_url`; Slack answers plain `ok`, or an error text (`expired_url`, `used_url`)."""
-        answer = self._post("response_url", url, payload, "")
+        answer = await self._post("response_url", url, payload, "")
         if answer.status_code != 200:
             detail = answer.content[:100].decode("utf-8", "replace") or "error"
             raise SlackCallError("response_url", detail, answer.status_code)
 
-    def _post(self, method: str, url: str, payload: dict[str, Any], token: str) -> httpx.Response:
+    async def _post(self, method: str, url: str, payload: dict[str, Any], token: str) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            answer = self._http.request("POST", url, json=payload, headers=headers)
+            answer = await self._http.request("POST", url, json=payload, headers=headers)
         except httpx.TimeoutException as error:
             raise SlackUnavailable(method, "no answer in time" + self._http.proxies.blame(url)) from error
         except httpx.TransportError as error:
