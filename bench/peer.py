@@ -3,8 +3,7 @@
 Bolt's starter app with the seed's one call: `/cancel-mail ID` acks with a confirm button; the click acks,
 then a lazy listener calls MailPartner's `message-cancel` with httpx and posts the outcome through the
 click's `response_url`. No preview, no store, no owed messages, no rate limits, no access rules. Served
-as a team would serve a sync Bolt app: gunicorn's threaded worker, one process of 32 request threads (the
-bot's own front door takes as many requests to Bolt at once: bot/ops/server.py's ACK_THREADS).
+as a team would serve a sync Bolt app: gunicorn's threaded worker, one process of 32 request threads.
 
     PORT=3001 SLACK_BOT_TOKEN=… SLACK_SIGNING_SECRET=… SLACK_API_URL=… \\
     MAILPARTNER_BASE_URL=… MAILPARTNER_API_KEY=… python bench/peer.py

@@ -8,12 +8,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from slack_bolt import App
+from slack_bolt.async_app import AsyncApp
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -21,10 +25,11 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.web import SlackResponse
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit.metrics import Metrics
 from bot.audit.trail import AuditTrail
-from bot.cancels.engine import LEASE_MARGIN, SLACK_THREADS, CancelService
+from bot.cancels.engine import LEASE_MARGIN, CancelService
 from bot.cancels.recovery import Sweeper
 from bot.cancels.workflow import WorkflowSteps
 from bot.http import AsyncHttp, Proxies
@@ -49,7 +54,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Bot:
-    app: App
+    app: AsyncApp
     service: CancelService
     store: Store
     sweeper: Sweeper | None
@@ -84,9 +89,24 @@ def retry_handlers() -> list[RetryHandler]:
     ]
 
 
+def async_web_client(settings: Settings) -> AsyncWebClient:
+    """slack_sdk's client on the event loop: Bolt's, and the listeners' calls (opening forms)."""
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
 def web_client(settings: Settings, token: str | None = None) -> WebClient:
-    """slack_sdk's client, for Bolt and the reads off the message path (sign-in, user groups, opening forms).
-    Messages to people never go through it: they are owed, and leave through bot/outbound/ledger.py."""
+    """slack_sdk's client for the reads that still run on threads (sign-in, user groups, each person's
+    language, the Home tab). Messages to people never go through it: they are owed, and leave through
+    bot/outbound/ledger.py."""
     return WebClient(
         token=token or settings.slack_bot_token,
         base_url=settings.slack_api_url,
@@ -177,19 +197,17 @@ def build_bot(
     audit = AuditTrail(store, metrics, sandbox=sandbox is not None)
     client = client or web_client(settings)
     # Bolt's listener executor runs the listeners' work after the ack (CancelService.background).
-    background = ThreadPoolExecutor(SLACK_THREADS, thread_name_prefix="slack")
     # No auth.test at assembly nor on any request's path: the process must start while Slack is down, to
     # deliver what earlier processes owe, and a command must get its prompt while Slack's Web API is out of
     # reach. The bot's own ids come when Slack answers (inbound/identity.py).
     identity = BotIdentity(client, client.token or settings.slack_bot_token).learn_in_background()
-    app = App(
-        signing_secret=settings.slack_signing_secret or None,
-        client=client,
+    app = AsyncApp(
+        signing_secret=settings.slack_signing_secret or "",
+        client=async_web_client(settings),
         authorize=identity.authorize,
-        # Listeners only parse, check and queue, so they run on the request's own thread and the
-        # response goes out as soon as they return: no polling for ack(), no shared executor to starve.
+        # Listeners only parse, check and queue, on the event loop: the response goes out as soon as they
+        # return. Their work after the ack is the service's (`background()`, `spawn()`), kept for the drain.
         process_before_response=True,
-        listener_executor=background,
     )
     outbox = (outbox or Outbox()).bind(loop)
     slack_http = SlackHttp(settings.slack_api_url, settings.slack_bot_token)
@@ -217,7 +235,6 @@ def build_bot(
         deadline=settings.mailpartner_deadline,
         audit_channel=settings.audit_channel,
         metrics=metrics,
-        background_executor=background,
         lang_of=languages.of,
         on_finished=lambda user: home.after_cancel(user),  # `home` is made below: it shows the service's cancels
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slack_bolt.request import BoltRequest
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.app import build_bot
@@ -64,7 +64,8 @@ class Harness:
 
     def dispatch(self, body: str, content_type: str, **headers: str) -> BoltResponse:
         signed = signed_headers(SIGNING_SECRET, body, content_type=content_type)
-        return self.bot.app.dispatch(BoltRequest(body=body, headers={**signed, **headers}))
+        request = AsyncBoltRequest(body=body, headers={**signed, **headers})
+        return self.bot.loop.run(self.bot.app.async_dispatch(request), timeout=30)
 
     def command(self, text: str, *, user: str = ALICE, channel: str = ONCALL) -> tuple[BoltResponse, dict[str, Any]]:
         """The command's ack, and what the person then sees: the ack itself, or the prompt that replaces

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import signal
@@ -157,13 +158,17 @@ def test_socket_mode_starts_while_slack_is_down_and_connects_once_it_is_back(tmp
 def test_the_socket_is_dialled_again_until_slack_answers() -> None:
     tries: list[float] = []
 
-    def connect() -> None:
+    async def connect() -> None:
         tries.append(time.monotonic())
         if len(tries) < 3:
             raise ConnectionRefusedError("no Slack")
 
     waits: list[float] = []
-    connect_until_slack_answers(connect, RetryPolicy(cap=0.05, first=0.01), sleep=waits.append)
+
+    async def sleep(seconds: float) -> None:  # counted, not slept
+        waits.append(seconds)
+
+    asyncio.run(connect_until_slack_answers(connect, RetryPolicy(cap=0.05, first=0.01), sleep=sleep))
     assert len(tries) == 3 and len(waits) == 2 and all(0 <= w <= 0.05 for w in waits)
 
 

@@ -22,9 +22,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.audit.metrics import Metrics
 from bot.audit.trail import AuditTrail
@@ -99,12 +100,10 @@ class CancelService:
         deadline: float,
         audit_channel: str = "",
         metrics: Metrics | None = None,
-        background_executor: ThreadPoolExecutor | None = None,
         lang_of: Callable[[str], str] | None = None,
         on_finished: Callable[[str], None] | None = None,
     ) -> None:
-        """`loop`: where MailPartner's calls run, each a coroutine; `background_executor`: where work after an
-        ack runs (it may wait on the store or on Slack); app.py hands Bolt's listener executor.
+        """`loop`: where MailPartner's calls run, each a coroutine, and the work `spawn()` is given.
         `lang_of`: a person's language, for what they read alone; `on_finished`: told who confirmed a cancel
         once its outcome is owed (their App Home shows it)."""
         self.accounts = accounts
@@ -120,7 +119,8 @@ class CancelService:
         self._sandbox = sandbox
         self._audit_channel = audit_channel
         self.loop = loop
-        self._slack_pool = background_executor or ThreadPoolExecutor(SLACK_THREADS, thread_name_prefix="slack")
+        # Work after an ack that still blocks (the store, slack_sdk's reads), on threads of its own.
+        self._slack_pool = ThreadPoolExecutor(SLACK_THREADS, thread_name_prefix="slack")
         self._in_flight: dict[str, str] = {}  # mail id → who confirmed it
         self._running: dict[str, _Job] = {}  # job id → job, for lease renewal
         self._jobs = 0
@@ -142,8 +142,8 @@ class CancelService:
             return list(self._running)
 
     def background(self, task: Callable[[], object]) -> None:
-        """Run a Slack-side task (post a prompt, a note) off the ack path, on Bolt's listener executor.
-        Counted here because Bolt's executor has no drain, and drain() must wait for these too."""
+        """Run work after an ack that blocks (on the store, on slack_sdk's reads) off the event loop, on the
+        service's own threads; counted, so drain() waits for it."""
         with self._idle:
             self._jobs += 1
 
@@ -158,6 +158,22 @@ class CancelService:
         except RuntimeError:  # the pools are gone: the process is exiting
             log.warning("background task dropped: the bot is shutting down")
             self._done()
+
+    def spawn(self, work: Coroutine[Any, Any, object], what: str) -> None:
+        """Run a coroutine of work after an ack (a Slack call) on the event loop; counted, as `background()`'s
+        tasks are, so drain() waits for it. A failure is logged, never raised."""
+        with self._idle:
+            self._jobs += 1
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("%s failed", what)
+            finally:
+                self._done()
+
+        self.loop.submit(run())
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no cancel, background task or Slack message is under way (the console's pace)."""

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from slack_bolt.request import BoltRequest
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.app import build_bot
 from bot.console.local_slack import BOT_USER_ID, LocalSlack, SlackCall
@@ -403,7 +403,7 @@ class Console:
 
     def dispatch(self, body: str, content_type: str) -> Any:
         headers = signed_headers(self.secret, body, content_type=content_type)
-        return self.bot.app.dispatch(BoltRequest(body=body, headers=headers))
+        return self.bot.loop.run(self.bot.app.async_dispatch(AsyncBoltRequest(body=body, headers=headers)))
 
     def settle(self) -> list[SlackCall]:
         """Wait for the bot's background work, print what it sent to Slack, return those calls."""

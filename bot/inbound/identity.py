@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.authorization import AuthorizeResult
@@ -40,10 +40,10 @@ class BotIdentity:
         return bool(self._known)
 
     @property
-    def authorize(self) -> Callable[..., AuthorizeResult]:
+    def authorize(self) -> Callable[..., Awaitable[AuthorizeResult]]:
         """Bolt's authorize, which calls Slack never. A function: Bolt passes its arguments by their names."""
 
-        def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+        async def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
             known = self._known
             return AuthorizeResult(
                 enterprise_id=enterprise_id or known.get("enterprise_id"),

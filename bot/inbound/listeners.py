@@ -3,9 +3,11 @@ Workflow Builder step) and the confirm and keep buttons they all lead to.
 
     request (command · mention · form · workflow) → prompt → confirm / keep → CancelService → outcome
 
-Every listener acks from memory (parse, check, build blocks) and hands any I/O to `CancelService`'s
-pools, so a slow MailPartner or Slack Web API never delays an ack. Commands, access control and
-rendering live in their own modules; this one only wires them to Slack's payloads.
+Every listener is a coroutine on the event loop (Bolt's AsyncApp): it acks from memory (parse, check,
+build blocks) and hands any I/O to `CancelService` (`background()` for work that waits on the store or on
+slack_sdk's reads, `spawn()` for a coroutine), so a slow MailPartner or Slack Web API never delays an ack.
+Commands, access control and rendering live in their own modules; this one only wires them to Slack's
+payloads.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse
-from slack_sdk import WebClient
+from slack_bolt import BoltResponse
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit.trail import AuditTrail
 from bot.cancels.engine import CancelService, ShuttingDown
@@ -81,6 +85,7 @@ from bot.words.home import OPEN_FORM_ACTION
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 20  # events shown by `/cancel-mail history`
+Next = Callable[[], Awaitable[None]]  # what a listener middleware calls to let the listener run
 
 # `/cancel-mail`, and renamed copies such as `/cancel-mail-staging` for a second install.
 COMMAND = re.compile(r"^/cancel-mail[a-z0-9_-]*$")
@@ -118,7 +123,7 @@ class Click:
         return self.where.channel
 
 
-def register(app: App, deps: ListenerDeps) -> None:
+def register(app: AsyncApp, deps: ListenerDeps) -> None:
     listeners = _Listeners(deps)
     app.use(RefuseMalformed())  # before any listener's matcher reads the body (Socket Mode's only check)
     # Bolt tries each listener's matchers in this order, on every request: the common requests first (a
@@ -152,11 +157,11 @@ def _asked_ids(parsed: ParsedCommand) -> tuple[str, ...]:
     return (parsed.mail_id,) if isinstance(parsed, HistoryRequest) and parsed.mail_id else ()
 
 
-def _go_on(context: BoltContext, key: str, value: object, next_: Callable[[], None]) -> None:
+async def _go_on(context: AsyncBoltContext, key: str, value: object, next_: Next) -> None:
     """A listener middleware lets the listener run with what it read (`context[key]`). It returns nothing:
     a response of its own would stand in place of the listener's ack."""
     context[key] = value
-    next_()
+    await next_()
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,7 @@ class _Listeners:
         self.deps = deps
         self.events = RecentIds()
 
-    def on_error(self, error: Exception, body: dict[str, Any], request: BoltRequest) -> BoltResponse:
+    async def on_error(self, error: Exception, body: dict[str, Any], request: AsyncBoltRequest) -> BoltResponse:
         """Bolt's one error handler: a bug in a listener still answers the person and logs, never a Slack
         'dispatch_failed'; a listener that had acked keeps its ack."""
         what = body.get("command") or body.get("type") or "request"
@@ -210,7 +215,7 @@ class _Listeners:
 
     # -- requests ----------------------------------------------------------------------------------
 
-    def who_may_ask(self, body: dict[str, Any], context: BoltContext, next: Callable[[], None]) -> BoltResponse | None:
+    async def who_may_ask(self, body: dict[str, Any], context: AsyncBoltContext, next: Next) -> BoltResponse | None:
         """The command's listener middleware: what was asked (`context["parsed"]`), and whether the person may
         ask it here. A refusal is told to them alone, and audited; usage needs no permission."""
         user, channel = body.get("user_id", ""), body.get("channel_id", "")
@@ -220,25 +225,25 @@ class _Listeners:
             self._audit_refusal(refusal, user, channel, "", _asked_ids(parsed))
             answer = notice(refusal.value, self._lang_of(user))
             return _answered(answer)
-        return _go_on(context, "parsed", parsed, next)
+        return await _go_on(context, "parsed", parsed, next)
 
-    def on_command(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+    async def on_command(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         user, channel = body.get("user_id", ""), body.get("channel_id", "")
         parsed = context["parsed"]
         if isinstance(parsed, HistoryRequest):
-            ack()
+            await ack()
             self._answer_history(parsed, user, channel, body.get("response_url", ""))
             return
         mine = self._lang_of(user)  # the ack is for this person alone
         if not isinstance(parsed, CancelRequest):
-            ack(text=usage_text(parsed.reason, parsed.offending, lang=mine))
+            await ack(text=usage_text(parsed.reason, parsed.offending, lang=mine))
             return
         if unknown := self._unknown_account(parsed):
-            ack(text=usage_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=mine, accounts=self._accounts))
+            await ack(text=usage_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=mine, accounts=self._accounts))
             return
         # Under the two-person rule the prompt must be public, so a second person can see and confirm it.
         public = self.deps.access.second_person
-        ack(
+        await ack(
             response_type="in_channel" if public else "ephemeral",
             text=ui("looking_up", self.deps.lang if public else mine, ids=ids_text(parsed.ids)),
         )
@@ -257,8 +262,8 @@ class _Listeners:
 
         self.deps.cancels.background(prompt)
 
-    def who_may_mention(
-        self, body: dict[str, Any], request: BoltRequest, context: BoltContext, next: Callable[[], None]
+    async def who_may_mention(
+        self, body: dict[str, Any], request: AsyncBoltRequest, context: AsyncBoltContext, next: Next
     ) -> BoltResponse | None:
         """The mention's listener middleware: what was asked (`context["parsed"]`), and whether the person may
         ask it in this channel. A refusal is told to them alone, once per event whichever replica gets it."""
@@ -274,10 +279,12 @@ class _Listeners:
                 self.deps.replier.tell(where, user, notice(refusal.value, self._lang_for(user)))
 
             return self._refuse_once(body, request, refuse)
-        return _go_on(context, "parsed", parsed, next)
+        return await _go_on(context, "parsed", parsed, next)
 
-    def on_mention(self, ack: Ack, body: dict[str, Any], request: BoltRequest, context: BoltContext) -> None:
-        ack()
+    async def on_mention(
+        self, ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest, context: AsyncBoltContext
+    ) -> None:
+        await ack()
         event = body.get("event", {})
         user, channel = event.get("user", ""), event.get("channel", "")
         thread = event.get("thread_ts") or event.get("ts", "")
@@ -295,8 +302,8 @@ class _Listeners:
 
     # -- direct messages and the App Home ----------------------------------------------------------
 
-    def who_may_write(
-        self, body: dict[str, Any], request: BoltRequest, context: BoltContext, next: Callable[[], None]
+    async def who_may_write(
+        self, body: dict[str, Any], request: AsyncBoltRequest, context: AsyncBoltContext, next: Next
     ) -> BoltResponse | None:
         """The direct message's listener middleware: what was asked (`context["parsed"]`), and whether the
         person may ask it. Under the two-person rule nobody else could see a prompt here to confirm it."""
@@ -321,10 +328,12 @@ class _Listeners:
                 self.deps.replier.post(channel, answer)
 
             return self._refuse_once(body, request, refuse)
-        return _go_on(context, "parsed", parsed, next)
+        return await _go_on(context, "parsed", parsed, next)
 
-    def on_direct_message(self, ack: Ack, body: dict[str, Any], request: BoltRequest, context: BoltContext) -> None:
-        ack()
+    async def on_direct_message(
+        self, ack: AsyncAck, body: dict[str, Any], request: AsyncBoltRequest, context: AsyncBoltContext
+    ) -> None:
+        await ack()
         event = body.get("event", {})
         user, channel, parsed = event.get("user", ""), event.get("channel", ""), context["parsed"]
         if user and channel:
@@ -357,28 +366,26 @@ class _Listeners:
         deps.replier.post_prompt(channel, "", self._prompt(ticket, preview, private=True))
         self._audit_request(ticket, via=Via.DIRECT_MESSAGE.value)
 
-    def on_home_opened(self, ack: Ack, event: dict[str, Any]) -> None:
-        ack()
+    async def on_home_opened(self, ack: AsyncAck, event: dict[str, Any]) -> None:
+        await ack()
         if event.get("tab", "home") == "home" and event.get("user"):
             self.deps.home.opened(str(event["user"]))
 
     # -- the form: both shortcuts open it, a valid submission posts the usual prompt -----------------
 
-    def on_open_form(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    async def on_open_form(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         """The global shortcut, and the Home tab's button: the form, for the conversation the person picks."""
-        ack()
+        await ack()
         self._open_form(client, body, FormOrigin("global"), ids=[])
 
-    def on_message_shortcut(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    async def on_message_shortcut(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
         message = body.get("message") or {}
         channel = (body.get("channel") or {}).get("id", "")
         origin = FormOrigin("message", channel, str(message.get("thread_ts") or message.get("ts") or ""))
         self._open_form(client, body, origin, ids=ids_in_message(str(message.get("text") or "")))
 
-    def who_may_submit(
-        self, body: dict[str, Any], context: BoltContext, next: Callable[[], None]
-    ) -> BoltResponse | None:
+    async def who_may_submit(self, body: dict[str, Any], context: AsyncBoltContext, next: Next) -> BoltResponse | None:
         """The form's listener middleware: what was submitted (`context["form"]`), and whether the person may
         ask it in the conversation it names; a refusal is shown under that field, and the form stays open."""
         user = (body.get("user") or {}).get("id", "")
@@ -391,29 +398,31 @@ class _Listeners:
             errors = {CONVERSATION_BLOCK if channel_rule else IDS_BLOCK: ui(refusal.value, self._lang_of(user))}
             answer = {"response_action": "errors", "errors": errors}
             return _answered(answer)
-        return _go_on(context, "form", form, next)
+        return await _go_on(context, "form", form, next)
 
-    def on_form_submission(self, ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+    async def on_form_submission(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         deps, user = self.deps, (body.get("user") or {}).get("id", "")
         mine = self._lang_of(user)  # the form is this person's
         form: _Form = context["form"]
         origin, submission, parsed, channel = form.origin, form.submission, form.parsed, form.channel
         if origin is None:
             log.warning("form submission by %s carried no valid origin", user)
-            ack(response_action="errors", errors={IDS_BLOCK: ui("stale", mine)})
+            await ack(response_action="errors", errors={IDS_BLOCK: ui("stale", mine)})
             return
         if isinstance(parsed, UsageRequest):
             field = _FIELD_OF_PROBLEM.get(parsed.reason, IDS_BLOCK)
-            ack(response_action="errors", errors={field: problem_text(parsed.reason, parsed.offending, lang=mine)})
+            await ack(
+                response_action="errors", errors={field: problem_text(parsed.reason, parsed.offending, lang=mine)}
+            )
             return
         if not channel:
-            ack(response_action="errors", errors={CONVERSATION_BLOCK: ui("pick_conversation", mine)})
+            await ack(response_action="errors", errors={CONVERSATION_BLOCK: ui("pick_conversation", mine)})
             return
         if unknown := self._unknown_account(parsed):
             problem = problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=mine, accounts=self._accounts)
-            ack(response_action="errors", errors={IDS_BLOCK: problem})
+            await ack(response_action="errors", errors={IDS_BLOCK: problem})
             return
-        ack()
+        await ack()
         if origin.kind == "message":  # like a mention: the prompt goes into that message's thread
             thread = origin.thread_ts
             deps.cancels.background(lambda: self._post_thread_prompt(parsed, user, channel, thread, via="shortcut"))
@@ -445,13 +454,13 @@ class _Listeners:
 
     # -- the Workflow Builder step -----------------------------------------------------------------
 
-    def who_may_run(
+    async def who_may_run(
         self,
         body: dict[str, Any],
-        request: BoltRequest,
+        request: AsyncBoltRequest,
         inputs: dict[str, Any],
-        context: BoltContext,
-        next: Callable[[], None],
+        context: AsyncBoltContext,
+        next: Next,
     ) -> BoltResponse | None:
         """The step's listener middleware: whether its requester may ask in its channel; a refusal ends the run
         with the reason (once, whichever replica gets the event)."""
@@ -463,7 +472,7 @@ class _Listeners:
                 require_reason=self.deps.require_reason,
             )
         except Exception:  # the listener meets it too, and ends the run with an error: a run must never hang
-            return _go_on(context, "parsed", None, next)
+            return await _go_on(context, "parsed", None, next)
         if isinstance(parsed, CancelRequest) and (refusal := self.deps.access.check_request(requester, channel)):
             step = StepRef(context.function_execution_id or "", context.function_bot_access_token or "")
 
@@ -472,10 +481,15 @@ class _Listeners:
                 self.deps.steps.end(step, error=ui(refusal.value, self.deps.lang), actor=requester, channel=channel)
 
             return self._refuse_once(body, request, refuse)
-        return _go_on(context, "parsed", parsed, next)
+        return await _go_on(context, "parsed", parsed, next)
 
-    def on_workflow_step(
-        self, ack: Ack, body: dict[str, Any], request: BoltRequest, inputs: dict[str, Any], context: BoltContext
+    async def on_workflow_step(
+        self,
+        ack: AsyncAck,
+        body: dict[str, Any],
+        request: AsyncBoltRequest,
+        inputs: dict[str, Any],
+        context: AsyncBoltContext,
     ) -> None:
         step = StepRef(context.function_execution_id or "", context.function_bot_access_token or "")
         parsed = context["parsed"]
@@ -528,19 +542,17 @@ class _Listeners:
 
     # -- clicks ------------------------------------------------------------------------------------
 
-    def who_may_confirm(
-        self, body: dict[str, Any], context: BoltContext, next: Callable[[], None]
-    ) -> BoltResponse | None:
-        return self._who_may_click(body, context, next, self.deps.access.check_confirm, stage="confirm")
+    async def who_may_confirm(self, body: dict[str, Any], context: AsyncBoltContext, next: Next) -> BoltResponse | None:
+        return await self._who_may_click(body, context, next, self.deps.access.check_confirm, stage="confirm")
 
-    def who_may_keep(self, body: dict[str, Any], context: BoltContext, next: Callable[[], None]) -> BoltResponse | None:
-        return self._who_may_click(body, context, next, self.deps.access.check_keep, stage="keep")
+    async def who_may_keep(self, body: dict[str, Any], context: AsyncBoltContext, next: Next) -> BoltResponse | None:
+        return await self._who_may_click(body, context, next, self.deps.access.check_keep, stage="keep")
 
-    def _who_may_click(
+    async def _who_may_click(
         self,
         body: dict[str, Any],
-        context: BoltContext,
-        next_: Callable[[], None],
+        context: AsyncBoltContext,
+        next_: Next,
         check: Callable[[str, str, PromptTicket], Refusal | None],
         *,
         stage: str,
@@ -551,10 +563,10 @@ class _Listeners:
         click = self._click(body, context)
         if click is None or self._refused(click, check(click.user, click.channel, click.ticket), stage=stage):
             return BoltResponse(status=200, body="")
-        return _go_on(context, "click", click, next_)
+        return await _go_on(context, "click", click, next_)
 
-    def on_confirm(self, ack: Ack, context: BoltContext) -> None:
-        ack()
+    async def on_confirm(self, ack: AsyncAck, context: AsyncBoltContext) -> None:
+        await ack()
         click: Click = context["click"]
         deps = self.deps
         age = deps.clock() - click.ticket.issued_at
@@ -571,8 +583,8 @@ class _Listeners:
             self._audit_click(click, "duplicate", under_way_by=busy)
             self._tell(click.where, click.user, under_way_notice(click.ticket.ids, busy, self._lang_of(click.user)))
 
-    def on_keep(self, ack: Ack, context: BoltContext) -> None:
-        ack()
+    async def on_keep(self, ack: AsyncAck, context: AsyncBoltContext) -> None:
+        await ack()
         click: Click = context["click"]
         self._close_prompt(click, "kept", StepResult.KEPT)
         self._audit_click(click, "keep", requester=click.ticket.requester)
@@ -607,7 +619,7 @@ class _Listeners:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _refuse_once(self, body: dict[str, Any], request: BoltRequest, refuse: Callable[[], None]) -> BoltResponse:
+    def _refuse_once(self, body: dict[str, Any], request: AsyncBoltRequest, refuse: Callable[[], None]) -> BoltResponse:
         """A listener middleware's refusal of an event: told once (whichever replica), and the event acked."""
         self._once(body, request, refuse)
         return BoltResponse(status=200, body="")
@@ -620,7 +632,7 @@ class _Listeners:
         """Off the ack path: the person's language, asking Slack if needed (a short wait at most)."""
         return self.deps.languages.lookup(user)
 
-    def _once(self, body: dict[str, Any], request: BoltRequest, action: Callable[[], None]) -> None:
+    def _once(self, body: dict[str, Any], request: AsyncBoltRequest, action: Callable[[], None]) -> None:
         """Run `action` off the ack path unless any replica already handled this event (same `event_id`)."""
         event = body.get("event", {})
         event_id = body.get("event_id") or f"{event.get('channel')}:{event.get('ts') or event.get('event_ts')}"
@@ -638,13 +650,12 @@ class _Listeners:
 
         self.deps.cancels.background(once)
 
-    def _open_form(self, client: WebClient, body: dict[str, Any], origin: FormOrigin, ids: list[str]) -> None:
+    def _open_form(self, client: AsyncWebClient, body: dict[str, Any], origin: FormOrigin, ids: list[str]) -> None:
         deps, user = self.deps, (body.get("user") or {}).get("id", "")
         view = form_view(
             origin, lang=self._lang_of(user), ids=ids, require_reason=deps.require_reason, sandbox=deps.sandbox
         )
-        trigger = body.get("trigger_id", "")
-        deps.cancels.background(lambda: client.views_open(trigger_id=trigger, view=view))
+        deps.cancels.spawn(client.views_open(trigger_id=body.get("trigger_id", ""), view=view), "views.open")
 
     def _post_thread_prompt(self, parsed: CancelRequest, user: str, channel: str, thread: str, *, via: str) -> None:
         """Ask MailPartner what the mails are, then post the prompt into the thread and record the request."""
@@ -724,7 +735,7 @@ class _Listeners:
             private=private,
         )
 
-    def _click(self, body: dict[str, Any], context: BoltContext) -> Click | None:
+    def _click(self, body: dict[str, Any], context: AsyncBoltContext) -> Click | None:
         user = body.get("user", {}).get("id", "")
         container = body.get("container", {})
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")

@@ -11,11 +11,12 @@ signed, and 401 when it is not (Bolt checks the signature of every other request
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt import BoltRequest, BoltResponse
-from slack_bolt.middleware import Middleware
+from slack_bolt import BoltResponse
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.words.blocks import CONFIRM_ACTION, KEEP_ACTION
 from bot.words.home import OPEN_FORM_ACTION
@@ -128,13 +129,15 @@ def unreadable(error: Exception) -> str:
     return "body is not JSON" if isinstance(error, ValueError) else "not a JSON object with a type"
 
 
-class RefuseMalformed(Middleware):
+class RefuseMalformed(AsyncMiddleware):
     """The same check as Bolt middleware, for Socket Mode, where no HTTP server reads the body before Bolt.
     A Middleware of its own (not a function) because Bolt builds a function's keyword arguments from the
     body first, which is what fails on such a body."""
 
-    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse | None:
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse | None:
         if wrong := problem(req.body):
             log.warning("refused a request with a malformed body (400): %s", wrong)
             return BoltResponse(status=400, body="bad request")
-        return next()
+        return await next()

@@ -1,12 +1,11 @@
 """Serving: HTTP mode (the Bolt app behind an aiohttp server on one event loop) and Socket Mode, each with
 `GET /healthz` and a graceful drain on SIGTERM.
 
-HTTP mode is one process. Its front door is an event loop: a request is read there, its body capped at
+HTTP mode is one process on one event loop. A request is read there, its body capped at
 CANCEL_MAIL_MAX_BODY_BYTES (a larger one gets 413 before it is read) and within READ_TIMEOUT seconds of the
 connection (headers) or of the headers (body), so a client that is not Slack costs a coroutine, never a
-thread, and `/healthz` answers beside any number of them. A whole request then goes to Bolt's `App` on
-a small pool of ack threads (ACK_THREADS), whose listeners only parse, check and queue; the cancels run on
-the service's own pools.
+thread, and `/healthz` answers beside any number of them. A whole request then goes to Bolt's `AsyncApp`
+on the same loop, whose listeners only parse, check and queue.
 
 In Socket Mode, `/healthz` on PORT also says whether the WebSocket to Slack is up: down for longer than
 CANCEL_MAIL_SOCKET_GRACE, it answers 503, so an orchestrator restarts a process stuck without Slack.
@@ -17,18 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from slack_bolt import BoltRequest
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from bot.app import Bot, build_bot
 from bot.audit import metrics
@@ -42,14 +37,11 @@ from bot.store import open_store
 
 log = logging.getLogger(__name__)
 
-ACK_THREADS = 32  # Bolt's App is synchronous: the requests it handles at once
 BACKLOG = 2048  # connections the kernel holds before they are accepted: a burst of 500 fits
 # Seconds a client has to send its headers from the connection (and between two requests on one), then its
 # body from the headers: Slack sends either in milliseconds. A client that sends slowly is cut off then.
 READ_TIMEOUT = 10.0
 DRAIN_MARGIN = 15.0  # seconds beyond MailPartner's deadline to post outcomes on shutdown
-
-StartResponse = Callable[..., Any]
 
 
 def health(bot: Bot, link_down: str = "") -> tuple[bool, str]:
@@ -69,15 +61,13 @@ def health(bot: Bot, link_down: str = "") -> tuple[bool, str]:
     return True, ("ok; store degraded: " + problem if problem else "ok") + owing
 
 
-def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
-    """A one-line text/plain answer (Socket Mode's /healthz)."""
-    body = (text + "\n").encode()
-    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
+def _is_health_check(request: web.Request) -> bool:
+    return request.path == "/healthz" and request.method in ("GET", "HEAD")
 
 
-def _is_health_check(environ: dict[str, Any]) -> bool:
-    return environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
+def _health_answer(bot: Bot, link_down: str = "") -> web.Response:
+    ok, text = health(bot, link_down)
+    return _text(200 if ok else 503, text)
 
 
 def _text(status: int, text: str) -> web.Response:
@@ -92,11 +82,10 @@ class FrontDoor:
     400 when it is signed, 401 when it is not. Bolt reads each body once: this parses it, Bolt dispatches it.
     """
 
-    def __init__(self, bot: Bot, signing_secret: str, *, max_body: int, acks: ThreadPoolExecutor) -> None:
+    def __init__(self, bot: Bot, signing_secret: str, *, max_body: int) -> None:
         self.bot = bot
         self.max_body = max_body
         self._verifier = SignatureVerifier(signing_secret)
-        self._acks = acks
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body)
@@ -104,9 +93,8 @@ class FrontDoor:
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        if request.path == "/healthz" and request.method in ("GET", "HEAD"):
-            ok, text = health(self.bot)
-            return _text(200 if ok else 503, text)
+        if _is_health_check(request):
+            return _health_answer(self.bot)
         if request.method != "POST" or request.path != "/slack/events":
             return _text(404, "not found")
         if (request.content_length or 0) > self.max_body:  # refused before a byte of it is read
@@ -123,7 +111,9 @@ class FrontDoor:
             return _text(408, "request body too slow")
         # Bolt parses the body here, once: the check below reads what the listeners will read.
         try:
-            bolt = BoltRequest(body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers))
+            bolt = AsyncBoltRequest(
+                body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
+            )
             wrong = problem(bolt.body)
         except (ValueError, AttributeError, TypeError) as error:  # Bolt's parser on a body it cannot read
             wrong = unreadable(error)
@@ -131,8 +121,7 @@ class FrontDoor:
             status = 400 if self._signed(request, body) else 401
             log.warning("refused a request with a malformed body (%d): %s", status, wrong)
             return _text(status, "bad request")
-        answer = await asyncio.get_running_loop().run_in_executor(self._acks, self.bot.app.dispatch, bolt)
-        return await to_aiohttp_response(answer)
+        return await to_aiohttp_response(await self.bot.app.async_dispatch(bolt))
 
     def _signed(self, request: web.Request, body: bytes) -> bool:
         try:
@@ -153,7 +142,6 @@ class SocketLinkWatch:
     ) -> None:
         self._is_connected, self._grace, self._clock = is_connected, grace, clock
         self._down_since: float | None = clock()  # not yet connected: the grace covers the first dial too
-        self._stop = threading.Event()
 
     def sample(self) -> None:
         if self._is_connected():
@@ -167,39 +155,6 @@ class SocketLinkWatch:
             return ""
         down = self._clock() - self._down_since
         return f"Slack WebSocket down for {down:.0f} s" if down > self._grace else ""
-
-    def start(self, every: float = 1.0) -> SocketLinkWatch:
-        def run() -> None:
-            while not self._stop.wait(every):
-                try:
-                    self.sample()
-                except Exception:  # a probe must never take the process down
-                    log.exception("Socket Mode: could not sample the WebSocket")
-
-        threading.Thread(target=run, name="socket-link-watch", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *_args: object) -> None:  # probes every few seconds would flood the log
-        pass
-
-
-def serve_health(bot: Bot, port: int, watch: SocketLinkWatch) -> WSGIServer:
-    """`/healthz` on `port` in a thread of its own (Socket Mode has no HTTP server otherwise)."""
-
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if _is_health_check(environ):
-            ok, text = health(bot, watch.problem())
-            return _plain(start_response, "200 OK" if ok else "503 Service Unavailable", text)
-        return _plain(start_response, "404 Not Found", "not found")
-
-    server = make_server("0.0.0.0", port, app, handler_class=_QuietHandler)
-    threading.Thread(target=server.serve_forever, name="healthz", daemon=True).start()
-    return server
 
 
 def serve_http(settings: Settings) -> None:
@@ -217,8 +172,7 @@ async def _serve_http(settings: Settings) -> None:
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, bot.metrics.registry)
         log.info("metrics on port %d at /metrics", settings.metrics_port)
-    acks = ThreadPoolExecutor(ACK_THREADS, thread_name_prefix="ack")
-    door = FrontDoor(bot, settings.slack_signing_secret, max_body=settings.max_body_bytes, acks=acks)
+    door = FrontDoor(bot, settings.slack_signing_secret, max_body=settings.max_body_bytes)
     # keepalive_timeout is armed when a connection opens and again after each request: a client that has
     # not sent a whole request's headers by then is closed (aiohttp's web_protocol).
     runner = web.AppRunner(door.app(), access_log=None, handle_signals=False, keepalive_timeout=READ_TIMEOUT)
@@ -226,15 +180,12 @@ async def _serve_http(settings: Settings) -> None:
     site = web.TCPSite(runner, "0.0.0.0", settings.port, backlog=BACKLOG)
     await site.start()
     log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", settings.port)
-    stopping = asyncio.Event()
+    stopping = _stop_on_signals()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):  # Ctrl-C drains too
-        loop.add_signal_handler(signum, _stop, signal.Signals(signum).name, stopping)
     await stopping.wait()
     await site.stop()  # no new connection; requests under way finish
     await loop.run_in_executor(None, bot.shutdown, settings.mailpartner_deadline + DRAIN_MARGIN)
     await runner.cleanup()
-    acks.shutdown(wait=False, cancel_futures=True)
 
 
 def _stop(name: str, stopping: asyncio.Event) -> None:
@@ -244,47 +195,85 @@ def _stop(name: str, stopping: asyncio.Event) -> None:
 
 
 def serve_socket_mode(settings: Settings) -> None:
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    """Socket Mode until SIGTERM or SIGINT, then the drain, as in HTTP mode; `/healthz` on PORT."""
+    asyncio.run(_serve_socket_mode(settings))
 
-    bot = build_bot(settings)
+
+async def _serve_socket_mode(settings: Settings) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    bot = build_bot(settings, loop=EventLoop(asyncio.get_running_loop()))
     if settings.one_cpu:
         keep_to_one_cpu()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, bot.metrics.registry)
         log.info("metrics on port %d at /metrics", settings.metrics_port)
-    handler = SocketModeHandler(bot.app, settings.slack_app_token)
-    watch = SocketLinkWatch(handler.client.is_connected, settings.socket_grace).start()
-    health_server = serve_health(bot, settings.port, watch)
+    handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token)
+    link = {"up": False}
+    watch = SocketLinkWatch(lambda: link["up"], settings.socket_grace)
+
+    async def health_only(request: web.Request) -> web.Response:
+        return _health_answer(bot, watch.problem()) if _is_health_check(request) else _text(404, "not found")
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", health_only)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=READ_TIMEOUT)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", settings.port).start()
     log.info("Socket Mode: GET /healthz on port %d", settings.port)
 
-    def stop(_signum: int, _frame: object) -> None:
-        log.info("%s: no new work; finishing the cancels in flight", signal.Signals(_signum).name)
-        handler.close()
-        bot.shutdown(settings.mailpartner_deadline + DRAIN_MARGIN)
-        watch.stop()
-        health_server.shutdown()
-        raise SystemExit(0)
+    async def sample_link() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                link["up"] = await handler.client.is_connected()
+                watch.sample()
+            except Exception:  # a probe must never take the process down
+                log.exception("Socket Mode: could not sample the WebSocket")
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)  # Ctrl-C drains too, like gunicorn does in HTTP mode
+    sampling = asyncio.get_running_loop().create_task(sample_link())
+    stopping = _stop_on_signals()
     log.info("Socket Mode: connecting to Slack")
-    connect_until_slack_answers(handler.connect)
-    threading.Event().wait()  # until a signal drains and exits
+
+    async def dial() -> None:
+        # The WebSocket's URL first, here: slack_sdk's client would retry a failed one forever by itself, a
+        # traceback each time, where this says it once a try, with the shared backoff.
+        handler.client.wss_uri = await handler.client.issue_new_wss_url()
+        await handler.connect_async()
+
+    dialling = asyncio.get_running_loop().create_task(connect_until_slack_answers(dial))
+    await stopping.wait()
+    dialling.cancel()
+    sampling.cancel()
+    await handler.close_async()
+    await asyncio.get_running_loop().run_in_executor(None, bot.shutdown, settings.mailpartner_deadline + DRAIN_MARGIN)
+    await runner.cleanup()
 
 
-def connect_until_slack_answers(
-    connect: Callable[[], None], policy: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep
+def _stop_on_signals() -> asyncio.Event:
+    """Set on SIGTERM or SIGINT (Ctrl-C drains too)."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _stop, signal.Signals(signum).name, stopping)
+    return stopping
+
+
+async def connect_until_slack_answers(
+    connect: Callable[[], Awaitable[None]],
+    policy: RetryPolicy | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
     """Open the WebSocket, trying again while Slack does not answer: a process started during an outage
     stays up, delivers what is owed once Slack is back, and is healthy until the grace runs out."""
-    retrying = Retrying(
+    retrying = AsyncRetrying(
         wait=policy or RetryPolicy(cap=RETRY_CAP),  # as messages: back within 30 s of Slack
         retry=retry_if_exception_type(Exception),  # slack_sdk raises whatever its HTTP call or WebSocket dial met
         before_sleep=_say_slack_is_unreachable,
         sleep=sleep,
         reraise=True,
     )
-    retrying(connect)
+    await retrying(connect)
 
 
 def _say_slack_is_unreachable(state: RetryCallState) -> None:
