@@ -76,7 +76,6 @@ class Bot:
         self.loop.run(self.service.accounts.aclose(), timeout=10)
         self.loop.run(self.service.replier.aclose(), timeout=10)
         self.loop.close()
-        self.languages.close()
         self.store.close()
         return drained
 
@@ -201,9 +200,10 @@ def build_bot(
     # deliver what earlier processes owe, and a command must get its prompt while Slack's Web API is out of
     # reach. The bot's own ids come when Slack answers (inbound/identity.py).
     identity = BotIdentity(client, client.token or settings.slack_bot_token).learn_in_background()
+    async_client = async_web_client(settings)
     app = AsyncApp(
         signing_secret=settings.slack_signing_secret or "",
-        client=async_web_client(settings),
+        client=async_client,
         authorize=identity.authorize,
         # Listeners only parse, check and queue, on the event loop: the response goes out as soon as they
         # return. Their work after the ack is the service's (`background()`, `spawn()`), kept for the drain.
@@ -222,7 +222,7 @@ def build_bot(
     )
     replier = Replier(ledger)
     steps = WorkflowSteps(store, audit, replier)
-    languages = Languages(client, settings.language)
+    languages = Languages(async_client, settings.language, loop=loop)
     service = CancelService(
         accounts,
         replier,

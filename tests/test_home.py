@@ -258,22 +258,23 @@ def test_a_language_the_bot_has_no_words_for_falls_back(harness: Harness, slack:
 
 
 def test_users_info_failing_or_slow_falls_back_to_the_bots_language(slack: LocalSlack) -> None:
-    from bot.app import web_client
+    from bot.app import async_web_client
+    from bot.loop import LoopThread
     from bot.settings import Settings
 
-    client = web_client(Settings(slack_bot_token="xoxb-1", slack_api_url=slack.api_url))
+    loop = LoopThread()
+    client = async_web_client(Settings(slack_bot_token="xoxb-1", slack_api_url=slack.api_url))
     slack.locales[ALICE] = "fr-FR"
     slack.fail("users.info", times=1, error="user_not_found")
-    failing = Languages(client, "en")
-    assert failing.lookup(ALICE) == "en"
+    failing = Languages(client, "en", loop=loop)
+    assert loop.run(failing.lookup(ALICE)) == "en"
     slack.slow("users.info", 1.5)
     slack.locales[BOB] = "fr-FR"
-    slow = Languages(client, "en")
-    assert slow.lookup(BOB, timeout=0.1) == "en"  # Slack's "fr" comes after the wait: not waited for
-    assert slow.lookup(ALICE, timeout=10) == "fr"  # and once Slack answers, known
+    slow = Languages(client, "en", loop=loop)
+    assert loop.run(slow.lookup(BOB, timeout=0.1)) == "en"  # Slack's "fr" comes after the wait: not waited for
+    assert loop.run(slow.lookup(ALICE, timeout=10)) == "fr"  # and once Slack answers, known
     assert slow.of(ALICE) == "fr"
-    failing.close()
-    slow.close()
+    loop.close()
 
 
 # -- end to end: a process with the two-person rule on ------------------------------------------------------

@@ -18,12 +18,13 @@ shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +51,6 @@ from bot.words.blocks import (
 
 log = logging.getLogger(__name__)
 
-SLACK_THREADS = 32  # background work that waits on Slack or the store: views.open, history, step ends
 LEASE_MARGIN = 5.0  # seconds beyond MailPartner's deadline before another process may take a job over
 
 
@@ -119,8 +119,6 @@ class CancelService:
         self._sandbox = sandbox
         self._audit_channel = audit_channel
         self.loop = loop
-        # Work after an ack that still blocks (the store, slack_sdk's reads), on threads of its own.
-        self._slack_pool = ThreadPoolExecutor(SLACK_THREADS, thread_name_prefix="slack")
         self._in_flight: dict[str, str] = {}  # mail id → who confirmed it
         self._running: dict[str, _Job] = {}  # job id → job, for lease renewal
         self._jobs = 0
@@ -141,27 +139,9 @@ class CancelService:
         with self._idle:
             return list(self._running)
 
-    def background(self, task: Callable[[], object]) -> None:
-        """Run work after an ack that blocks (on the store, on slack_sdk's reads) off the event loop, on the
-        service's own threads; counted, so drain() waits for it."""
-        with self._idle:
-            self._jobs += 1
-
-        def run() -> None:
-            try:
-                self._guard(task, "background task")
-            finally:
-                self._done()
-
-        try:
-            self._slack_pool.submit(run)
-        except RuntimeError:  # the pools are gone: the process is exiting
-            log.warning("background task dropped: the bot is shutting down")
-            self._done()
-
     def spawn(self, work: Coroutine[Any, Any, object], what: str) -> None:
-        """Run a coroutine of work after an ack (a Slack call) on the event loop; counted, as `background()`'s
-        tasks are, so drain() waits for it. A failure is logged, never raised."""
+        """Run a coroutine of work after an ack on the event loop; counted, so drain() waits for it. A
+        failure is logged, never raised."""
         with self._idle:
             self._jobs += 1
 
@@ -173,7 +153,17 @@ class CancelService:
             finally:
                 self._done()
 
-        self.loop.submit(run())
+        try:
+            self.loop.submit(run())
+        except RuntimeError:  # the loop is closed: the process is exiting
+            work.close()
+            log.warning("%s dropped: the bot is shutting down", what)
+            self._done()
+
+    def background(self, task: Callable[[], object]) -> None:
+        """Work after an ack that still blocks (the store's calls, slack_sdk's sync reads): in asyncio's
+        default executor, a few threads, off the loop; counted as `spawn()`'s."""
+        self.spawn(asyncio.to_thread(task), "background task")
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no cancel, background task or Slack message is under way (the console's pace)."""
@@ -200,11 +190,7 @@ class CancelService:
         job = _Job(uuid.uuid4().hex, ticket, confirmer, where, step)
         busy = self._accept(job)
         if busy is None:
-            try:
-                self._slack_pool.submit(self._guard, lambda: self._start(job), "cancel start")
-            except RuntimeError:  # the pools are gone: the process is exiting
-                self._release(job)
-                raise ShuttingDown() from None
+            self.spawn(self._start(job), "cancel start")
         return busy
 
     def recover(self, record: JobRecord) -> None:
@@ -254,7 +240,6 @@ class CancelService:
             log.info("shutdown: every in-flight cancel finished; no message is owed")
         elif not left:
             log.warning("shutdown: every in-flight cancel finished; %d message(s) still owed, kept in the store", owed)
-        self._slack_pool.shutdown(wait=False, cancel_futures=True)
         return left == 0 and delivered
 
     # -- a job's life --------------------------------------------------------------------------------
@@ -273,11 +258,11 @@ class CancelService:
             self.metrics.in_flight.inc(len(job.ticket.ids))
         return None
 
-    def _start(self, job: _Job) -> None:
+    async def _start(self, job: _Job) -> None:
         """Claim the mails in the store (every replica sees the claim), then cancel them."""
         ticket = job.ticket
         ended = job.step is not None and self.steps.has_ended(job.step.execution_id)
-        holder = None if ended else self.store.claim(job.record(), ticket.ids, lease=self.lease)
+        holder = None if ended else await self._claimed(job)
         if ended or holder is not None:
             self._release(job)
             if holder is not None:
@@ -306,6 +291,18 @@ class CancelService:
         # it (a second update would cost a Slack call per cancel and, under Tier 3 limits, minutes).
         self.replier.replace_prompt(job.where, self._status("confirmed", job))
         self._send(job)
+
+    async def _claimed(self, job: _Job) -> str | None:
+        """Who holds a claim on the job's mails already (None: nobody), once the store's writer answered."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[str | None] = loop.create_future()
+        self.store.claim_soon(
+            job.record(),
+            job.ticket.ids,
+            lease=self.lease,
+            then=lambda holder: loop.call_soon_threadsafe(_answer, answer, holder),
+        )
+        return await answer
 
     def _send(self, job: _Job) -> None:
         """One coroutine per mail on the event loop, all at once; the last answer finishes the job there."""
@@ -448,3 +445,8 @@ class CancelService:
             task()
         except Exception:
             log.exception("%s failed", what)
+
+
+def _answer(future: asyncio.Future[str | None], holder: str | None) -> None:
+    if not future.done():
+        future.set_result(holder)

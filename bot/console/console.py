@@ -153,7 +153,7 @@ class Console:
         self.sandbox = None if self.real_api else MailPartnerSandbox.with_accounts()
         self.bot = build_bot(console_settings, sandbox=self.sandbox)
         if locale:  # known before the first command, so its first answer is in that language too
-            self.bot.languages.lookup(USER)
+            self.bot.loop.run(self.bot.languages.lookup(USER))
         self._seen = 0
         self._ts = 0
         self._dm_urls: set[str] = set()  # response_urls of clicks in your direct messages

@@ -83,7 +83,7 @@ class Home:
         # Gathered and published under the person's lock: a view that says "checking…" must reach Slack
         # before the one gathered once the accounts answered, or it would replace it and stay.
         with self._publishing[hash(user) % PUBLISH_LOCKS]:
-            lang = self._languages.lookup(user)
+            lang = self._cancels.loop.run(self._languages.lookup(user))
             view = home_view(self.facts(user), lang)
             try:
                 self._client.views_publish(user_id=user, view=view)

@@ -4,14 +4,16 @@ Workflow Builder step) and the confirm and keep buttons they all lead to.
     request (command · mention · form · workflow) → prompt → confirm / keep → CancelService → outcome
 
 Every listener is a coroutine on the event loop (Bolt's AsyncApp): it acks from memory (parse, check,
-build blocks) and hands any I/O to `CancelService` (`background()` for work that waits on the store or on
-slack_sdk's reads, `spawn()` for a coroutine), so a slow MailPartner or Slack Web API never delays an ack.
+build blocks) and hands the rest to `CancelService.spawn()`, a coroutine the service keeps for the drain,
+so a slow MailPartner or Slack Web API never delays an ack. The store's calls, which block, go to a thread
+(`asyncio.to_thread`) from there.
 Commands, access control and rendering live in their own modules; this one only wires them to Slack's
 payloads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -95,7 +97,7 @@ COMMAND = re.compile(r"^/cancel-mail[a-z0-9_-]*$")
 class ListenerDeps:
     """What the listeners use, each handed in: they never reach through one part to another."""
 
-    cancels: CancelService  # confirm() starts a cancel; background() runs work after the ack
+    cancels: CancelService  # confirm() starts a cancel; spawn() runs work after the ack
     replier: Replier  # every message to Slack
     store: Store  # history, and which replica saw an event first
     steps: WorkflowSteps  # Workflow Builder runs
@@ -250,9 +252,9 @@ class _Listeners:
         where = Conversation(channel=channel, response_url=body.get("response_url", ""))
         replier = self.deps.replier
 
-        def prompt() -> None:  # in place of "looking up…", once MailPartner said what the mails are
-            lang = self.deps.lang if public else self._lang_for(user)
-            prepared = self._prepared(parsed, user, channel, lang=lang)
+        async def prompt() -> None:  # in place of "looking up…", once MailPartner said what the mails are
+            lang = self.deps.lang if public else await self._lang_for(user)
+            prepared = await self._prepared(parsed, user, channel, lang=lang)
             if not isinstance(prepared, tuple):
                 replier.answer(where, user, prepared, public=public, kind="note")
                 return
@@ -260,7 +262,7 @@ class _Listeners:
             replier.answer(where, user, self._prompt(ticket, preview, private=not public), public=public)
             self._audit_request(ticket, via="command")
 
-        self.deps.cancels.background(prompt)
+        self.deps.cancels.spawn(prompt(), "the command's prompt")
 
     async def who_may_mention(
         self, body: dict[str, Any], request: AsyncBoltRequest, context: AsyncBoltContext, next: Next
@@ -273,10 +275,10 @@ class _Listeners:
         parsed = parse_mention(event.get("text", ""), require_reason=self.deps.require_reason)
         if isinstance(parsed, CancelRequest) and (refusal := self.deps.access.check_request(user, channel)):
 
-            def refuse() -> None:
+            async def refuse() -> None:
                 self._audit_refusal(refusal, user, channel, thread, parsed.ids)
                 where = Conversation(channel=channel, thread_ts=thread)
-                self.deps.replier.tell(where, user, notice(refusal.value, self._lang_for(user)))
+                self.deps.replier.tell(where, user, notice(refusal.value, await self._lang_for(user)))
 
             return self._refuse_once(body, request, refuse)
         return await _go_on(context, "parsed", parsed, next)
@@ -292,11 +294,16 @@ class _Listeners:
         replier = self.deps.replier
         if not isinstance(parsed, CancelRequest):
             text = usage_text(parsed.reason, parsed.offending, lang=self.deps.lang)
-            self._once(body, request, lambda: replier.post(channel, {"text": text}, thread_ts=thread))
-            return
-        if unknown := self._unknown_account(parsed):
+        elif unknown := self._unknown_account(parsed):
             text = usage_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=self.deps.lang, accounts=self._accounts)
-            self._once(body, request, lambda: replier.post(channel, {"text": text}, thread_ts=thread))
+        else:
+            text = ""
+        if text:
+
+            async def say() -> None:
+                replier.post(channel, {"text": text}, thread_ts=thread)
+
+            self._once(body, request, say)
             return
         self._once(body, request, lambda: self._post_thread_prompt(parsed, user, channel, thread, via="mention"))
 
@@ -322,9 +329,9 @@ class _Listeners:
         if refusal is not None:
             ids = _asked_ids(parsed)
 
-            def refuse() -> None:
+            async def refuse() -> None:
                 self._audit_refusal(refusal, user, channel, "", ids)
-                answer = notice(refusal.value, self._lang_for(user), ids_plain=" ".join(ids))
+                answer = notice(refusal.value, await self._lang_for(user), ids_plain=" ".join(ids))
                 self.deps.replier.post(channel, answer)
 
             return self._refuse_once(body, request, refuse)
@@ -339,10 +346,10 @@ class _Listeners:
         if user and channel:
             self._once(body, request, lambda: self._answer_direct_message(user, channel, parsed))
 
-    def _answer_direct_message(self, user: str, channel: str, parsed: ParsedCommand) -> None:
+    async def _answer_direct_message(self, user: str, channel: str, parsed: ParsedCommand) -> None:
         """As a mention in a thread, in the person's own conversation with the bot, in their language."""
         deps = self.deps
-        lang = self._lang_for(user)
+        lang = await self._lang_for(user)
 
         def say(message: Message) -> None:
             deps.replier.post(channel, message)
@@ -353,12 +360,12 @@ class _Listeners:
             say({"text": f"{problem} {rest}".strip()})
             return
         if isinstance(parsed, HistoryRequest):  # without an id, the person's own, from every conversation
-            say(self._history(parsed, lang=lang, actor=user))
+            say(await asyncio.to_thread(self._history, parsed, lang=lang, actor=user))  # the store blocks
             return
         if unknown := self._unknown_account(parsed):
             say({"text": problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=lang, accounts=self._accounts)})
             return
-        prepared = self._prepared(parsed, user, channel, lang=lang)
+        prepared = await self._prepared(parsed, user, channel, lang=lang)
         if not isinstance(prepared, tuple):
             say(prepared)
             return
@@ -425,17 +432,18 @@ class _Listeners:
         await ack()
         if origin.kind == "message":  # like a mention: the prompt goes into that message's thread
             thread = origin.thread_ts
-            deps.cancels.background(lambda: self._post_thread_prompt(parsed, user, channel, thread, via="shortcut"))
+            prompt = self._post_thread_prompt(parsed, user, channel, thread, via="shortcut")
+            deps.cancels.spawn(prompt, "the form's prompt")
             return
         where = Conversation(channel=channel, response_url=submission.response_url)
-        deps.cancels.background(lambda: self._post_form_prompt(parsed, user, where))
+        deps.cancels.spawn(self._post_form_prompt(parsed, user, where), "the form's prompt")
 
-    def _post_form_prompt(self, parsed: CancelRequest, user: str, where: Conversation) -> None:
+    async def _post_form_prompt(self, parsed: CancelRequest, user: str, where: Conversation) -> None:
         """Like the command's: privately to the submitter, publicly under the two-person rule."""
         deps, replier, channel = self.deps, self.deps.replier, where.channel
-        mine = self._lang_for(user)
+        mine = await self._lang_for(user)
         lang = deps.lang if deps.access.second_person else mine
-        prepared = self._prepared(parsed, user, channel, lang=lang)
+        prepared = await self._prepared(parsed, user, channel, lang=lang)
         if not isinstance(prepared, tuple):
             replier.tell(where, user, prepared)
             return
@@ -476,7 +484,7 @@ class _Listeners:
         if isinstance(parsed, CancelRequest) and (refusal := self.deps.access.check_request(requester, channel)):
             step = StepRef(context.function_execution_id or "", context.function_bot_access_token or "")
 
-            def refuse() -> None:
+            async def refuse() -> None:
                 self._audit_refusal(refusal, requester, channel, "", parsed.ids, execution=step.execution_id)
                 self.deps.steps.end(step, error=ui(refusal.value, self.deps.lang), actor=requester, channel=channel)
 
@@ -495,7 +503,9 @@ class _Listeners:
         parsed = context["parsed"]
         self._once(body, request, lambda: self._start_step(step, inputs, parsed))
 
-    def _start_step(self, step: StepRef, inputs: dict[str, Any], parsed: CancelRequest | UsageRequest | None) -> None:
+    async def _start_step(
+        self, step: StepRef, inputs: dict[str, Any], parsed: CancelRequest | UsageRequest | None
+    ) -> None:
         """`parsed`: the inputs as the middleware read them; None when reading them failed, met again here."""
         deps = self.deps
         steps = deps.steps
@@ -516,15 +526,16 @@ class _Listeners:
                 problem = problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=deps.lang, accounts=self._accounts)
                 steps.end(step, error=problem, actor=requester, channel=channel)
                 return
-            prepared = self._prepared(parsed, requester, channel, workflow=True)
+            prepared = await self._prepared(parsed, requester, channel, workflow=True)
             if not isinstance(prepared, tuple):
                 steps.end(step, error=prepared["text"], actor=requester, channel=channel)
                 return
             ticket, preview = prepared
-            steps.started(step, channel=channel, ticket=ticket.encode(), expires_at=ticket.issued_at + deps.prompt_ttl)
+            expires_at = ticket.issued_at + deps.prompt_ttl
+            await asyncio.to_thread(steps.started, step, channel=channel, ticket=ticket.encode(), expires_at=expires_at)
             self._audit_request(ticket, via="workflow", execution=step.execution_id)
 
-            def posted(delivery: Delivery) -> None:  # on an outbox thread: the store write goes elsewhere
+            def posted(delivery: Delivery) -> None:  # on the event loop: the store's write goes to a thread
                 if delivery.ok:
                     deps.cancels.background(lambda: steps.prompt_posted(step, delivery.ts))
                     return
@@ -596,10 +607,12 @@ class _Listeners:
         deps = self.deps
         where = Conversation(channel=channel, response_url=response_url)
 
-        def answer() -> None:
-            deps.replier.tell(where, user, self._history(request, lang=self._lang_for(user), channel=channel))
+        async def answer() -> None:
+            lang = await self._lang_for(user)
+            message = await asyncio.to_thread(self._history, request, lang=lang, channel=channel)  # the store blocks
+            deps.replier.tell(where, user, message)
 
-        deps.cancels.background(answer)
+        deps.cancels.spawn(answer(), "history")
 
     def _history(
         self, request: HistoryRequest, *, lang: str, channel: str | None = None, actor: str | None = None
@@ -619,7 +632,9 @@ class _Listeners:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _refuse_once(self, body: dict[str, Any], request: AsyncBoltRequest, refuse: Callable[[], None]) -> BoltResponse:
+    def _refuse_once(
+        self, body: dict[str, Any], request: AsyncBoltRequest, refuse: Callable[[], Awaitable[None]]
+    ) -> BoltResponse:
         """A listener middleware's refusal of an event: told once (whichever replica), and the event acked."""
         self._once(body, request, refuse)
         return BoltResponse(status=200, body="")
@@ -628,11 +643,11 @@ class _Listeners:
         """On the ack path: the person's language if already known (asked in the background if not)."""
         return self.deps.languages.of(user)
 
-    def _lang_for(self, user: str) -> str:
+    async def _lang_for(self, user: str) -> str:
         """Off the ack path: the person's language, asking Slack if needed (a short wait at most)."""
-        return self.deps.languages.lookup(user)
+        return await self.deps.languages.lookup(user)
 
-    def _once(self, body: dict[str, Any], request: AsyncBoltRequest, action: Callable[[], None]) -> None:
+    def _once(self, body: dict[str, Any], request: AsyncBoltRequest, action: Callable[[], Awaitable[None]]) -> None:
         """Run `action` off the ack path unless any replica already handled this event (same `event_id`)."""
         event = body.get("event", {})
         event_id = body.get("event_id") or f"{event.get('channel')}:{event.get('ts') or event.get('event_ts')}"
@@ -642,13 +657,14 @@ class _Listeners:
             return
         store = self.deps.store
 
-        def once() -> None:
-            if store.first_delivery(event_id) is False:  # None: the store cannot tell, this process decides
+        async def once() -> None:
+            # None: the store cannot tell, this process decides. The store blocks: a thread's call.
+            if await asyncio.to_thread(store.first_delivery, event_id) is False:
                 log.info("event %s (retry %s) was handled by another replica; ignored", event_id, retry)
                 return
-            action()
+            await action()
 
-        self.deps.cancels.background(once)
+        self.deps.cancels.spawn(once(), "an event")
 
     def _open_form(self, client: AsyncWebClient, body: dict[str, Any], origin: FormOrigin, ids: list[str]) -> None:
         deps, user = self.deps, (body.get("user") or {}).get("id", "")
@@ -657,10 +673,12 @@ class _Listeners:
         )
         deps.cancels.spawn(client.views_open(trigger_id=body.get("trigger_id", ""), view=view), "views.open")
 
-    def _post_thread_prompt(self, parsed: CancelRequest, user: str, channel: str, thread: str, *, via: str) -> None:
+    async def _post_thread_prompt(
+        self, parsed: CancelRequest, user: str, channel: str, thread: str, *, via: str
+    ) -> None:
         """Ask MailPartner what the mails are, then post the prompt into the thread and record the request."""
         replier = self.deps.replier
-        prepared = self._prepared(parsed, user, channel, thread_ts=thread)
+        prepared = await self._prepared(parsed, user, channel, thread_ts=thread)
         if not isinstance(prepared, tuple):
             replier.post(channel, prepared, thread_ts=thread)
             return
@@ -677,7 +695,7 @@ class _Listeners:
         unknown = set(self.deps.accounts.unknown(request.ids))
         return next((ref for ref in request.ids if split_ref(ref)[0] in unknown), "")
 
-    def _prepared(
+    async def _prepared(
         self,
         request: CancelRequest,
         requester: str,
@@ -689,10 +707,11 @@ class _Listeners:
     ) -> tuple[PromptTicket, Preview] | Message:
         """Place each id in its account and ask MailPartner what each mail is (PREVIEW_WAIT s at most): the
         ticket for the mails left to cancel and what MailPartner said, or the note to send the person instead.
-        Runs off the ack path: it waits for MailPartner. `lang`: the reader's, when not the channel's."""
+        Runs off the ack path: it waits for MailPartner (a coroutine: nothing is held meanwhile). `lang`: the
+        reader's, when not the channel's."""
         deps = self.deps
         lang = lang or deps.lang
-        preview = deps.cancels.loop.run(deps.accounts.preview(request.ids, channel))
+        preview = await deps.accounts.preview(request.ids, channel)
         if preview.unplaced:
             problem = problem_text(UsageReason.ACCOUNT_NEEDED, preview.unplaced[0], lang=lang, accounts=self._accounts)
             return sandbox_note(":grey_question: " + problem, lang=lang, sandbox=deps.sandbox)

@@ -8,15 +8,15 @@ does not say, fails, is slow, or names a language the bot has no words for.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
-from slack_sdk import WebClient
+from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.loop import EventLoop
 from bot.words import LANGUAGES
 
 log = logging.getLogger(__name__)
@@ -28,76 +28,64 @@ LOOKUP_TIMEOUT = 2.0  # seconds a lookup may hold the work waiting for it; then 
 
 
 class Languages:
-    """Thread-safe. `of()` answers from memory at once; `lookup()` waits a little for Slack (off the ack
-    path). Lookups run on a few threads of their own, so a burst of waiting work never starves them."""
+    """On the event loop: `of()` answers from memory at once (from any thread), and has an unknown or stale
+    person asked in the background; `lookup()` waits a little for Slack. One `users.info` per person at a
+    time, however many ask."""
 
-    def __init__(self, client: WebClient, default: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, client: AsyncWebClient, default: str, *, loop: EventLoop, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.default = default
         self._client = client
+        self._loop = loop
         self._clock = clock
-        self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()  # user → (language, asked at)
-        self._asking: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
-        self._lookups = ThreadPoolExecutor(4, thread_name_prefix="users-info")
+        self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()  # user → (language, asked at); the loop's
+        self._asking: dict[str, asyncio.Task[None]] = {}
 
     def of(self, user: str) -> str:
         """The person's language if known, else the bot's; an unknown or stale one is asked in the
         background, for the next message."""
-        known, _ = self._known_or_ask(user)
+        known = self._fresh(user)
+        if known is None and user:
+            self._loop.loop.call_soon_threadsafe(self._ask, user)
         return known or self.default
 
-    def lookup(self, user: str, timeout: float = LOOKUP_TIMEOUT) -> str:
+    async def lookup(self, user: str, timeout: float = LOOKUP_TIMEOUT) -> str:
         """The person's language, asking Slack when it is not known or stale, waiting `timeout` s at most."""
-        known, asking = self._known_or_ask(user)
-        if known is None and asking is not None:
-            asking.wait(timeout)
-            with self._lock:
-                found = self._known.get(user)
-            known = found[0] if found is not None else None
+        known = self._fresh(user)
+        if known is None and user:
+            await asyncio.wait({self._ask(user)}, timeout=timeout)
+            known = self._fresh(user)
         return known or self.default
 
-    def close(self) -> None:
-        self._lookups.shutdown(wait=False, cancel_futures=True)
-
-    def _known_or_ask(self, user: str) -> tuple[str | None, threading.Event | None]:
-        """What is known of `user` (None: nothing fresh), and the lookup under way for them, started here
-        when none was."""
+    def _fresh(self, user: str) -> str | None:
         if not user:
-            return self.default, None
-        with self._lock:
-            known = self._known.get(user)
-            if known is not None and self._clock() - known[1] <= TTL:
-                return known[0], None
-            asking = self._asking.get(user)
-            start = asking is None
-            if start:
-                asking = self._asking[user] = threading.Event()
-        if start:
-            try:
-                self._lookups.submit(self._fetch, user, asking)
-            except RuntimeError:  # shut down: the process is exiting
-                asking.set()
-        return (known[0] if known is not None else None), asking
+            return self.default
+        found = self._known.get(user)
+        return found[0] if found is not None and self._clock() - found[1] <= TTL else None
 
-    def _fetch(self, user: str, asking: threading.Event) -> None:
+    def _ask(self, user: str) -> asyncio.Task[None]:
+        """The lookup under way for `user`, started here when none is (on the loop)."""
+        asking = self._asking.get(user)
+        if asking is None:
+            asking = self._asking[user] = asyncio.get_running_loop().create_task(self._fetch(user))
+        return asking
+
+    async def _fetch(self, user: str) -> None:
         try:
-            language, answered = self._ask(user)
+            language, answered = await self._answer_of(user)
             # A failed lookup is tried again a minute later, not an hour.
-            asked_at = self._clock() - (0.0 if answered else TTL - RETRY_AFTER_FAILURE)
-            with self._lock:
-                self._known[user] = (language, asked_at)
-                self._known.move_to_end(user)
-                while len(self._known) > KEPT:
-                    self._known.popitem(last=False)
+            self._known[user] = (language, self._clock() - (0.0 if answered else TTL - RETRY_AFTER_FAILURE))
+            self._known.move_to_end(user)
+            while len(self._known) > KEPT:
+                self._known.popitem(last=False)
         finally:
-            with self._lock:
-                self._asking.pop(user, None)
-            asking.set()
+            self._asking.pop(user, None)
 
-    def _ask(self, user: str) -> tuple[str, bool]:
+    async def _answer_of(self, user: str) -> tuple[str, bool]:
         """The language Slack gives for `user`, and whether Slack answered."""
         try:
-            answer = self._client.users_info(user=user, include_locale=True)
+            answer = await self._client.users_info(user=user, include_locale=True)
         except Exception as error:  # slack_sdk raises whatever its HTTP call met
             log.info("users.info for %s failed (%s): %s is used", user, type(error).__name__, self.default)
             return self.default, False

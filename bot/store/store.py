@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
@@ -119,13 +119,12 @@ class Store:
         claims = [w for w in batch if isinstance(w, _Claim)]
         if claims:
             items = [(w.job, w.mail_ids, w.lease) for w in claims]
+            holders: list[str | None] = [None] * len(claims)
             try:
-                holders = self._run("job claim", lambda c: self._claim_all(c, items), None) or [None] * len(claims)
-                for claim, holder in zip(claims, holders, strict=True):
-                    claim.answer.append(holder)
+                holders = self._run("job claim", lambda c: self._claim_all(c, items), None) or holders
             finally:  # a confirm waits on each: unanswered, it reads as no holder (the process's guard holds)
-                for claim in claims:
-                    claim.done.set()
+                for claim, holder in zip(claims, holders, strict=True):
+                    claim.then(holder)
         owes = [w for w in batch if isinstance(w, _OweLater)]
         if owes:
             try:
@@ -181,12 +180,27 @@ class Store:
 
     def claim(self, job: JobRecord, mail_ids: Sequence[str], *, lease: float) -> str | None:
         """Record the job and claim its mails. Returns who holds a claim already, else None (also when the
-        store is away: the process's own guard still holds, and the cancel goes ahead)."""
-        claim = _Claim(job, tuple(mail_ids), lease)
-        if not self._queue(claim):
-            return None  # the writer is swamped: as with a store that is away, this process's guard holds
-        claim.done.wait()
-        return claim.answer[0] if claim.answer else None
+        store is away: the process's own guard still holds, and the cancel goes ahead). Waits for the
+        writer's batch: a thread's call; the engine, on the event loop, uses `claim_soon`."""
+        answer: list[str | None] = []
+        done = threading.Event()
+
+        def then(holder: str | None) -> None:
+            answer.append(holder)
+            done.set()
+
+        self.claim_soon(job, mail_ids, lease=lease, then=then)
+        done.wait()
+        return answer[0]
+
+    def claim_soon(
+        self, job: JobRecord, mail_ids: Sequence[str], *, lease: float, then: Callable[[str | None], None]
+    ) -> None:
+        """`claim()`, its answer told to `then(holder)` on the writer's thread once the batch is written (at
+        once, with None, when the writer is swamped: as with a store that is away, this process's guard
+        holds). `then` must not block."""
+        if not self._queue(_Claim(job, tuple(mail_ids), lease, then)):
+            then(None)
 
     def finish(self, job_id: str) -> None:
         """Release a job's claims with no outcome to owe (a job whose ticket cannot be read). While the store
@@ -377,15 +391,14 @@ class _Write:
     settled: str = ""  # or an owed message Slack took
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Claim:
-    """A confirm waiting for its mails' claims (`done`, then `answer`: who holds one already, or None)."""
+    """A confirm waiting for its mails' claims: `then` is told who holds one already, or None."""
 
     job: JobRecord
     mail_ids: tuple[str, ...]
     lease: float
-    answer: list[str | None] = field(default_factory=list)
-    done: threading.Event = field(default_factory=threading.Event)
+    then: Callable[[str | None], None]
 
 
 @dataclass(frozen=True)
