@@ -93,7 +93,6 @@ class Settings:
     metrics_port: int = 0  # 0: no metrics endpoint
     socket_grace: float = 30.0  # Socket Mode: seconds the WebSocket may be down before /healthz says 503
     max_body_bytes: int = 1 << 20  # HTTP mode: a larger request body gets 413 (Slack's payloads are far smaller)
-    one_cpu: bool = True  # the serving process keeps to one CPU (bot/ops/cpu.py)
     delivery_deadline: float = 86400.0  # seconds a message owed to a person is tried before it is given up
 
     @property
@@ -150,7 +149,6 @@ class Settings:
             max_body_bytes=reader.integer(
                 "CANCEL_MAIL_MAX_BODY_BYTES", default.max_body_bytes, low=64 * 1024, high=64 << 20
             ),
-            one_cpu=reader.boolean("CANCEL_MAIL_ONE_CPU", default.one_cpu),
             delivery_deadline=reader.seconds(
                 "CANCEL_MAIL_DELIVERY_DEADLINE", default.delivery_deadline, high=7 * 86400
             ),

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -129,8 +130,6 @@ def test_the_bot_process_serves_metrics_on_their_own_port(tmp_path: Path) -> Non
 
 
 def test_metrics_port_must_differ_from_the_slack_port(tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
     env = bot_env(3999, "http://127.0.0.1:9/api/", "http://127.0.0.1:9/v1", METRICS_PORT="3999")
     run = subprocess.run(
@@ -202,60 +201,35 @@ def test_the_bot_process_logs_only_json_lines(tmp_path: Path) -> None:
     assert API_KEY not in bot.log() and SIGNING_SECRET not in bot.log() and BOT_TOKEN not in bot.log()
 
 
-# -- one CPU ---------------------------------------------------------------------------------------------
-
-MANY_CPUS = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU here: there is nothing to keep to")
+# -- one event loop --------------------------------------------------------------------------------------
 
 
-def cpu_sets_of(pid: int) -> set[frozenset[int]]:
-    """The CPUs each thread of process `pid` may run on, as a set of masks."""
-    return {frozenset(os.sched_getaffinity(int(task))) for task in os.listdir(f"/proc/{pid}/task")}
+def threads_of(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
 
 
-@MANY_CPUS
-@pytest.mark.parametrize("one_cpu", ["true", "false"])
-def test_the_process_that_serves_slack_keeps_to_one_cpu_unless_told(tmp_path: Path, one_cpu: str) -> None:
+def test_calls_in_flight_hold_no_thread_and_the_kernel_places_the_process(tmp_path: Path) -> None:
+    """Fifty cancels waiting on a slow MailPartner at once: each is a coroutine on the one event loop, so the
+    process's threads stay few; and no thread is kept to a CPU: the kernel places them all."""
     from bot.console.local_slack import LocalSlack
+    from tests.waiting import eventually
 
     with LocalSlack() as slack:
-        mailpartner = FakeMailPartner().start()
-        env = bot_env(free_port(), slack.api_url, mailpartner.base_url, CANCEL_MAIL_ONE_CPU=one_cpu)
-        bot = BotProcess(env | {"DATABASE_URL": f"sqlite:///{tmp_path}/bot.db"}, tmp_path / "bot.log")
+        mailpartner = FakeMailPartner(delay=3.0, extra_mails=50).start()
+        env = bot_env(free_port(), slack.api_url, mailpartner.base_url, DATABASE_URL=f"sqlite:///{tmp_path}/b.db")
+        bot = BotProcess(env, tmp_path / "bot.log")
         try:
             bot.wait_healthy()
-            _, prompt = Driver(bot, slack).command("300")  # the worker's request and background threads run
-            assert "`300`" in blocks_text(prompt)
-            (server,) = pids_of(bot.proc.pid)  # one process serves Slack
-            masks = cpu_sets_of(server)
-            if one_cpu == "true":
-                assert len(masks) == 1 and len(next(iter(masks))) == 1, masks
-                assert "keeping to CPU" in bot.log()
-            else:
-                assert masks == {frozenset(os.sched_getaffinity(0))}
+            driver = Driver(bot, slack)
+            prompts = [driver.command(f"m{i:04d}")[1] for i in range(50)]
+            (server,) = pids_of(bot.proc.pid)
+            with ThreadPoolExecutor(10) as pool:
+                list(pool.map(driver.click, prompts))
+            eventually(lambda: len(mailpartner.requests) == 50, what="fifty cancels under way at MailPartner")
+            assert threads_of(server) <= 16, threads_of(server)
+            allowed = frozenset(os.sched_getaffinity(0))
+            masks = {frozenset(os.sched_getaffinity(int(t))) for t in os.listdir(f"/proc/{server}/task")}
+            assert masks == {allowed}
         finally:
             bot.stop()
             mailpartner.stop()
-
-
-@MANY_CPUS
-def test_keeping_to_one_cpu_takes_every_thread_and_those_started_later(tmp_path: Path) -> None:
-    # In a process of its own: kept to one CPU, the test run would be too.
-    script = """
-import json, os, threading
-from bot.ops.cpu import keep_to_one_cpu
-started = threading.Event()
-before = threading.Thread(target=started.wait, daemon=True)
-before.start()
-cpu = keep_to_one_cpu()
-after = []
-later = threading.Thread(target=lambda: after.append(sorted(os.sched_getaffinity(0))))
-later.start()
-later.join()
-masks = [sorted(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task")]
-print(json.dumps({"cpu": cpu, "masks": masks, "later": after[0]}))
-"""
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
-    seen = json.loads(run.stdout)
-    assert seen["cpu"] in os.sched_getaffinity(0)
-    assert len(seen["masks"]) >= 2 and all(mask == [seen["cpu"]] for mask in seen["masks"])
-    assert seen["later"] == [seen["cpu"]]

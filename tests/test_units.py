@@ -41,7 +41,6 @@ def test_defaults_follow_the_contract() -> None:
     )
     assert (settings.mailpartner_timeout, settings.language, settings.log_level) == (10.0, "en", "INFO")
     assert settings.prompt_ttl == 900 and not settings.require_second_person
-    assert settings.one_cpu and not Settings.from_env({**HTTP_ENV, "CANCEL_MAIL_ONE_CPU": "false"}).one_cpu
 
 
 def test_modes() -> None:

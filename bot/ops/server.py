@@ -30,7 +30,6 @@ from bot.audit import metrics
 from bot.http import RetryPolicy
 from bot.inbound.shape import problem, unreadable
 from bot.loop import EventLoop
-from bot.ops.cpu import keep_to_one_cpu
 from bot.outbound.outbox import RETRY_CAP
 from bot.settings import Settings
 from bot.store import open_store
@@ -167,8 +166,6 @@ async def _serve_http(settings: Settings) -> None:
     # The store was migrated by `run_slack` before this: here it only connects.
     loop = EventLoop(asyncio.get_running_loop())  # one loop: the front door's, and MailPartner's calls
     bot = build_bot(settings, store=open_store(settings.database_url, migrated=True), loop=loop)
-    if settings.one_cpu:
-        keep_to_one_cpu()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, bot.metrics.registry)
         log.info("metrics on port %d at /metrics", settings.metrics_port)
@@ -203,8 +200,6 @@ async def _serve_socket_mode(settings: Settings) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     bot = build_bot(settings, loop=EventLoop(asyncio.get_running_loop()))
-    if settings.one_cpu:
-        keep_to_one_cpu()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, bot.metrics.registry)
         log.info("metrics on port %d at /metrics", settings.metrics_port)
