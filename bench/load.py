@@ -6,8 +6,10 @@ share the cores with the bot. Prints Markdown tables and checks the targets.
                when one answers at CANCEL_MAIL_TEST_DATABASE_URL), /healthz probed in the same queue
     cpu        the bot's own CPU time (all its processes) for N full cancels, divided by N: a burst of 200
                at once (LOG_LEVEL=WARNING, as every part but the next); then, steady with 32 requests in
-               flight and default settings, the bot and its peer (bench/peer.py: Bolt's starter app with
-               the one call, what a team would write instead) in turns, two rounds of 200 each
+               flight and default settings, the bot and its two peers in turns, two rounds of 200 each:
+               Bolt's starter app with the one call, what a team would write instead, on the sync `App`
+               under gunicorn (bench/peer.py) and on `AsyncApp` under aiohttp (bench/peer_async.py);
+               nothing pinned to a CPU, each with its defaults
     ratelimit  30 thread prompts in each of two channels, confirmed at once, Slack allowing one
                message a second per channel (and chat.update at Tier 3)
     soak       5 cancels a second for 10 minutes: resident memory and open files over time
@@ -42,7 +44,11 @@ from bot.console.wire import FORM, JSON, app_mention, blocks_text, button_click,
 from tests.databases import postgres_problem, postgres_schema, postgres_url
 from tests.fakes import SIGNING_SECRET, BotProcess, FakeMailPartner, answer_to, bot_env, free_port, pids_of
 
-PEER = Path(__file__).resolve().with_name("peer.py")
+# The peers, by name: what a team would write instead of the bot, sync and async.
+PEERS = {
+    "sync starter": Path(__file__).resolve().with_name("peer.py"),
+    "async starter": Path(__file__).resolve().with_name("peer_async.py"),
+}
 LATENCY = 3.0
 ACK_LIMIT = 3.0
 USER, CHANNEL = "U0BENCH000", "C0BENCH000"
@@ -103,12 +109,21 @@ def proc_kib(pid: int, path: str, key: str) -> int:
 
 
 def memory_mb(root: int) -> tuple[float, float]:
-    """(PSS of all the bot's processes, RSS of its largest one). PSS shares each page among the processes
-    that map it; summing RSS would count the gunicorn master's pages again in the worker it forked."""
+    """(PSS of all the process tree's processes, RSS summed over them). PSS shares each page among the
+    processes that map it (a gunicorn master and its worker); the bot is one process, where both agree."""
     pids = pids_of(root)
     pss = sum(proc_kib(p, "smaps_rollup", "Pss:") for p in pids)
-    rss = max(proc_kib(p, "status", "VmRSS:") for p in pids)
+    rss = sum(proc_kib(p, "status", "VmRSS:") for p in pids)
     return pss / 1024, rss / 1024
+
+
+def threads(root: int) -> int:
+    """Threads of every process of the tree."""
+    total = 0
+    for pid in pids_of(root):
+        with contextlib.suppress(OSError):
+            total += len(os.listdir(f"/proc/{pid}/task"))
+    return total
 
 
 def open_files(root: int) -> int:
@@ -129,14 +144,20 @@ def cpu_seconds(root: int) -> float:
 
 
 class MemorySampler(threading.Thread):
+    """The peaks of memory and threads, sampled every 50 ms."""
+
     def __init__(self, root: int) -> None:
         super().__init__(daemon=True)
-        self.root, self.pss, self.rss, self.stop = root, 0.0, 0.0, threading.Event()
+        self.root, self.pss, self.rss, self.threads, self.stop = root, 0.0, 0.0, 0, threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
             pss, rss = memory_mb(self.root)
-            self.pss, self.rss = max(self.pss, pss), max(self.rss, rss)
+            self.pss, self.rss, self.threads = (
+                max(self.pss, pss),
+                max(self.rss, rss),
+                max(self.threads, threads(self.root)),
+            )
             time.sleep(0.05)
 
 
@@ -158,7 +179,7 @@ class World:
 
 @contextlib.contextmanager
 def world(
-    workdir: Path, database_url: str, *, mails: int, extra_env: dict[str, str] | None = None, peer: bool = False
+    workdir: Path, database_url: str, *, mails: int, extra_env: dict[str, str] | None = None, peer: str = ""
 ) -> Iterator[World]:
     slack = LocalSlack().start()
     mailpartner = FakeMailPartner(delay=LATENCY, extra_mails=mails).start()
@@ -166,8 +187,8 @@ def world(
     env = bot_env(port, slack.api_url, mailpartner.base_url, LOG_LEVEL="WARNING", MAILPARTNER_TIMEOUT=str(LATENCY + 5))
     env.update({"DATABASE_URL": database_url, **(extra_env or {})})
     env.update({k: v for k, v in os.environ.items() if k.startswith("CANCEL_MAIL_") and "TEST" not in k})
-    command = (str(PEER),) if peer else ("-m", "bot")
-    bot = BotProcess(env, workdir / f"{'peer' if peer else 'bot'}-{time.monotonic_ns()}.log", command)
+    command = (str(PEERS[peer]),) if peer else ("-m", "bot")
+    bot = BotProcess(env, workdir / f"{PEERS[peer].stem if peer else 'bot'}-{time.monotonic_ns()}.log", command)
     try:
         startup = bot.wait_healthy()
         yield World(slack, mailpartner, bot, port, startup)
@@ -254,6 +275,7 @@ def run_burst(workdir: Path, n: int, want_postgres: bool) -> list[dict[str, Any]
                     "statuses": ",".join(map(str, sorted(result["statuses"]))),
                     "pss": sampler.pss,
                     "rss": sampler.rss,
+                    "threads": sampler.threads,
                     "startup": w.startup,
                 }
             )
@@ -289,9 +311,9 @@ def run_cpu(workdir: Path, n: int) -> dict[str, float]:
     }
 
 
-def run_steady(workdir: Path, n: int, in_flight: int, *, peer: bool = False) -> dict[str, float]:
+def run_steady(workdir: Path, n: int, in_flight: int, *, peer: str = "") -> dict[str, float]:
     """N full cancels, `in_flight` requests at a time (each worker asks, then confirms), default settings;
-    `peer`: the same for bench/peer.py."""
+    `peer`: the same for one of PEERS."""
     defaults = {"LOG_LEVEL": "INFO"}  # the bot's own default: the log line of every request is in the cost
     database = f"sqlite:///{workdir}/steady-{time.monotonic_ns()}.db"
     with (
@@ -475,15 +497,15 @@ def report_burst(rows: list[dict[str, Any]], check: Callable[[str, bool], None])
     print(f"\n### Burst: N commands then N confirms, MailPartner {LATENCY:g} s per call\n")
     print(
         "| store | N | ack p50 | ack p99 | ack max | /healthz p99 | click → outcome, max | last outcome after "
-        "first click | posted | one MailPartner call per mail | HTTP | memory: PSS all / RSS worker | start-up |"
+        "first click | posted | one MailPartner call per mail | HTTP | threads, peak | RSS, peak | start-up |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['store']} | {r['n']} | {r['ack_p50'] * 1000:.0f} ms | {r['ack_p99'] * 1000:.0f} ms "
             f"| {r['ack_max'] * 1000:.0f} ms | {r['health_p99'] * 1000:.0f} ms | {r['outcome_max']:.2f} s "
             f"| {r['burst_span']:.2f} s | {r['posted']}/{r['n']} | {r['once']}/{r['n']} | {r['statuses']} "
-            f"| {r['pss']:.0f} / {r['rss']:.0f} MB | {r['startup']:.2f} s |"
+            f"| {r['threads']} | {r['rss']:.0f} MB | {r['startup']:.2f} s |"
         )
         tag = f"burst {r['store']} N={r['n']}"
         check(f"{tag}: no ack over {ACK_LIMIT:g} s", r["ack_max"] < ACK_LIMIT)
@@ -491,34 +513,44 @@ def report_burst(rows: list[dict[str, Any]], check: Callable[[str, bool], None])
         check(f"{tag}: every outcome within {LATENCY:g} s + 2 s of its click", r["outcome_max"] <= LATENCY + 2)
         check(f"{tag}: every outcome posted", r["posted"] == r["n"])
         check(f"{tag}: one MailPartner call per mail", r["once"] == r["n"])
-        check(f"{tag}: memory of all processes under 150 MB", r["pss"] < 150)
+        check(f"{tag}: at most 16 threads at the peak", r["threads"] <= 16)
+        check(f"{tag}: at most 100 MB resident at the peak", r["rss"] <= 100)
         check(f"{tag}: start-up to a 200 on /healthz under 1 s", r["startup"] < 1.0)
 
 
-Round = tuple[dict[str, float], dict[str, float]]  # (the bot's steady run, the peer's)
+Round = dict[str, dict[str, float]]  # who ("the bot", or a peer's name) → its steady run
 
 
 def run_versus(workdir: Path, n: int, in_flight: int, *, rounds: int) -> list[Round]:
-    """The bot and its peer in turns, so that the machine's drift from one minute to the next hits both."""
-    return [(run_steady(workdir, n, in_flight), run_steady(workdir, n, in_flight, peer=True)) for _ in range(rounds)]
+    """The bot and its peers in turns, so that the machine's drift from one minute to the next hits all."""
+    return [
+        {"the bot": run_steady(workdir, n, in_flight)}
+        | {name: run_steady(workdir, n, in_flight, peer=name) for name in PEERS}
+        for _ in range(rounds)
+    ]
 
 
 def report_versus(rounds: list[Round], check: Callable[[str, bool], None]) -> None:
-    bot, _ = rounds[0]
+    bot = rounds[0]["the bot"]
     print(
-        f"\n### Steady, against the peer\n\nWith default settings (LOG_LEVEL=INFO): {bot['n']} full cancels a "
-        f"round, {bot['in_flight']} requests in flight, the bot and then its peer (bench/peer.py) in each round.\n"
+        f"\n### Steady, against the peers\n\nWith default settings (LOG_LEVEL=INFO): {bot['n']} full cancels a "
+        f"round, {bot['in_flight']} requests in flight, the bot and then each peer in each round.\n"
     )
-    print("| round | the bot | the peer | ratio | took (bot / peer) |")
-    print("|---:|---:|---:|---:|---:|")
-    for i, (ours, peer) in enumerate(rounds, 1):
-        ratio = ours["per_cancel_ms"] / peer["per_cancel_ms"]
+    print("| round | the bot | sync starter | async starter | bot / sync | bot / async | took (bot / sync / async) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for i, run in enumerate(rounds, 1):
+        ours, sync, asynchronous = run["the bot"], run["sync starter"], run["async starter"]
+        to_sync, to_async = (ours["per_cancel_ms"] / p["per_cancel_ms"] for p in (sync, asynchronous))
         print(
-            f"| {i} | {ours['per_cancel_ms']:.1f} ms | {peer['per_cancel_ms']:.1f} ms | {ratio:.2f} "
-            f"| {ours['seconds']:.1f} s / {peer['seconds']:.1f} s |"
+            f"| {i} | {ours['per_cancel_ms']:.1f} ms | {sync['per_cancel_ms']:.1f} ms "
+            f"| {asynchronous['per_cancel_ms']:.1f} ms | {to_sync:.2f} | {to_async:.2f} "
+            f"| {ours['seconds']:.1f} / {sync['seconds']:.1f} / {asynchronous['seconds']:.1f} s |"
         )
-        check(f"steady round {i}: every outcome posted, the bot's and the peer's", ours["posted"] == peer["posted"])
-        check(f"steady round {i}: CPU per cancel within 2× the peer's", ratio <= 2.0)
+        check(
+            f"steady round {i}: every outcome posted, the bot's and each peer's",
+            ours["posted"] == sync["posted"] == asynchronous["posted"],
+        )
+        check(f"steady round {i}: CPU per cancel within 1.6× the sync starter's", to_sync <= 1.6)
 
 
 def main() -> int:
@@ -549,8 +581,8 @@ def main() -> int:
                 "calls to Slack each."
             )
             print(
-                f"\nThe floor under it, for as many requests at once: a signed `/cancel-mail help` (gunicorn, Bolt, "
-                f"the usage text) costs {cpu['floor_slack_ms']:.2f} ms, a `GET /healthz` (gunicorn alone) "
+                f"\nThe floor under it, for as many requests at once: a signed `/cancel-mail help` (the front door, "
+                f"Bolt, the usage text) costs {cpu['floor_slack_ms']:.2f} ms, a `GET /healthz` (the front door alone) "
                 f"{cpu['floor_http_ms']:.2f} ms; a cancel is two Slack requests, "
                 f"{2 * cpu['floor_slack_ms']:.1f} ms before the bot does anything of its own."
             )
@@ -587,7 +619,7 @@ def main() -> int:
         if "soak" in parts:
             soak = run_soak(workdir, 1.0 if args.quick else 10.0, 5.0)
             print(f"\n### Soak: {soak['rate']:g} cancels a second for {soak['minutes']:g} minutes\n")
-            print("| minute | PSS all | RSS worker | open files |")
+            print("| minute | PSS | RSS | open files |")
             print("|---:|---:|---:|---:|")
             for t, pss, rss, fds in soak["samples"]:
                 if int(t) % 60 < 10 or t == soak["samples"][-1][0]:
