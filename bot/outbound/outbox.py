@@ -13,7 +13,11 @@ lose a message a person waits for, and never let one busy channel hold up anothe
         └─ Slack unavailable (5xx, no connection, no answer): the message waits the shared backoff
            (bot/http.py's RetryPolicy; capped, jittered), its conversation holding behind it, and is tried again
 
-This is the only place Slack calls are retried. A message not delivered by its own deadline (`give_up_after`
+This is the only place a message to Slack is retried. What else retries, and with what: MailPartner's
+cancel within MAILPARTNER_DEADLINE (tenacity, mailpartner/client.py), the Socket Mode dial and the bot's own
+auth.test (tenacity, ops/server.py, inbound/identity.py), and slack_sdk's reads (views.open, users.info, user
+groups) with slack_sdk's own retry handlers (app.py); all but slack_sdk's wait as bot/http.py's RetryPolicy
+says. A message not delivered by its own deadline (`give_up_after`
 seconds from submit: 5 minutes by default, CANCEL_MAIL_DELIVERY_DEADLINE for owed messages) is reported
 as not delivered.
 
