@@ -5,8 +5,8 @@ response models, with typed limits and timeouts, one reader of `Retry-After`, an
                      `httpx.Timeout`; proxies and certificates as the environment names them; `transport`
                      is the test seam (`httpx.MockTransport`) and the sandbox's way in
     Proxies          the proxy the environment names for a URL, as every HTTP program reads it
-                     (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY); certificates come from SSL_CERT_FILE
-                     and SSL_CERT_DIR through the system's default TLS context
+                     (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY); certificates from httpx's bundle, or
+                     SSL_CERT_FILE and SSL_CERT_DIR when set (`tls_context`)
     retry_after(…)   the seconds a server asked us to wait: `Retry-After: 30` or an HTTP date
     RetryPolicy      what every retry waits: the server's Retry-After when it gave one, else tenacity's
                      exponential backoff with full jitter, capped, so callers that failed together do
@@ -18,6 +18,8 @@ the other `httpx.TransportError`s (refused, unreachable, dropped); each caller m
 
 from __future__ import annotations
 
+import functools
+import ssl
 import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -111,6 +113,13 @@ class AsyncHttp:
         await self._client.aclose()
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One for every connection the process opens: each costs tens of milliseconds of CPU (the certificate
+    authorities read anew) and memory. SSL_CERT_FILE and SSL_CERT_DIR as httpx reads them."""
+    return httpx.create_ssl_context(trust_env=True)
+
+
 class PoolsInTurn(httpx.AsyncBaseTransport):
     """`connections` kept-alive connections as a few of httpx's transports of POOL_SIZE each, a request going
     to the one with the fewest in flight; through the proxy `proxies` names for its URL, if any.
@@ -136,10 +145,11 @@ class PoolsInTurn(httpx.AsyncBaseTransport):
             in_flight[chosen] -= 1
 
     def _route(self, proxy: str | None) -> tuple[list[httpx.AsyncHTTPTransport], list[int]]:
-        """The pools to `proxy` (None: direct). trust_env: SSL_CERT_FILE and SSL_CERT_DIR."""
+        """The pools to `proxy` (None: direct), made at their first request."""
         if proxy not in self._routes:
             pools = [
-                httpx.AsyncHTTPTransport(limits=self._limits, trust_env=True, proxy=proxy) for _ in range(self._count)
+                httpx.AsyncHTTPTransport(limits=self._limits, verify=tls_context(), proxy=proxy)
+                for _ in range(self._count)
             ]
             self._routes[proxy] = (pools, [0] * self._count)
         return self._routes[proxy]
