@@ -117,21 +117,21 @@ def memory_mb(root: int) -> tuple[float, float]:
     return pss / 1024, rss / 1024
 
 
-def threads(root: int) -> int:
-    """Threads of every process of the tree."""
+def proc_entries(root: int, folder: str) -> int:
+    """Entries of /proc/PID/`folder` summed over the process tree: `task` its threads, `fd` its open files."""
     total = 0
     for pid in pids_of(root):
         with contextlib.suppress(OSError):
-            total += len(os.listdir(f"/proc/{pid}/task"))
+            total += len(os.listdir(f"/proc/{pid}/{folder}"))
     return total
+
+
+def threads(root: int) -> int:
+    return proc_entries(root, "task")
 
 
 def open_files(root: int) -> int:
-    total = 0
-    for pid in pids_of(root):
-        with contextlib.suppress(OSError):
-            total += len(os.listdir(f"/proc/{pid}/fd"))
-    return total
+    return proc_entries(root, "fd")
 
 
 def cpu_seconds(root: int) -> float:
