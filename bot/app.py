@@ -195,7 +195,6 @@ def build_bot(
     accounts = mailpartner_accounts(settings, sandbox=sandbox, on_attempt=metrics.mailpartner_attempt)
     audit = AuditTrail(store, metrics, sandbox=sandbox is not None)
     client = client or web_client(settings)
-    # Bolt's listener executor runs the listeners' work after the ack (CancelService.background).
     # No auth.test at assembly nor on any request's path: the process must start while Slack is down, to
     # deliver what earlier processes owe, and a command must get its prompt while Slack's Web API is out of
     # reach. The bot's own ids come when Slack answers (inbound/identity.py).

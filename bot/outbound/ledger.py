@@ -139,7 +139,7 @@ class Ledger:
         on_owed: Callable[[bool | None], bool] | None = None,
     ) -> None:
         """Write `records` (with the job's finish and the step's end, in one transaction), then deliver
-        them. Returns at once. `on_owed` is told, off the outbox's threads, whether the store's transaction
+        them. Returns at once. `on_owed` is told, on the store's writer thread, whether the store's transaction
         ended the step (None: it could not tell), and answers whether this process ends it: if not, the
         step's end is not delivered."""
         with self._cond:

@@ -432,8 +432,8 @@ def open_store(
     migrated: bool = False,
     create_folder: bool = False,
 ) -> Store:
-    """Connect and migrate to the newest revision (`migrated`: someone already did, as the gunicorn master
-    does for its workers); raise StoreError with one readable line.
+    """Connect and migrate to the newest revision (`migrated`: someone already did, as `run_slack` does before
+    the server starts); raise StoreError with one readable line.
 
     A SQLite file's folder is created only with `create_folder` (the default store's state folder): an
     explicit URL whose folder is missing is a typo, and serving from a new, empty store would hide it."""
