@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -185,6 +187,20 @@ def test_usergroup_members_are_allowed(make_harness, slack) -> None:
     _, message = harness.command("300", user=MALLORY)
     assert not buttons(message)
     assert len(slack.of("usergroups.users.list")) == 1  # cached
+
+
+def test_a_slow_first_look_at_the_user_groups_never_holds_the_event_loop(make_harness, slack) -> None:
+    slack.usergroups["S0ONCALL00"] = [BOB]
+    slack.slow("usergroups.users.list", 2.0)
+    harness = make_harness(CANCEL_MAIL_ALLOWED_USERGROUPS="S0ONCALL00")
+    with ThreadPoolExecutor(1) as pool:
+        asked = pool.submit(harness.command, "300", user=BOB)  # waits 2 s for Slack's answer on the groups
+        turns = 0
+        while not asked.done():  # meanwhile the loop goes on: each turn comes back at once
+            harness.bot.loop.run(asyncio.sleep(0.05), timeout=0.5)
+            turns += 1
+        _, message = asked.result()
+    assert buttons(message) and turns >= 10
 
 
 # -- threads -------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ public prompt can press its buttons.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -50,6 +51,11 @@ class UserGroupDirectory:
         if self._groups:
             threading.Thread(target=self.members, name="usergroup-warm-up", daemon=True).start()
 
+    @property
+    def loaded(self) -> bool:
+        """The members have been read once: a check answers from memory."""
+        return self._members is not None
+
     def members(self) -> frozenset[str]:
         if not self._groups:
             return frozenset()
@@ -92,6 +98,12 @@ class AccessPolicy:
         self._groups = groups if settings.allowed_usergroups else None
         self._group_ids = settings.allowed_usergroups
         self.second_person = settings.require_second_person
+
+    async def ready(self) -> None:
+        """The user groups' members read, so that every check answers from memory: the first time (or while
+        Slack does not answer) a thread waits for Slack, never the event loop."""
+        if self._groups is not None and not self._groups.loaded:
+            await asyncio.to_thread(self._groups.members)
 
     @property
     def channels(self) -> tuple[str, ...]:

@@ -128,6 +128,7 @@ class Click:
 def register(app: AsyncApp, deps: ListenerDeps) -> None:
     listeners = _Listeners(deps)
     app.use(RefuseMalformed())  # before any listener's matcher reads the body (Socket Mode's only check)
+    app.use(listeners.access_ready)  # the checks below read the user groups from memory, on the loop
     # Bolt tries each listener's matchers in this order, on every request: the common requests first (a
     # confirm click used to meet six others' matchers, each a call with its kwargs built).
     app.command(COMMAND, middleware=[listeners.who_may_ask])(listeners.on_command)
@@ -200,6 +201,11 @@ class _Listeners:
     def __init__(self, deps: ListenerDeps) -> None:
         self.deps = deps
         self.events = RecentIds()
+
+    async def access_ready(self, next: Next) -> None:
+        """Global middleware: who may act is known before any listener middleware checks it (access.py)."""
+        await self.deps.access.ready()
+        await next()
 
     async def on_error(self, error: Exception, body: dict[str, Any], request: AsyncBoltRequest) -> BoltResponse:
         """Bolt's one error handler: a bug in a listener still answers the person and logs, never a Slack
