@@ -89,7 +89,8 @@ def retry_handlers() -> list[RetryHandler]:
 
 
 def async_web_client(settings: Settings) -> AsyncWebClient:
-    """slack_sdk's client on the event loop: Bolt's, and the listeners' calls (opening forms)."""
+    """slack_sdk's client on the event loop: Bolt's, and every read the bot makes there (views.open,
+    users.info, views.publish, its own auth.test)."""
     return AsyncWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
@@ -103,8 +104,8 @@ def async_web_client(settings: Settings) -> AsyncWebClient:
 
 
 def web_client(settings: Settings, token: str | None = None) -> WebClient:
-    """slack_sdk's client for the reads that still run on threads (sign-in, user groups, each person's
-    language, the Home tab). Messages to people never go through it: they are owed, and leave through
+    """slack_sdk's client for the reads still made from threads: the sign-in and `check` at start, the user
+    groups' members (access.py). Messages to people never go through it: they are owed, and leave through
     bot/outbound/ledger.py."""
     return WebClient(
         token=token or settings.slack_bot_token,
@@ -198,8 +199,8 @@ def build_bot(
     # No auth.test at assembly nor on any request's path: the process must start while Slack is down, to
     # deliver what earlier processes owe, and a command must get its prompt while Slack's Web API is out of
     # reach. The bot's own ids come when Slack answers (inbound/identity.py).
-    identity = BotIdentity(client, client.token or settings.slack_bot_token).learn_in_background()
     async_client = async_web_client(settings)
+    identity = BotIdentity(async_client, settings.slack_bot_token, loop=loop).learn_in_background()
     app = AsyncApp(
         signing_secret=settings.slack_signing_secret or "",
         client=async_client,
@@ -242,7 +243,7 @@ def build_bot(
         groups.warm_up()
     access = AccessPolicy(settings, groups)
     home = Home(
-        client,
+        async_client,
         access=access,
         store=store,
         accounts=accounts,

@@ -81,14 +81,18 @@ class _BoltTokenNotice(logging.Filter):
 
 class _Chatter(logging.Filter):
     """Lines that tell an operator nothing to act on, below DEBUG: Alembic's set-up (its plugins, "Context
-    impl", "Will assume …"; its "Running upgrade" lines stay), and slack_sdk's own line for each failed call,
-    whose caller logs the failure once, in its own words."""
+    impl", "Will assume …"; its "Running upgrade" lines stay), and slack_sdk's own lines for each failed call
+    and each of its retries, whose caller logs the failure once, in its own words."""
 
     NOISE = (
         ("alembic.runtime.plugins", ""),
         ("alembic.runtime.migration", "Context impl"),
         ("alembic.runtime.migration", "Will assume"),
-        ("slack_sdk.web.base_client", "Failed to send a request"),
+        *(
+            (client, line)
+            for client in ("slack_sdk.web.base_client", "slack_sdk.web.async_base_client")
+            for line in ("Failed to send a request", "A retry handler found")
+        ),
     )
 
     def filter(self, record: logging.LogRecord) -> bool:

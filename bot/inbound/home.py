@@ -1,22 +1,24 @@
 """The App Home: each person's Home tab, published when they open it and again when one of their cancels
 finishes (while they have looked at it lately).
 
-Nothing here blocks: the event is acked at once, the view is gathered and published off the ack path, and
-the MailPartner accounts' states come from a cache refreshed in the background (a home opened before the
-first answer says "checking…", and is published again once the accounts answered). A store or a
-MailPartner that does not answer gives a view that says so. `views.publish` goes through Bolt's WebClient:
-a home view is not a message owed to anyone; the next opening publishes a fresh one.
+Nothing here blocks the event loop: the event is acked at once, the view is gathered and published by a
+coroutine the service keeps (the store's read in a thread), and the MailPartner accounts' states come from
+a cache refreshed in the background (a home opened before the first answer says "checking…", and is
+published again once the accounts answered). A store or a MailPartner that does not answer gives a view
+that says so. `views.publish` goes through Bolt's AsyncWebClient: a home view is not a message owed to
+anyone; the next opening publishes a fresh one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from slack_sdk import WebClient
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cancels.engine import CancelService
 from bot.inbound.access import AccessPolicy
@@ -37,7 +39,7 @@ MY_ACTIONS = ("request", "confirm", "keep", "outcome", "refusal", "expiry", "dup
 class Home:
     def __init__(
         self,
-        client: WebClient,
+        client: AsyncWebClient,
         *,
         access: AccessPolicy,
         store: Store,
@@ -61,7 +63,7 @@ class Home:
         self._waiting: set[str] = set()  # people shown "checking…", published again once the accounts answer
         self._watched: OrderedDict[str, float] = OrderedDict()  # person → when they last opened the Home tab
         self._lock = threading.Lock()
-        self._publishing = [threading.Lock() for _ in range(PUBLISH_LOCKS)]
+        self._publishing = [asyncio.Lock() for _ in range(PUBLISH_LOCKS)]  # the loop's alone
 
     def opened(self, user: str) -> None:
         """`app_home_opened` on the Home tab: publish this person's view (off the ack path)."""
@@ -70,23 +72,23 @@ class Home:
             self._watched.move_to_end(user)
             while len(self._watched) > WATCHED_KEPT:
                 self._watched.popitem(last=False)
-        self._cancels.background(lambda: self.publish(user))
+        self._cancels.spawn(self.publish(user), "the Home tab")
 
     def after_cancel(self, user: str) -> None:
         """One of `user`'s cancels finished: their Home tab shows it, if they looked at it lately."""
         with self._lock:
             seen = self._watched.get(user)
         if seen is not None and self._clock() - seen < WATCHED_FOR:
-            self._cancels.background(lambda: self.publish(user))
+            self._cancels.spawn(self.publish(user), "the Home tab")
 
-    def publish(self, user: str) -> None:
+    async def publish(self, user: str) -> None:
         # Gathered and published under the person's lock: a view that says "checking…" must reach Slack
         # before the one gathered once the accounts answered, or it would replace it and stay.
-        with self._publishing[hash(user) % PUBLISH_LOCKS]:
-            lang = self._cancels.loop.run(self._languages.lookup(user))
-            view = home_view(self.facts(user), lang)
+        async with self._publishing[hash(user) % PUBLISH_LOCKS]:
+            lang = await self._languages.lookup(user)
+            view = home_view(await asyncio.to_thread(self.facts, user), lang)  # the store's read blocks
             try:
-                self._client.views_publish(user_id=user, view=view)
+                await self._client.views_publish(user_id=user, view=view)
             except Exception as error:  # slack_sdk raises whatever its HTTP call met; the next opening retries
                 log.warning("views.publish for %s failed: %s", user, error)
 
@@ -119,13 +121,13 @@ class Home:
             if self._states_at is None:
                 self._waiting.add(user)
             states = dict(self._states)
-        if start:  # off the ack path already: the refresh is one more background task, counted by drains
-            self._cancels.background(self._refresh)
+        if start:  # off the ack path already: the refresh is one more coroutine, counted by drains
+            self._cancels.spawn(self._refresh(), "the accounts' states")
         return tuple(states.get(name, AccountFacts(name)) for name in self._accounts.names)
 
-    def _refresh(self) -> None:
+    async def _refresh(self) -> None:
         try:
-            answers = self._cancels.loop.run(self._accounts.me())
+            answers = await self._accounts.me()
             states = {
                 name: AccountFacts(name, a.report, a.username, a.mail_credits, a.code) for name, a in answers.items()
             }
@@ -138,4 +140,4 @@ class Home:
             self._refreshing = False
             waiting, self._waiting = self._waiting, set()
         for user in waiting:
-            self._cancels.background(lambda user=user: self.publish(user))
+            self._cancels.spawn(self.publish(user), "the Home tab")

@@ -3,23 +3,24 @@
 Bolt given a token calls `auth.test` on the first request that needs the bot's identity, on that request's
 path: with Slack's Web API out of reach (a partial outage, a firewall) while Slack still delivers commands,
 every command failed after the calls timed out, though its prompt could go through its response_url. Here
-the identity is learned off every request's path, by one thread that asks until Slack answers; requests
+the identity is learned off every request's path, by one coroutine that asks until Slack answers; requests
 meanwhile carry the token alone, which is all the listeners use.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from typing import Any
 
 from slack_bolt.authorization import AuthorizeResult
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from tenacity import Retrying, retry_if_exception
+from slack_sdk.web.async_client import AsyncWebClient
+from tenacity import AsyncRetrying, retry_if_exception
 
 from bot.http import RetryPolicy
+from bot.loop import EventLoop
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,15 @@ LEARN_CAP = 30.0  # the longest wait between two auth.test calls while Slack doe
 
 
 class BotIdentity:
-    def __init__(self, client: WebClient, token: str, *, known: dict[str, Any] | None = None) -> None:
-        """`known`: an auth.test answer already had (sign-in at start), so nothing is asked again."""
+    def __init__(
+        self, client: AsyncWebClient, token: str, *, loop: EventLoop, known: dict[str, Any] | None = None
+    ) -> None:
+        """`known`: an auth.test answer already had, so nothing is asked again."""
         self._client = client
         self._token = token
+        self._loop = loop
         self._known: dict[str, Any] = dict(known or {})
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._learning: Future[None] | None = None
 
     @property
     def known(self) -> bool:
@@ -57,39 +60,24 @@ class BotIdentity:
         return authorize
 
     def learn_in_background(self) -> BotIdentity:
-        """Ask auth.test on a thread of its own until Slack answers (backing off, within LEARN_CAP s)."""
-        if not self.known and self._thread is None:
-            self._thread = threading.Thread(target=self._learn, name="slack-identity", daemon=True)
-            self._thread.start()
+        """Ask auth.test, a coroutine on the event loop, until Slack answers (backing off, within LEARN_CAP s)."""
+        if not self.known and self._learning is None:
+            self._learning = self._loop.submit(self._learn())
         return self
 
     def close(self) -> None:
-        self._stop.set()
+        if self._learning is not None:
+            self._learning.cancel()
 
-    def _learn(self) -> None:
-        retrying = Retrying(
-            retry=retry_if_exception(_unanswered),
-            wait=RetryPolicy(cap=LEARN_CAP),
-            sleep=self._sleep,
-            reraise=True,
-        )
+    async def _learn(self) -> None:
+        retrying = AsyncRetrying(retry=retry_if_exception(_unanswered), wait=RetryPolicy(cap=LEARN_CAP), reraise=True)
         try:
-            answer = retrying(self._client.auth_test)
-        except _Stopped:
-            return
+            answer = await retrying(self._client.auth_test)
         except SlackApiError as error:  # refused for good: sign-in at start says so in one line
             log.warning("Slack refused auth.test (%s): the bot's own ids stay unknown", error.response.get("error"))
             return
         self._known = dict(answer.data) if isinstance(answer.data, dict) else {}
         log.info("Slack answered auth.test: the bot is @%s (%s)", self._known.get("user"), self._known.get("team"))
-
-    def _sleep(self, seconds: float) -> None:
-        if self._stop.wait(seconds):
-            raise _Stopped
-
-
-class _Stopped(Exception):
-    """The process is stopping: no more asking."""
 
 
 def _unanswered(error: BaseException) -> bool:
@@ -97,4 +85,4 @@ def _unanswered(error: BaseException) -> bool:
     if isinstance(error, SlackApiError):
         status = error.response.status_code
         return status == 429 or status >= 500
-    return not isinstance(error, _Stopped)
+    return isinstance(error, Exception)
