@@ -18,6 +18,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -164,25 +165,38 @@ def serve_http(settings: Settings) -> None:
 
 async def _serve_http(settings: Settings) -> None:
     # The store was migrated by `run_slack` before this: here it only connects.
-    loop = EventLoop(asyncio.get_running_loop())  # one loop: the front door's, and MailPartner's calls
-    bot = build_bot(settings, store=open_store(settings.database_url, migrated=True), loop=loop)
+    bot = _bot_on_this_loop(settings, store=open_store(settings.database_url, migrated=True))
+    door = FrontDoor(bot, settings.slack_signing_secret, max_body=settings.max_body_bytes)
+    runner = await _site(door.app(), settings.port, backlog=BACKLOG)
+    log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", settings.port)
+    await _stop_on_signals().wait()
+    for site in list(runner.sites):
+        await site.stop()  # no new connection; requests under way finish
+    await _drain(bot, settings)
+    await runner.cleanup()
+
+
+def _bot_on_this_loop(settings: Settings, **options: Any) -> Bot:
+    """The bot, on the running loop, with its metrics served when METRICS_PORT asks."""
+    bot = build_bot(settings, loop=EventLoop(asyncio.get_running_loop()), **options)
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, bot.metrics.registry)
         log.info("metrics on port %d at /metrics", settings.metrics_port)
-    door = FrontDoor(bot, settings.slack_signing_secret, max_body=settings.max_body_bytes)
-    # keepalive_timeout is armed when a connection opens and again after each request: a client that has
-    # not sent a whole request's headers by then is closed (aiohttp's web_protocol).
-    runner = web.AppRunner(door.app(), access_log=None, handle_signals=False, keepalive_timeout=READ_TIMEOUT)
+    return bot
+
+
+async def _site(app: web.Application, port: int, **options: Any) -> web.AppRunner:
+    """`app` served on `port`. keepalive_timeout is armed when a connection opens and again after each
+    request: a client that has not sent a whole request's headers by then is closed (aiohttp's web_protocol)."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=READ_TIMEOUT)
     await runner.setup()
-    site = web.TCPSite(runner, "0.0.0.0", settings.port, backlog=BACKLOG)
-    await site.start()
-    log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", settings.port)
-    stopping = _stop_on_signals()
-    loop = asyncio.get_running_loop()
-    await stopping.wait()
-    await site.stop()  # no new connection; requests under way finish
-    await loop.run_in_executor(None, bot.shutdown, settings.mailpartner_deadline + DRAIN_MARGIN)
-    await runner.cleanup()
+    await web.TCPSite(runner, "0.0.0.0", port, **options).start()
+    return runner
+
+
+async def _drain(bot: Bot, settings: Settings) -> None:
+    """No new work; the cancels in flight finish and post (in a thread: the drain waits on the loop)."""
+    await asyncio.get_running_loop().run_in_executor(None, bot.shutdown, settings.mailpartner_deadline + DRAIN_MARGIN)
 
 
 def _stop(name: str, stopping: asyncio.Event) -> None:
@@ -199,10 +213,7 @@ def serve_socket_mode(settings: Settings) -> None:
 async def _serve_socket_mode(settings: Settings) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    bot = build_bot(settings, loop=EventLoop(asyncio.get_running_loop()))
-    if settings.metrics_port:
-        metrics.serve(settings.metrics_port, bot.metrics.registry)
-        log.info("metrics on port %d at /metrics", settings.metrics_port)
+    bot = _bot_on_this_loop(settings)
     handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token)
     link = {"up": False}
     watch = SocketLinkWatch(lambda: link["up"], settings.socket_grace)
@@ -212,9 +223,7 @@ async def _serve_socket_mode(settings: Settings) -> None:
 
     app = web.Application()
     app.router.add_route("*", "/{path:.*}", health_only)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=READ_TIMEOUT)
-    await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", settings.port).start()
+    runner = await _site(app, settings.port)
     log.info("Socket Mode: GET /healthz on port %d", settings.port)
 
     async def sample_link() -> None:
@@ -241,7 +250,7 @@ async def _serve_socket_mode(settings: Settings) -> None:
     dialling.cancel()
     sampling.cancel()
     await handler.close_async()
-    await asyncio.get_running_loop().run_in_executor(None, bot.shutdown, settings.mailpartner_deadline + DRAIN_MARGIN)
+    await _drain(bot, settings)
     await runner.cleanup()
 
 
