@@ -28,19 +28,12 @@ LEARN_CAP = 30.0  # the longest wait between two auth.test calls while Slack doe
 
 
 class BotIdentity:
-    def __init__(
-        self, client: AsyncWebClient, token: str, *, loop: EventLoop, known: dict[str, Any] | None = None
-    ) -> None:
-        """`known`: an auth.test answer already had, so nothing is asked again."""
+    def __init__(self, client: AsyncWebClient, token: str, *, loop: EventLoop) -> None:
         self._client = client
         self._token = token
         self._loop = loop
-        self._known: dict[str, Any] = dict(known or {})
+        self._known: dict[str, Any] = {}  # auth.test's answer, once Slack gave it
         self._learning: Future[None] | None = None
-
-    @property
-    def known(self) -> bool:
-        return bool(self._known)
 
     @property
     def authorize(self) -> Callable[..., Awaitable[AuthorizeResult]]:
@@ -61,7 +54,7 @@ class BotIdentity:
 
     def learn_in_background(self) -> BotIdentity:
         """Ask auth.test, a coroutine on the event loop, until Slack answers (backing off, within LEARN_CAP s)."""
-        if not self.known and self._learning is None:
+        if self._learning is None:
             self._learning = self._loop.submit(self._learn())
         return self
 
