@@ -80,7 +80,7 @@ class Settings:
     require_reason: bool = False
     prompt_ttl: float = 15 * 60.0
     audit_channel: str = ""
-    workers: int = 512
+    workers: int = mailpartner.CONNECTIONS  # MailPartner calls in flight at most
     database_url: str = field(default="sqlite:///" + DATABASE_FILE, repr=False)  # may hold a password
     # The folder of the default store and the sandbox's state; the store's folder is created only when
     # DATABASE_URL is left to its default, so that a typo in an explicit URL never starts an empty store.
