@@ -71,12 +71,12 @@ class Bot:
             return True
         self.identity.close()
         if self.sweeper is not None:
-            self.sweeper.stop()
+            self.loop.run(self.sweeper.stop(), timeout=10)
         drained = self.service.drain(timeout)
         self.loop.run(self.service.accounts.aclose(), timeout=10)
         self.loop.run(self.service.replier.aclose(), timeout=10)
+        self.loop.run(self.store.close(), timeout=20)  # the last history rows
         self.loop.close()
-        self.store.close()
         return drained
 
 
@@ -187,11 +187,21 @@ def build_bot(
 ) -> Bot:
     """Raises StoreError when the store cannot be opened or migrated. `clock` is the prompts' and the
     store's; `outbox` one with another clock, backoff or deadline (tests); `loop` the running event loop
-    of the caller (HTTP mode's front door), else the bot keeps one on a thread of its own."""
-    loop = loop or LoopThread()
+    of the caller (the servers', who then open the `store` on it first), else the bot keeps one on a
+    thread of its own."""
+    if loop is None:
+        loop = LoopThread()
+        if store is None:
+            try:
+                opening = open_store(settings.database_url, clock=clock, create_folder=settings.default_store)
+                store = loop.run(opening)
+            except BaseException:
+                loop.close()
+                raise
+    if store is None:
+        raise ValueError("build_bot on the caller's loop needs the store opened there first")
     if settings.mailpartner_sandbox and sandbox is None:
         sandbox = MailPartnerSandbox.with_accounts(settings.sandbox_state)
-    store = store or open_store(settings.database_url, clock=clock, create_folder=settings.default_store)
     metrics = Metrics(tuple(account_keys(settings, sandbox)))
     accounts = mailpartner_accounts(settings, sandbox=sandbox, on_attempt=metrics.mailpartner_attempt)
     audit = AuditTrail(store, metrics, sandbox=sandbox is not None)
@@ -206,7 +216,7 @@ def build_bot(
         client=async_client,
         authorize=identity.authorize,
         # Listeners only parse, check and queue, on the event loop: the response goes out as soon as they
-        # return. Their work after the ack is the service's (`background()`, `spawn()`), kept for the drain.
+        # return. Their work after the ack is the service's (`spawn()`), kept for the drain.
         process_before_response=True,
     )
     outbox = (outbox or Outbox()).bind(loop)
@@ -279,7 +289,8 @@ def build_bot(
             sandbox=sandbox is not None,
             history_days=settings.history_days,
             metrics=metrics,
-        ).start()
+        )
+        loop.submit(sweeper.run())
     return Bot(
         app=app,
         service=service,

@@ -1,51 +1,86 @@
-"""Writes batched by one thread (the store's writer): one transaction for many items costs far less than
-one each."""
+"""Writes batched by one task on the event loop (the store's writer): one transaction for many items costs
+far less than one each."""
 
 from __future__ import annotations
 
-import queue
+import asyncio
+import contextlib
 import time
+from collections import deque
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
-def next_batch(
-    source: queue.Queue[T | None],
-    *,
-    limit: int,
-    linger: float = 0.0,
-    urgent: Callable[[T], bool] | None = None,
-    urgent_linger: float = 0.0,
-) -> list[T] | None:
-    """Wait for an item, then take what else is queued, or arrives within `linger` seconds, up to `limit`;
-    once an `urgent` item is in the batch, within `urgent_linger` of it at most (someone waits for it).
-    None once the queue is closed (a None was put) and empty: the writer stops. A close met inside a batch
-    is put back, so that batch is written first."""
-    first = source.get()
-    if first is None:
-        return None
-    batch = [first]
-    hurry = urgent is not None and urgent(first)
-    deadline = time.monotonic() + (urgent_linger if hurry else linger)
-    # Sleep through the linger rather than wait on the queue for each item: a writer woken by every put
-    # cost a thread switch per item, more CPU than writing the item. Lingering for rows nobody waits for,
-    # it looks in at `urgent_linger` steps, so that an urgent item arriving meanwhile is not held long.
-    step = urgent_linger if urgent is not None and urgent_linger > 0 else linger
-    while len(batch) < limit:
-        try:
-            item = source.get_nowait()
-        except queue.Empty:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            time.sleep(min(left, step))
-            continue
-        if item is None:
-            source.put(None)
-            break
-        batch.append(item)
-        if urgent is not None and not hurry and urgent(item):
-            hurry, deadline = True, min(deadline, time.monotonic() + urgent_linger)
-    return batch
+class Batches(Generic[T]):
+    """Items put on the loop, taken by one task in batches of up to `limit`.
+
+    A batch starts with the first item queued, then takes what else is queued or arrives within `linger`
+    seconds; once an `urgent` item is queued (someone waits for it), within `urgent_linger` of it at most.
+    `put` refuses an item past `capacity` (the caller decides what is lost). After `close()`, what was
+    queued still comes out, then `next()` answers None: the writer stops.
+
+    Not thread-safe: call it on the loop (`loop.call_soon_threadsafe` from elsewhere).
+    """
+
+    def __init__(
+        self,
+        *,
+        limit: int,
+        capacity: int,
+        linger: float = 0.0,
+        urgent: Callable[[T], bool] = lambda _: False,
+        urgent_linger: float = 0.0,
+    ) -> None:
+        self._limit, self._capacity = limit, capacity
+        self._linger, self._urgent, self._urgent_linger = linger, urgent, urgent_linger
+        self._items: deque[T] = deque()
+        self._urgent_queued = 0
+        self._urgent_since = 0.0  # when the oldest urgent item still queued came
+        self._arrived = asyncio.Event()  # an item came (or the close)
+        self._hurry = asyncio.Event()  # an urgent item came (or the close)
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: T) -> bool:
+        if self._closed or len(self._items) >= self._capacity:
+            return False
+        self._items.append(item)
+        if self._urgent(item):
+            if not self._urgent_queued:
+                self._urgent_since = time.monotonic()
+            self._urgent_queued += 1
+            self._hurry.set()
+        self._arrived.set()
+        return True
+
+    def close(self) -> None:
+        self._closed = True
+        self._arrived.set()
+        self._hurry.set()
+
+    async def next(self) -> list[T] | None:
+        while not self._items:
+            if self._closed:
+                return None
+            self._arrived.clear()
+            await self._arrived.wait()
+        # Linger on a timer, not item by item: a writer woken by every put would cost a turn of the loop per
+        # item, more than writing it. An urgent item cuts the linger short.
+        if not self._urgent_queued and not self._full():
+            self._hurry.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._linger):
+                    await self._hurry.wait()
+        if self._urgent_queued and not self._full():
+            await asyncio.sleep(max(0.0, self._urgent_since + self._urgent_linger - time.monotonic()))
+        batch = [self._items.popleft() for _ in range(min(self._limit, len(self._items)))]
+        self._urgent_queued -= sum(1 for item in batch if self._urgent(item))
+        self._urgent_since = 0.0  # urgent ones left came while this batch waited: they go next, at once
+        return batch
+
+    def _full(self) -> bool:
+        return self._closed or len(self._items) >= self._limit

@@ -38,7 +38,7 @@ from bot.words.blocks import render_outcome, sandbox_marked, totals_text
 from bot.words.terminal import plain_text, terminal_text
 
 if TYPE_CHECKING:
-    from bot.store import Store
+    from bot.store import HistoryEvent, Store
 
 # Exit statuses of `cancel`, for scripts.
 EXIT_ALL_CANCELLED = 0
@@ -190,25 +190,30 @@ def _password(url: str) -> str:
         return ""
 
 
-def _open_store(settings: Settings) -> Store | None:
+async def _open_store(settings: Settings) -> Store | None:
     """The store, migrated; None after one error line naming DATABASE_URL (password masked)."""
     from bot.store import StoreError, open_store
 
     try:
-        return open_store(settings.database_url, pool_size=2, create_folder=settings.default_store)
+        return await open_store(settings.database_url, pool_size=2, create_folder=settings.default_store)
     except StoreError as error:
         log.error("cancel-mail-bot cannot start: DATABASE_URL: %s", error)
         return None
 
 
 def migrate_command(settings: Settings) -> int:
+    return asyncio.run(_migrate(settings))
+
+
+async def _migrate(settings: Settings) -> int:
     from bot.store import current_revision, masked
 
-    store = _open_store(settings)
+    store = await _open_store(settings)
     if store is None:
         return EXIT_USAGE
-    print(f"store {masked(settings.database_url)} is at revision {current_revision(store.engine)} (the newest)")
-    store.close()
+    revision = await current_revision(store.engine)
+    print(f"store {masked(settings.database_url)} is at revision {revision} (the newest)")
+    await store.close()
     return 0
 
 
@@ -261,13 +266,10 @@ def history_command(settings: Settings, mail_id: str | None, *, since: float | N
     if path is not None and not path.exists():  # as `check`: a question creates no database
         print(f"No history yet: nothing has run on the store {path}.", file=sys.stderr)
         return 0
-    store = _open_store(settings)
-    if store is None:
-        return EXIT_USAGE
-    try:
-        events = store.history(mail_id=mail_id or None, since=time.time() - since if since else None, limit=limit)
-    finally:
-        store.close()
+    found = asyncio.run(_history(settings, mail_id, since=since, limit=limit))
+    if isinstance(found, int):
+        return found
+    events = found
     if events is None:
         print("history: the store did not answer; see the log line above", file=sys.stderr)
         return EXIT_UNKNOWN
@@ -282,15 +284,34 @@ def history_command(settings: Settings, mail_id: str | None, *, since: float | N
     return 0
 
 
+async def _history(
+    settings: Settings, mail_id: str | None, *, since: float | None, limit: int
+) -> list[HistoryEvent] | int | None:
+    """The store's events (None: it did not answer), or an exit status when it cannot be opened."""
+    store = await _open_store(settings)
+    if store is None:
+        return EXIT_USAGE
+    try:
+        return await store.history(mail_id=mail_id or None, since=time.time() - since if since else None, limit=limit)
+    finally:
+        await store.close()
+
+
+async def _migrated(settings: Settings) -> bool:
+    """The store opened and migrated, then closed; False when it cannot be (one error line said why)."""
+    store = await _open_store(settings)
+    if store is not None:
+        await store.close()
+    return store is not None
+
+
 def run_slack(settings: Settings) -> int:
     from bot.app import SlackSignInError, sign_in
     from bot.ops.server import serve_http, serve_socket_mode
 
-    # The store is migrated once here, before any worker starts: a broken DATABASE_URL is one clear line.
-    store = _open_store(settings)
-    if store is None:
+    # The store is migrated once here, before the server starts: a broken DATABASE_URL is one clear line.
+    if not asyncio.run(_migrated(settings)):
         return EXIT_USAGE
-    store.close()
 
     # One auth.test before anything starts turns a bad token into one clear line, not a worker crash. A
     # Slack that does not answer is no reason to stay down: messages owed to people (this process's, or
@@ -303,10 +324,11 @@ def run_slack(settings: Settings) -> int:
             log.error("cancel-mail-bot cannot start: %s", error)
             return EXIT_USAGE
         log.warning("cancel-mail-bot: %s; starting anyway: messages wait in the store until it answers", error)
-    if settings.mode is Mode.SOCKET:
-        serve_socket_mode(settings)
-    else:
-        serve_http(settings)
+    try:
+        (serve_socket_mode if settings.mode is Mode.SOCKET else serve_http)(settings)
+    except OSError as error:  # the port taken, most often: one line, after the bot drained what it had
+        log.error("cancel-mail-bot cannot listen on port %d (PORT): %s", settings.port, error.strerror or error)
+        return EXIT_USAGE
     return 0
 
 
@@ -359,52 +381,9 @@ def cancel_command(
         )
         asyncio.run(accounts.aclose())
         return EXIT_USAGE
-    where = "the MailPartner SANDBOX" if sandbox else f"MailPartner ({settings.mailpartner_base_url})"
-    from bot.store import StoreError, open_store
-
-    try:  # the history keeps break-glass cancels too; without a store they still go ahead
-        store = open_store(settings.database_url, pool_size=2, create_folder=settings.default_store)
-    except StoreError as error:
-        print(f"warning: not recorded in the history (DATABASE_URL: {error})", file=sys.stderr)
-        store = None
-    # Break-glass cancels bypass Slack, so the audit trail records them: in the store, and on standard error
-    # as the log. A person at a terminal reads the question and the results there, not JSON lines, unless
-    # they ask for them or the store cannot keep them.
-    if verbose or store is None or not _is_terminal(sys.stderr):
-        logging.getLogger("bot.audit").setLevel(logging.INFO)
-    audit = AuditTrail(store, sandbox=sandbox is not None)
-    actor = f"cli:{_operator()}"
-    audit("request", actor=actor, channel="", mail_ids=parsed.ids, via="cli", reason=parsed.reason or None)
-    if not yes:
-        why = f" because “{parsed.reason}”" if parsed.reason else ""
-        question = f"Cancel {len(parsed.ids)} mail(s) {', '.join(parsed.ids)} at {where}{why}? [y/N] "
-        print(question, end="", file=sys.stderr, flush=True)
-        if sys.stdin.readline().strip().lower() not in ("y", "yes", "o", "oui"):
-            print("Nothing was cancelled.", file=sys.stderr)
-            audit("keep", actor=actor, channel="", mail_ids=parsed.ids, via="cli")
-            if store is not None:
-                store.close()
-            return EXIT_DECLINED
-    outcomes = asyncio.run(_cancel_all(accounts, parsed.ids))
-    if outcomes is None:
-        return EXIT_USAGE
-    for outcome in outcomes:
-        audit(
-            "outcome",
-            actor=actor,
-            channel="",
-            mail_ids=[outcome.message_id],
-            account=split_ref(outcome.message_id)[0] or DEFAULT,
-            via="cli",
-            reason=parsed.reason or None,
-            result=outcome.label,
-            code=outcome.code,
-            failure=outcome.failure.value if outcome.failure else None,
-            cancelled=outcome.cancelled,
-            sandbox=sandbox is not None,
-        )
-    if store is not None:
-        store.close()
+    outcomes = asyncio.run(_cancel_on_record(settings, accounts, parsed, sandbox is not None, yes=yes, verbose=verbose))
+    if isinstance(outcomes, int):
+        return outcomes
     if as_json:
         print(
             json.dumps(
@@ -424,6 +403,61 @@ def cancel_command(
         if len(outcomes) > 1:  # as Slack's summary ends
             print(shown(sandbox_marked(totals_text(outcomes, lang), lang, marked)))
     return exit_status(outcomes)
+
+
+async def _cancel_on_record(
+    settings: Settings, accounts: Accounts, parsed: CancelRequest, sandboxed: bool, *, yes: bool, verbose: bool
+) -> list[CancelOutcome] | int:
+    """Ask (unless `yes`), cancel, and keep it all in the history; an exit status when nothing was cancelled."""
+    from bot.store import StoreError, open_store
+
+    where = "the MailPartner SANDBOX" if sandboxed else f"MailPartner ({settings.mailpartner_base_url})"
+    try:  # the history keeps break-glass cancels too; without a store they still go ahead
+        store = await open_store(settings.database_url, pool_size=2, create_folder=settings.default_store)
+    except StoreError as error:
+        print(f"warning: not recorded in the history (DATABASE_URL: {error})", file=sys.stderr)
+        store = None
+    # Break-glass cancels bypass Slack, so the audit trail records them: in the store, and on standard error
+    # as the log. A person at a terminal reads the question and the results there, not JSON lines, unless
+    # they ask for them or the store cannot keep them.
+    if verbose or store is None or not _is_terminal(sys.stderr):
+        logging.getLogger("bot.audit").setLevel(logging.INFO)
+    audit = AuditTrail(store, sandbox=sandboxed)
+    actor = f"cli:{_operator()}"
+    try:
+        audit("request", actor=actor, channel="", mail_ids=parsed.ids, via="cli", reason=parsed.reason or None)
+        if not yes:
+            why = f" because “{parsed.reason}”" if parsed.reason else ""
+            question = f"Cancel {len(parsed.ids)} mail(s) {', '.join(parsed.ids)} at {where}{why}? [y/N] "
+            print(question, end="", file=sys.stderr, flush=True)
+            answer = await asyncio.to_thread(sys.stdin.readline)  # the history's writer goes on meanwhile
+            if answer.strip().lower() not in ("y", "yes", "o", "oui"):
+                print("Nothing was cancelled.", file=sys.stderr)
+                audit("keep", actor=actor, channel="", mail_ids=parsed.ids, via="cli")
+                await accounts.aclose()
+                return EXIT_DECLINED
+        outcomes = await _cancel_all(accounts, parsed.ids)
+        if outcomes is None:
+            return EXIT_USAGE
+        for outcome in outcomes:
+            audit(
+                "outcome",
+                actor=actor,
+                channel="",
+                mail_ids=[outcome.message_id],
+                account=split_ref(outcome.message_id)[0] or DEFAULT,
+                via="cli",
+                reason=parsed.reason or None,
+                result=outcome.label,
+                code=outcome.code,
+                failure=outcome.failure.value if outcome.failure else None,
+                cancelled=outcome.cancelled,
+                sandbox=sandboxed,
+            )
+        return outcomes
+    finally:
+        if store is not None:
+            await store.close()
 
 
 def _operator() -> str:

@@ -1,7 +1,8 @@
-"""The process's one event loop, where MailPartner's calls run as coroutines.
+"""The process's one event loop, where the bot's calls (MailPartner, Slack, the store) run as coroutines.
 
-HTTP mode runs on the loop of its front door (bot/ops/server.py). Where nothing else runs one (Socket
-Mode, the console, the CLI's modes, tests), `LoopThread` keeps a loop on a thread of its own. Code on
+HTTP mode and Socket Mode run on the loop `asyncio.run` starts (bot/ops/server.py), as do the CLI's modes.
+Where the caller is a thread that must go on doing its own work (the console reading its input, tests),
+`LoopThread` keeps a loop on a thread of its own. Code on
 other threads hands it work with `submit()` (a `concurrent.futures.Future`, whose callbacks run on the
 loop) or waits for an answer with `run()`.
 """

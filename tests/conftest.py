@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -29,6 +29,9 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+T = TypeVar("T")
 
 
 class Harness:
@@ -114,9 +117,13 @@ class Harness:
         body = app_mention(text, user=user, channel=channel, ts=ts, thread_ts=thread_ts, event_id=event_id)
         return self.dispatch(body, JSON, **headers), ts
 
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """`work` on the bot's loop (the store's calls, a sweep), from the test's thread."""
+        return self.bot.loop.run(work, timeout=30)
+
     def settle(self, timeout: float = 15.0) -> None:
         assert self.bot.service.wait_idle(timeout), "the bot's background work did not finish"
-        assert self.bot.store.flush(timeout), "the history rows were not written"
+        assert self.run(self.bot.store.flush(timeout)), "the history rows were not written"
 
     def thread_prompt(self) -> tuple[dict[str, Any], str]:
         """The last prompt the bot posted with chat.postMessage, and its ts."""

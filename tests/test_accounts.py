@@ -162,7 +162,7 @@ def test_the_prompt_names_the_account_and_the_confirm_uses_its_key(two: Harness,
         )
         == 0
     )  # every account's series is there from the start
-    history = two.bot.store.history(mail_id="brand-b:301") or []
+    history = two.run(two.bot.store.history(mail_id="brand-b:301")) or []
     assert {e.action for e in history} >= {"request", "confirm", "outcome"}
 
 

@@ -11,13 +11,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from bot.console.local_slack import LocalSlack
 from bot.console.wire import FORM, JSON, app_mention, blocks_text, button_click, buttons
-from bot.store import Store, open_store
+from bot.loop import LoopThread
+from bot.store import HistoryEvent, Store, open_store
 from tests.fakes import BotProcess, FakeMailPartner, Fault, TcpProxy, bot_env, free_port
 from tests.test_e2e import ALICE, BOB, CHANNEL, Driver
 from tests.waiting import eventually, holds_for
@@ -76,14 +78,31 @@ def wait_for_request(mailpartner: FakeMailPartner, mail: str) -> None:
     eventually(lambda: any(r["messageId"] == mail for r in mailpartner.requests), what=f"{mail} reaching MailPartner")
 
 
+class Terminal:
+    """The replicas' store, as a terminal next to them would open it, on a loop of its own."""
+
+    def __init__(self, database_url: str) -> None:
+        self.loop = LoopThread("terminal")
+        self.store: Store = self.loop.run(open_store(database_url, migrated=True))
+
+    def history(self, **query: Any) -> list[HistoryEvent] | None:
+        return self.loop.run(self.store.history(**query))
+
+    def owed_summary(self) -> tuple[int, float | None] | None:
+        return self.loop.run(self.store.owed_summary())
+
+    def close(self) -> None:
+        self.loop.run(self.store.close())
+        self.loop.close()
+
+
 @contextlib.contextmanager
-def store_of(replicas: Replicas) -> Iterator[Store]:
-    """The replicas' store, as a terminal next to them would open it."""
-    store = open_store(replicas.database_url, migrated=True)
+def store_of(replicas: Replicas) -> Iterator[Terminal]:
+    terminal = Terminal(replicas.database_url)
     try:
-        yield store
+        yield terminal
     finally:
-        store.close()
+        terminal.close()
 
 
 def kill_mid_cancel(driver: Driver, mailpartner: FakeMailPartner, mail: str) -> str:

@@ -176,7 +176,7 @@ def test_history_says_when_there_are_more_and_how_to_see_them(harness: Harness, 
         _, prompt = harness.command("301")
         harness.click(prompt, "keep")
     harness.settle()
-    shown = harness.bot.store.history(channel="C0ONCALL00", limit=50) or []
+    shown = harness.run(harness.bot.store.history(channel="C0ONCALL00", limit=50)) or []
     assert len(shown) == 10
     few = blocks_text(history_message(shown, lang="en", limit=20))
     assert few.count("• ") == 10 and "there are more" not in few

@@ -91,7 +91,7 @@ def test_confirms_raced_on_two_replicas_call_mailpartner_once(make_harness, mail
     (note,) = [n for n in private_notes(second) if "already under way" in n]
     assert f"<@{ALICE}>" in note or f"<@{BOB}>" in note
     assert len([t for t in public_posts(first) if "`300` is cancelled" in t]) == 1
-    assert any(e.action == "duplicate" for e in second.bot.store.history(mail_id="300") or [])
+    assert any(e.action == "duplicate" for e in second.run(second.bot.store.history(mail_id="300")) or [])
 
 
 # -- no cancel stranded ----------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def strand(harness: Harness, mails: tuple[str, ...], *, execution_id: str | None
     )
     store = harness.bot.store
     owner, store.owner = store.owner, "a-process-that-died"
-    assert store.claim(record, mails, lease=harness.bot.service.lease) is None
+    assert harness.run(store.claim(record, mails, lease=harness.bot.service.lease)) is None
     store.owner = owner
     harness.clock.now += harness.settings.mailpartner_deadline + LEASE_MARGIN + 1
     return ticket
@@ -119,22 +119,22 @@ def strand(harness: Harness, mails: tuple[str, ...], *, execution_id: str | None
 
 def test_a_stranded_cancel_is_taken_over_asked_again_and_posted(harness: Harness, mailpartner) -> None:
     strand(harness, ("300", "305"))
-    sweeper(harness).sweep()
+    harness.run(sweeper(harness).sweep())
     harness.settle()
     (outcome,) = [t for t in public_posts(harness) if "Outcome of cancelling 2 mails" in t]
     assert "Recovered after an interruption" in outcome and "2 cancelled" in outcome
     assert "wrong segment" in outcome
     assert sorted(r["messageId"] for r in mailpartner.requests) == ["300", "305"]
-    sweeper(harness).sweep()  # finished: never taken over twice
+    harness.run(sweeper(harness).sweep())  # finished: never taken over twice
     harness.settle()
     assert len(mailpartner.requests) == 2
-    actions = [e.action for e in harness.bot.store.history(mail_id="300") or []]
+    actions = [e.action for e in harness.run(harness.bot.store.history(mail_id="300")) or []]
     assert actions[-1] == "recovery" and "outcome" in actions
 
 
 def test_a_stranded_workflow_cancel_ends_its_run(harness: Harness) -> None:
     strand(harness, ("301",), execution_id="Fx0STRANDED")
-    sweeper(harness).sweep()
+    harness.run(sweeper(harness).sweep())
     harness.settle()
     (call,) = [c for c in harness.slack.calls if c.method == "functions.completeSuccess"]
     assert call.token == STEP_TOKEN and call.payload["function_execution_id"] == "Fx0STRANDED"
@@ -145,7 +145,7 @@ def test_a_workflow_prompt_nobody_answers_ends_expired(harness: Harness) -> None
     step = Step(harness, "300", reason="wrong segment").run()
     _, prompt_ts = step.prompt()
     harness.clock.now += harness.settings.prompt_ttl + 1
-    sweeper(harness).sweep()
+    harness.run(sweeper(harness).sweep())
     harness.settle()
     assert step.outputs()["result"] == "expired"
     (update,) = harness.slack.of("chat.update")
@@ -173,6 +173,6 @@ def test_cancels_go_on_when_the_database_goes_away(harness: Harness, mailpartner
         harness.settle()
         assert any("history is unavailable" in n for n in private_notes(harness))
     finally:
-        store.engine.dispose()
+        harness.run(store.engine.dispose())
         store.engine = good
-    assert store.ping() and not store.problem
+    assert harness.run(store.ping()) and not store.problem

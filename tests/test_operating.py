@@ -3,16 +3,18 @@ backups of a running store, and migrations that let replicas be upgraded one at 
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import SECRET_SETTINGS, Settings, SettingsError
 from bot.store import backup_sqlite, create_engine, database_url, head_revision, migrate, open_store
 from bot.store.backup import BackupError
-from tests.fakes import API_KEY, run_bot
+from tests.fakes import API_KEY, BOT_TOKEN, SIGNING_SECRET, run_bot
 
 # -- secrets from files ----------------------------------------------------------------------------
 
@@ -86,6 +88,25 @@ def test_first_start_creates_the_state_directory(tmp_path: Path) -> None:
 # -- check changes nothing -------------------------------------------------------------------------
 
 
+def test_a_port_already_taken_is_one_line_and_the_process_ends(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_bot(
+            [],
+            tmp_path,
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            SLACK_API_URL="http://127.0.0.1:9/api/",  # Slack unreachable: the bot starts anyway
+            MAILPARTNER_SANDBOX="true",
+            PORT=str(port),
+            DATABASE_URL=f"sqlite:///{tmp_path}/bot.db",
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on port {port} (PORT)" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_check_never_creates_a_store(tmp_path: Path) -> None:
     state = tmp_path / "state"
     result = run_bot(["check"], tmp_path, MAILPARTNER_SANDBOX="true", CANCEL_MAIL_STATE_DIR=str(state))
@@ -94,26 +115,28 @@ def test_check_never_creates_a_store(tmp_path: Path) -> None:
     assert not state.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_check_never_migrates(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_check_never_migrates(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     engine = create_engine(database_url(f"sqlite:///{path}"))
-    migrate(engine, "0001")
-    engine.dispose()
+    await migrate(engine, "0001")
+    await engine.dispose()
     result = run_bot(["check"], tmp_path, MAILPARTNER_SANDBOX="true", DATABASE_URL=f"sqlite:///{path}")
     assert result.returncode == 1 and "is at revision 0001, not" in result.stdout
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
 
 
-def test_check_accepts_a_store_a_newer_release_migrated(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_check_accepts_a_store_a_newer_release_migrated(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
-    open_store(f"sqlite:///{path}").close()
+    await (await open_store(f"sqlite:///{path}")).close()
     with sqlite3.connect(path) as connection:
         connection.execute("UPDATE alembic_version SET version_num = '9999'")
     result = run_bot(["check"], tmp_path, MAILPARTNER_SANDBOX="true", DATABASE_URL=f"sqlite:///{path}")
     assert "newer than this release's" in result.stdout and result.returncode == 0, result.stdout
     # And this release starts on it, leaving it as it is, rather than refusing to start mid-rollout.
-    open_store(f"sqlite:///{path}").close()
+    await (await open_store(f"sqlite:///{path}")).close()
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999",)]
 
@@ -121,18 +144,19 @@ def test_check_accepts_a_store_a_newer_release_migrated(tmp_path: Path) -> None:
 # -- backups ---------------------------------------------------------------------------------------
 
 
-def test_backup_copies_a_store_that_is_being_written(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_backup_copies_a_store_that_is_being_written(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/live.db"
-    store = open_store(url)
+    store = await open_store(url)
     try:
         for i in range(200):
             store.record({"action": "request", "actor": "U0ALICE000", "channel": "C0ONCALL00", "mail_ids": [f"{i}"]})
-        assert store.flush(10)
+        assert await store.flush(10)
         size = backup_sqlite(tmp_path / "live.db", tmp_path / "copy.db")
         store.record({"action": "keep", "actor": "U0ALICE000", "channel": "C0ONCALL00", "mail_ids": ["x1"]})
-        assert store.flush(10)
+        assert await store.flush(10)
     finally:
-        store.close()
+        await store.close()
     assert size > 0
     with sqlite3.connect(tmp_path / "copy.db") as copy:
         assert copy.execute("SELECT count(*) FROM events").fetchone() == (200,)
@@ -147,8 +171,9 @@ def test_backup_copies_a_store_that_is_being_written(tmp_path: Path) -> None:
     assert not (tmp_path / "half.db").exists()  # no broken copy left to be restored one day
 
 
-def test_backup_command(tmp_path: Path) -> None:
-    open_store(f"sqlite:///{tmp_path}/bot.db").close()
+@pytest.mark.anyio
+async def test_backup_command(tmp_path: Path) -> None:
+    await (await open_store(f"sqlite:///{tmp_path}/bot.db")).close()
     result = run_bot(["backup", str(tmp_path / "copy.db")], tmp_path, DATABASE_URL=f"sqlite:///{tmp_path}/bot.db")
     assert result.returncode == 0 and "copied to" in result.stdout, result.stderr
     again = run_bot(["backup", str(tmp_path / "copy.db")], tmp_path, DATABASE_URL=f"sqlite:///{tmp_path}/bot.db")
@@ -163,7 +188,8 @@ def test_backup_command(tmp_path: Path) -> None:
 # -- rolling upgrades ------------------------------------------------------------------------------
 
 
-def test_the_newest_migration_keeps_the_previous_schema_working(any_database: str) -> None:
+@pytest.mark.anyio
+async def test_the_newest_migration_keeps_the_previous_schema_working(any_database: str) -> None:
     """The rule for rolling upgrades: a replica still on the previous release works on the new schema.
 
     So the newest migration only adds: every table and column of the revision before it is still there,
@@ -178,12 +204,12 @@ def test_the_newest_migration_keeps_the_previous_schema_working(any_database: st
     assert previous, "the newest migration is the first: nothing to be compatible with"
     engine = create_engine(database_url(any_database))
     try:
-        migrate(engine, str(previous))
-        before = _columns(engine)
-        migrate(engine)
-        after = _columns(engine)
+        await migrate(engine, str(previous))
+        before = await _columns(engine)
+        await migrate(engine)
+        after = await _columns(engine)
     finally:
-        engine.dispose()
+        await engine.dispose()
     for table, columns in before.items():
         assert table in after, f"{newest} drops table {table}"
         for name, (kind, _required) in columns.items():
@@ -194,9 +220,14 @@ def test_the_newest_migration_keeps_the_previous_schema_working(any_database: st
                 assert not required, f"{newest} adds {table}.{name} NOT NULL without a default"
 
 
-def _columns(engine: sa.Engine) -> dict[str, dict[str, tuple[str, bool]]]:
+async def _columns(engine: AsyncEngine) -> dict[str, dict[str, tuple[str, bool]]]:
     """Each table's columns: type, and whether an INSERT must give it (NOT NULL, no default)."""
-    inspector = sa.inspect(engine)
+    async with engine.connect() as connection:
+        return await connection.run_sync(_columns_of)
+
+
+def _columns_of(connection: sa.Connection) -> dict[str, dict[str, tuple[str, bool]]]:
+    inspector = sa.inspect(connection)
     return {
         table: {
             column["name"]: (

@@ -61,14 +61,14 @@ def test_every_outcome_arrives_once_after_an_outage(make_harness, slack: LocalSl
     for prompt, ts, thread in prompts:
         harness.click(prompt, user=BOB, message_ts=ts, thread_ts=thread)
     # the cancels answer, and their outcomes are owed
-    eventually(lambda: (harness.bot.store.owed_summary() or (0,))[0] >= 20, what="20 outcomes owed")
+    eventually(lambda: (harness.run(harness.bot.store.owed_summary()) or (0,))[0] >= 20, what="20 outcomes owed")
     assert harness.bot.service.replier.ledger.wait_idle(0.5) is False  # Slack is down: they stay owed
     harness.settle(30)
     for i in range(20):
         assert len(outcomes(slack, f"m{i:04d}")) == 1, f"m{i:04d}"
         assert mailpartner.cancels[f"m{i:04d}"] == 1
     assert slack.refused_in_outage > 0
-    assert harness.bot.store.owed_summary() == (0, None)  # every one settled
+    assert harness.run(harness.bot.store.owed_summary()) == (0, None)  # every one settled
 
 
 def test_a_drain_in_an_outage_hands_the_outcomes_to_the_next_process(
@@ -88,7 +88,7 @@ def test_a_drain_in_an_outage_hands_the_outcomes_to_the_next_process(
 
     slack.down_until = 0.0  # Slack is back (a bot signs in to Slack as it starts)
     second = quick(make_harness, url)
-    sweeper_of(second).sweep()
+    second.run(sweeper_of(second).sweep())
     second.settle(20)
     for i in range(5):
         (text,) = outcomes(slack, f"m{i:04d}")
@@ -105,12 +105,12 @@ def test_two_replicas_on_postgresql_deliver_each_owed_message_once(make_harness,
     for prompt, ts, thread in prompts:
         first.click(prompt, user=BOB, message_ts=ts, thread_ts=thread)
     assert not first.bot.service.wait_idle(1.0)
-    sweeper_of(second).sweep()  # the first replica holds their lease: nothing to take over
+    second.run(sweeper_of(second).sweep())  # the first replica holds their lease: nothing to take over
     assert second.bot.service.replier.ledger.owed_here == 0
     first.bot.shutdown(1.0)
-    sweeper_of(second).sweep()
+    second.run(sweeper_of(second).sweep())
     assert second.bot.service.replier.ledger.owed_here == 6
-    sweeper_of(second).sweep()  # a second pass takes nothing twice
+    second.run(sweeper_of(second).sweep())  # a second pass takes nothing twice
     assert second.bot.service.replier.ledger.owed_here == 6
     slack.down_until = 0.0
     second.settle(20)
@@ -193,7 +193,7 @@ def test_the_owed_count_is_in_healthz_check_and_metrics(make_harness, slack, tmp
     eventually(lambda: harness.bot.service.replier.ledger.owed_here, what="a message owed")
     ok, text = health(harness.bot)
     assert ok and "1 message(s) owed" in text
-    sweeper_of(harness).sweep()
+    harness.run(sweeper_of(harness).sweep())
     assert metrics.get_sample_value("cancel_mail_slack_owed") == 1
     findings = [f.text for f in check_store(harness.settings)]
     assert any("Owed messages: 1 not yet taken by Slack" in text for text in findings), findings
@@ -210,7 +210,7 @@ def test_a_message_slack_never_takes_is_audited_with_its_text(make_harness, slac
     harness.settle(10)
     (failed,) = [line for line in audit_lines() if line["action"] == "post_failed"]
     assert failed["text"] == "note" and failed["kind"] == "note" and failed["actor"] == ALICE
-    assert harness.bot.store.owed_summary() == (0, None)
+    assert harness.run(harness.bot.store.owed_summary()) == (0, None)
 
 
 def sweeper_of(harness: Harness) -> Sweeper:
@@ -224,28 +224,29 @@ def sweeper_of(harness: Harness) -> Sweeper:
     )
 
 
-def test_store_owed_rows_on_both_engines(any_database: str) -> None:
+@pytest.mark.anyio
+async def test_store_owed_rows_on_both_engines(any_database: str) -> None:
     clock = [1_800_000_000.0]
-    store = open_store(any_database, clock=lambda: clock[0])
-    other = open_store(any_database, clock=lambda: clock[0], migrated=True)
+    store = await open_store(any_database, clock=lambda: clock[0])
+    other = await open_store(any_database, clock=lambda: clock[0], migrated=True)
     try:
         record = OwedRecord(
             "a" * 32, "outcome", ONCALL, "k", [{"via": "web"}], "text", {"actor": ALICE}, clock[0], clock[0] + 60
         )
-        assert store.owe([Owe((record,))], lease=10) == [(True, None)]
-        assert other.take_over_owed(lease=10) == []  # leased
+        assert await store.owe([Owe((record,))], lease=10) == [(True, None)]
+        assert await other.take_over_owed(lease=10) == []  # leased
         clock[0] += 11
-        store.renew_owed(lease=10)
-        assert other.take_over_owed(lease=10) == []  # renewed
+        await store.renew_owed(lease=10)
+        assert await other.take_over_owed(lease=10) == []  # renewed
         clock[0] += 11
-        (taken,) = other.take_over_owed(lease=10)
+        (taken,) = await other.take_over_owed(lease=10)
         assert taken.ways == [{"via": "web"}] and taken.meta == {"actor": ALICE} and taken.takeovers == 1
-        assert store.take_over_owed(lease=10) == []
-        assert other.release_owed([taken.id]) == 1
-        (again,) = store.take_over_owed(lease=10)  # handed back: taken at once
+        assert await store.take_over_owed(lease=10) == []
+        assert await other.release_owed([taken.id]) == 1
+        (again,) = await store.take_over_owed(lease=10)  # handed back: taken at once
         store.settle(again.id)
-        assert store.flush()
-        assert store.owed_summary() == (0, None)
+        assert await store.flush()
+        assert await store.owed_summary() == (0, None)
     finally:
-        other.close()
-        store.close()
+        await other.close()
+        await store.close()

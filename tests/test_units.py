@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import queue
-import threading
-import time
+import asyncio
 
 import pytest
 
-from bot.batches import next_batch
+from bot.batches import Batches
 from bot.cancels.workflow import StepResult, confirmed_outputs, outcome_result
 from bot.inbound.access import AccessPolicy, Refusal
 from bot.inbound.forms import ids_in_message
@@ -355,24 +353,37 @@ def test_confirmed_outputs() -> None:
     assert str(outputs["outcome"]).startswith("[BAC À SABLE] :white_check_mark: L'envoi du mail `1` est annulé")
 
 
-def test_a_batch_takes_what_is_queued_and_what_comes_within_the_linger() -> None:
-    source: queue.Queue[int | None] = queue.Queue()
+@pytest.mark.anyio
+async def test_a_batch_takes_what_is_queued_and_what_comes_within_the_linger() -> None:
+    source: Batches[int] = Batches(limit=100, capacity=1000, linger=0.2)
     for i in range(5):
         source.put(i)
-    threading.Timer(0.02, source.put, (5,)).start()
-    assert next_batch(source, limit=100, linger=0.2) == [0, 1, 2, 3, 4, 5]
-    threading.Timer(0.3, source.put, (6,)).start()
-    source.put(7)
-    assert next_batch(source, limit=100, linger=0.05) == [7]  # 6 comes after the linger: the next batch
-    assert next_batch(source, limit=100) == [6]
+    asyncio.get_running_loop().call_later(0.02, source.put, 5)
+    assert await source.next() == [0, 1, 2, 3, 4, 5]
+    quick: Batches[int] = Batches(limit=100, capacity=1000, linger=0.05)
+    asyncio.get_running_loop().call_later(0.3, quick.put, 6)
+    quick.put(7)
+    assert await quick.next() == [7]  # 6 comes after the linger: the next batch
+    assert await quick.next() == [6]
 
 
-def test_a_batch_stops_at_its_limit_and_a_close_waits_for_it() -> None:
-    source: queue.Queue[int | None] = queue.Queue()
-    for item in (1, 2, 3, None, 4):
-        source.put(item)
-    started = time.monotonic()
-    assert next_batch(source, limit=2, linger=5.0) == [1, 2]
-    assert time.monotonic() - started < 4.0, "a full batch does not linger (its linger is 5 s)"
-    assert next_batch(source, limit=10, linger=0.01) == [3]  # the close is put back behind what was queued
-    assert [source.get_nowait() for _ in range(source.qsize())] == [4, None]
+@pytest.mark.anyio
+async def test_an_urgent_item_cuts_the_linger_short() -> None:
+    source: Batches[str] = Batches(limit=100, capacity=1000, linger=30.0, urgent=str.isupper, urgent_linger=0.01)
+    source.put("row")
+    asyncio.get_running_loop().call_later(0.05, source.put, "CLAIM")
+    async with asyncio.timeout(5):  # not the 30 s linger: someone waits for the claim
+        assert await source.next() == ["row", "CLAIM"]
+
+
+@pytest.mark.anyio
+async def test_a_batch_stops_at_its_limit_and_a_close_lets_the_rest_out() -> None:
+    source: Batches[int] = Batches(limit=2, capacity=4, linger=5.0)
+    assert all(source.put(item) for item in (1, 2, 3, 4)) and not source.put(5)  # past its capacity
+    async with asyncio.timeout(4):  # a full batch does not linger (its linger is 5 s)
+        assert await source.next() == [1, 2]
+    source.close()
+    assert not source.put(6)
+    async with asyncio.timeout(4):  # closed: no linger either
+        assert await source.next() == [3, 4]
+    assert await source.next() is None

@@ -18,7 +18,6 @@ shutdown.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -160,11 +159,6 @@ class CancelService:
             log.warning("%s dropped: the bot is shutting down", what)
             self._done()
 
-    def background(self, task: Callable[[], object]) -> None:
-        """Work after an ack that still blocks (the store's calls, slack_sdk's sync reads): in asyncio's
-        default executor, a few threads, off the loop; counted as `spawn()`'s."""
-        self.spawn(asyncio.to_thread(task), "background task")
-
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no cancel, background task or Slack message is under way (the console's pace)."""
         deadline = time.monotonic() + timeout
@@ -193,14 +187,14 @@ class CancelService:
             self.spawn(self._start(job), "cancel start")
         return busy
 
-    def recover(self, record: JobRecord) -> None:
+    async def recover(self, record: JobRecord) -> None:
         """Finish a job a dead process left under way: ask MailPartner again (a cancel that went through
         answers “already cancelled”), post where the original would have, and end its workflow step."""
         try:
             ticket = PromptTicket.decode(record.ticket)
         except ValueError as error:
             log.error("job %s cannot be recovered: %s", record.id, error)
-            self.store.finish(record.id)
+            await self.store.finish(record.id)
             return
         where = Conversation(record.channel, record.thread_ts, record.prompt_ts, record.response_url)
         step = StepRef(record.execution_id, record.step_token or "") if record.execution_id else None
@@ -294,15 +288,7 @@ class CancelService:
 
     async def _claimed(self, job: _Job) -> str | None:
         """Who holds a claim on the job's mails already (None: nobody), once the store's writer answered."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[str | None] = loop.create_future()
-        self.store.claim_soon(
-            job.record(),
-            job.ticket.ids,
-            lease=self.lease,
-            then=lambda holder: loop.call_soon_threadsafe(_answer, answer, holder),
-        )
-        return await answer
+        return await self.store.claim(job.record(), job.ticket.ids, lease=self.lease)
 
     def _send(self, job: _Job) -> None:
         """One coroutine per mail on the event loop, all at once; the last answer finishes the job there."""
@@ -445,8 +431,3 @@ class CancelService:
             task()
         except Exception:
             log.exception("%s failed", what)
-
-
-def _answer(future: asyncio.Future[str | None], holder: str | None) -> None:
-    if not future.done():
-        future.set_result(holder)

@@ -1,4 +1,4 @@
-"""The sweeper: one thread per process that keeps the store's promises when nobody clicks.
+"""The sweeper: one task per process, on the event loop, that keeps the store's promises when nobody clicks.
 
 Every few seconds it
 - writes the finishes of cancels posted while the store was away, and renews the leases of the cancels
@@ -11,8 +11,8 @@ Every few seconds it
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
 
@@ -50,46 +50,52 @@ class Sweeper:
         self.metrics = metrics
         self._interval = interval
         self._monotonic = monotonic
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sweeper", daemon=True)
+        self._stop = asyncio.Event()
+        self._stopped = asyncio.Event()  # no pass under way (none yet, or `run()` ended)
+        self._stopped.set()
         self._pruned_at: float | None = None
 
-    def start(self) -> Sweeper:
-        self._thread.start()
-        return self
+    async def run(self) -> None:
+        """Sweep every `interval` s until `stop()`."""
+        self._stopped.clear()
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self.sweep()
+                except Exception:  # the sweeper must outlive any one bad row
+                    log.exception("sweep failed")
+                try:
+                    async with asyncio.timeout(self._interval):
+                        await self._stop.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            self._stopped.set()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    async def stop(self) -> None:
+        """Let the pass under way end, and sweep no more."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        await self._stopped.wait()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sweep()
-            except Exception:  # the sweeper must outlive any one bad row
-                log.exception("sweep failed")
-            self._stop.wait(self._interval)
-
-    def sweep(self) -> None:
+    async def sweep(self) -> None:
         """One pass; public so that tests and the console can run it on their own clock."""
         lease = self.service.lease
-        self.store.retry_unfinished(lease=lease)
-        self.store.renew(self.service.running_jobs(), lease=lease)
-        self.store.renew_owed(lease=lease)
+        await self.store.retry_unfinished(lease=lease)
+        await self.store.renew(self.service.running_jobs(), lease=lease)
+        await self.store.renew_owed(lease=lease)
         if self.service.accepting:
-            for job in self.store.take_over(lease=lease):
+            for job in await self.store.take_over(lease=lease):
                 log.warning("taking over cancel job %s of %s: its process stopped mid-cancel", job.id, job.confirmer)
-                self.service.recover(job)
-            if owed := self.store.take_over_owed(lease=lease):
+                await self.service.recover(job)
+            if owed := await self.store.take_over_owed(lease=lease):
                 self.service.replier.ledger.resume(owed)
-        if self.metrics is not None and (summary := self.store.owed_summary()) is not None:
+        if self.metrics is not None and (summary := await self.store.owed_summary()) is not None:
             self.metrics.slack_owed.set(summary[0])
-        for step in self.store.expired_steps():
+        for step in await self.store.expired_steps():
             self._expire(step)
         if self._pruned_at is None or self._monotonic() - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = self._monotonic()
-            self.store.prune(history_days=self._history_days)
+            await self.store.prune(history_days=self._history_days)
 
     def _expire(self, waiting: WaitingStep) -> None:
         try:

@@ -99,13 +99,13 @@ class WorkflowSteps:
         self.replier = replier
         self._ended = RecentIds()  # runs this process ended or saw ended
 
-    def started(self, step: StepRef, *, channel: str, ticket: str, expires_at: float) -> None:
-        self.store.register_step(
+    async def started(self, step: StepRef, *, channel: str, ticket: str, expires_at: float) -> None:
+        await self.store.register_step(
             step.execution_id, channel=channel, ticket=ticket, token=step.token, expires_at=expires_at
         )
 
-    def prompt_posted(self, step: StepRef, prompt_ts: str) -> None:
-        self.store.set_step_prompt(step.execution_id, prompt_ts)
+    async def prompt_posted(self, step: StepRef, prompt_ts: str) -> None:
+        await self.store.set_step_prompt(step.execution_id, prompt_ts)
 
     def has_ended(self, execution_id: str) -> bool:
         """Seen ended here (no database call): a second click on the same run is answered from memory."""

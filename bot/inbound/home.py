@@ -86,18 +86,18 @@ class Home:
         # before the one gathered once the accounts answered, or it would replace it and stay.
         async with self._publishing[hash(user) % PUBLISH_LOCKS]:
             lang = await self._languages.lookup(user)
-            view = home_view(await asyncio.to_thread(self.facts, user), lang)  # the store's read blocks
+            view = home_view(await self.facts(user), lang)
             try:
                 await self._client.views_publish(user_id=user, view=view)
             except Exception as error:  # slack_sdk raises whatever its HTTP call met; the next opening retries
                 log.warning("views.publish for %s failed: %s", user, error)
 
-    def facts(self, user: str) -> HomeFacts:
+    async def facts(self, user: str) -> HomeFacts:
         """What this person's Home tab shows, gathered now (the accounts from the cache)."""
         may_cancel = self._access.check_user(user) is None
         users, groups = self._access.who_may
-        self._store.flush(2.0)  # their latest actions belong in it
-        found = self._store.history(actor=user, actions=MY_ACTIONS, limit=HOME_HISTORY + 1)
+        await self._store.flush(2.0)  # their latest actions belong in it
+        found = await self._store.history(actor=user, actions=MY_ACTIONS, limit=HOME_HISTORY + 1)
         return HomeFacts(
             user=user,
             may_cancel=may_cancel,

@@ -5,15 +5,13 @@ Workflow Builder step) and the confirm and keep buttons they all lead to.
 
 Every listener is a coroutine on the event loop (Bolt's AsyncApp): it acks from memory (parse, check,
 build blocks) and hands the rest to `CancelService.spawn()`, a coroutine the service keeps for the drain,
-so a slow MailPartner or Slack Web API never delays an ack. The store's calls, which block, go to a thread
-(`asyncio.to_thread`) from there.
+so a slow MailPartner, Slack Web API or store never delays an ack.
 Commands, access control and rendering live in their own modules; this one only wires them to Slack's
 payloads.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -366,7 +364,7 @@ class _Listeners:
             say({"text": f"{problem} {rest}".strip()})
             return
         if isinstance(parsed, HistoryRequest):  # without an id, the person's own, from every conversation
-            say(await asyncio.to_thread(self._history, parsed, lang=lang, actor=user))  # the store blocks
+            say(await self._history(parsed, lang=lang, actor=user))
             return
         if unknown := self._unknown_account(parsed):
             say({"text": problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=lang, accounts=self._accounts)})
@@ -538,12 +536,12 @@ class _Listeners:
                 return
             ticket, preview = prepared
             expires_at = ticket.issued_at + deps.prompt_ttl
-            await asyncio.to_thread(steps.started, step, channel=channel, ticket=ticket.encode(), expires_at=expires_at)
+            await steps.started(step, channel=channel, ticket=ticket.encode(), expires_at=expires_at)
             self._audit_request(ticket, via="workflow", execution=step.execution_id)
 
-            def posted(delivery: Delivery) -> None:  # on the event loop: the store's write goes to a thread
+            def posted(delivery: Delivery) -> None:  # on the event loop
                 if delivery.ok:
-                    deps.cancels.background(lambda: steps.prompt_posted(step, delivery.ts))
+                    deps.cancels.spawn(steps.prompt_posted(step, delivery.ts), "the step's prompt")
                     return
                 undelivered = ui("prompt_undelivered", deps.lang, channel=channel)
                 steps.end(step, error=undelivered, actor=requester, channel=channel)
@@ -615,24 +613,24 @@ class _Listeners:
 
         async def answer() -> None:
             lang = await self._lang_for(user)
-            message = await asyncio.to_thread(self._history, request, lang=lang, channel=channel)  # the store blocks
+            message = await self._history(request, lang=lang, channel=channel)
             deps.replier.tell(where, user, message)
 
         deps.cancels.spawn(answer(), "history")
 
-    def _history(
+    async def _history(
         self, request: HistoryRequest, *, lang: str, channel: str | None = None, actor: str | None = None
     ) -> Message:
         """One mail's history, or else the newest events of `channel` (or by `actor`, from everywhere)."""
         if unknown := self._unknown_account(CancelRequest(_asked_ids(request))):  # as a cancel of it would say
             return {"text": problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=lang, accounts=self._accounts)}
         store = self.deps.store
-        store.flush(2.0)  # the asker's own latest actions belong in the answer
+        await store.flush(2.0)  # the asker's own latest actions belong in the answer
         # One more than is shown tells whether there are more, without counting them all.
         if request.mail_id:
-            found = store.history(mail_id=request.mail_id, limit=HISTORY_LIMIT + 1)
+            found = await store.history(mail_id=request.mail_id, limit=HISTORY_LIMIT + 1)
         else:
-            found = store.history(channel=channel, actor=actor, limit=HISTORY_LIMIT + 1)
+            found = await store.history(channel=channel, actor=actor, limit=HISTORY_LIMIT + 1)
         mine = actor is not None and channel is None
         return history_message(found, lang=lang, mail_id=request.mail_id, limit=HISTORY_LIMIT, mine=mine)
 
@@ -664,8 +662,8 @@ class _Listeners:
         store = self.deps.store
 
         async def once() -> None:
-            # None: the store cannot tell, this process decides. The store blocks: a thread's call.
-            if await asyncio.to_thread(store.first_delivery, event_id) is False:
+            # None: the store cannot tell, this process decides.
+            if await store.first_delivery(event_id) is False:
                 log.info("event %s (retry %s) was handled by another replica; ignored", event_id, retry)
                 return
             await action()

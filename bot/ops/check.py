@@ -140,19 +140,24 @@ def check_store(settings: Settings) -> list[Finding]:
     path = sqlite_path(url)
     if path is not None and not path.exists():
         return [_no_store_yet(path)]
-    engine = create_engine(url, pool_size=1)
     head = head_revision()
-    owed: tuple[int, float | None] | None = None
+
+    async def look() -> tuple[str | None, tuple[int, float | None] | None]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            await check_reachable(engine)
+            revision = await current_revision(engine)
+            if revision != head:
+                return revision, None
+            async with engine.connect() as connection:
+                return revision, await connection.run_sync(summary)
+        finally:
+            await engine.dispose()
+
     try:
-        check_reachable(engine)
-        revision = current_revision(engine)
-        if revision == head:
-            with engine.connect() as connection:
-                owed = summary(connection)
+        revision, owed = asyncio.run(look())
     except StoreError as error:
         return [Finding(False, f"Store: DATABASE_URL: {error}")]
-    finally:
-        engine.dispose()
     if revision is None:
         return [Finding(True, f"Store: {where} answers and is empty; the bot's first start creates its tables")]
     if revision not in known_revisions():

@@ -14,10 +14,11 @@ CANCEL_MAIL_SOCKET_GRACE, it answers 503, so an orchestrator restarts a process 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -164,25 +165,34 @@ def serve_http(settings: Settings) -> None:
 
 
 async def _serve_http(settings: Settings) -> None:
-    # The store was migrated by `run_slack` before this: here it only connects.
-    bot = _bot_on_this_loop(settings, store=open_store(settings.database_url, migrated=True))
-    door = FrontDoor(bot, settings.slack_signing_secret, max_body=settings.max_body_bytes)
-    runner = await _site(door.app(), settings.port, backlog=BACKLOG)
-    log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", settings.port)
-    await _stop_on_signals().wait()
-    for site in list(runner.sites):
-        await site.stop()  # no new connection; requests under way finish
-    await _drain(bot, settings)
+    async with _bot_on_this_loop(settings) as bot:
+        door = FrontDoor(bot, settings.slack_signing_secret, max_body=settings.max_body_bytes)
+        runner = await _site(door.app(), settings.port, backlog=BACKLOG)
+        log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", settings.port)
+        await _stop_on_signals().wait()
+        for site in list(runner.sites):
+            await site.stop()  # no new connection; requests under way finish
     await runner.cleanup()
 
 
-def _bot_on_this_loop(settings: Settings, **options: Any) -> Bot:
-    """The bot, on the running loop, with its metrics served when METRICS_PORT asks."""
-    bot = build_bot(settings, loop=EventLoop(asyncio.get_running_loop()), **options)
-    if settings.metrics_port:
-        metrics.serve(settings.metrics_port, bot.metrics.registry)
-        log.info("metrics on port %d at /metrics", settings.metrics_port)
-    return bot
+@contextlib.asynccontextmanager
+async def _bot_on_this_loop(settings: Settings) -> AsyncIterator[Bot]:
+    """The bot, on the running loop, with its metrics served when METRICS_PORT asks; drained at the end,
+    however it ends (a failed start too: the store's connections must close for the process to exit)."""
+    # The store was migrated by `run_slack` before this: here it only connects.
+    store = await open_store(settings.database_url, migrated=True)
+    try:
+        bot = build_bot(settings, loop=EventLoop(asyncio.get_running_loop()), store=store)
+    except BaseException:
+        await store.close()
+        raise
+    try:
+        if settings.metrics_port:
+            metrics.serve(settings.metrics_port, bot.metrics.registry)
+            log.info("metrics on port %d at /metrics", settings.metrics_port)
+        yield bot
+    finally:
+        await _drain(bot, settings)
 
 
 async def _site(app: web.Application, port: int, **options: Any) -> web.AppRunner:
@@ -213,44 +223,43 @@ def serve_socket_mode(settings: Settings) -> None:
 async def _serve_socket_mode(settings: Settings) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    bot = _bot_on_this_loop(settings)
-    handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token)
-    link = {"up": False}
-    watch = SocketLinkWatch(lambda: link["up"], settings.socket_grace)
+    async with _bot_on_this_loop(settings) as bot:
+        handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token)
+        link = {"up": False}
+        watch = SocketLinkWatch(lambda: link["up"], settings.socket_grace)
 
-    async def health_only(request: web.Request) -> web.Response:
-        return _health_answer(bot, watch.problem()) if _is_health_check(request) else _text(404, "not found")
+        async def health_only(request: web.Request) -> web.Response:
+            return _health_answer(bot, watch.problem()) if _is_health_check(request) else _text(404, "not found")
 
-    app = web.Application()
-    app.router.add_route("*", "/{path:.*}", health_only)
-    runner = await _site(app, settings.port)
-    log.info("Socket Mode: GET /healthz on port %d", settings.port)
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", health_only)
+        runner = await _site(app, settings.port)
+        log.info("Socket Mode: GET /healthz on port %d", settings.port)
 
-    async def sample_link() -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                link["up"] = await handler.client.is_connected()
-                watch.sample()
-            except Exception:  # a probe must never take the process down
-                log.exception("Socket Mode: could not sample the WebSocket")
+        async def sample_link() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                try:
+                    link["up"] = await handler.client.is_connected()
+                    watch.sample()
+                except Exception:  # a probe must never take the process down
+                    log.exception("Socket Mode: could not sample the WebSocket")
 
-    sampling = asyncio.get_running_loop().create_task(sample_link())
-    stopping = _stop_on_signals()
-    log.info("Socket Mode: connecting to Slack")
+        sampling = asyncio.get_running_loop().create_task(sample_link())
+        stopping = _stop_on_signals()
+        log.info("Socket Mode: connecting to Slack")
 
-    async def dial() -> None:
-        # The WebSocket's URL first, here: slack_sdk's client would retry a failed one forever by itself, a
-        # traceback each time, where this says it once a try, with the shared backoff.
-        handler.client.wss_uri = await handler.client.issue_new_wss_url()
-        await handler.connect_async()
+        async def dial() -> None:
+            # The WebSocket's URL first, here: slack_sdk's client would retry a failed one forever by itself, a
+            # traceback each time, where this says it once a try, with the shared backoff.
+            handler.client.wss_uri = await handler.client.issue_new_wss_url()
+            await handler.connect_async()
 
-    dialling = asyncio.get_running_loop().create_task(connect_until_slack_answers(dial))
-    await stopping.wait()
-    dialling.cancel()
-    sampling.cancel()
-    await handler.close_async()
-    await _drain(bot, settings)
+        dialling = asyncio.get_running_loop().create_task(connect_until_slack_answers(dial))
+        await stopping.wait()
+        dialling.cancel()
+        sampling.cancel()
+        await handler.close_async()
     await runner.cleanup()
 
 

@@ -139,7 +139,7 @@ class Ledger:
         on_owed: Callable[[bool | None], bool] | None = None,
     ) -> None:
         """Write `records` (with the job's finish and the step's end, in one transaction), then deliver
-        them. Returns at once. `on_owed` is told, on the store's writer thread, whether the store's transaction
+        them. Returns at once. `on_owed` is told, on the loop by the store's writer, whether the store's transaction
         ended the step (None: it could not tell), and answers whether this process ends it: if not, the
         step's end is not delivered."""
         with self._cond:
@@ -177,7 +177,8 @@ class Ledger:
         with self._cond:
             self._cond.wait_for(lambda: self._pending == 0 or (self._slack_down and not self._sending), timeout)
             delivered = self._pending == 0
-        self.store.flush(max(1.0, timeout))  # what is queued for writing is written, and handed to the outbox
+        # What is queued for writing is written, and handed to the outbox.
+        self.outbox.loop.run(self.store.flush(max(1.0, timeout)))
         with self._cond:
             self._closing = True
         self.outbox.close(0.0 if not delivered else 1.0)
@@ -185,7 +186,7 @@ class Ledger:
             self._cond.wait_for(lambda: not self._sending, started + timeout + SEND_GRACE - time.monotonic())
             left = [owed_id for owed_id in self._here if owed_id not in self._sending]
         if left:
-            handed = self.store.release_owed(left)
+            handed = self.outbox.loop.run(self.store.release_owed(left))
             log.error(
                 "shutdown: %d message(s) still owed to people; %d handed back for the next process to deliver",
                 len(left),

@@ -123,6 +123,11 @@ class Outbox:
         self._loop = loop
         return self
 
+    @property
+    def loop(self) -> EventLoop:
+        assert self._loop is not None, "Outbox.bind() first"
+        return self._loop
+
     def submit(
         self,
         send: Callable[[], Awaitable[Delivery]],

@@ -1,7 +1,11 @@
 """Connecting to the store and bringing its schema to the newest revision.
 
 `DATABASE_URL` is written as operators write it (`sqlite:///cancel-mail.db`, `postgresql://…`,
-`postgres://…`); the driver (psycopg 3) is chosen here, so one code path serves both engines.
+`postgres://…`); the driver is chosen here (aiosqlite, psycopg 3's async), so one code path serves both.
+
+Every engine is SQLAlchemy's asyncio engine: the store's calls are coroutines on the bot's one event loop.
+Alembic and the queries beside each table are plain functions of a `Connection`, run on the async one
+with `run_sync` (SQLAlchemy's bridge: the same code on either engine, no thread of its own).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 if TYPE_CHECKING:  # Alembic is imported where migrations run, not by everything that reads a URL
     from alembic.config import Config
@@ -35,16 +40,16 @@ def database_url(raw: str) -> URL:
         raise ValueError("DATABASE_URL is not a database URL (sqlite:///file.db or postgresql://…)") from error
     if url.drivername in ("postgres", "postgresql", "postgresql+psycopg"):
         return url.set(drivername="postgresql+psycopg")
-    if url.drivername == "sqlite":
-        return url
+    if url.drivername in ("sqlite", "sqlite+aiosqlite"):
+        return url.set(drivername="sqlite+aiosqlite")
     raise ValueError(f"DATABASE_URL must be sqlite:///… or postgresql://…, not {url.drivername}://")
 
 
 def masked(url: URL | str) -> str:
     """The URL as it may appear in a log line or an error: the password hidden, the driver as operators write it."""
     parsed = url if isinstance(url, URL) else make_url(url)
-    if parsed.drivername == "postgresql+psycopg":
-        parsed = parsed.set(drivername="postgresql")
+    if "+" in parsed.drivername:
+        parsed = parsed.set(drivername=parsed.get_backend_name())
     return parsed.render_as_string(hide_password=True)
 
 
@@ -55,15 +60,20 @@ def sqlite_path(url: URL) -> Path | None:
     return Path(url.database)
 
 
-def create_engine(url: URL, *, pool_size: int = 10) -> Engine:
+def create_engine(url: URL, *, pool_size: int = 10) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        # aiosqlite logs every call with its arguments at DEBUG: the rows, with what people wrote, and the
+        # messages the bot owes them. Those never belong in a log, whatever its level.
+        logging.getLogger("aiosqlite").setLevel(logging.INFO)
+        # aiosqlite gives each connection a thread of its own, where SQLite's calls block. The store uses
+        # one connection at a time (it has one writer), so the pool keeps one and opens a second at most.
+        engine = create_async_engine(url, pool_size=1, max_overflow=1, connect_args={"timeout": 30})
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         # SQLite has one writer: take the write lock when a transaction begins, so two writers queue on
         # busy_timeout instead of failing when one upgrades its read lock (and SAVEPOINTs work).
-        sa.event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+        sa.event.listen(engine.sync_engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    return sa.create_engine(
+    return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
@@ -96,11 +106,11 @@ def head_revision() -> str:
     return str(ScriptDirectory.from_config(_alembic_config()).get_current_head())
 
 
-def current_revision(engine: Engine) -> str | None:
+async def current_revision(engine: AsyncEngine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    async with engine.connect() as connection:
+        return await connection.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
 
 
 def known_revisions() -> set[str]:
@@ -109,40 +119,44 @@ def known_revisions() -> set[str]:
     return {script.revision for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
+async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     """Apply every migration up to `revision`; raise StoreError with a readable cause.
 
     A store already at a revision this release does not know was migrated by a newer release, during a
     rolling upgrade or before a rollback: every migration keeps working with the release before it (README,
     Upgrades), so it is left as it is rather than refused.
     """
-    from alembic import command
-    from alembic.runtime.migration import MigrationContext
-
-    config = _alembic_config()
     try:
-        with engine.begin() as connection:
-            if engine.dialect.name == "postgresql":
-                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-            current = MigrationContext.configure(connection).get_current_revision()
-            if current is not None and current not in known_revisions():
-                log.warning(
-                    "store at %s is at revision %s, newer than this release's %s: left as it is",
-                    masked(engine.url),
-                    current,
-                    head_revision(),
-                )
-                return
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade, revision)
     except Exception as error:
         raise StoreError(f"cannot migrate the store at {masked(engine.url)}: {_cause(error)}") from error
 
 
-def check_reachable(engine: Engine) -> None:
+def _upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is not None and current not in known_revisions():
+        log.warning(
+            "store at %s is at revision %s, newer than this release's %s: left as it is",
+            masked(connection.engine.url),
+            current,
+            head_revision(),
+        )
+        return
+    config = _alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def check_reachable(engine: AsyncEngine) -> None:
     try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
+        async with engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
     except Exception as error:
         raise StoreError(f"cannot reach the store at {masked(engine.url)}: {_cause(error)}") from error
 

@@ -1,14 +1,17 @@
 """The bot's memory behind one object. Every call survives the database going away: an urgent cancel beats
 bookkeeping, so a failed call logs what was lost, marks the store degraded (`/healthz`, `check`) and
 returns the answer that keeps cancels going; the next call that works marks it healthy again.
+
+The store lives on the bot's event loop: its calls are coroutines on SQLAlchemy's asyncio engine, and its
+one writer is a task there (`start()`). `record`, `settle`, `owe_later` may be called from any thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
-import queue
 import socket
 import threading
 import time
@@ -17,9 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.batches import next_batch
+from bot.batches import Batches
 from bot.store import deliveries, history, jobs, owed, steps
 from bot.store.engine import (
     StoreError,
@@ -48,27 +52,39 @@ URGENT_LINGER = 0.02
 
 
 class Store:
-    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time, owner: str = "") -> None:
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], float] = time.time, owner: str = "") -> None:
         self.engine = engine
         self.url = masked(engine.url)
         self.clock = clock
         # Names this process in job leases: a restarted process is another owner, and takes its own jobs over.
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._problem = ""
-        self._problem_lock = threading.Lock()
-        # SQLite has one writer: its threads queue here, in order, instead of in SQLite's busy handler,
+        # SQLite has one writer: the store's calls queue here, in order, instead of in SQLite's busy handler,
         # whose growing sleeps cost seconds when hundreds of confirms arrive at once.
-        self._one_writer = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        self._one_writer: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
         # The one writer: claims, owed messages (with their job's finish and step's end), history rows and
         # settles, in batches, one transaction for each kind in a batch. Claims and owed messages first:
         # someone waits for them.
-        self._writes: queue.Queue[_Queued | None] = queue.Queue(WRITE_QUEUE)
+        self._writes: Batches[_Queued] = Batches(
+            limit=WRITE_BATCH, capacity=WRITE_QUEUE, linger=AUDIT_LINGER, urgent=_urgent, urgent_linger=URGENT_LINGER
+        )
         self._unfinished: list[str] = []  # jobs whose finish failed while the store was away: tried again
         self._unsettled: list[str] = []  # owed messages Slack took, not yet deleted for the same reason
         self._pending = 0
-        self._flushed = threading.Condition()
-        self._writer = threading.Thread(target=self._write_batches, name="store-writer", daemon=True)
-        self._writer.start()
+        self._written = asyncio.Event()  # set whenever nothing queued is left to write
+        self._written.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._writer: asyncio.Task[None] | None = None
+
+    def start(self) -> Store:
+        """Start the writer on the running loop: the store lives there from now on."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._writer = self._loop.create_task(self._write_batches(), name="store-writer")
+        return self
 
     # -- health --------------------------------------------------------------------------------------
 
@@ -77,58 +93,71 @@ class Store:
         """Empty while the store works; else what failed last, for /healthz and `check`."""
         return self._problem
 
-    def ping(self) -> bool:
-        return self._run("ping", lambda c: True, False)
+    async def ping(self) -> bool:
+        return await self._run("ping", lambda c: True, False)
 
     # -- audit rows ----------------------------------------------------------------------------------
 
     def record(self, line: dict[str, Any]) -> None:
-        """Queue one audit line for the history; written in batches off the caller's thread."""
+        """Queue one audit line for the history; written in batches, the caller never waits."""
         self._queue(_Write(self.clock(), line=line))
 
-    def flush(self, timeout: float = 10.0) -> bool:
+    async def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued write is done (or lost); True when none is left."""
-        with self._flushed:
-            return self._flushed.wait_for(lambda: self._pending == 0, timeout)
-
-    def _queue(self, write: _Queued) -> bool:
-        with self._flushed:
-            self._pending += 1
         try:
-            self._writes.put_nowait(write)
-        except queue.Full:
-            if isinstance(write, _Write):
-                self._lost("write queue full", [write])
-            self._done_writing(1)
+            async with asyncio.timeout(timeout):
+                await self._written.wait()
+        except TimeoutError:
             return False
         return True
 
-    def _write_batches(self) -> None:
-        while (
-            batch := next_batch(
-                self._writes, limit=WRITE_BATCH, linger=AUDIT_LINGER, urgent=_urgent, urgent_linger=URGENT_LINGER
-            )
-        ) is not None:
+    def _queue(self, write: _Queued) -> None:
+        """Hand `write` to the writer; from another thread, through the loop."""
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
             try:
-                self._write_batch(batch)
+                self._loop.call_soon_threadsafe(self._queue, write)
+            except RuntimeError:  # the loop is closed: the process is exiting
+                self._refused(write, "store closed")
+            return
+        if not self._writes.put(write):
+            self._refused(write, "write queue full")
+            return
+        self._pending += 1
+        self._written.clear()
+
+    def _refused(self, write: _Queued, why: str) -> None:
+        """Not queued: lost, as when the store is away (whoever waits is told at once)."""
+        if isinstance(write, _Write):
+            self._lost(why, [write])
+        elif isinstance(write, _Claim):
+            write.then(None)  # this process's guard still holds
+        else:
+            write.then(False, None)  # the messages go from memory
+
+    async def _write_batches(self) -> None:
+        while (batch := await self._writes.next()) is not None:
+            try:
+                await self._write_batch(batch)
             except Exception:  # a bug here must not stop the writer; whoever waits was answered in the batch
                 log.exception("store writer failed on a batch")
-            self._done_writing(len(batch))
+            self._pending -= len(batch)
+            if not self._pending:
+                self._written.set()
 
-    def _write_batch(self, batch: list[_Queued]) -> None:
+    async def _write_batch(self, batch: list[_Queued]) -> None:
         claims = [w for w in batch if isinstance(w, _Claim)]
         if claims:
             items = [(w.job, w.mail_ids, w.lease) for w in claims]
             holders: list[str | None] = [None] * len(claims)
             try:
-                holders = self._run("job claim", lambda c: self._claim_all(c, items), None) or holders
+                holders = await self._run("job claim", lambda c: self._claim_all(c, items), None) or holders
             finally:  # a confirm waits on each: unanswered, it reads as no holder (the process's guard holds)
                 for claim, holder in zip(claims, holders, strict=True):
                     claim.then(holder)
         owes = [w for w in batch if isinstance(w, _OweLater)]
         if owes:
             try:
-                answers = self.owe([w.owe for w in owes], lease=owes[0].lease)
+                answers = await self.owe([w.owe for w in owes], lease=owes[0].lease)
             except Exception:  # never lose a message to a bug here: they go from memory, as when the store is away
                 log.exception("writing owed messages failed")
                 answers = [(False, None)] * len(owes)
@@ -140,7 +169,7 @@ class Store:
         writes = [w for w in batch if isinstance(w, _Write)]
         lines = [(w.at, w.line) for w in writes if w.line]
         settled = [w.settled for w in writes if w.settled]
-        if writes and self._run("history write", lambda c: self._write(c, lines, settled), None) is None:
+        if writes and await self._run("history write", lambda c: self._write(c, lines, settled), None) is None:
             self._lost("store unavailable", writes)
 
     @staticmethod
@@ -148,11 +177,6 @@ class Store:
         history.insert_events(connection, lines)
         owed.settle(connection, settled)
         return True
-
-    def _done_writing(self, count: int) -> None:
-        with self._flushed:
-            self._pending -= count
-            self._flushed.notify_all()
 
     def _lost(self, why: str, writes: Sequence[_Write]) -> None:
         for line in (w.line for w in writes if w.line):  # one line per lost row: the log keeps the audit line
@@ -163,62 +187,41 @@ class Store:
                 line.get("mail_ids"),
                 line.get("actor"),
             )
-        settled = [w.settled for w in writes if w.settled]
-        if settled:  # else the rows stay owed, and the next process would post them a second time
-            with self._problem_lock:
-                self._unsettled.extend(settled)
+        # Else the rows stay owed, and the next process would post them a second time.
+        self._unsettled.extend(w.settled for w in writes if w.settled)
 
     # -- Slack events --------------------------------------------------------------------------------
 
-    def first_delivery(self, event_id: str) -> bool | None:
+    async def first_delivery(self, event_id: str) -> bool | None:
         """True the first time any replica sees `event_id`; None when the store cannot tell."""
-        return self._run(
+        return await self._run(
             "event de-duplication", lambda c: deliveries.first_delivery(c, event_id, now=self.clock()), None
         )
 
     # -- cancel jobs ---------------------------------------------------------------------------------
 
-    def claim(self, job: JobRecord, mail_ids: Sequence[str], *, lease: float) -> str | None:
-        """Record the job and claim its mails. Returns who holds a claim already, else None (also when the
-        store is away: the process's own guard still holds, and the cancel goes ahead). Waits for the
-        writer's batch: a thread's call; the engine, on the event loop, uses `claim_soon`."""
-        answer: list[str | None] = []
-        done = threading.Event()
+    async def claim(self, job: JobRecord, mail_ids: Sequence[str], *, lease: float) -> str | None:
+        """Record the job and claim its mails, in the writer's next batch. Returns who holds a claim already,
+        else None (also when the store is away or swamped: the process's own guard still holds, and the
+        cancel goes ahead)."""
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._queue(_Claim(job, tuple(mail_ids), lease, lambda holder: _answer(answer, holder)))
+        return await answer
 
-        def then(holder: str | None) -> None:
-            answer.append(holder)
-            done.set()
-
-        self.claim_soon(job, mail_ids, lease=lease, then=then)
-        done.wait()
-        return answer[0]
-
-    def claim_soon(
-        self, job: JobRecord, mail_ids: Sequence[str], *, lease: float, then: Callable[[str | None], None]
-    ) -> None:
-        """`claim()`, its answer told to `then(holder)` on the writer's thread once the batch is written (at
-        once, with None, when the writer is swamped: as with a store that is away, this process's guard
-        holds). `then` must not block."""
-        if not self._queue(_Claim(job, tuple(mail_ids), lease, then)):
-            then(None)
-
-    def finish(self, job_id: str) -> None:
+    async def finish(self, job_id: str) -> None:
         """Release a job's claims with no outcome to owe (a job whose ticket cannot be read). While the store
         is away the job is kept, and `retry_unfinished()` (the sweeper) writes it later."""
-        if not self._run("job finish", lambda c: self._finish_all(c, [job_id]), False):
-            self._finishes_lost([job_id])
+        if not await self._run("job finish", lambda c: self._finish_all(c, [job_id]), False):
+            self._unfinished.append(job_id)
 
-    def retry_unfinished(self, *, lease: float) -> None:
-        with self._problem_lock:
-            waiting, self._unfinished = self._unfinished, []
-            settled, self._unsettled = self._unsettled, []
-        if settled and self._run("owed settle", lambda c: owed.settle(c, settled), False) is False:
-            with self._problem_lock:
-                self._unsettled[:0] = settled
-        if waiting and not self._run("job finish", lambda c: self._finish_all(c, waiting), False):
-            with self._problem_lock:
-                self._unfinished[:0] = waiting
-            self.renew(waiting, lease=lease)  # in case only writing failed: keep the jobs ours meanwhile
+    async def retry_unfinished(self, *, lease: float) -> None:
+        waiting, self._unfinished = self._unfinished, []
+        settled, self._unsettled = self._unsettled, []
+        if settled and await self._run("owed settle", lambda c: owed.settle(c, settled), False) is False:
+            self._unsettled[:0] = settled
+        if waiting and not await self._run("job finish", lambda c: self._finish_all(c, waiting), False):
+            self._unfinished[:0] = waiting
+            await self.renew(waiting, lease=lease)  # in case only writing failed: keep the jobs ours meanwhile
 
     def _claim_all(self, connection: Connection, batch: list[tuple[JobRecord, tuple[str, ...], float]]) -> list:
         claimed = [(job, ids) for job, ids, _ in batch]
@@ -228,57 +231,52 @@ class Store:
         jobs.finish_jobs(connection, job_ids, now=self.clock())
         return True
 
-    def _finishes_lost(self, job_ids: list[str]) -> None:
-        with self._problem_lock:
-            self._unfinished.extend(job_ids)
-
-    def renew(self, job_ids: Sequence[str], *, lease: float) -> None:
-        self._run(
+    async def renew(self, job_ids: Sequence[str], *, lease: float) -> None:
+        await self._run(
             "lease renewal", lambda c: jobs.renew_leases(c, job_ids, owner=self.owner, until=self.clock() + lease), 0
         )
 
-    def take_over(self, *, lease: float) -> list[JobRecord]:
-        return self._run(
+    async def take_over(self, *, lease: float) -> list[JobRecord]:
+        return await self._run(
             "job takeover", lambda c: jobs.take_over_expired(c, owner=self.owner, now=self.clock(), lease=lease), []
         )
 
     # -- messages owed to people -------------------------------------------------------------------
 
-    def owe(self, batch: Sequence[Owe], *, lease: float) -> list[tuple[bool, bool | None]]:
+    async def owe(self, batch: Sequence[Owe], *, lease: float) -> list[tuple[bool, bool | None]]:
         """Keep each `Owe`'s records until Slack takes them, in one transaction with its job's finish and its
         workflow step's end: an outcome is never asked of MailPartner again once it is owed. Answers, per
         item, whether its records are kept and, for `end_step`, whether this call ended the step (None: the
         store cannot tell). A `step_end` record is kept only when this call ended the step."""
-        answers = self._run("owed messages", lambda c: self._owe_all(c, batch, lease), None)
+        answers = await self._run("owed messages", lambda c: self._owe_all(c, batch, lease), None)
         if answers is None:
-            self._finishes_lost([item.finish_job for item in batch if item.finish_job])
+            self._unfinished.extend(item.finish_job for item in batch if item.finish_job)
             return [(False, None)] * len(batch)
         return answers
 
     def owe_later(self, item: Owe, *, lease: float, then: Callable[[bool, bool | None], None]) -> None:
-        """`owe()` on the writer's thread, batched with others; `then(kept, first)` is told the answer there,
-        so it must not block."""
-        if not self._queue(_OweLater(item, lease, then)):
-            then(False, None)  # swamped: the messages go from memory, as when the store is away
+        """`owe()` in the writer's next batch; `then(kept, first)` is told the answer on the loop, so it must
+        not block."""
+        self._queue(_OweLater(item, lease, then))
 
     def settle(self, owed_id: str) -> None:
         """Slack took it: queued, written with the next history rows (never blocks the caller)."""
         self._queue(_Write(self.clock(), line={}, settled=owed_id))
 
-    def renew_owed(self, *, lease: float) -> None:
-        self._run("owed renewal", lambda c: owed.renew(c, owner=self.owner, until=self.clock() + lease), 0)
+    async def renew_owed(self, *, lease: float) -> None:
+        await self._run("owed renewal", lambda c: owed.renew(c, owner=self.owner, until=self.clock() + lease), 0)
 
-    def release_owed(self, owed_ids: Sequence[str]) -> int:
-        return self._run("owed hand-back", lambda c: owed.release(c, owed_ids, owner=self.owner), 0)
+    async def release_owed(self, owed_ids: Sequence[str]) -> int:
+        return await self._run("owed hand-back", lambda c: owed.release(c, owed_ids, owner=self.owner), 0)
 
-    def take_over_owed(self, *, lease: float) -> list[OwedRecord]:
-        return self._run(
+    async def take_over_owed(self, *, lease: float) -> list[OwedRecord]:
+        return await self._run(
             "owed takeover", lambda c: owed.take_over(c, owner=self.owner, now=self.clock(), lease=lease), []
         )
 
-    def owed_summary(self) -> tuple[int, float | None] | None:
+    async def owed_summary(self) -> tuple[int, float | None] | None:
         """(messages owed, when the oldest was written); None when the store cannot answer."""
-        return self._run("owed count", owed.summary, None)
+        return await self._run("owed count", owed.summary, None)
 
     def _owe_all(self, connection: Connection, batch: Sequence[Owe], lease: float) -> list[tuple[bool, bool | None]]:
         now: float = self.clock()
@@ -301,8 +299,10 @@ class Store:
 
     # -- workflow steps ------------------------------------------------------------------------------
 
-    def register_step(self, execution_id: str, *, channel: str, ticket: str, token: str, expires_at: float) -> None:
-        self._run(
+    async def register_step(
+        self, execution_id: str, *, channel: str, ticket: str, token: str, expires_at: float
+    ) -> None:
+        await self._run(
             "step start",
             lambda c: steps.register_step(
                 c, execution_id, channel=channel, ticket=ticket, token=token, expires_at=expires_at
@@ -310,15 +310,15 @@ class Store:
             None,
         )
 
-    def set_step_prompt(self, execution_id: str, prompt_ts: str) -> None:
-        self._run("step prompt", lambda c: steps.set_prompt(c, execution_id, prompt_ts), None)
+    async def set_step_prompt(self, execution_id: str, prompt_ts: str) -> None:
+        await self._run("step prompt", lambda c: steps.set_prompt(c, execution_id, prompt_ts), None)
 
-    def expired_steps(self) -> list[WaitingStep]:
-        return self._run("expired steps", lambda c: steps.expired_steps(c, now=self.clock()), [])
+    async def expired_steps(self) -> list[WaitingStep]:
+        return await self._run("expired steps", lambda c: steps.expired_steps(c, now=self.clock()), [])
 
     # -- history -------------------------------------------------------------------------------------
 
-    def history(
+    async def history(
         self,
         *,
         channel: str | None = None,
@@ -329,7 +329,7 @@ class Store:
         limit: int = 20,
     ) -> list[HistoryEvent] | None:
         """Newest first; None when the store cannot answer."""
-        return self._run(
+        return await self._run(
             "history",
             lambda c: history.recent_events(
                 c, channel=channel, mail_id=mail_id, since=since, actor=actor, actions=actions, limit=limit
@@ -337,7 +337,7 @@ class Store:
             None,
         )
 
-    def prune(self, *, history_days: int) -> None:
+    async def prune(self, *, history_days: int) -> None:
         now = self.clock()
 
         def prune(connection: Connection) -> None:
@@ -348,40 +348,47 @@ class Store:
             if removed:
                 log.info("store: pruned %d rows older than their keep time", removed)
 
-        self._run("prune", prune, None)
+        await self._run("prune", prune, None)
 
-    def close(self, timeout: float = 10.0) -> None:
-        self.flush(timeout)
-        self._writes.put(None)
-        self._writer.join(timeout)
-        self.engine.dispose()
+    async def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued (for `timeout` s at most), stop the writer, close the connections."""
+        await self.flush(timeout)
+        self._writes.close()
+        if self._writer is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                async with asyncio.timeout(timeout):
+                    await self._writer
+        await self.engine.dispose()
 
     # -- plumbing ------------------------------------------------------------------------------------
 
-    def _run(self, what: str, work: Callable[[Connection], T], fallback: T) -> T:
+    async def _run(self, what: str, work: Callable[[Connection], T], fallback: T) -> T:
+        """`work` in one transaction: the queries are plain functions of a Connection (run_sync)."""
         try:
-            with self._one_writer, self.engine.begin() as connection:
-                result = work(connection)
+            async with self._one_writer, self.engine.begin() as connection:
+                result = await connection.run_sync(work)
         except Exception as error:
             self._degrade(what, error)
             return fallback
         if self._problem:
-            with self._problem_lock:
-                if self._problem:
-                    log.warning("store: %s works again; the store is healthy", self.url)
-                    self._problem = ""
+            log.warning("store: %s works again; the store is healthy", self.url)
+            self._problem = ""
         return result
 
     def _degrade(self, what: str, error: Exception) -> None:
         cause = getattr(error, "orig", None) or error
         first = (str(cause).strip().splitlines() or [""])[0][:200]
-        with self._problem_lock:
-            fresh = not self._problem
-            self._problem = f"{what} failed: {type(cause).__name__}"
+        fresh = not self._problem
+        self._problem = f"{what} failed: {type(cause).__name__}"
         # The first failure is an error; repeats while degraded are warnings, not a flood of errors.
         (log.error if fresh else log.warning)(
             "store %s: %s failed (%s: %s)", self.url, what, type(cause).__name__, first
         )
+
+
+def _answer(future: asyncio.Future[str | None], holder: str | None) -> None:
+    if not future.done():
+        future.set_result(holder)
 
 
 @dataclass(frozen=True)
@@ -424,7 +431,7 @@ class Owe:
     end_step: tuple[str, str] | None = None  # (execution id, result): the workflow run these end
 
 
-def open_store(
+async def open_store(
     raw_url: str,
     *,
     clock: Callable[[], float] = time.time,
@@ -433,7 +440,8 @@ def open_store(
     create_folder: bool = False,
 ) -> Store:
     """Connect and migrate to the newest revision (`migrated`: someone already did, as `run_slack` does before
-    the server starts); raise StoreError with one readable line.
+    the server starts), and start the store's writer on the running loop; raise StoreError with one
+    readable line.
 
     A SQLite file's folder is created only with `create_folder` (the default store's state folder): an
     explicit URL whose folder is missing is a typo, and serving from a new, empty store would hide it."""
@@ -451,10 +459,10 @@ def open_store(
             raise StoreError(f"the folder {path.parent} does not exist; is the path in the URL right?")
     engine = create_engine(url, pool_size=pool_size)
     try:
-        check_reachable(engine)
+        await check_reachable(engine)
         if not migrated:
-            migrate(engine)
+            await migrate(engine)
     except StoreError:
-        engine.dispose()
+        await engine.dispose()
         raise
-    return Store(engine, clock=clock)
+    return Store(engine, clock=clock).start()
