@@ -11,21 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
-from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.web import SlackResponse
-from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_client import AsyncSlackResponse, AsyncWebClient
 
 from bot.audit.metrics import Metrics
 from bot.audit.trail import AuditTrail
@@ -80,17 +72,10 @@ class Bot:
         return drained
 
 
-def retry_handlers() -> list[RetryHandler]:
-    return [
-        ConnectionErrorRetryHandler(max_retry_count=2),
-        RateLimitErrorRetryHandler(max_retry_count=3),
-        ServerErrorRetryHandler(max_retry_count=2),
-    ]
-
-
 def async_web_client(settings: Settings) -> AsyncWebClient:
-    """slack_sdk's client on the event loop: Bolt's, and every read the bot makes there (views.open,
-    users.info, views.publish, its own auth.test)."""
+    """slack_sdk's client on the event loop: Bolt's, and every read the bot makes (views.open, users.info,
+    views.publish, usergroups.users.list, auth.test). Messages to people never go through it: they are
+    owed, and leave through bot/outbound/ledger.py."""
     return AsyncWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
@@ -103,18 +88,6 @@ def async_web_client(settings: Settings) -> AsyncWebClient:
     )
 
 
-def web_client(settings: Settings, token: str | None = None) -> WebClient:
-    """slack_sdk's client for the reads still made from threads: the sign-in and `check` at start, the user
-    groups' members (access.py). Messages to people never go through it: they are owed, and leave through
-    bot/outbound/ledger.py."""
-    return WebClient(
-        token=token or settings.slack_bot_token,
-        base_url=settings.slack_api_url,
-        timeout=10,
-        retry_handlers=retry_handlers(),
-    )
-
-
 class SlackSignInError(Exception):
     """auth.test failed; the message names the setting to fix. `unreachable`: Slack did not answer at all."""
 
@@ -123,10 +96,10 @@ class SlackSignInError(Exception):
         self.unreachable = unreachable
 
 
-def sign_in(settings: Settings) -> SlackResponse:
+async def sign_in(settings: Settings) -> AsyncSlackResponse:
     """Call auth.test once, turning a refused token or an unreachable Slack into one readable line."""
     try:
-        return web_client(settings).auth_test()
+        return await async_web_client(settings).auth_test()
     except SlackApiError as error:
         status = error.response.status_code
         if status == 429 or status >= 500:  # Slack is having a bad day; the token was not refused
@@ -177,7 +150,6 @@ def account_keys(settings: Settings, sandbox: MailPartnerSandbox | None) -> Mapp
 def build_bot(
     settings: Settings,
     *,
-    client: WebClient | None = None,
     sandbox: MailPartnerSandbox | None = None,
     clock: Callable[[], float] = time.time,
     store: Store | None = None,
@@ -205,7 +177,6 @@ def build_bot(
     metrics = Metrics(tuple(account_keys(settings, sandbox)))
     accounts = mailpartner_accounts(settings, sandbox=sandbox, on_attempt=metrics.mailpartner_attempt)
     audit = AuditTrail(store, metrics, sandbox=sandbox is not None)
-    client = client or web_client(settings)
     # No auth.test at assembly nor on any request's path: the process must start while Slack is down, to
     # deliver what earlier processes owe, and a command must get its prompt while Slack's Web API is out of
     # reach. The bot's own ids come when Slack answers (inbound/identity.py).
@@ -248,9 +219,9 @@ def build_bot(
         lang_of=languages.of,
         on_finished=lambda user: home.after_cancel(user),  # `home` is made below: it shows the service's cancels
     )
-    groups = UserGroupDirectory(client, settings.allowed_usergroups) if settings.allowed_usergroups else None
+    groups = UserGroupDirectory(async_client, settings.allowed_usergroups) if settings.allowed_usergroups else None
     if groups is not None:
-        groups.warm_up()
+        loop.submit(groups.load())  # read at start-up, so the first check finds them in memory
     access = AccessPolicy(settings, groups)
     home = Home(
         async_client,

@@ -317,7 +317,7 @@ def run_slack(settings: Settings) -> int:
     # Slack that does not answer is no reason to stay down: messages owed to people (this process's, or
     # those a stopped one left in the store) go out once it is back, and the cancels work meanwhile.
     try:
-        identity = sign_in(settings)
+        identity = asyncio.run(sign_in(settings))
         log.warning("cancel-mail-bot: signed in to Slack as @%s (%s)", identity.get("user"), identity.get("team"))
     except SlackSignInError as error:
         if not error.unreachable:

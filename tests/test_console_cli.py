@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -227,11 +228,11 @@ def test_sign_in_tells_a_refused_token_from_a_slack_that_is_down() -> None:
         settings = Settings.from_env({**env, "SLACK_API_URL": slack.api_url})
         slack.fail("auth.test", error="invalid_auth")
         with pytest.raises(SlackSignInError) as refused:
-            sign_in(settings)
+            asyncio.run(sign_in(settings))
         assert not refused.value.unreachable and "invalid_auth" in str(refused.value)
         slack.outage(30, "503")
         with pytest.raises(SlackSignInError) as down:
-            sign_in(settings)
+            asyncio.run(sign_in(settings))
         assert down.value.unreachable and "HTTP 503" in str(down.value)
 
 

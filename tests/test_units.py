@@ -22,7 +22,6 @@ from bot.requests.commands import (
 )
 from bot.requests.ticket import PromptTicket, ticket_fits
 from bot.settings import Mode, Settings, SettingsError
-from tests.waiting import eventually
 
 HTTP_ENV = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "MAILPARTNER_API_KEY": "k"}
 
@@ -233,7 +232,7 @@ class FakeGroupsClient:
         self.calls = 0
         self.error: str = ""
 
-    def usergroups_users_list(self, usergroup: str) -> dict[str, list[str]]:
+    async def usergroups_users_list(self, usergroup: str) -> dict[str, list[str]]:
         from slack_sdk.errors import SlackApiError
         from slack_sdk.web import SlackResponse
 
@@ -252,28 +251,37 @@ class FakeGroupsClient:
         return {"users": self.members[usergroup]}
 
 
-def test_usergroup_cache_serves_stale_while_refreshing() -> None:
+@pytest.mark.anyio
+async def test_usergroup_cache_serves_stale_while_refreshing() -> None:
     from bot.inbound.access import UserGroupDirectory
 
     client, clock = FakeGroupsClient(), Clock()
     directory = UserGroupDirectory(client, frozenset({"S0ONCALL"}), ttl=300, clock=clock)  # type: ignore[arg-type]
-    assert directory.members() == {"U0A"} and client.calls == 1
+    assert directory.members() == frozenset() and not directory.loaded  # never read: nobody, until load()
+    first, second = await asyncio.gather(directory.load(), directory.load())
+    assert first == second == {"U0A"} and client.calls == 1  # the checks waiting at first share one read
     assert directory.members() == {"U0A"} and client.calls == 1  # cached
     client.members["S0ONCALL"] = ["U0B"]
     clock.now += 301
     assert directory.members() == {"U0A"}  # stale answer now, refresh in the background
-    eventually(lambda: directory.members() == {"U0B"}, what="the background refresh")
+    assert directory.members() == {"U0A"}  # one refresh at a time
+    async with asyncio.timeout(5):
+        while directory.members() != {"U0B"}:
+            await asyncio.sleep(0.01)
     assert client.calls == 2
 
 
-def test_usergroup_lookup_failure_allows_nobody_new(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.anyio
+async def test_usergroup_lookup_failure_allows_nobody_new(caplog: pytest.LogCaptureFixture) -> None:
     from bot.inbound.access import UserGroupDirectory
 
     client = FakeGroupsClient()
     client.error = "missing_scope"
     directory = UserGroupDirectory(client, frozenset({"S0ONCALL"}))  # type: ignore[arg-type]
-    assert directory.members() == frozenset()
+    assert await directory.load() == frozenset() and not directory.loaded  # the next check asks again
     assert "missing_scope" in caplog.text
+    client.error = ""
+    assert await directory.load() == {"U0A"} and client.calls == 2
 
 
 # -- reasons, the form's id rule, the workflow step's result -------------------------------------------

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
 
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.requests.kinds import Refusal
 from bot.requests.ticket import PromptTicket
@@ -25,13 +24,14 @@ log = logging.getLogger(__name__)
 class UserGroupDirectory:
     """Members of the allowed Slack user groups, cached so checks on the ack path stay in memory.
 
-    A stale cache is still served while one background refresh runs; only the very first check waits
-    for Slack (bounded by the Web API client's timeout).
+    On the event loop: the members are read with slack_sdk's AsyncWebClient. A stale cache is still
+    served while one refresh (a task) runs; only the very first check waits for Slack, through `load()`
+    (bounded by the Web API client's timeout), and every check waiting then shares that one read.
     """
 
     def __init__(
         self,
-        client: WebClient,
+        client: AsyncWebClient,
         groups: frozenset[str],
         ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
@@ -42,53 +42,45 @@ class UserGroupDirectory:
         self._clock = clock
         self._members: frozenset[str] | None = None
         self._loaded_at = 0.0
-        self._lock = threading.Lock()
-        self._first_load = threading.Lock()
-        self._refreshing = False
-
-    def warm_up(self) -> None:
-        """Load the members in the background at start-up, so the first check finds them in memory."""
-        if self._groups:
-            threading.Thread(target=self.members, name="usergroup-warm-up", daemon=True).start()
+        self._reading: asyncio.Task[frozenset[str]] | None = None  # the one read under way, if any
 
     @property
     def loaded(self) -> bool:
         """The members have been read once: a check answers from memory."""
         return self._members is not None
 
-    def members(self) -> frozenset[str]:
-        if not self._groups:
-            return frozenset()
-        with self._lock:
-            members, fresh = self._members, self._clock() - self._loaded_at < self._ttl
-            start_refresh = members is not None and not fresh and not self._refreshing
-            if start_refresh:
-                self._refreshing = True
-        if members is None:
-            with self._first_load:  # the warm-up and early checks share one load
-                return self._members if self._members is not None else self._refresh()
-        if start_refresh:
-            threading.Thread(target=self._refresh, name="usergroup-refresh", daemon=True).start()
-        return members
+    async def load(self) -> frozenset[str]:
+        """The members, read from Slack if never read yet (or while Slack has not answered)."""
+        if self._members is not None or not self._groups:
+            return self.members()
+        return await asyncio.shield(self._read())
 
-    def _refresh(self) -> frozenset[str]:
+    def members(self) -> frozenset[str]:
+        """From memory, on the loop: stale, they are still the answer while one refresh reads them anew;
+        never read yet, nobody (`load()` first)."""
+        if self._members is not None and self._clock() - self._loaded_at >= self._ttl:
+            self._read()
+        return self._members or frozenset()
+
+    def _read(self) -> asyncio.Task[frozenset[str]]:
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.get_running_loop().create_task(self._refresh(), name="user groups")
+        return self._reading
+
+    async def _refresh(self) -> frozenset[str]:
         found: set[str] = set()
         try:
             for group in sorted(self._groups):
-                found.update(self._client.usergroups_users_list(usergroup=group).get("users", []))
+                answer = await self._client.usergroups_users_list(usergroup=group)
+                found.update(answer.get("users", []))
         except SlackApiError as error:
             log.error("usergroups.users.list failed (%s): user groups are not resolved", error.response.get("error"))
-            with self._lock:
-                self._refreshing = False
-                return self._members or frozenset()
+            return self._members or frozenset()
         except Exception:
             log.exception("usergroups.users.list failed: user groups are not resolved")
-            with self._lock:
-                self._refreshing = False
-                return self._members or frozenset()
-        with self._lock:
-            self._members, self._loaded_at, self._refreshing = frozenset(found), self._clock(), False
-            return self._members
+            return self._members or frozenset()
+        self._members, self._loaded_at = frozenset(found), self._clock()
+        return self._members
 
 
 class AccessPolicy:
@@ -101,9 +93,9 @@ class AccessPolicy:
 
     async def ready(self) -> None:
         """The user groups' members read, so that every check answers from memory: the first time (or while
-        Slack does not answer) a thread waits for Slack, never the event loop."""
+        Slack does not answer) the request waits for Slack's answer, the event loop never."""
         if self._groups is not None and not self._groups.loaded:
-            await asyncio.to_thread(self._groups.members)
+            await self._groups.load()
 
     @property
     def channels(self) -> tuple[str, ...]:

@@ -37,7 +37,7 @@ def check_slack(settings: Settings) -> list[Finding]:
     if settings.mode is Mode.CONSOLE:
         return [Finding(True, "Slack: no credentials; `python -m bot` opens the local console")]
     try:
-        response = sign_in(settings)
+        response = asyncio.run(sign_in(settings))
     except SlackSignInError as error:
         return [Finding(False, str(error))]
     findings = [Finding(True, f"Slack: signed in as @{response.get('user')} in {response.get('team')}")]
