@@ -1,9 +1,11 @@
-"""How the bot speaks HTTP, to Slack and to MailPartner alike: httpx's connection pool and request and
-response models, with typed limits and timeouts, one reader of `Retry-After`, and one retry policy.
+"""How the bot speaks HTTP, to Slack and to MailPartner alike: httpx's client, request and response
+models, with typed limits and timeouts, over aiohttp's connection pools (`ProxyRoutes`); one reader of
+`Retry-After`, and one retry policy.
 
     AsyncHttp        one service's `httpx.AsyncClient` on the event loop, bounded by `httpx.Limits` and
                      `httpx.Timeout`; proxies and certificates as the environment names them; `transport`
                      is the test seam (`httpx.MockTransport`) and the sandbox's way in
+    ProxyRoutes      the connections: a pool for each route (direct, or a proxy), bounded by `httpx.Limits`
     Proxies          the proxy the environment names for a URL, as every HTTP program reads it
                      (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY); certificates from httpx's bundle, or
                      SSL_CERT_FILE and SSL_CERT_DIR when set (`tls_context`)
@@ -18,20 +20,22 @@ the other `httpx.TransportError`s (refused, unreachable, dropped); each caller m
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ssl
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from tenacity import RetryCallState
 from tenacity.wait import wait_random_exponential
 
 USER_AGENT = "cancel-mail-bot"
-POOL_SIZE = 64  # connections a pool of PoolsInTurn holds at most
 
 
 class Proxies:
@@ -81,11 +85,11 @@ class AsyncHttp:
 
     def __init__(self, *, timeout: float, connections: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.proxies = Proxies()  # which proxy each call goes through, and what a failed call's message says
-        # The connections' bounds (httpx.Limits) are the transport's: PoolsInTurn's, or a test's own.
+        # The connections' bounds (httpx.Limits) are the transport's: ProxyRoutes', or a test's own.
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
-            transport=transport or PoolsInTurn(connections, self.proxies),
-            trust_env=False,  # the proxies are PoolsInTurn's, the certificates its transports'
+            transport=transport or ProxyRoutes(connections, self.proxies),
+            trust_env=False,  # the proxies are ProxyRoutes', the certificates its pools'
             headers={"User-Agent": USER_AGENT},
         )
 
@@ -120,44 +124,79 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context(trust_env=True)
 
 
-class PoolsInTurn(httpx.AsyncBaseTransport):
-    """`connections` kept-alive connections as a few of httpx's transports of POOL_SIZE each, a request going
-    to the one with the fewest in flight; through the proxy `proxies` names for its URL, if any.
+class ProxyRoutes(httpx.AsyncBaseTransport):
+    """Each request through the proxy `proxies` names for its URL, or direct: one pool of at most
+    `connections` kept-alive connections a route, made at its first request.
 
-    Why not one: at each request's start and end, httpcore's pool looks at every one of its connections
-    (expired? idle? readable?), so its cost grows with their number. A burst of 500 MailPartner calls in
-    flight on one pool of 512 cost 15 ms of CPU a cancel, most of it there; in pools of 64, 9."""
+    The pools are aiohttp's, under httpx's client (httpx-aiohttp's transport): at each request's start and
+    end, httpcore's pool looks at every one of its connections (expired? idle? readable? a system call
+    each), through anyio, so its cost grows with their number. In the steady benchmark, 32 cancels in
+    flight, httpcore's pools cost 12.2 ms of CPU a cancel, aiohttp's 7.0."""
 
     def __init__(self, connections: int, proxies: Proxies) -> None:
-        self._count = max(1, -(-connections // POOL_SIZE))
-        size = -(-connections // self._count)
-        self._limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        self._limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._proxies = proxies
-        self._routes: dict[str | None, tuple[list[httpx.AsyncHTTPTransport], list[int]]] = {}
+        self._routes: dict[str | None, AiohttpTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        pools, in_flight = self._route(self._proxies.for_url(request.url))
-        chosen = min(range(len(pools)), key=in_flight.__getitem__)
-        in_flight[chosen] += 1
-        try:
-            return await pools[chosen].handle_async_request(request)
-        finally:
-            in_flight[chosen] -= 1
-
-    def _route(self, proxy: str | None) -> tuple[list[httpx.AsyncHTTPTransport], list[int]]:
-        """The pools to `proxy` (None: direct), made at their first request."""
-        if proxy not in self._routes:
-            pools = [
-                httpx.AsyncHTTPTransport(limits=self._limits, verify=tls_context(), proxy=proxy)
-                for _ in range(self._count)
-            ]
-            self._routes[proxy] = (pools, [0] * self._count)
-        return self._routes[proxy]
+        proxy = self._proxies.for_url(request.url)
+        if (route := self._routes.get(proxy)) is None:
+            route = self._routes[proxy] = AiohttpTransport(
+                limits=self._limits, verify=tls_context(), proxy=httpx.Proxy(proxy) if proxy else None
+            )
+        with _as_httpx_failures(request):
+            response = await route.handle_async_request(request)
+        response.stream = _BodyFailuresAsHttpx(response.stream, request)
+        return response
 
     async def aclose(self) -> None:
-        for pools, _ in self._routes.values():
-            for pool in pools:
-                await pool.aclose()
+        for route in self._routes.values():
+            await route.aclose()
+
+
+# aiohttp's failures as httpx's, the first that matches, so that every caller maps httpx's alone. Not
+# httpx-aiohttp's own table: it turns a refused connection and a dropped one into ConnectTimeout, and
+# lets a garbled answer through as aiohttp's.
+FAILURES: tuple[tuple[type[aiohttp.ClientError], type[httpx.TransportError]], ...] = (
+    (aiohttp.ClientProxyConnectionError, httpx.ProxyError),
+    (aiohttp.ClientHttpProxyError, httpx.ProxyError),
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),  # no connection in time, a free one awaited included
+    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),  # refused, unreachable, unknown host, TLS
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # not HTTP: a garbled status line or headers
+    (aiohttp.ClientPayloadError, httpx.ReadError),
+    (aiohttp.ClientError, httpx.NetworkError),  # the rest: the connection broke under way
+)
+
+
+@contextlib.contextmanager
+def _as_httpx_failures(request: httpx.Request) -> Iterator[None]:
+    try:
+        yield
+    except (httpx.TransportError, aiohttp.ClientError) as error:
+        failure = error.__cause__ if isinstance(error, httpx.TransportError) else error
+        if not isinstance(failure, aiohttp.ClientError):
+            raise
+        kind = next(kind for caught, kind in FAILURES if isinstance(failure, caught))
+        raise kind(str(failure) or type(failure).__name__, request=request) from failure
+
+
+class _BodyFailuresAsHttpx(httpx.AsyncByteStream):
+    """A response's body, read with its failures told as httpx's (FAILURES)."""
+
+    def __init__(self, stream: httpx.AsyncByteStream | httpx.SyncByteStream, request: httpx.Request) -> None:
+        assert isinstance(stream, httpx.AsyncByteStream)
+        self._stream, self._request = stream, request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _as_httpx_failures(self._request):
+            async for chunk in self._stream:
+                yield chunk
+
+    async def aclose(self) -> None:
+        with _as_httpx_failures(self._request):
+            await self._stream.aclose()
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -322,6 +322,7 @@ async def test_transport_a_refused_connection_is_a_connection_failure() -> None:
     client = MailPartnerClient(KEY, base_url=f"http://127.0.0.1:{port}/v1", timeout=1, deadline=0.1)
     outcome = await client.cancel("300")
     assert outcome.failure is FailureKind.CONNECTION and "ConnectError" in outcome.detail
+    await client.aclose()
 
 
 async def test_transport_no_answer_in_time_is_a_timeout() -> None:
@@ -334,6 +335,33 @@ async def test_transport_no_answer_in_time_is_a_timeout() -> None:
         outcome = await client.cancel("300")
         assert outcome.failure is FailureKind.TIMEOUT and outcome.attempts == 1
         await client.aclose()
+
+
+async def test_transport_each_failure_is_httpx_own_kind() -> None:
+    """aiohttp's pools under httpx's client: what fails reaches callers as httpx's exceptions, by kind."""
+
+    def hang_up(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.close_connection = True  # the request read, no answer: the connection dropped under way
+
+    def half_body(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "100")
+        handler.end_headers()
+        handler.wfile.write(b'{"code": 2')  # then the connection closes
+        handler.close_connection = True
+
+    http_ = AsyncHttp(timeout=1, connections=4)
+    try:
+        for answer, kind in ((hang_up, httpx.RemoteProtocolError), (half_body, httpx.ReadError)):
+            with served(answer) as server, pytest.raises(kind):
+                await http_.request("GET", server.url)
+        with socket.socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            port = unused.getsockname()[1]
+        with pytest.raises(httpx.ConnectError):
+            await http_.request("GET", f"http://127.0.0.1:{port}/")
+    finally:
+        await http_.aclose()
 
 
 async def test_transport_a_garbled_answer_is_a_connection_failure_not_a_crash() -> None:
