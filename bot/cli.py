@@ -297,35 +297,20 @@ async def _history(
         await store.close()
 
 
-async def _migrated(settings: Settings) -> bool:
-    """The store opened and migrated, then closed; False when it cannot be (one error line said why)."""
-    store = await _open_store(settings)
-    if store is not None:
-        await store.close()
-    return store is not None
-
-
 def run_slack(settings: Settings) -> int:
-    from bot.app import SlackSignInError, sign_in
-    from bot.ops.server import serve_http, serve_socket_mode
+    """HTTP mode or Socket Mode on one event loop until SIGTERM; a setting that stops the start is one line."""
+    from bot.app import SlackSignInError
+    from bot.ops.server import serve
+    from bot.store import StoreError
 
-    # The store is migrated once here, before the server starts: a broken DATABASE_URL is one clear line.
-    if not asyncio.run(_migrated(settings)):
+    try:
+        asyncio.run(serve(settings))
+    except StoreError as error:
+        log.error("cancel-mail-bot cannot start: DATABASE_URL: %s", error)
         return EXIT_USAGE
-
-    # One auth.test before anything starts turns a bad token into one clear line, not a worker crash. A
-    # Slack that does not answer is no reason to stay down: messages owed to people (this process's, or
-    # those a stopped one left in the store) go out once it is back, and the cancels work meanwhile.
-    try:
-        identity = asyncio.run(sign_in(settings))
-        log.warning("cancel-mail-bot: signed in to Slack as @%s (%s)", identity.get("user"), identity.get("team"))
     except SlackSignInError as error:
-        if not error.unreachable:
-            log.error("cancel-mail-bot cannot start: %s", error)
-            return EXIT_USAGE
-        log.warning("cancel-mail-bot: %s; starting anyway: messages wait in the store until it answers", error)
-    try:
-        (serve_socket_mode if settings.mode is Mode.SOCKET else serve_http)(settings)
+        log.error("cancel-mail-bot cannot start: %s", error)
+        return EXIT_USAGE
     except OSError as error:  # the port taken, most often: one line, after the bot drained what it had
         log.error("cancel-mail-bot cannot listen on port %d (PORT): %s", settings.port, error.strerror or error)
         return EXIT_USAGE

@@ -27,14 +27,14 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from bot.app import Bot, build_bot
+from bot.app import Bot, SlackSignInError, build_bot, sign_in
 from bot.audit import metrics
 from bot.http import RetryPolicy
 from bot.inbound.shape import problem, unreadable
 from bot.loop import EventLoop
 from bot.outbound.outbox import RETRY_CAP
-from bot.settings import Settings
-from bot.store import open_store
+from bot.settings import Mode, Settings
+from bot.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -158,14 +158,37 @@ class SocketLinkWatch:
         return f"Slack WebSocket down for {down:.0f} s" if down > self._grace else ""
 
 
-def serve_http(settings: Settings) -> None:
-    """HTTP mode until SIGTERM or SIGINT, then the drain: no new connection, the cancels in flight finish
-    and post (MAILPARTNER_DEADLINE + DRAIN_MARGIN at most), what Slack did not take stays owed in the store."""
-    asyncio.run(_serve_http(settings))
+async def serve(settings: Settings) -> None:
+    """The store opened (and migrated), Slack signed in to, then HTTP mode or Socket Mode until SIGTERM or
+    SIGINT, and the drain: the cancels in flight finish and post (MAILPARTNER_DEADLINE + DRAIN_MARGIN at
+    most), what Slack did not take stays owed in the store. Raises StoreError, or SlackSignInError for a
+    refused token: either stops the start."""
+    store = await open_store(settings.database_url, create_folder=settings.default_store)
+    try:
+        await _sign_in(settings)
+    except BaseException:
+        await store.close()
+        raise
+    await (_serve_socket_mode if settings.mode is Mode.SOCKET else _serve_http)(settings, store)
 
 
-async def _serve_http(settings: Settings) -> None:
-    async with _bot_on_this_loop(settings) as bot:
+async def _sign_in(settings: Settings) -> None:
+    """One auth.test before anything starts turns a bad token into one clear line. A Slack that does not
+    answer is no reason to stay down: messages owed to people (this process's, or those a stopped one left
+    in the store) go out once it is back, and the cancels work meanwhile."""
+    try:
+        identity = await sign_in(settings)
+    except SlackSignInError as error:
+        if not error.unreachable:
+            raise
+        log.warning("cancel-mail-bot: %s; starting anyway: messages wait in the store until it answers", error)
+        return
+    log.warning("cancel-mail-bot: signed in to Slack as @%s (%s)", identity.get("user"), identity.get("team"))
+
+
+async def _serve_http(settings: Settings, store: Store) -> None:
+    """HTTP mode: no new connection once stopping, the requests under way answered."""
+    async with _bot_on_this_loop(settings, store) as bot:
         door = FrontDoor(bot, settings.slack_signing_secret, max_body=settings.max_body_bytes)
         runner = await _site(door.app(), settings.port, backlog=BACKLOG)
         log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", settings.port)
@@ -176,11 +199,9 @@ async def _serve_http(settings: Settings) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _bot_on_this_loop(settings: Settings) -> AsyncIterator[Bot]:
+async def _bot_on_this_loop(settings: Settings, store: Store) -> AsyncIterator[Bot]:
     """The bot, on the running loop, with its metrics served when METRICS_PORT asks; drained at the end,
     however it ends (a failed start too: the store's connections must close for the process to exit)."""
-    # The store was migrated by `run_slack` before this: here it only connects.
-    store = await open_store(settings.database_url, migrated=True)
     try:
         bot = build_bot(settings, loop=EventLoop(asyncio.get_running_loop()), store=store)
     except BaseException:
@@ -215,15 +236,11 @@ def _stop(name: str, stopping: asyncio.Event) -> None:
     stopping.set()
 
 
-def serve_socket_mode(settings: Settings) -> None:
-    """Socket Mode until SIGTERM or SIGINT, then the drain, as in HTTP mode; `/healthz` on PORT."""
-    asyncio.run(_serve_socket_mode(settings))
-
-
-async def _serve_socket_mode(settings: Settings) -> None:
+async def _serve_socket_mode(settings: Settings, store: Store) -> None:
+    """Socket Mode, `/healthz` on PORT."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    async with _bot_on_this_loop(settings) as bot:
+    async with _bot_on_this_loop(settings, store) as bot:
         handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token)
         link = {"up": False}
         watch = SocketLinkWatch(lambda: link["up"], settings.socket_grace)
