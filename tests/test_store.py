@@ -20,7 +20,7 @@ from bot.store import (
     migrate,
     open_store,
 )
-from bot.store.engine import create_engine
+from bot.store.engine import HEAD, create_engine
 from bot.store.store import Owe
 from tests.conftest import Clock
 
@@ -64,7 +64,7 @@ async def test_migration_from_an_empty_database(any_database: str) -> None:
     try:
         assert await current_revision(engine) is None
         await migrate(engine)
-        assert await current_revision(engine) == head_revision() == "0003"
+        assert await current_revision(engine) == head_revision() == HEAD == "0003"
         async with engine.connect() as connection:
             names = set(await connection.run_sync(lambda c: sa.inspect(c).get_table_names()))
         assert {"events", "event_mails", "slack_events", "jobs", "claims", "steps", "owed"} <= names
