@@ -183,6 +183,7 @@ def build_bot(
     async_client = async_web_client(settings)
     identity = BotIdentity(async_client, settings.slack_bot_token, loop=loop).learn_in_background()
     app = AsyncApp(
+        name="cancel-mail-bot",  # else Bolt reads the source of every file on the stack to name itself
         signing_secret=settings.slack_signing_secret or "",
         client=async_client,
         authorize=identity.authorize,

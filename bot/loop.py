@@ -19,17 +19,32 @@ T = TypeVar("T")
 
 
 class EventLoop:
-    """A running loop, and how another thread hands it work."""
+    """A running loop, and how any thread, its own included, hands it work."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self._tasks: set[asyncio.Task[Any]] = set()  # the loop holds its tasks weakly: they are held here
 
-    def submit(self, work: Coroutine[Any, Any, T]) -> Future[T]:
+    def submit(self, work: Coroutine[Any, Any, T]) -> Future[T] | asyncio.Future[T]:
+        """Start `work` on the loop. On the loop's own thread it is a task at once: no wake-up of the loop
+        through its self-pipe, no `concurrent.futures.Future` and its lock, which cost every cancel's
+        MailPartner call. Either answer takes `add_done_callback`, run on the loop."""
+        if self._on_loop():
+            task = self.loop.create_task(work)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return task
         return asyncio.run_coroutine_threadsafe(work, self.loop)
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
 
     def run(self, work: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Wait for `work` from a thread that is not the loop's (on the loop's own thread it would hang)."""
-        return self.submit(work).result(timeout)
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
 
     def close(self) -> None:
         """The loop belongs to whoever runs it: nothing to stop here."""

@@ -18,6 +18,7 @@ shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -296,7 +297,9 @@ class CancelService:
             future = self.loop.submit(self.accounts.cancel(message_id))
             future.add_done_callback(lambda f, mid=message_id: self._collect(job, mid, f))
 
-    def _collect(self, job: _Job, message_id: str, future: Future[CancelOutcome]) -> None:
+    def _collect(
+        self, job: _Job, message_id: str, future: Future[CancelOutcome] | asyncio.Future[CancelOutcome]
+    ) -> None:
         error = CancelledError() if future.cancelled() else future.exception()
         self._record(job, message_id, None if error is not None else future.result(), error)
 
