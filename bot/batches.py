@@ -45,6 +45,10 @@ class Batches(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def put(self, item: T) -> bool:
         if self._closed or len(self._items) >= self._capacity:
             return False

@@ -161,7 +161,7 @@ class CancelService:
             self._done()
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until no cancel, background task or Slack message is under way (the console's pace)."""
+        """Wait until no cancel, work after an ack or Slack message is under way (the console's pace)."""
         deadline = time.monotonic() + timeout
         while True:
             with self._idle:

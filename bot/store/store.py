@@ -120,7 +120,7 @@ class Store:
                 self._refused(write, "store closed")
             return
         if not self._writes.put(write):
-            self._refused(write, "write queue full")
+            self._refused(write, "store closed" if self._writes.closed else "write queue full")
             return
         self._pending += 1
         self._written.clear()
