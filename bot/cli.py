@@ -28,6 +28,7 @@ from dotenv import load_dotenv
 
 from bot.audit.logs import configure_logging
 from bot.audit.trail import AuditTrail
+from bot.loop import EventLoop, LoopThread
 from bot.mailpartner.accounts import DEFAULT, MAIL_REF, Accounts, split_ref
 from bot.mailpartner.answers import Fate
 from bot.mailpartner.client import CancelOutcome
@@ -366,7 +367,13 @@ def cancel_command(
         )
         asyncio.run(accounts.aclose())
         return EXIT_USAGE
-    outcomes = asyncio.run(_cancel_on_record(settings, accounts, parsed, sandbox is not None, yes=yes, verbose=verbose))
+    # The question is read on this thread, Ctrl-C able to stop it; the store and the calls run on a loop of
+    # their own meanwhile.
+    loop = LoopThread("cancel")
+    try:
+        outcomes = _cancel_on_record(loop, settings, accounts, parsed, sandbox is not None, yes=yes, verbose=verbose)
+    finally:
+        loop.close()
     if isinstance(outcomes, int):
         return outcomes
     if as_json:
@@ -390,15 +397,22 @@ def cancel_command(
     return exit_status(outcomes)
 
 
-async def _cancel_on_record(
-    settings: Settings, accounts: Accounts, parsed: CancelRequest, sandboxed: bool, *, yes: bool, verbose: bool
+def _cancel_on_record(
+    loop: EventLoop,
+    settings: Settings,
+    accounts: Accounts,
+    parsed: CancelRequest,
+    sandboxed: bool,
+    *,
+    yes: bool,
+    verbose: bool,
 ) -> list[CancelOutcome] | int:
     """Ask (unless `yes`), cancel, and keep it all in the history; an exit status when nothing was cancelled."""
     from bot.store import StoreError, open_store
 
     where = "the MailPartner SANDBOX" if sandboxed else f"MailPartner ({settings.mailpartner_base_url})"
     try:  # the history keeps break-glass cancels too; without a store they still go ahead
-        store = await open_store(settings.database_url, pool_size=2, create_folder=settings.default_store)
+        store = loop.run(open_store(settings.database_url, pool_size=2, create_folder=settings.default_store))
     except StoreError as error:
         print(f"warning: not recorded in the history (DATABASE_URL: {error})", file=sys.stderr)
         store = None
@@ -414,14 +428,18 @@ async def _cancel_on_record(
         if not yes:
             why = f" because “{parsed.reason}”" if parsed.reason else ""
             question = f"Cancel {len(parsed.ids)} mail(s) {', '.join(parsed.ids)} at {where}{why}? [y/N] "
-            print(question, end="", file=sys.stderr, flush=True)
-            answer = await asyncio.to_thread(sys.stdin.readline)  # the history's writer goes on meanwhile
+            try:
+                print(question, end="", file=sys.stderr, flush=True)
+                answer = sys.stdin.readline()
+            except KeyboardInterrupt:  # Ctrl-C at the question is a no, without a traceback
+                answer = "\n"
+                print(file=sys.stderr)
             if answer.strip().lower() not in ("y", "yes", "o", "oui"):
                 print("Nothing was cancelled.", file=sys.stderr)
                 audit("keep", actor=actor, channel="", mail_ids=parsed.ids, via="cli")
-                await accounts.aclose()
+                loop.run(accounts.aclose())
                 return EXIT_DECLINED
-        outcomes = await _cancel_all(accounts, parsed.ids)
+        outcomes = loop.run(_cancel_all(accounts, parsed.ids))
         if outcomes is None:
             return EXIT_USAGE
         for outcome in outcomes:
@@ -442,7 +460,7 @@ async def _cancel_on_record(
         return outcomes
     finally:
         if store is not None:
-            await store.close()
+            loop.run(store.close())
 
 
 def _operator() -> str:

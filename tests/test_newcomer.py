@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.cli import EXIT_ALL_CANCELLED, EXIT_NOT_CANCELLED, EXIT_USAGE
+from bot.cli import EXIT_ALL_CANCELLED, EXIT_DECLINED, EXIT_NOT_CANCELLED, EXIT_USAGE
 from bot.mailpartner.sandbox import MailPartnerSandbox
 from bot.requests.commands import UsageReason
 from bot.settings import Settings, SettingsError
@@ -73,9 +74,12 @@ def test_a_server_without_slack_settings_and_no_terminal_exits_2_with_one_line(t
     assert run_bot(["console"], tmp_path, stdin="quit\n").returncode == 0  # the console still takes a pipe
 
 
-def at_a_terminal(args: list[str], cwd: Path, *, waits_for: bytes, answer: bytes, **env: str) -> tuple[int, str]:
+def at_a_terminal(
+    args: list[str], cwd: Path, *, waits_for: bytes, answer: bytes | signal.Signals, **env: str
+) -> tuple[int, str]:
     """Run `python -m bot ARGS` on a pseudo-terminal, as a person would: once `waits_for` shows, type
-    `answer`; then read until the process ends. Its exit status and everything the screen showed."""
+    `answer` (or press Ctrl-C: SIGINT); then read until the process ends. Its exit status and everything
+    the screen showed."""
     leader, follower = pty.openpty()
     command = [sys.executable, "-m", "bot", *args]
     environment = {**outside_env(), "TERM": "dumb", **env}
@@ -85,7 +89,10 @@ def at_a_terminal(args: list[str], cwd: Path, *, waits_for: bytes, answer: bytes
     deadline = time.monotonic() + 60
     while waits_for not in screen and time.monotonic() < deadline:
         screen += os.read(leader, 4096)
-    os.write(leader, answer)
+    if isinstance(answer, signal.Signals):
+        process.send_signal(answer)
+    else:
+        os.write(leader, answer)
     while True:
         try:
             chunk = os.read(leader, 4096)
@@ -97,6 +104,15 @@ def at_a_terminal(args: list[str], cwd: Path, *, waits_for: bytes, answer: bytes
     status = process.wait(30)
     os.close(leader)
     return status, screen.decode(errors="replace")
+
+
+def test_ctrl_c_at_the_cli_question_is_a_no(tmp_path: Path) -> None:
+    status, screen = at_a_terminal(
+        ["cancel", "300"], tmp_path, waits_for=b"[y/N]", answer=signal.SIGINT, MAILPARTNER_SANDBOX="true"
+    )
+    assert status == EXIT_DECLINED and "Nothing was cancelled." in screen and "Traceback" not in screen
+    history = run_bot(["history", "300", "--json"], tmp_path, MAILPARTNER_SANDBOX="true")
+    assert [json.loads(line)["action"] for line in history.stdout.splitlines()] == ["keep", "request"]
 
 
 def test_bare_bot_on_a_terminal_still_opens_the_console(tmp_path: Path) -> None:
