@@ -82,6 +82,16 @@ def test_the_home_of_someone_who_may_not_names_the_rule_and_whom_to_ask(make_har
     assert not buttons(view) and "MailPartner accounts" not in text  # no button, no account states
 
 
+def test_the_home_while_slack_has_not_said_who_is_in_the_groups_says_so(make_harness, slack: LocalSlack) -> None:
+    slack.usergroups["S0ONCALL00"] = [BOB]
+    slack.slow("usergroups.users.list", 4.0)
+    harness = make_harness(CANCEL_MAIL_ALLOWED_USERGROUPS="S0ONCALL00")
+    view = open_home(harness, BOB)
+    text = valid_home(view)
+    assert "Slack has not yet said who is in the user groups" in text and "You may not" not in text
+    assert not buttons(view)
+
+
 def test_the_home_of_someone_with_no_history_yet(harness: Harness) -> None:
     text = valid_home(open_home(harness, BOB))
     assert "You have not asked to cancel or confirmed a cancel yet." in text

@@ -7,6 +7,7 @@ public prompt can press its buttons.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +20,9 @@ from bot.requests.ticket import PromptTicket
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Seconds a request waits for the user groups' first read from Slack: acked within Slack's 3 s either way.
+FIRST_READ_WAIT = 2.0
 
 
 class UserGroupDirectory:
@@ -93,9 +97,11 @@ class AccessPolicy:
 
     async def ready(self) -> None:
         """The user groups' members read, so that every check answers from memory: the first time (or while
-        Slack does not answer) the request waits for Slack's answer, the event loop never."""
+        Slack does not answer) the request waits for Slack's answer, FIRST_READ_WAIT seconds at most, so that
+        it is still acked in time; the event loop never waits. Unread then, a check says so (GROUPS_UNREAD)."""
         if self._groups is not None and not self._groups.loaded:
-            await self._groups.load()
+            with contextlib.suppress(TimeoutError):  # the read goes on; the next request finds it done
+                await asyncio.wait_for(self._groups.load(), FIRST_READ_WAIT)
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -109,12 +115,13 @@ class AccessPolicy:
 
     def check_user(self, user: str) -> Refusal | None:
         """Whether `user` may act anywhere at all (their App Home says so)."""
-        return None if self._user_allowed(user) else Refusal.NOT_ALLOWED_USER
-
-    def _user_allowed(self, user: str) -> bool:
-        if not self._users and self._groups is None:
-            return True
-        return user in self._users or (self._groups is not None and user in self._groups.members())
+        if (not self._users and self._groups is None) or user in self._users:
+            return None
+        if self._groups is None:
+            return Refusal.NOT_ALLOWED_USER
+        if not self._groups.loaded:  # Slack has not said who is in the groups: not a no, a "cannot tell"
+            return Refusal.GROUPS_UNREAD
+        return None if user in self._groups.members() else Refusal.NOT_ALLOWED_USER
 
     def _channel_refusal(self, channel: str) -> Refusal | None:
         if self._channels and channel not in self._channels:
@@ -122,9 +129,7 @@ class AccessPolicy:
         return None
 
     def check_request(self, user: str, channel: str) -> Refusal | None:
-        if refusal := self._channel_refusal(channel):
-            return refusal
-        return None if self._user_allowed(user) else Refusal.NOT_ALLOWED_USER
+        return self._channel_refusal(channel) or self.check_user(user)
 
     def check_confirm(self, user: str, channel: str, ticket: PromptTicket) -> Refusal | None:
         if refusal := self.check_request(user, channel):

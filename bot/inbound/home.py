@@ -24,6 +24,7 @@ from bot.cancels.engine import CancelService
 from bot.inbound.access import AccessPolicy
 from bot.inbound.people import Languages
 from bot.mailpartner.accounts import Accounts
+from bot.requests.kinds import Refusal
 from bot.store import Store
 from bot.words.home import HOME_HISTORY, AccountFacts, HomeFacts, home_view
 
@@ -94,13 +95,15 @@ class Home:
 
     async def facts(self, user: str) -> HomeFacts:
         """What this person's Home tab shows, gathered now (the accounts from the cache)."""
-        may_cancel = self._access.check_user(user) is None
+        refusal = self._access.check_user(user)
+        may_cancel = refusal is None
         users, groups = self._access.who_may
         await self._store.flush(2.0)  # their latest actions belong in it
         found = await self._store.history(actor=user, actions=MY_ACTIONS, limit=HOME_HISTORY + 1)
         return HomeFacts(
             user=user,
             may_cancel=may_cancel,
+            access_unread=refusal is Refusal.GROUPS_UNREAD,
             allowed_channels=self._access.channels,
             allowed_users=() if may_cancel else users,
             allowed_groups=() if may_cancel else groups,

@@ -17,6 +17,7 @@ class Via(Enum):
 
 class Refusal(Enum):
     NOT_ALLOWED_USER = "not_allowed_user"
+    GROUPS_UNREAD = "groups_unread"  # the allowed user groups' members not read from Slack yet: nobody can tell
     NOT_ALLOWED_CHANNEL = "not_allowed_channel"
     OWN_REQUEST = "own_request"
     PRIVATE_CONVERSATION = "private_conversation"  # a direct message under the two-person rule: no one else sees it

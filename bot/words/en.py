@@ -138,6 +138,8 @@ UI: dict[str, str] = {
     "history_args": "History takes one mail id at most: `/cancel-mail history` or `/cancel-mail history 300`.",
     "not_allowed_user": ":no_entry: You are not allowed to cancel mails with this bot; nothing was done. Ask "
     "someone on the on-call list.",
+    "groups_unread": ":hourglass: Slack has not yet said who is in the user groups allowed to cancel, so I cannot "
+    "tell whether you are; nothing was done. Try again in a minute.",
     "not_allowed_channel": ":no_entry: Mails cannot be cancelled from this channel; nothing was done. Use an "
     "on-call channel.",
     "own_request": ":busts_in_silhouette: A second person must confirm your own request; you can still withdraw it "
@@ -153,6 +155,8 @@ UI: dict[str, str] = {
     "channel what happened. Ask with `/cancel-mail <id>`, a mention, the button below, or a direct message here.",
     "home_sandbox": ":test_tube: *SANDBOX*: this bot works on the built-in MailPartner simulator; no real mail is "
     "affected.",
+    "home_access_unread": ":hourglass: Slack has not yet said who is in the user groups allowed to cancel; this tab "
+    "says whether you may once it has.",
     "home_may": ":white_check_mark: You may cancel scheduled mails with this bot.",
     "home_may_channels": ":white_check_mark: You may cancel scheduled mails with this bot, in {channels}.",
     "home_may_not": ":no_entry: You may not cancel mails with this bot: {rule}. Ask one of them, or whoever runs "
@@ -213,6 +217,7 @@ UI: dict[str, str] = {
     "via_dm": "direct message",
     "via_cli": "command line",
     "refusal_not_allowed_user": "not on the list of who may cancel",
+    "refusal_groups_unread": "the user groups not yet read from Slack",
     "refusal_not_allowed_channel": "not a channel for cancels",
     "refusal_own_request": "their own request",
     "refusal_private_conversation": "a direct message under the two-person rule",

@@ -142,6 +142,8 @@ UI: dict[str, str] = {
     "history_args": "L'historique prend un identifiant au plus : `/cancel-mail history` ou `/cancel-mail history 300`.",
     "not_allowed_user": ":no_entry: Vous n'êtes pas autorisé à annuler des mails avec ce bot ; rien n'a été fait. "
     "Demandez à une personne d'astreinte.",
+    "groups_unread": ":hourglass: Slack n'a pas encore dit qui fait partie des groupes autorisés à annuler : je ne "
+    "peux pas savoir si vous en êtes ; rien n'a été fait. Réessayez dans une minute.",
     "not_allowed_channel": ":no_entry: Impossible d'annuler des mails depuis ce canal ; rien n'a été fait. Utilisez "
     "un canal d'astreinte.",
     "own_request": ":busts_in_silhouette: Une deuxième personne doit confirmer votre propre demande ; vous pouvez "
@@ -158,6 +160,8 @@ UI: dict[str, str] = {
     "direct ici.",
     "home_sandbox": ":test_tube: *BAC À SABLE* : ce bot travaille sur le simulateur MailPartner intégré ; aucun "
     "vrai mail n'est touché.",
+    "home_access_unread": ":hourglass: Slack n'a pas encore dit qui fait partie des groupes autorisés à annuler ; "
+    "cet onglet dira si vous pouvez le faire dès qu'il l'aura dit.",
     "home_may": ":white_check_mark: Vous pouvez annuler des mails programmés avec ce bot.",
     "home_may_channels": ":white_check_mark: Vous pouvez annuler des mails programmés avec ce bot, dans {channels}.",
     "home_may_not": ":no_entry: Vous ne pouvez pas annuler de mails avec ce bot : {rule}. Demandez à l'une de ces "
@@ -219,6 +223,7 @@ UI: dict[str, str] = {
     "via_dm": "message direct",
     "via_cli": "ligne de commande",
     "refusal_not_allowed_user": "absent de la liste des personnes autorisées",
+    "refusal_groups_unread": "groupes d'utilisateurs pas encore lus depuis Slack",
     "refusal_not_allowed_channel": "canal non autorisé pour les annulations",
     "refusal_own_request": "sa propre demande",
     "refusal_private_conversation": "message direct sous la règle des deux personnes",

@@ -36,6 +36,7 @@ class AccountFacts:
 class HomeFacts:
     user: str
     may_cancel: bool
+    access_unread: bool = False  # whether they may is not known: the allowed user groups not read from Slack yet
     allowed_channels: tuple[str, ...] = ()  # where they may, when CANCEL_MAIL_ALLOWED_CHANNELS says
     allowed_users: tuple[str, ...] = ()  # who may, when they may not: user ids, never anything secret
     allowed_groups: tuple[str, ...] = ()  # and user groups
@@ -94,6 +95,8 @@ def _notices(facts: HomeFacts, lang: str) -> list[dict[str, Any]]:
 
 
 def _access(facts: HomeFacts, lang: str) -> str:
+    if facts.access_unread:
+        return ui("home_access_unread", lang)
     if facts.may_cancel:
         if facts.allowed_channels:
             return ui("home_may_channels", lang, channels=", ".join(f"<#{c}>" for c in facts.allowed_channels))
