@@ -4,13 +4,20 @@ that fails is named as what failed, not taken for MailPartner's or Slack's outag
 
 from __future__ import annotations
 
+import http.server
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.console.local_slack import LocalSlack
 from bot.console.wire import blocks_text, buttons
-from bot.http import Proxies, shown_proxy
+from bot.http import AsyncHttp, Proxies, shown_proxy, tls_context
 from bot.mailpartner.client import MailPartnerClient
 from tests.fakes import (
     API_KEY,
@@ -80,6 +87,73 @@ async def test_no_proxy_names_the_hosts_reached_directly(world, monkeypatch: pyt
     monkeypatch.setenv("HTTPS_PROXY", "http://me:s3cret@proxy.example:3128")
     assert Proxies().describe("https://api.mailpartner.fr/v1") == "through the proxy http://me:***@proxy.example:3128"
     assert "s3cret" not in shown_proxy("http://me:s3cret@proxy.example:3128")
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on loopback, its certificate self-signed for 127.0.0.1: its URL and that certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate to serve HTTPS with")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"success": true, "code": 200, "message": "ok"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.anyio
+async def test_https_goes_through_the_proxy_with_the_certificates_ssl_cert_file_names(
+    world, tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, proxy = world
+    url, cert = tls_server
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    try:
+        tls_context.cache_clear()  # read again: the certificates below
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        http_ = AsyncHttp(timeout=5, connections=2)
+        try:
+            assert (await http_.request("GET", url + "/v1/message-cancel")).json()["code"] == 200
+        finally:
+            await http_.aclose()
+        assert proxy.seen == [f"CONNECT {url.removeprefix('https://')}"]  # a tunnel: the proxy sees no more
+        tls_context.cache_clear()  # without it, the certificate is nobody's: refused, as any HTTP program would
+        monkeypatch.delenv("SSL_CERT_FILE")
+        http_ = AsyncHttp(timeout=5, connections=2)
+        try:
+            with pytest.raises(httpx.ConnectError, match="certificate"):
+                await http_.request("GET", url + "/v1/message-cancel")
+        finally:
+            await http_.aclose()
+    finally:
+        tls_context.cache_clear()
 
 
 def test_check_says_which_proxy_and_blames_it_when_it_fails(world, tmp_path: Path) -> None:
