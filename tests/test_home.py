@@ -84,7 +84,7 @@ def test_the_home_of_someone_who_may_not_names_the_rule_and_whom_to_ask(make_har
 
 def test_the_home_while_slack_has_not_said_who_is_in_the_groups_says_so(make_harness, slack: LocalSlack) -> None:
     slack.usergroups["S0ONCALL00"] = [BOB]
-    slack.slow("usergroups.users.list", 4.0)
+    slack.slow("usergroups.users.list", 6.0)
     harness = make_harness(CANCEL_MAIL_ALLOWED_USERGROUPS="S0ONCALL00")
     view = open_home(harness, BOB)
     text = valid_home(view)
