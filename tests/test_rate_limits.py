@@ -231,17 +231,20 @@ def test_outbox_is_idle_only_once_every_callback_has_run(loop: LoopThread) -> No
         time.sleep(0.3)
         done.append(delivery)
 
-    outbox.submit(sends("chat.postMessage:a"), lane="A", key="a", method="chat.postMessage", on_done=slow_callback)
-    outbox.submit(
-        sends("chat.update:u1"),
-        lane="A",
-        key="b",
-        method="chat.update",
-        priority=Priority.COSMETIC,
-        supersede="prompt:b",
-        on_done=slow_callback,
-    )
-    outbox.submit(sends("chat.update:u2"), lane="A", key="b", method="chat.update", supersede="prompt:b")
+    async def submit_all() -> None:  # at once, on the loop: no worker runs between them, however busy the machine
+        outbox.submit(sends("chat.postMessage:a"), lane="A", key="a", method="chat.postMessage", on_done=slow_callback)
+        outbox.submit(
+            sends("chat.update:u1"),
+            lane="A",
+            key="b",
+            method="chat.update",
+            priority=Priority.COSMETIC,
+            supersede="prompt:b",
+            on_done=slow_callback,
+        )
+        outbox.submit(sends("chat.update:u2"), lane="A", key="b", method="chat.update", supersede="prompt:b")
+
+    loop.run(submit_all())
     assert outbox.wait_idle(5)
     assert sorted(d.via for d in done) == ["superseded", "web_api"]
 
