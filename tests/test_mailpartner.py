@@ -9,6 +9,7 @@ import json
 import logging
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -226,8 +227,10 @@ class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> None:
-        self.answer, self.connections, self.paths = answer, 0, []
+    def __init__(
+        self, answer: Callable[[http.server.BaseHTTPRequestHandler], None], tls: ssl.SSLContext | None = None
+    ) -> None:
+        self.answer, self.connections, self.paths, self.scheme = answer, 0, [], "https" if tls else "http"
 
         server = self
 
@@ -246,14 +249,16 @@ class _Server(socketserver.ThreadingTCPServer):
                 pass
 
         super().__init__(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}/v1"
 
 
-def _json(
+def json_answer(
     code: int, *, close: bool = False, say_so: bool = True
 ) -> Callable[[http.server.BaseHTTPRequestHandler], None]:
     def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
@@ -271,8 +276,11 @@ def _json(
 
 
 @contextlib.contextmanager
-def served(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> Iterator[_Server]:
-    server = _Server(answer)
+def served(
+    answer: Callable[[http.server.BaseHTTPRequestHandler], None], tls: ssl.SSLContext | None = None
+) -> Iterator[_Server]:
+    """A loopback server answering each GET with `answer`; over TLS with `tls`, a server's context."""
+    server = _Server(answer, tls)
     try:
         yield server
     finally:
@@ -281,7 +289,7 @@ def served(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> Iter
 
 
 async def test_the_client_keeps_connections_alive_and_sends_the_query() -> None:
-    with served(_json(200)) as server:
+    with served(json_answer(200)) as server:
         client = MailPartnerClient(KEY, base_url=server.url, timeout=2)
         assert [(await client.cancel(m)).code for m in ("300", "301", "302")] == [200, 200, 200]
         assert server.connections == 1  # kept alive, call after call
@@ -290,7 +298,7 @@ async def test_the_client_keeps_connections_alive_and_sends_the_query() -> None:
 
 
 async def test_calls_in_flight_share_one_client_bounded_by_its_limits() -> None:
-    with served(_json(200)) as server:
+    with served(json_answer(200)) as server:
         http = AsyncHttp(timeout=5, connections=3)
         client = MailPartnerClient(KEY, base_url=server.url, timeout=5, http=http)
         outcomes = await asyncio.gather(*(client.cancel(f"3{i:02d}") for i in range(12)))
@@ -305,7 +313,7 @@ async def test_transport_sends_again_on_a_fresh_connection_when_the_kept_one_was
     # closed before it reuses it, or, when the close has not reached it yet, the request meets a closed
     # socket before the server sees it and the cancel's retry sends it on a fresh connection. Either way
     # MailPartner sees each cancel once.
-    with served(_json(200, close=True, say_so=say_so)) as server:
+    with served(json_answer(200, close=True, say_so=say_so)) as server:
         client = MailPartnerClient(KEY, base_url=server.url, timeout=2)
         outcomes = [await client.cancel(m) for m in ("300", "301")]
         assert [o.code for o in outcomes] == [200, 200] and not any(o.confirmed_on_retry for o in outcomes)
@@ -328,7 +336,7 @@ async def test_transport_a_refused_connection_is_a_connection_failure() -> None:
 async def test_transport_no_answer_in_time_is_a_timeout() -> None:
     def slow(handler: http.server.BaseHTTPRequestHandler) -> None:
         time.sleep(1.0)
-        _json(200)(handler)
+        json_answer(200)(handler)
 
     with served(slow) as server:
         client = MailPartnerClient(KEY, base_url=server.url, timeout=0.2, deadline=0.1)

@@ -4,11 +4,9 @@ that fails is named as what failed, not taken for MailPartner's or Slack's outag
 
 from __future__ import annotations
 
-import http.server
 import shutil
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from tests.fakes import (
     run_bot,
 )
 from tests.test_e2e import Driver
+from tests.test_mailpartner import json_answer, served
 from tests.waiting import eventually
 
 
@@ -104,28 +103,10 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         capture_output=True,
     )
 
-    class Answer(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = b'{"success": true, "code": 200, "message": "ok"}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}", cert
-    finally:
-        server.shutdown()
-        server.server_close()
+    with served(json_answer(200), tls=context) as server:
+        yield server.url, cert
 
 
 @pytest.mark.anyio
@@ -140,16 +121,16 @@ async def test_https_goes_through_the_proxy_with_the_certificates_ssl_cert_file_
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
         http_ = AsyncHttp(timeout=5, connections=2)
         try:
-            assert (await http_.request("GET", url + "/v1/message-cancel")).json()["code"] == 200
+            assert (await http_.request("GET", url + "/message-cancel")).json()["code"] == 200
         finally:
             await http_.aclose()
-        assert proxy.seen == [f"CONNECT {url.removeprefix('https://')}"]  # a tunnel: the proxy sees no more
+        assert proxy.seen == [f"CONNECT {httpx.URL(url).netloc.decode()}"]  # a tunnel: the proxy sees no more
         tls_context.cache_clear()  # without it, the certificate is nobody's: refused, as any HTTP program would
         monkeypatch.delenv("SSL_CERT_FILE")
         http_ = AsyncHttp(timeout=5, connections=2)
         try:
             with pytest.raises(httpx.ConnectError, match="certificate"):
-                await http_.request("GET", url + "/v1/message-cancel")
+                await http_.request("GET", url + "/message-cancel")
         finally:
             await http_.aclose()
     finally:
