@@ -112,10 +112,12 @@ def head_revision() -> str:
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
+    """The revision the store records, read without Alembic; None when it records none (a new store)."""
     async with engine.connect() as connection:
-        return await connection.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+        try:
+            return (await connection.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
+        except sa.exc.DBAPIError:  # no such table yet
+            return None
 
 
 def known_revisions() -> set[str]:
@@ -132,21 +134,12 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     Upgrades), so it is left as it is rather than refused.
     """
     try:
-        if revision == "head" and await _recorded_revision(engine) == HEAD:
+        if revision == "head" and await current_revision(engine) == HEAD:
             return  # the usual start: nothing to do, and no Alembic to load
         async with engine.begin() as connection:
             await connection.run_sync(_upgrade, revision)
     except Exception as error:
         raise StoreError(f"cannot migrate the store at {masked(engine.url)}: {_cause(error)}") from error
-
-
-async def _recorded_revision(engine: AsyncEngine) -> str | None:
-    """The revision the store records, read without Alembic; None when it records none (a new store)."""
-    async with engine.connect() as connection:
-        try:
-            return (await connection.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
-        except sa.exc.DBAPIError:  # no such table yet
-            return None
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
