@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -35,6 +35,14 @@ class EventLoop:
             task.add_done_callback(self._tasks.discard)
             return task
         return asyncio.run_coroutine_threadsafe(work, self.loop)
+
+    def call(self, work: Callable[..., None], *args: object) -> None:
+        """Run `work(*args)` on the loop: now when called there, else as soon as the loop gets to it, in
+        order. Raises RuntimeError once the loop is closed."""
+        if self._on_loop():
+            work(*args)
+        else:
+            self.loop.call_soon_threadsafe(work, *args)
 
     def _on_loop(self) -> bool:
         try:

@@ -146,20 +146,7 @@ class Outbox:
         item = _Item(priority, next(self._seq), lane, key, method, send, on_done, supersede, self._clock() + patience)
         with self._idle:
             self._pending += 1
-        self._on_loop(self._enqueue, item)
-
-    def _on_loop(self, work: Callable[..., None], *args: object) -> None:
-        """Run `work` on the loop: now when called there, else as soon as the loop gets to it (in order)."""
-        assert self._loop is not None, "Outbox.bind() first"
-        loop = self._loop.loop
-        try:
-            here = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            here = False
-        if here:
-            work(*args)
-        else:
-            loop.call_soon_threadsafe(work, *args)
+        self.loop.call(self._enqueue, item)
 
     def _enqueue(self, item: _Item) -> None:
         if self._closed:
@@ -192,7 +179,7 @@ class Outbox:
         with self._idle:
             left = self._pending
         done = threading.Event()
-        self._on_loop(self._close_now, done)
+        self.loop.call(self._close_now, done)
         done.wait(5)
         if not idle:
             log.error("shutdown: %d Slack message(s) still queued after %.0fs", left, timeout)

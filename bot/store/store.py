@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.batches import Batches
+from bot.loop import EventLoop
 from bot.store import deliveries, history, jobs, owed, steps
 from bot.store.engine import (
     StoreError,
@@ -75,15 +75,13 @@ class Store:
         self._pending = 0
         self._written = asyncio.Event()  # set whenever nothing queued is left to write
         self._written.set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread = 0
+        self._loop: EventLoop | None = None
         self._writer: asyncio.Task[None] | None = None
 
     def start(self) -> Store:
         """Start the writer on the running loop: the store lives there from now on."""
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._writer = self._loop.create_task(self._write_batches(), name="store-writer")
+        self._loop = EventLoop(asyncio.get_running_loop())
+        self._writer = self._loop.loop.create_task(self._write_batches(), name="store-writer")
         return self
 
     # -- health --------------------------------------------------------------------------------------
@@ -113,12 +111,15 @@ class Store:
 
     def _queue(self, write: _Queued) -> None:
         """Hand `write` to the writer; from another thread, through the loop."""
-        if self._loop is not None and threading.get_ident() != self._loop_thread:
-            try:
-                self._loop.call_soon_threadsafe(self._queue, write)
-            except RuntimeError:  # the loop is closed: the process is exiting
-                self._refused(write, "store closed")
+        if self._loop is None:  # not started: nothing runs the writer yet, the batch waits for it
+            self._queue_here(write)
             return
+        try:
+            self._loop.call(self._queue_here, write)
+        except RuntimeError:  # the loop is closed: the process is exiting
+            self._refused(write, "store closed")
+
+    def _queue_here(self, write: _Queued) -> None:
         if not self._writes.put(write):
             self._refused(write, "store closed" if self._writes.closed else "write queue full")
             return
