@@ -77,3 +77,32 @@ def any_database(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
 def postgres() -> Iterator[str]:
     with postgres_schema() as url:
         yield url
+
+
+async def lapse(store, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    """Leases and heartbeats live on the database's clock: let `seconds` pass for them, as the database sees it."""
+    import sqlalchemy as sa
+
+    from bot.store.tables import jobs, owed, processes
+
+    async with store.engine.begin() as connection:
+        for column in (jobs.c.lease_until, owed.c.lease_until, processes.c.alive_until):
+            await connection.execute(sa.update(column.table).values({column: column - seconds}))
+
+
+def slow_inserts(url: str, table: str, seconds: float) -> None:
+    """Every row inserted into `table` takes `seconds` more, as on a busy database: a race between two
+    transactions then shows every run, not by luck. The trigger lives in the test's schema, dropped with it."""
+    import psycopg
+
+    from bot.store import database_url
+
+    conninfo = database_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        connection.execute(
+            "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN PERFORM pg_sleep({float(seconds)}); RETURN NEW; END $$"
+        )
+        connection.execute(
+            f"CREATE TRIGGER slow_insert BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION slow_insert()"
+        )

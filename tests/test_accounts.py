@@ -208,8 +208,8 @@ def test_no_address_reaches_a_public_message_or_a_log(two: Harness, caplog) -> N
     two.mention("<@U0BOT00000> cancel 300 brand-b:301")  # a thread: everyone sees the prompt
     two.settle()
     prompt, ts = two.thread_prompt()
-    two.click(prompt, user=BOB, message_ts=ts)
     _, private = two.command("300")  # the requester's own prompt may show three, masked
+    two.click(prompt, user=BOB, message_ts=ts)
     two.settle()
     public = [c.payload for c in two.slack.calls if c.payload is not private]
     assert all("@example.fr" not in str(payload) for payload in public)

@@ -293,7 +293,7 @@ def test_check_reports_the_store(tmp_path: Path) -> None:
             bad = run_bot(["check"], "", tmp_path, **env, DATABASE_URL="postgresql://bot:pw-0123456789@127.0.0.1:9/bot")
     finally:
         fake.stop()
-    assert good.returncode == 0 and "✅ Store: sqlite:///" in good.stdout and "revision 0003" in good.stdout
+    assert good.returncode == 0 and "✅ Store: sqlite:///" in good.stdout and "revision 0004" in good.stdout
     assert (
         bad.returncode == 1
         and "❌ Store: DATABASE_URL: cannot reach the store at postgresql://bot:***@127.0.0.1:9/bot" in bad.stdout

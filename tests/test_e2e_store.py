@@ -260,7 +260,7 @@ def test_migrate_command(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bot", "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
-    assert run.returncode == 0 and "revision 0003" in run.stdout, run.stderr
+    assert run.returncode == 0 and "revision 0004" in run.stdout, run.stderr
 
 
 # -- Slack down: the outcome is owed, and a process that is killed or drained leaves it to the next ------

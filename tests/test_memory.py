@@ -8,9 +8,10 @@ from bot.cancels.recovery import Sweeper
 from bot.console.wire import JSON, app_mention, blocks_text, buttons
 from bot.ops.server import health
 from bot.requests.ticket import PromptTicket
-from bot.store import JobRecord
+from bot.store import MINE, ClaimAnswer, JobRecord
 from bot.store.engine import create_engine, database_url
 from tests.conftest import ALICE, BOB, ONCALL, Harness
+from tests.databases import lapse
 from tests.fakes import Fault
 from tests.test_workflows import STEP_TOKEN, Step, public_posts
 
@@ -111,9 +112,13 @@ def strand(harness: Harness, mails: tuple[str, ...], *, execution_id: str | None
     )
     store = harness.bot.store
     owner, store.owner = store.owner, "a-process-that-died"
-    assert harness.run(store.claim(record, mails, lease=harness.bot.service.lease)) is None
+
+    async def claim() -> ClaimAnswer:
+        return await store.claim(record, mails, lease=harness.bot.service.lease)
+
+    assert harness.run(claim()) == MINE
     store.owner = owner
-    harness.clock.now += harness.settings.mailpartner_deadline + LEASE_MARGIN + 1
+    harness.run(lapse(store, harness.settings.mailpartner_deadline + LEASE_MARGIN + 1))
     return ticket
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
 
 from bot.store import (
+    MINE,
+    UNRECORDED,
+    Claimed,
     JobRecord,
     Store,
     StoreError,
@@ -23,6 +28,7 @@ from bot.store import (
 from bot.store.engine import HEAD, create_engine
 from bot.store.store import Owe
 from tests.conftest import Clock
+from tests.databases import lapse, slow_inserts
 
 pytestmark = pytest.mark.anyio
 
@@ -64,10 +70,10 @@ async def test_migration_from_an_empty_database(any_database: str) -> None:
     try:
         assert await current_revision(engine) is None
         await migrate(engine)
-        assert await current_revision(engine) == head_revision() == HEAD == "0003"
+        assert await current_revision(engine) == head_revision() == HEAD == "0004"
         async with engine.connect() as connection:
             names = set(await connection.run_sync(lambda c: sa.inspect(c).get_table_names()))
-        assert {"events", "event_mails", "slack_events", "jobs", "claims", "steps", "owed"} <= names
+        assert {"events", "event_mails", "slack_events", "jobs", "claims", "steps", "owed", "processes"} <= names
         await migrate(engine)  # again: nothing to do
     finally:
         await engine.dispose()
@@ -80,7 +86,7 @@ async def test_migration_from_the_previous_revision_keeps_history(any_database: 
     store.record(line("request", ["300"], reason="wrong segment", via="command"))
     assert await store.flush()
     await migrate(engine)
-    assert await current_revision(engine) == "0003"
+    assert await current_revision(engine) == HEAD
     (event,) = await store.history(mail_id="300") or []
     assert (event.action, event.reason, event.via) == ("request", "wrong segment", "command")
     assert await store.first_delivery("Ev1") is True  # the new tables work
@@ -129,30 +135,50 @@ async def test_prune_drops_old_history_only(stores: tuple[Store, Store], clock: 
 # -- several replicas ------------------------------------------------------------------------------------
 
 
-async def test_an_event_is_handled_by_one_replica(stores: tuple[Store, Store]) -> None:
+async def test_an_event_is_handled_by_one_replica_without_a_database_error(stores: tuple[Store, Store]) -> None:
     first, second = stores
+    errors: list[BaseException] = []  # every error the database raised, caught or not (a failed INSERT too)
+    for store in stores:
+        sa.event.listen(
+            store.engine.sync_engine, "handle_error", lambda context: errors.append(context.original_exception)
+        )
     assert await first.first_delivery("Ev0001") is True
     assert await second.first_delivery("Ev0001") is False
     assert await first.first_delivery("Ev0001") is False
+    assert errors == [] and not first.problem and not second.problem
 
 
 def job(job_id: str, confirmer: str) -> JobRecord:
     return JobRecord(id=job_id, ticket="{}", confirmer=confirmer, channel="C0ONCALL00", response_url="https://x/1")
 
 
-async def test_a_mail_is_claimed_by_one_job_at_a_time(stores: tuple[Store, Store]) -> None:
+async def test_a_mail_is_claimed_by_one_job_at_a_time(stores: tuple[Store, Store], clock: Clock) -> None:
     first, second = stores
-    assert await first.claim(job("a", "U0ALICE000"), ["300", "301"], lease=30) is None
-    assert await second.claim(job("b", "U0BOB00000"), ["301", "302"], lease=30) == "U0ALICE000"
-    assert await second.claim(job("c", "U0BOB00000"), ["302"], lease=30) is None  # the failed claim left nothing
+    assert await first.claim(job("a", "U0ALICE000"), ["300", "301"], lease=30) == MINE
+    held = await second.claim(job("b", "U0BOB00000"), ["301", "302"], lease=30)
+    assert (held.state, held.holder, held.since) == (Claimed.HELD, "U0ALICE000", clock.now)
+    assert await second.claim(job("c", "U0BOB00000"), ["302"], lease=30) == MINE  # the failed claim left nothing
     await first.finish("a")
-    assert await second.claim(job("d", "U0BOB00000"), ["300"], lease=30) is None
+    assert await second.claim(job("d", "U0BOB00000"), ["300"], lease=30) == MINE
+
+
+async def test_claims_in_one_batch_are_answered_each(stores: tuple[Store, Store]) -> None:
+    first, second = stores
+    assert await first.claim(job("a", "U0ALICE000"), ["301"], lease=30) == MINE
+    answers = await asyncio.gather(  # one writer batch: two statements when nobody holds a mail, more when one does
+        second.claim(job("b", "U0BOB00000"), ["303", "302"], lease=30),
+        second.claim(job("c", "U0BOB00000"), ["304", "301"], lease=30),
+        second.claim(job("d", "U0BOB00000"), ["305"], lease=30),
+    )
+    assert [a.state for a in answers] == [Claimed.MINE, Claimed.HELD, Claimed.MINE]
+    assert answers[1].holder == "U0ALICE000"
+    assert await first.claim(job("e", "U0ALICE000"), ["304"], lease=30) == MINE  # c's other claim was undone
 
 
 async def test_a_bug_in_the_writer_still_answers_whoever_waits(stores: tuple[Store, Store], mocker) -> None:
     first, _ = stores
     mocker.patch.object(first, "_claim_all", return_value=[])  # an answer short of its claims: a bug
-    assert await first.claim(job("a", "U0ALICE000"), ["300"], lease=30) is None  # answered, not left waiting
+    assert await first.claim(job("a", "U0ALICE000"), ["300"], lease=30) == UNRECORDED  # answered, not left waiting
     mocker.patch.object(first, "owe", side_effect=RuntimeError("bug"))
     told: list[tuple[bool, bool | None]] = []
     first.owe_later(Owe(()), lease=30, then=lambda kept, step: told.append((kept, step)))
@@ -163,27 +189,91 @@ async def test_claims_raced_from_many_confirms_admit_one(stores: tuple[Store, St
     first, second = stores
     confirms = [(first if n % 2 else second).claim(job(f"j{n}", f"U{n:09d}"), ["300"], lease=30) for n in range(8)]
     results = await asyncio.gather(*confirms)
-    assert results.count(None) == 1
+    assert [r.state for r in results].count(Claimed.MINE) == 1
 
 
-async def test_an_expired_job_is_taken_over_once(stores: tuple[Store, Store], clock: Clock) -> None:
+async def test_opposite_order_claims_on_a_busy_database_never_deadlock_nor_fail_open(
+    postgres: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two replicas confirm 10 pairs of bulk cancels naming the same two mails in opposite orders, at once,
+    while every claim insert takes 20 ms more (far more than the two writers' start apart): each mail is
+    claimed once, and every other confirm is told who holds it. Inserted in arrival order, the two batches
+    deadlocked and both went ahead."""
+    first, second = await open_store(postgres), await open_store(postgres, migrated=True)
+    slow_inserts(postgres, "claims", 0.02)
+    try:
+        for _ in range(3):
+            pairs = [(f"{n}-{uuid.uuid4().hex[:6]}a", f"{n}-{uuid.uuid4().hex[:6]}b") for n in range(10)]
+            answers = await asyncio.gather(
+                *(first.claim(job(f"j{a}", "U0ALICE000"), [a, b], lease=30) for a, b in pairs),
+                *(second.claim(job(f"j{b}", "U0BOB00000"), [b, a], lease=30) for a, b in pairs),
+            )
+            left, right = answers[:10], answers[10:]
+            assert [sorted((x.state.value, y.state.value)) for x, y in zip(left, right, strict=True)] == [
+                ["held", "mine"]
+            ] * 10
+            assert {x.holder for x, y in zip(left, right, strict=True) if x.state is Claimed.HELD} <= {"U0BOB00000"}
+            assert {y.holder for x, y in zip(left, right, strict=True) if y.state is Claimed.HELD} <= {"U0ALICE000"}
+        assert not first.problem and not second.problem
+        assert "claim failed" not in caplog.text and "conflict" not in caplog.text  # no deadlock to retry
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_job_is_taken_over_once_its_process_stops_beating(stores: tuple[Store, Store]) -> None:
     first, second = stores
-    record = job("a", "U0ALICE000")
-    assert await first.claim(record, ["300"], lease=30) is None
-    clock.now += 20
-    await first.renew(["a"], lease=30)  # the owner is alive: its lease moves on
-    clock.now += 20
+    assert await first.heartbeat(lease=30) and await second.heartbeat(lease=30)
+    assert await first.claim(job("a", "U0ALICE000"), ["300"], lease=30) == MINE
+    await lapse(first, 20)
+    assert await first.heartbeat(lease=30)  # the owner is alive: one row, not one per job
+    await lapse(first, 20)  # the job's own lease has run out, but its owner beats
     assert await second.take_over(lease=30) == []
-    clock.now += 31  # the owner stopped renewing
+    await lapse(first, 31)  # the owner stopped beating
+    assert await second.heartbeat(lease=30)
     taken = await second.take_over(lease=30)
     assert [(j.id, j.confirmer, j.response_url, j.takeovers) for j in taken] == [("a", "U0ALICE000", "https://x/1", 1)]
     assert await first.take_over(lease=30) == [] and await second.take_over(lease=30) == []
-    await first.renew(["a"], lease=30)  # the old owner lost it: renewing does nothing
-    clock.now += 31
-    assert [j.id for j in await first.take_over(lease=30)] == ["a"]
+    await lapse(first, 31)  # the new owner stopped beating too
+    assert await first.heartbeat(lease=30)
+    (again,) = await first.take_over(lease=30)
+    assert (again.id, again.takeovers) == ("a", 2)
     await first.finish("a")
-    clock.now += 100
+    await lapse(first, 100)
     assert await second.take_over(lease=30) == []
+
+
+async def test_a_process_that_stops_leaves_its_jobs_to_the_others_at_once(any_database: str) -> None:
+    first, second = await open_store(any_database), await open_store(any_database)
+    try:
+        assert await first.heartbeat(lease=30) and await second.heartbeat(lease=30)
+        assert await first.claim(job("a", "U0ALICE000"), ["300"], lease=0) == MINE  # its own lease already over
+        assert await second.take_over(lease=30) == []  # its process beats
+        await first.close()  # a drain that could not finish it: the heartbeat goes with the process
+        assert [j.id for j in await second.take_over(lease=30)] == ["a"]
+    finally:
+        await second.close()
+
+
+async def test_leases_are_on_the_database_clock_not_the_process_clock(any_database: str, clock: Clock) -> None:
+    """A replica whose clock runs a day ahead takes nothing over early; one a day behind, nothing late."""
+    ahead, behind = Clock(clock.now + 86400), Clock(clock.now - 86400)
+    early, late = await open_store(any_database, clock=ahead), await open_store(any_database, clock=behind)
+    try:
+        assert await late.claim(job("a", "U0ALICE000"), ["300"], lease=30) == MINE  # no beat: its lease alone
+        assert await early.heartbeat(lease=30)
+        assert await early.take_over(lease=30) == []
+        await lapse(early, 31)
+        assert [j.id for j in await early.take_over(lease=30)] == ["a"]
+        async with early.engine.connect() as connection:
+            from bot.store.sql import read_now
+
+            now = await connection.run_sync(read_now)
+            leases = (await connection.execute(sa.text("SELECT lease_until FROM jobs"))).scalars().all()
+        assert abs(now - time.time()) < 60 and [round(x - now) for x in leases] == [30]
+    finally:
+        await early.close()
+        await late.close()
 
 
 async def test_a_workflow_step_ends_once(stores: tuple[Store, Store], clock: Clock) -> None:
@@ -221,7 +311,7 @@ async def test_a_store_that_goes_away_degrades_then_heals(
     caplog.set_level(logging.WARNING)
     try:
         assert await store.first_delivery("Ev1") is None
-        assert await store.claim(job("a", "U0A"), ["300"], lease=30) is None  # the cancel goes ahead
+        assert await store.claim(job("a", "U0A"), ["300"], lease=30) == UNRECORDED  # the cancel goes ahead
         assert await end_step(store, "Fx1", "kept") is None and await store.history() is None
         store.record(line("request", ["300"]))
         assert await store.flush()
@@ -254,7 +344,7 @@ async def test_a_finish_written_while_the_store_is_away_is_written_when_it_is_ba
     any_database: str, clock: Clock
 ) -> None:
     store = await open_store(any_database, clock=clock)
-    assert await store.claim(job("a", "U0ALICE000"), ["300"], lease=30) is None
+    assert await store.claim(job("a", "U0ALICE000"), ["300"], lease=30) == MINE
     good = store.engine
     store.engine = create_engine(database_url("postgresql://nobody:pw@127.0.0.1:9/none"))
     try:
@@ -264,7 +354,7 @@ async def test_a_finish_written_while_the_store_is_away_is_written_when_it_is_ba
     finally:
         await store.engine.dispose()
         store.engine = good
-    assert await store.claim(job("b", "U0BOB00000"), ["300"], lease=30) == "U0ALICE000"
+    assert (await store.claim(job("b", "U0BOB00000"), ["300"], lease=30)).holder == "U0ALICE000"
     await store.retry_unfinished(lease=30)  # the sweeper's next pass
-    assert await store.claim(job("c", "U0BOB00000"), ["300"], lease=30) is None
+    assert await store.claim(job("c", "U0BOB00000"), ["300"], lease=30) == MINE
     await store.close()

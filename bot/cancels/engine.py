@@ -1,6 +1,6 @@
 """The cancellation engine: everything a confirm click sets off, run off the ack path.
 
-    click ─ack─▶ confirm() ─▶ start: job recorded with a lease, its mails claimed (store)
+    click ─▶ confirm(): job recorded with a lease, its mails claimed (store), committed ─ack─▶ start
                                  ├─▶ outbox: prompt → "confirmed; the outcome follows" (cosmetic, once)
                                  └─▶ event loop: cancel(id), one coroutine per id, all at once
                                          └──▶ ledger: the outcome, its audit-channel copy and the workflow
@@ -11,9 +11,10 @@ Slack messages wait in the outbox (rate limits, outages, per-channel order), nev
 A job is finished once its outcome is owed: from then on the outcome is posted as it was rendered, by this
 process or, if it stops, by the next (bot/outbound/ledger.py). A job that dies before is finished by whoever
 takes it over. A mail whose cancel is under way is not sent to MailPartner again: this process checks its own
-memory first, then the store's claims (shared by every replica). A job whose process died is taken over
-by `recover()` once its lease runs out (see cancels/recovery.py). `drain()` lets in-flight work finish on
-shutdown.
+memory first, then the store's claims (shared by every replica). An ack is a promise: while the store answers,
+the job and its claims are committed before the click is acked (`confirm()` returns then), so a process killed
+at any instant after its ack leaves a job another replica takes over (`recover()`, cancels/recovery.py).
+`drain()` lets in-flight work finish on shutdown.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from bot.outbound.ledger import LINK
 from bot.outbound.outbox import Delivery
 from bot.outbound.replies import Conversation, Replier
 from bot.requests.ticket import PromptTicket, StepRef, is_direct_message
-from bot.store import JobRecord, OwedRecord, Store
+from bot.store import ClaimAnswer, Claimed, JobRecord, OwedRecord, Store
 from bot.words.blocks import (
     Message,
     notice,
@@ -52,6 +53,9 @@ from bot.words.blocks import (
 log = logging.getLogger(__name__)
 
 LEASE_MARGIN = 5.0  # seconds beyond MailPartner's deadline before another process may take a job over
+# Seconds a click waits for its claim to be committed before it is acked all the same: Slack wants the ack
+# within 3 s. Past it the cancel still waits for the claim's answer, off the ack path.
+CLAIM_BUDGET = 2.0
 
 
 class ShuttingDown(Exception):
@@ -120,7 +124,6 @@ class CancelService:
         self._audit_channel = audit_channel
         self.loop = loop
         self._in_flight: dict[str, str] = {}  # mail id → who confirmed it
-        self._running: dict[str, _Job] = {}  # job id → job, for lease renewal
         self._jobs = 0
         self._idle = threading.Condition()
         self._accepting = True
@@ -133,11 +136,6 @@ class CancelService:
         """The mails `confirmer` confirmed whose cancel this process is working on now."""
         with self._idle:
             return tuple(mail for mail, who in self._in_flight.items() if who == confirmer)
-
-    def running_jobs(self) -> list[str]:
-        """Jobs this process is working on, outcome not yet posted: their leases are renewed."""
-        with self._idle:
-            return list(self._running)
 
     def spawn(self, work: Coroutine[Any, Any, object], what: str) -> None:
         """Run a coroutine of work after an ack on the event loop; counted, so drain() waits for it. A
@@ -173,20 +171,42 @@ class CancelService:
                 if self._jobs == 0:
                     return True
 
-    def confirm(
-        self, ticket: PromptTicket, confirmer: str, where: Conversation, step: StepRef | None = None
+    async def confirm(
+        self,
+        ticket: PromptTicket,
+        confirmer: str,
+        where: Conversation,
+        step: StepRef | None = None,
+        *,
+        budget: float = CLAIM_BUDGET,
     ) -> str | None:
-        """Start cancelling; returns None, or the user whose cancel of one of these mails is under way here.
+        """Record the job and claim its mails, then start cancelling; returns once the claim is committed (or
+        `budget` s passed): the click may be acked then. Returns None, or the user whose cancel of one of
+        these mails is under way in this process.
 
-        Another replica's cancel of the same mail is found in the store off the ack path, and the
-        confirmer is told there. A workflow `step` ends once the outcome is posted, whatever happened.
-        Raises ShuttingDown when the process no longer takes new work.
+        Another replica's cancel of the same mail is told to the confirmer once the store answers. A
+        workflow `step` ends once the outcome is posted, whatever happened. Raises ShuttingDown when the
+        process no longer takes new work.
         """
         job = _Job(uuid.uuid4().hex, ticket, confirmer, where, step)
         busy = self._accept(job)
-        if busy is None:
-            self.spawn(self._start(job), "cancel start")
-        return busy
+        if busy is not None:
+            return busy
+        if step is not None and self.steps.has_ended(step.execution_id):
+            self.spawn(self._stale(job), "stale confirm")
+            return None
+        try:
+            claim = self.store.claim(job.record(), job.ticket.ids, lease=self.lease)
+        except BaseException:
+            self._release(job)
+            raise
+        try:
+            async with asyncio.timeout(budget):
+                await asyncio.shield(claim)
+        except TimeoutError:
+            log.warning("claim of %s not written within %.1f s: acked; the cancel waits for it", ticket.ids, budget)
+        self.spawn(self._start(job, claim), "cancel start")
+        return None
 
     async def recover(self, record: JobRecord) -> None:
         """Finish a job a dead process left under way: ask MailPartner again (a cancel that went through
@@ -247,32 +267,35 @@ class CancelService:
             if busy:
                 return busy
             self._in_flight.update(dict.fromkeys(job.ticket.ids, job.confirmer))
-            self._running[job.id] = job
             self._jobs += 1
         if self.metrics is not None:
             self.metrics.in_flight.inc(len(job.ticket.ids))
         return None
 
-    async def _start(self, job: _Job) -> None:
-        """Claim the mails in the store (every replica sees the claim), then cancel them."""
+    async def _start(self, job: _Job, claim: asyncio.Future[ClaimAnswer]) -> None:
+        """Once the store answered the claim (every replica sees it), cancel the mails, or say who holds them."""
         ticket = job.ticket
-        ended = job.step is not None and self.steps.has_ended(job.step.execution_id)
-        holder = None if ended else await self._claimed(job)
-        if ended or holder is not None:
+        answer = await claim
+        if answer.state is Claimed.HELD:
             self._release(job)
-            if holder is not None:
-                self.audit(
-                    "duplicate",
-                    actor=job.confirmer,
-                    channel=job.where.channel,
-                    thread=ticket.thread_ts,
-                    mail_ids=ticket.ids,
-                    under_way_by=holder,
-                )
-            mine = self._lang_of(job.confirmer)
-            note = under_way_notice(ticket.ids, holder, mine) if holder else notice("stale", mine)
+            self.audit(
+                "duplicate",
+                actor=job.confirmer,
+                channel=job.where.channel,
+                thread=ticket.thread_ts,
+                mail_ids=ticket.ids,
+                under_way_by=answer.holder,
+            )
+            note = under_way_notice(ticket.ids, answer.holder, self._lang_of(job.confirmer))
             self.replier.tell(job.where, job.confirmer, note)
             return
+        if answer.state is Claimed.UNRECORDED:
+            log.warning(
+                "the store did not record the claim of %s: going ahead on this process's own guard; another "
+                "replica cannot see this cancel",
+                ",".join(ticket.ids),
+            )
+        unrecorded = {} if answer.state is Claimed.MINE else {"claim": answer.state.value}
         self.audit(
             "confirm",
             actor=job.confirmer,
@@ -281,15 +304,17 @@ class CancelService:
             mail_ids=ticket.ids,
             requester=ticket.requester,
             reason=ticket.reason or None,
+            **unrecorded,
         )
         # The prompt's one update: worded to hold before and after the outcome, so nothing later replaces
         # it (a second update would cost a Slack call per cancel and, under Tier 3 limits, minutes).
         self.replier.replace_prompt(job.where, self._status("confirmed", job))
         self._send(job)
 
-    async def _claimed(self, job: _Job) -> str | None:
-        """Who holds a claim on the job's mails already (None: nobody), once the store's writer answered."""
-        return await self.store.claim(job.record(), job.ticket.ids, lease=self.lease)
+    async def _stale(self, job: _Job) -> None:
+        """A click on a workflow run that has ended already: nothing to cancel."""
+        self._release(job)
+        self.replier.tell(job.where, job.confirmer, notice("stale", self._lang_of(job.confirmer)))
 
     def _send(self, job: _Job) -> None:
         """One coroutine per mail on the event loop, all at once; the last answer finishes the job there."""
@@ -414,7 +439,6 @@ class CancelService:
         with self._idle:
             for message_id in job.ticket.ids:
                 self._in_flight.pop(message_id, None)
-            self._running.pop(job.id, None)
         if self.metrics is not None:
             self.metrics.in_flight.dec(len(job.ticket.ids))
         self._done()

@@ -1,8 +1,8 @@
 """The sweeper: one task per process, on the event loop, that keeps the store's promises when nobody clicks.
 
 Every few seconds it
-- writes the finishes of cancels posted while the store was away, and renews the leases of the cancels
-  and owed messages this process holds, so no other replica takes them over;
+- writes the finishes of cancels posted while the store was away, and beats this process's heartbeat (one
+  row), so no other replica takes over the cancels and owed messages it holds (bot/store/leases.py);
 - takes over cancels whose process died (their lease ran out) and finishes them (`CancelService.recover`);
 - takes over messages owed by a process that died or drained, and delivers them (bot/outbound/ledger.py);
 - ends Workflow Builder runs whose prompt expired unanswered with `result=expired`, and says so on the prompt;
@@ -80,9 +80,8 @@ class Sweeper:
     async def sweep(self) -> None:
         """One pass; public so that tests and the console can run it on their own clock."""
         lease = self.service.lease
+        await self.store.heartbeat(lease=lease)
         await self.store.retry_unfinished(lease=lease)
-        await self.store.renew(self.service.running_jobs(), lease=lease)
-        await self.store.renew_owed(lease=lease)
         if self.service.accepting:
             for job in await self.store.take_over(lease=lease):
                 log.warning("taking over cancel job %s of %s: its process stopped mid-cancel", job.id, job.confirmer)

@@ -581,19 +581,22 @@ class _Listeners:
         return await _go_on(context, "click", click, next_)
 
     async def on_confirm(self, ack: AsyncAck, context: AsyncBoltContext) -> None:
-        await ack()
+        """An ack is a promise: the job and its claims are recorded before the click is acked (engine.py)."""
         click: Click = context["click"]
         deps = self.deps
         age = deps.clock() - click.ticket.issued_at
         if age > deps.prompt_ttl:
+            await ack()
             self._audit_click(click, "expiry", requester=click.ticket.requester, age_s=round(age))
             self._close_prompt(click, "expired", StepResult.EXPIRED)
             return
         try:
-            busy = deps.cancels.confirm(click.ticket, click.user, click.where, click.step)
+            busy = await deps.cancels.confirm(click.ticket, click.user, click.where, click.step)
         except ShuttingDown:
+            await ack()
             self._tell(click.where, click.user, notice("shutting_down", self._lang_of(click.user)))
             return
+        await ack()
         if busy:
             self._audit_click(click, "duplicate", under_way_by=busy)
             self._tell(click.where, click.user, under_way_notice(click.ticket.ids, busy, self._lang_of(click.user)))

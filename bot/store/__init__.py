@@ -20,13 +20,17 @@ from bot.store.engine import (
     sqlite_path,
 )
 from bot.store.history import HistoryEvent
-from bot.store.jobs import JobRecord
+from bot.store.jobs import MINE, UNRECORDED, ClaimAnswer, Claimed, JobRecord
 from bot.store.owed import OwedRecord
 from bot.store.steps import WaitingStep
 from bot.store.store import Store, open_store
 
 __all__ = [
+    "MINE",
+    "UNRECORDED",
     "BackupError",
+    "ClaimAnswer",
+    "Claimed",
     "HistoryEvent",
     "JobRecord",
     "OwedRecord",

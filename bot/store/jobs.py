@@ -1,16 +1,23 @@
 """Queries on `jobs` and `claims`: a cancel is recorded with a lease before MailPartner is called, each of
-its mails claimed once across every replica, and taken over by another process when its lease runs out."""
+its mails claimed once across every replica, and taken over by another process once its process is gone.
+
+Claims never deadlock and never fail open: every claimer inserts its mail ids in one order (sorted), with
+`ON CONFLICT DO NOTHING`, so two transactions claiming the same mails wait on each other in the same order
+and the second learns, once the first commits, that the mail is held. A claim's answer is one of three:
+mine, held by someone (who, since when), or unrecorded (the store did not answer; `Store.claim`).
+"""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from bot.store import leases
+from bot.store.sql import db_now, insert
 from bot.store.tables import claims, jobs
 
 
@@ -30,22 +37,21 @@ class JobRecord:
     takeovers: int = 0
 
 
-def claim_job(
-    connection: Connection, job: JobRecord, mail_ids: Sequence[str], *, owner: str, now: float, lease: float
-) -> str | None:
-    """Record `job` and claim its mails; None when done, else who confirmed the cancel already holding one.
+class Claimed(enum.Enum):
+    MINE = "mine"  # recorded: every replica sees this job hold its mails
+    HELD = "held"  # another cancel holds one of them
+    UNRECORDED = "unrecorded"  # the store did not answer: only this process's own guard holds
 
-    Runs in its own transaction (a savepoint): a mail claimed by someone else undoes the whole claim.
-    """
-    try:
-        with connection.begin_nested():
-            _insert(connection, [(job, mail_ids)], owner=owner, now=now, lease=lease)
-    except IntegrityError:
-        holder = connection.execute(
-            sa.select(claims.c.confirmer).where(claims.c.mail_id.in_(list(mail_ids))).limit(1)
-        ).scalar()
-        return str(holder or "?")
-    return None
+
+@dataclass(frozen=True)
+class ClaimAnswer:
+    state: Claimed
+    holder: str = ""  # HELD: who confirmed the cancel that holds a mail ("?" when it finished meanwhile)
+    since: float | None = None  # HELD: when they claimed it
+
+
+MINE = ClaimAnswer(Claimed.MINE)
+UNRECORDED = ClaimAnswer(Claimed.UNRECORDED)
 
 
 def claim_jobs(
@@ -55,23 +61,13 @@ def claim_jobs(
     owner: str,
     now: float,
     lease: float,
-) -> list[str | None]:
-    """`claim_job` for many jobs at once: two statements when no mail is taken (the usual case under a
-    burst of confirms), then one savepoint per job only when one is."""
-    try:
-        with connection.begin_nested():
-            _insert(connection, batch, owner=owner, now=now, lease=lease)
-    except IntegrityError:
-        return [claim_job(connection, job, ids, owner=owner, now=now, lease=lease) for job, ids in batch]
-    return [None] * len(batch)
-
-
-def _insert(
-    connection: Connection, batch: Sequence[tuple[JobRecord, Sequence[str]]], *, owner: str, now: float, lease: float
-) -> None:
-    # Plain statements with parameters: compiled once, cached, cheap on the confirm path.
+) -> list[ClaimAnswer]:
+    """Record each job with a lease on the database's clock and claim its mails: four statements, whatever
+    the batch's size. A job one of whose mails is held is not kept (its other claims are undone)."""
+    if not batch:
+        return []
     connection.execute(
-        jobs.insert(),
+        jobs.insert().values(lease_until=db_now() + lease),
         [
             {
                 "id": job.id,
@@ -85,20 +81,47 @@ def _insert(
                 "execution_id": job.execution_id,
                 "step_token": job.step_token,
                 "owner": owner,
-                "lease_until": now + lease,
                 "created_at": now,
             }
             for job, _ in batch
         ],
     )
-    connection.execute(
-        claims.insert(),
-        [
-            {"mail_id": m, "job_id": job.id, "confirmer": job.confirmer, "claimed_at": now}
-            for job, mail_ids in batch
-            for m in mail_ids
-        ],
+    # One order for every claimer: two replicas claiming `a b` and `b a` both wait on `a` first.
+    wanted = sorted(((mail, job) for job, mail_ids in batch for mail in dict.fromkeys(mail_ids)), key=_by_mail)
+    rows = [{"mail_id": mail, "job_id": job.id, "confirmer": job.confirmer, "claimed_at": now} for mail, job in wanted]
+    inserted = (
+        insert(connection, claims)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["mail_id"])
+        .returning(claims.c.mail_id, claims.c.job_id)
     )
+    mine = {(row.mail_id, row.job_id) for row in connection.execute(inserted)}
+    lost = [(job, ids) for job, ids in batch if any((mail, job.id) not in mine for mail in ids)]
+    if not lost:
+        return [MINE] * len(batch)
+    lost_ids = [job.id for job, _ in lost]
+    connection.execute(sa.delete(claims).where(claims.c.job_id.in_(lost_ids)))
+    connection.execute(sa.delete(jobs).where(jobs.c.id.in_(lost_ids)))
+    wanted_by_lost = sorted({mail for _, ids in lost for mail in ids})
+    holders = {
+        row.mail_id: ClaimAnswer(Claimed.HELD, row.confirmer, row.claimed_at)
+        for row in connection.execute(
+            sa.select(claims.c.mail_id, claims.c.confirmer, claims.c.claimed_at).where(
+                claims.c.mail_id.in_(wanted_by_lost)
+            )
+        )
+    }
+    lost_jobs = {job.id: ids for job, ids in lost}
+    return [
+        MINE
+        if job.id not in lost_jobs
+        else next((holders[m] for m in lost_jobs[job.id] if m in holders), ClaimAnswer(Claimed.HELD, "?"))
+        for job, _ in batch
+    ]
+
+
+def _by_mail(wanted: tuple[str, JobRecord]) -> tuple[str, str]:
+    return wanted[0], wanted[1].id
 
 
 _RELEASE_CLAIMS = sa.delete(claims).where(claims.c.job_id == sa.bindparam("job"))
@@ -115,27 +138,9 @@ def finish_jobs(connection: Connection, job_ids: Sequence[str], *, now: float) -
     connection.execute(_MARK_DONE, [{"job": job_id, "now": now} for job_id in job_ids])
 
 
-def renew_leases(connection: Connection, job_ids: Sequence[str], *, owner: str, until: float) -> int:
-    if not job_ids:
-        return 0
-    query = sa.update(jobs).where(jobs.c.id.in_(list(job_ids)), jobs.c.owner == owner, jobs.c.state == "running")
-    return connection.execute(query.values(lease_until=until)).rowcount
-
-
-def take_over_expired(
-    connection: Connection, *, owner: str, now: float, lease: float, limit: int = 20
-) -> list[JobRecord]:
-    """Jobs whose process stopped renewing their lease, now owned by `owner` (leases.py)."""
-    rows = leases.take_over_expired(
-        connection,
-        jobs,
-        where=[jobs.c.state == "running"],
-        order_by=[jobs.c.lease_until],
-        owner=owner,
-        now=now,
-        lease=lease,
-        limit=limit,
-    )
+def take_over_expired(connection: Connection, *, owner: str, lease: float, limit: int = 20) -> list[JobRecord]:
+    """Running jobs whose process is gone (leases.py), now owned by `owner`, oldest first."""
+    rows = leases.take_over(connection, jobs, where=[jobs.c.state == "running"], owner=owner, lease=lease, limit=limit)
     return [
         JobRecord(
             id=row["id"],
@@ -147,7 +152,7 @@ def take_over_expired(
             response_url=row["response_url"],
             execution_id=row["execution_id"],
             step_token=row["step_token"],
-            takeovers=row["takeovers"] + 1,
+            takeovers=row["takeovers"],
         )
         for row in rows
     ]

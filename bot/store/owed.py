@@ -1,6 +1,7 @@
 """Queries on `owed`: a message owed to a person is written before Slack is first tried and deleted once
-Slack took it. The process that wrote it holds a lease and renews it; when it drains it hands its rows
-back, and when it dies its lease runs out: either way another process takes them over, one winner each.
+Slack took it. The process that wrote it holds it while its heartbeat is fresh (leases.py); when it drains it
+hands its rows back, and when it dies its heartbeat runs out: either way another process takes them over,
+one winner each.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.store import leases
+from bot.store.sql import db_now
 from bot.store.tables import owed
 
 
@@ -34,11 +36,11 @@ class OwedRecord:
     message: dict[str, Any] = field(default_factory=dict)  # text and blocks, once for every way
 
 
-def owe(connection: Connection, records: Sequence[OwedRecord], *, owner: str, now: float, lease: float) -> None:
+def owe(connection: Connection, records: Sequence[OwedRecord], *, owner: str, lease: float) -> None:
     if not records:
         return
     connection.execute(
-        owed.insert(),
+        owed.insert().values(lease_until=db_now() + lease),
         [
             {
                 "id": r.id,
@@ -52,7 +54,6 @@ def owe(connection: Connection, records: Sequence[OwedRecord], *, owner: str, no
                 "created_at": r.created_at,
                 "deadline": r.deadline,
                 "owner": owner,
-                "lease_until": now + lease,
             }
             for r in records
         ],
@@ -68,11 +69,6 @@ def settle(connection: Connection, ids: Sequence[str]) -> None:
         connection.execute(_SETTLE, [{"owed_id": i} for i in ids])
 
 
-def renew(connection: Connection, *, owner: str, until: float) -> int:
-    query = sa.update(owed).where(owed.c.owner == owner, owed.c.lease_until > 0)
-    return connection.execute(query.values(lease_until=until)).rowcount
-
-
 def release(connection: Connection, ids: Sequence[str], *, owner: str) -> int:
     """Hand rows back at once (a drain): the next process to sweep takes them, without waiting for a lease."""
     if not ids:
@@ -81,19 +77,9 @@ def release(connection: Connection, ids: Sequence[str], *, owner: str) -> int:
     return connection.execute(query.values(owner="", lease_until=0.0)).rowcount
 
 
-def take_over(connection: Connection, *, owner: str, now: float, lease: float, limit: int = 200) -> list[OwedRecord]:
-    """Rows whose process stopped renewing them (or handed them back), oldest first, now owned by `owner`
-    (leases.py)."""
-    rows = leases.take_over_expired(
-        connection,
-        owed,
-        where=[],
-        order_by=[owed.c.created_at, owed.c.id],
-        owner=owner,
-        now=now,
-        lease=lease,
-        limit=limit,
-    )
+def take_over(connection: Connection, *, owner: str, lease: float, limit: int = 200) -> list[OwedRecord]:
+    """Rows whose process is gone (or handed them back), oldest first, now owned by `owner` (leases.py)."""
+    rows = leases.take_over(connection, owed, where=[], owner=owner, lease=lease, limit=limit)
     return [
         OwedRecord(
             id=row["id"],
@@ -105,7 +91,7 @@ def take_over(connection: Connection, *, owner: str, now: float, lease: float, l
             meta=json.loads(row["meta"]),
             created_at=row["created_at"],
             deadline=row["deadline"],
-            takeovers=row["takeovers"] + 1,
+            takeovers=row["takeovers"],
             message=json.loads(row["message"]),
         )
         for row in rows

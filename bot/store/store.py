@@ -21,10 +21,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from bot.batches import Batches
 from bot.loop import EventLoop
-from bot.store import deliveries, history, jobs, owed, steps
+from bot.store import deliveries, history, jobs, liveness, owed, steps
 from bot.store.engine import (
     StoreError,
     check_reachable,
@@ -35,7 +36,7 @@ from bot.store.engine import (
     sqlite_path,
 )
 from bot.store.history import HistoryEvent
-from bot.store.jobs import JobRecord
+from bot.store.jobs import UNRECORDED, ClaimAnswer, JobRecord
 from bot.store.owed import OwedRecord
 from bot.store.steps import WaitingStep
 
@@ -49,6 +50,10 @@ WRITE_BATCH = 200
 AUDIT_LINGER = 0.05
 # A claim or an owed message has someone waiting on it (a confirm, an outcome): it lingers this long at most.
 URGENT_LINGER = 0.02
+# Two transactions that wait on each other (a deadlock) or a serialization failure: PostgreSQL undoes one,
+# and that one is tried again, after a short random wait, rather than read as an answer.
+CONFLICT_ATTEMPTS = 5
+_CONFLICTS = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
 
 class Store:
@@ -131,7 +136,7 @@ class Store:
         if isinstance(write, _Write):
             self._lost(why, [write])
         elif isinstance(write, _Claim):
-            write.then(None)  # this process's guard still holds
+            write.then(UNRECORDED)  # this process's guard still holds
         else:
             write.then(False, None)  # the messages go from memory
 
@@ -149,12 +154,16 @@ class Store:
         claims = [w for w in batch if isinstance(w, _Claim)]
         if claims:
             items = [(w.job, w.mail_ids, w.lease) for w in claims]
-            holders: list[str | None] = [None] * len(claims)
+            answers: list[ClaimAnswer] = [UNRECORDED] * len(claims)
             try:
-                holders = await self._run("job claim", lambda c: self._claim_all(c, items), None) or holders
-            finally:  # a confirm waits on each: unanswered, it reads as no holder (the process's guard holds)
-                for claim, holder in zip(claims, holders, strict=True):
-                    claim.then(holder)
+                found = await self._run("job claim", lambda c: self._claim_all(c, items), None)
+                if found is not None and len(found) == len(claims):
+                    answers = found
+                elif found is not None:
+                    log.error("store: %d claim answers for %d claims; read as unrecorded", len(found), len(claims))
+            finally:  # a confirm waits on each: unanswered, it is unrecorded (the process's guard holds)
+                for claim, answer in zip(claims, answers, strict=True):
+                    claim.then(answer)
         owes = [w for w in batch if isinstance(w, _OweLater)]
         if owes:
             try:
@@ -201,13 +210,13 @@ class Store:
 
     # -- cancel jobs ---------------------------------------------------------------------------------
 
-    async def claim(self, job: JobRecord, mail_ids: Sequence[str], *, lease: float) -> str | None:
-        """Record the job and claim its mails, in the writer's next batch. Returns who holds a claim already,
-        else None (also when the store is away or swamped: the process's own guard still holds, and the
-        cancel goes ahead)."""
-        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._queue(_Claim(job, tuple(mail_ids), lease, lambda holder: _answer(answer, holder)))
-        return await answer
+    def claim(self, job: JobRecord, mail_ids: Sequence[str], *, lease: float) -> asyncio.Future[ClaimAnswer]:
+        """Record the job and claim its mails, in the writer's next batch; the future is its answer: mine (the
+        job and its claims are committed), held by someone (who, since when), or unrecorded (the store is
+        away or swamped: only this process's own guard holds)."""
+        answer: asyncio.Future[ClaimAnswer] = asyncio.get_running_loop().create_future()
+        self._queue(_Claim(job, tuple(mail_ids), lease, lambda found: _answer(answer, found)))
+        return answer
 
     async def finish(self, job_id: str) -> None:
         """Release a job's claims with no outcome to owe (a job whose ticket cannot be read). While the store
@@ -221,8 +230,7 @@ class Store:
         if settled and await self._run("owed settle", lambda c: owed.settle(c, settled), False) is False:
             self._unsettled[:0] = settled
         if waiting and not await self._run("job finish", lambda c: self._finish_all(c, waiting), False):
-            self._unfinished[:0] = waiting
-            await self.renew(waiting, lease=lease)  # in case only writing failed: keep the jobs ours meanwhile
+            self._unfinished[:0] = waiting  # still ours while this process beats (heartbeat)
 
     def _claim_all(self, connection: Connection, batch: list[tuple[JobRecord, tuple[str, ...], float]]) -> list:
         claimed = [(job, ids) for job, ids, _ in batch]
@@ -232,15 +240,13 @@ class Store:
         jobs.finish_jobs(connection, job_ids, now=self.clock())
         return True
 
-    async def renew(self, job_ids: Sequence[str], *, lease: float) -> None:
-        await self._run(
-            "lease renewal", lambda c: jobs.renew_leases(c, job_ids, owner=self.owner, until=self.clock() + lease), 0
-        )
+    async def heartbeat(self, *, lease: float) -> bool:
+        """This process is alive for `lease` more seconds: the jobs and owed messages it holds stay its own.
+        One row, however many it holds. False when the store did not take it."""
+        return await self._run("heartbeat", lambda c: liveness.beat(c, owner=self.owner, lease=lease) or True, False)
 
     async def take_over(self, *, lease: float) -> list[JobRecord]:
-        return await self._run(
-            "job takeover", lambda c: jobs.take_over_expired(c, owner=self.owner, now=self.clock(), lease=lease), []
-        )
+        return await self._run("job takeover", lambda c: jobs.take_over_expired(c, owner=self.owner, lease=lease), [])
 
     # -- messages owed to people -------------------------------------------------------------------
 
@@ -264,16 +270,11 @@ class Store:
         """Slack took it: queued, written with the next history rows (never blocks the caller)."""
         self._queue(_Write(self.clock(), line={}, settled=owed_id))
 
-    async def renew_owed(self, *, lease: float) -> None:
-        await self._run("owed renewal", lambda c: owed.renew(c, owner=self.owner, until=self.clock() + lease), 0)
-
     async def release_owed(self, owed_ids: Sequence[str]) -> int:
         return await self._run("owed hand-back", lambda c: owed.release(c, owed_ids, owner=self.owner), 0)
 
     async def take_over_owed(self, *, lease: float) -> list[OwedRecord]:
-        return await self._run(
-            "owed takeover", lambda c: owed.take_over(c, owner=self.owner, now=self.clock(), lease=lease), []
-        )
+        return await self._run("owed takeover", lambda c: owed.take_over(c, owner=self.owner, lease=lease), [])
 
     async def owed_summary(self) -> tuple[int, float | None] | None:
         """(messages owed, when the oldest was written); None when the store cannot answer."""
@@ -292,7 +293,7 @@ class Store:
                     records = [r for r in records if r.kind != "step_end"]
             keep.extend(records)
             answers.append((True, first))
-        owed.owe(connection, keep, owner=self.owner, now=now, lease=lease)
+        owed.owe(connection, keep, owner=self.owner, lease=lease)
         finished = [item.finish_job for item in batch if item.finish_job]
         if finished:
             jobs.finish_jobs(connection, finished, now=now)
@@ -346,28 +347,40 @@ class Store:
             removed += jobs.prune_jobs(connection, now - history_days * 86400)
             removed += deliveries.prune_deliveries(connection, now - 86400)
             removed += steps.prune_steps(connection, now - 86400)
+            removed += liveness.prune_processes(connection)
             if removed:
                 log.info("store: pruned %d rows older than their keep time", removed)
 
         await self._run("prune", prune, None)
 
     async def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued (for `timeout` s at most), stop the writer, close the connections."""
+        """Write what is queued (for `timeout` s at most), stop the writer, stop beating (what this process
+        still holds is taken over at once), close the connections."""
         await self.flush(timeout)
         self._writes.close()
         if self._writer is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 async with asyncio.timeout(timeout):
                     await self._writer
+            await self._run("retire", lambda c: liveness.retire(c, owner=self.owner), None)
         await self.engine.dispose()
 
     # -- plumbing ------------------------------------------------------------------------------------
 
     async def _run(self, what: str, work: Callable[[Connection], T], fallback: T) -> T:
-        """`work` in one transaction: the queries are plain functions of a Connection (run_sync)."""
+        """`work` in one transaction: the queries are plain functions of a Connection (run_sync). A deadlock
+        or serialization failure is tried again (bounded, jittered); any other failure degrades the store."""
         try:
-            async with self._one_writer, self.engine.begin() as connection:
-                result = await connection.run_sync(work)
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(CONFLICT_ATTEMPTS),
+                wait=wait_random_exponential(multiplier=0.02, max=0.5),
+                retry=retry_if_exception(_is_conflict),
+                before_sleep=lambda state: log.info("store: %s met a conflict; trying again", what),
+                reraise=True,
+            ):
+                with attempt:
+                    async with self._one_writer, self.engine.begin() as connection:
+                        result = await connection.run_sync(work)
         except Exception as error:
             self._degrade(what, error)
             return fallback
@@ -387,9 +400,14 @@ class Store:
         )
 
 
-def _answer(future: asyncio.Future[str | None], holder: str | None) -> None:
+def _is_conflict(error: BaseException) -> bool:
+    """PostgreSQL undid this transaction for another's sake (deadlock, serialization): worth trying again."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) in _CONFLICTS
+
+
+def _answer(future: asyncio.Future[ClaimAnswer], found: ClaimAnswer) -> None:
     if not future.done():
-        future.set_result(holder)
+        future.set_result(found)
 
 
 @dataclass(frozen=True)
@@ -401,12 +419,12 @@ class _Write:
 
 @dataclass(frozen=True)
 class _Claim:
-    """A confirm waiting for its mails' claims: `then` is told who holds one already, or None."""
+    """A confirm waiting for its mails' claims: `then` is told the answer."""
 
     job: JobRecord
     mail_ids: tuple[str, ...]
     lease: float
-    then: Callable[[str | None], None]
+    then: Callable[[ClaimAnswer], None]
 
 
 @dataclass(frozen=True)

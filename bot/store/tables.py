@@ -5,9 +5,11 @@
     jobs, claims          cancels under way: a lease each, and one claim per mail so one replica sends it
     steps                 Workflow Builder runs waiting on a prompt, ended exactly once
     owed                  messages owed to people, kept until Slack takes them; a lease each
+    processes             one heartbeat row per running process: its jobs and owed rows are its own while
+                          the row says it is alive (liveness.py)
 
 Times are seconds since the epoch (UTC) in double precision: one type that compares the same way on
-SQLite and PostgreSQL.
+SQLite and PostgreSQL. Leases and heartbeats are on the database's clock (clock.py), never a process's.
 """
 
 from __future__ import annotations
@@ -121,4 +123,12 @@ owed = sa.Table(
     sa.Column("lease_until", Time, nullable=False),
     sa.Column("takeovers", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_owed_lease_until", "lease_until"),
+)
+
+processes = sa.Table(
+    "processes",
+    metadata,
+    sa.Column("owner", sa.String(64), primary_key=True),  # as jobs.owner and owed.owner name it
+    sa.Column("started_at", Time, nullable=False),
+    sa.Column("alive_until", Time, nullable=False),  # on the database's clock
 )
