@@ -83,7 +83,17 @@ def at_a_terminal(
     leader, follower = pty.openpty()
     command = [sys.executable, "-m", "bot", *args]
     environment = {**outside_env(), "TERM": "dumb", **env}
-    process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower, cwd=cwd, env=environment)
+    process = subprocess.Popen(
+        command,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        cwd=cwd,
+        env=environment,
+        # As a person's shell starts it: Ctrl-C's SIGINT not ignored, even where these tests run in the
+        # background of a script (which ignores it, and Python then never turns it into KeyboardInterrupt).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     os.close(follower)
     screen = b""
     deadline = time.monotonic() + 60
