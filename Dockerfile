@@ -32,9 +32,11 @@ VOLUME ["/data"]
 WORKDIR /data
 USER 10001:10001
 EXPOSE 3000
-# /healthz answers 503 while the bot drains, and in Socket Mode while the WebSocket stays down.
+# /healthz answers 503 from SIGTERM on (for CANCEL_MAIL_DRAIN_GRACE, 5 s, every request is still served, so a
+# load balancer takes the container out first), through the drain, and in Socket Mode while the WebSocket
+# stays down.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["python", "-m", "bot", "healthcheck"]
-# The exec form makes the bot PID 1, so SIGTERM reaches it and the drain runs (up to MAILPARTNER_DEADLINE
-# + 15 s: give `docker stop -t` / stop_grace_period at least that).
+# The exec form makes the bot PID 1, so SIGTERM reaches it, and the grace then the drain run (up to
+# CANCEL_MAIL_DRAIN_GRACE + MAILPARTNER_DEADLINE + 15 s: give `docker stop -t` / stop_grace_period that).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["python", "-m", "bot"]

@@ -92,6 +92,7 @@ class Settings:
     log_format: str = "text"
     metrics_port: int = 0  # 0: no metrics endpoint
     socket_grace: float = 30.0  # Socket Mode: seconds the WebSocket may be down before /healthz says 503
+    drain_grace: float = 5.0  # HTTP mode: seconds /healthz says 503 on SIGTERM, still serving, before closing
     max_body_bytes: int = 1 << 20  # HTTP mode: a larger request body gets 413 (Slack's payloads are far smaller)
     delivery_deadline: float = 86400.0  # seconds a message owed to a person is tried before it is given up
 
@@ -146,6 +147,7 @@ class Settings:
             log_format=reader.choice("LOG_FORMAT", default.log_format, LOG_FORMATS, lower=True),
             metrics_port=reader.integer("METRICS_PORT", default.metrics_port, low=1, high=65535),
             socket_grace=reader.seconds("CANCEL_MAIL_SOCKET_GRACE", default.socket_grace, high=3600),
+            drain_grace=reader.seconds("CANCEL_MAIL_DRAIN_GRACE", default.drain_grace, high=300, zero=True),
             max_body_bytes=reader.integer(
                 "CANCEL_MAIL_MAX_BODY_BYTES", default.max_body_bytes, low=64 * 1024, high=64 << 20
             ),
@@ -248,7 +250,8 @@ class _Reader:
             return default
         return value
 
-    def seconds(self, name: str, default: float, *, high: float) -> float:
+    def seconds(self, name: str, default: float, *, high: float, zero: bool = False) -> float:
+        """A duration in seconds, more than 0 (or 0 too, with `zero`) and at most `high`."""
         raw = self.text(name)
         if not raw:
             return default
@@ -257,8 +260,9 @@ class _Reader:
         except ValueError:
             self.problems.append(f"{name} must be a number of seconds, got {raw!r}")
             return default
-        if not 0 < value <= high:
-            self.problems.append(f"{name} must be more than 0 and at most {high:g} seconds, got {raw}")
+        if value < 0 or (value == 0 and not zero) or value > high:
+            least = "at least 0" if zero else "more than 0"
+            self.problems.append(f"{name} must be {least} and at most {high:g} seconds, got {raw}")
             return default
         return value
 

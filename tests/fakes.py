@@ -266,6 +266,7 @@ def bot_env(port: int, slack_api_url: str, mailpartner_url: str, **extra: str) -
             "MAILPARTNER_TIMEOUT": "5",
             "LOG_LEVEL": "DEBUG",
             "PYTHONUNBUFFERED": "1",
+            "CANCEL_MAIL_DRAIN_GRACE": "0",  # no load balancer in front: stop at once (test_replicas.py has one)
         }
     )
     env.update(extra)

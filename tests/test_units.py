@@ -45,6 +45,18 @@ def test_modes() -> None:
     assert Settings.from_env({}, console=True).mode is Mode.CONSOLE
 
 
+def test_the_drain_grace_may_be_zero_but_never_negative() -> None:
+    assert Settings.from_env(HTTP_ENV).drain_grace == 5.0
+    assert Settings.from_env({**HTTP_ENV, "CANCEL_MAIL_DRAIN_GRACE": "0"}).drain_grace == 0.0
+    for wrong in ("-1", "soon", "301"):
+        with pytest.raises(SettingsError) as caught:
+            Settings.from_env({**HTTP_ENV, "CANCEL_MAIL_DRAIN_GRACE": wrong})
+        (problem,) = caught.value.problems
+        assert "CANCEL_MAIL_DRAIN_GRACE" in problem and wrong in problem
+    with pytest.raises(SettingsError, match="more than 0"):  # the other durations still refuse 0
+        Settings.from_env({**HTTP_ENV, "MAILPARTNER_TIMEOUT": "0"})
+
+
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env(

@@ -7,6 +7,11 @@ connection (headers) or of the headers (body), so a client that is not Slack cos
 thread, and `/healthz` answers beside any number of them. A whole request then goes to Bolt's `AsyncApp`
 on the same loop, whose listeners only parse, check and queue.
 
+On SIGTERM in HTTP mode, `/healthz` answers 503 at once while the listener stays open for
+CANCEL_MAIL_DRAIN_GRACE seconds, serving every request as usual, so load balancers and Kubernetes take the
+process out before it stops listening; then the listener closes and the work in flight finishes (the drain).
+A second SIGTERM or SIGINT ends the grace early.
+
 In Socket Mode, `/healthz` on PORT also says whether the WebSocket to Slack is up: down for longer than
 CANCEL_MAIL_SOCKET_GRACE, it answers 503, so an orchestrator restarts a process stuck without Slack.
 """
@@ -19,6 +24,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -45,17 +51,19 @@ READ_TIMEOUT = 10.0
 DRAIN_MARGIN = 15.0  # seconds beyond MailPartner's deadline to post outcomes on shutdown
 
 
-def health(bot: Bot, link_down: str = "") -> tuple[bool, str]:
+def health(bot: Bot, link_down: str = "", *, leaving: bool = False) -> tuple[bool, str]:
     """What `/healthz` says: healthy or not, and why, in one line, with the messages this process still owes.
 
     A degraded store is still healthy: cancels work without it, and a restart would not help. Messages
     waiting for Slack are no reason either: a restart would only hand them to another process. A process
-    that drains, or whose link to Slack has been down past its grace, is not.
+    that is leaving (SIGTERM, its grace), drains, or whose link to Slack has been down past its grace, is not.
     """
     owed = bot.service.replier.ledger.owed_here
     owing = f"; {owed} message(s) owed to people, waiting for Slack" if owed else ""
     if not bot.service.accepting:
         return False, "draining" + owing
+    if leaving:
+        return False, "stopping: still serving while load balancers take this process out" + owing
     if link_down:
         return False, link_down + owing
     problem = bot.store.problem
@@ -66,8 +74,8 @@ def _is_health_check(request: web.Request) -> bool:
     return request.path == "/healthz" and request.method in ("GET", "HEAD")
 
 
-def _health_answer(bot: Bot, link_down: str = "") -> web.Response:
-    ok, text = health(bot, link_down)
+def _health_answer(bot: Bot, link_down: str = "", *, leaving: bool = False) -> web.Response:
+    ok, text = health(bot, link_down, leaving=leaving)
     return _text(200 if ok else 503, text)
 
 
@@ -86,6 +94,7 @@ class FrontDoor:
     def __init__(self, bot: Bot, signing_secret: str, *, max_body: int) -> None:
         self.bot = bot
         self.max_body = max_body
+        self.leaving = False  # SIGTERM came: /healthz says 503, requests are still served (the grace)
         self._verifier = SignatureVerifier(signing_secret)
 
     def app(self) -> web.Application:
@@ -95,7 +104,7 @@ class FrontDoor:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if _is_health_check(request):
-            return _health_answer(self.bot)
+            return _health_answer(self.bot, leaving=self.leaving)
         if request.method != "POST" or request.path != "/slack/events":
             return _text(404, "not found")
         if (request.content_length or 0) > self.max_body:  # refused before a byte of it is read
@@ -187,12 +196,24 @@ async def _sign_in(settings: Settings) -> None:
 
 
 async def _serve_http(settings: Settings, store: Store) -> None:
-    """HTTP mode: no new connection once stopping, the requests under way answered."""
+    """HTTP mode. On SIGTERM: the grace (503 on /healthz, requests served), then no new connection, the
+    requests under way answered, and the drain."""
     async with _bot_on_this_loop(settings, store) as bot:
         door = FrontDoor(bot, settings.slack_signing_secret, max_body=settings.max_body_bytes)
         runner = await _site(door.app(), settings.port, backlog=BACKLOG)
         log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", settings.port)
-        await _stop_on_signals().wait()
+        signals = _stop_on_signals()
+        await signals.stopping.wait()
+        door.leaving = True
+        if settings.drain_grace:
+            log.info(
+                "stopping: /healthz answers 503 for %g s while requests are still served, so load balancers take "
+                "this process out; then the listener closes",
+                settings.drain_grace,
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(settings.drain_grace):
+                    await signals.hurry.wait()  # a second signal: no more grace
         for site in list(runner.sites):
             await site.stop()  # no new connection; requests under way finish
     await runner.cleanup()
@@ -230,10 +251,18 @@ async def _drain(bot: Bot, settings: Settings) -> None:
     await asyncio.get_running_loop().run_in_executor(None, bot.shutdown, settings.mailpartner_deadline + DRAIN_MARGIN)
 
 
-def _stop(name: str, stopping: asyncio.Event) -> None:
-    if not stopping.is_set():
-        log.info("%s: no new work; finishing the cancels in flight", name)
-    stopping.set()
+@dataclass
+class _Signals:
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # the first SIGTERM or SIGINT
+    hurry: asyncio.Event = field(default_factory=asyncio.Event)  # a second one: skip what is left of the grace
+
+    def received(self, name: str) -> None:
+        if self.stopping.is_set():
+            log.info("%s again: stopping without waiting out the grace", name)
+            self.hurry.set()
+            return
+        log.info("%s: no new work once the grace is over; finishing the cancels in flight", name)
+        self.stopping.set()
 
 
 async def _serve_socket_mode(settings: Settings, store: Store) -> None:
@@ -263,7 +292,7 @@ async def _serve_socket_mode(settings: Settings, store: Store) -> None:
                     log.exception("Socket Mode: could not sample the WebSocket")
 
         sampling = asyncio.get_running_loop().create_task(sample_link())
-        stopping = _stop_on_signals()
+        signals = _stop_on_signals()
         log.info("Socket Mode: connecting to Slack")
 
         async def dial() -> None:
@@ -273,20 +302,20 @@ async def _serve_socket_mode(settings: Settings, store: Store) -> None:
             await handler.connect_async()
 
         dialling = asyncio.get_running_loop().create_task(connect_until_slack_answers(dial))
-        await stopping.wait()
+        await signals.stopping.wait()
         dialling.cancel()
         sampling.cancel()
         await handler.close_async()
     await runner.cleanup()
 
 
-def _stop_on_signals() -> asyncio.Event:
-    """Set on SIGTERM or SIGINT (Ctrl-C drains too)."""
-    stopping = asyncio.Event()
+def _stop_on_signals() -> _Signals:
+    """Told of SIGTERM and SIGINT (Ctrl-C drains too)."""
+    signals = _Signals()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, _stop, signal.Signals(signum).name, stopping)
-    return stopping
+        loop.add_signal_handler(signum, signals.received, signal.Signals(signum).name)
+    return signals
 
 
 async def connect_until_slack_answers(
