@@ -14,8 +14,11 @@ share the cores with the bot. Prints Markdown tables and checks the targets.
     ratelimit  30 thread prompts in each of two channels, confirmed at once, Slack allowing one
                message a second per channel (and chat.update at Tier 3)
     soak       5 cancels a second for 10 minutes: resident memory and open files over time
+    replicas   3 replicas on PostgreSQL behind HAProxy, 1,500 commands then their confirms, one replica
+               SIGKILLed (0.05, 1 or 3 s into the clicks) or sent SIGTERM; beside 3 and 1 replica with
+               nothing stopped (bench/replicas.py; skipped, saying why, without haproxy or PostgreSQL)
 
-    python bench/load.py                       # all of it (about 15 minutes)
+    python bench/load.py                       # all of it (about 20 minutes)
     python bench/load.py --only burst --n 200  # one part, another size
     python bench/load.py --quick               # smaller and shorter, to try the bench itself
 """
@@ -567,13 +570,13 @@ def report_versus(rounds: list[Round], check: Callable[[str, bool], None]) -> No
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("burst", "cpu", "ratelimit", "soak"), action="append")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=("burst", "cpu", "ratelimit", "soak", "replicas"), action="append")
     parser.add_argument("--n", type=int, default=500, help="burst size (default 500)")
     parser.add_argument("--quick", action="store_true", help="N=100, 10 prompts a channel, a 1-minute soak")
     parser.add_argument("--no-postgres", action="store_true", help="the burst on SQLite only")
     args = parser.parse_args()
-    parts = args.only or ["burst", "cpu", "ratelimit", "soak"]
+    parts = args.only or ["burst", "cpu", "ratelimit", "soak", "replicas"]
     n = 100 if args.quick else args.n
     results: list[tuple[str, bool]] = []
 
@@ -648,6 +651,10 @@ def main() -> int:
                 soak["rss_growth"] < 0.10 and soak["pss_growth"] < 0.10,
             )
             check("soak: open files flat", soak["fd_growth"] < 0.10)
+        if "replicas" in parts:
+            from replicas import report_replicas, run_replicas
+
+            report_replicas(run_replicas(workdir, 300 if args.quick else 1500), check)
     missed = [what for what, ok in results if not ok]
     print("\nTargets: " + ("all met" if not missed else "MISSED: " + "; ".join(missed)))
     return 0

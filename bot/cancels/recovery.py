@@ -27,6 +27,7 @@ from bot.words.blocks import status_message
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY = 6 * 3600.0
+TAKE_OVER_BATCH = 200  # rows a take-over claims in one statement
 
 
 class Sweeper:
@@ -83,11 +84,7 @@ class Sweeper:
         await self.store.heartbeat(lease=lease)
         await self.store.retry_unfinished(lease=lease)
         if self.service.accepting:
-            for job in await self.store.take_over(lease=lease):
-                log.warning("taking over cancel job %s of %s: its process stopped mid-cancel", job.id, job.confirmer)
-                await self.service.recover(job)
-            if owed := await self.store.take_over_owed(lease=lease):
-                self.service.replier.ledger.resume(owed)
+            await self._take_over(lease)
         if self.metrics is not None and (summary := await self.store.owed_summary()) is not None:
             self.metrics.slack_owed.set(summary[0])
         for step in await self.store.expired_steps():
@@ -95,6 +92,20 @@ class Sweeper:
         if self._pruned_at is None or self._monotonic() - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = self._monotonic()
             await self.store.prune(history_days=self._history_days)
+
+    async def _take_over(self, lease: float) -> None:
+        """Everything a gone process left, in batches until none is left: a replica killed mid-burst leaves
+        hundreds of cancels, all due at once."""
+        while jobs := await self.store.take_over(lease=lease, limit=TAKE_OVER_BATCH):
+            for job in jobs:
+                log.warning("taking over cancel job %s of %s: its process stopped mid-cancel", job.id, job.confirmer)
+                await self.service.recover(job)
+            if len(jobs) < TAKE_OVER_BATCH:
+                break
+        while owed := await self.store.take_over_owed(lease=lease, limit=TAKE_OVER_BATCH):
+            self.service.replier.ledger.resume(owed)
+            if len(owed) < TAKE_OVER_BATCH:
+                break
 
     def _expire(self, waiting: WaitingStep) -> None:
         try:

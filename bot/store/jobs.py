@@ -138,7 +138,7 @@ def finish_jobs(connection: Connection, job_ids: Sequence[str], *, now: float) -
     connection.execute(_MARK_DONE, [{"job": job_id, "now": now} for job_id in job_ids])
 
 
-def take_over_expired(connection: Connection, *, owner: str, lease: float, limit: int = 20) -> list[JobRecord]:
+def take_over_expired(connection: Connection, *, owner: str, lease: float, limit: int) -> list[JobRecord]:
     """Running jobs whose process is gone (leases.py), now owned by `owner`, oldest first."""
     rows = leases.take_over(connection, jobs, where=[jobs.c.state == "running"], owner=owner, lease=lease, limit=limit)
     return [

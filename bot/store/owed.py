@@ -77,7 +77,7 @@ def release(connection: Connection, ids: Sequence[str], *, owner: str) -> int:
     return connection.execute(query.values(owner="", lease_until=0.0)).rowcount
 
 
-def take_over(connection: Connection, *, owner: str, lease: float, limit: int = 200) -> list[OwedRecord]:
+def take_over(connection: Connection, *, owner: str, lease: float, limit: int) -> list[OwedRecord]:
     """Rows whose process is gone (or handed them back), oldest first, now owned by `owner` (leases.py)."""
     rows = leases.take_over(connection, owed, where=[], owner=owner, lease=lease, limit=limit)
     return [

@@ -245,8 +245,10 @@ class Store:
         One row, however many it holds. False when the store did not take it."""
         return await self._run("heartbeat", lambda c: liveness.beat(c, owner=self.owner, lease=lease) or True, False)
 
-    async def take_over(self, *, lease: float) -> list[JobRecord]:
-        return await self._run("job takeover", lambda c: jobs.take_over_expired(c, owner=self.owner, lease=lease), [])
+    async def take_over(self, *, lease: float, limit: int = 200) -> list[JobRecord]:
+        return await self._run(
+            "job takeover", lambda c: jobs.take_over_expired(c, owner=self.owner, lease=lease, limit=limit), []
+        )
 
     # -- messages owed to people -------------------------------------------------------------------
 
@@ -273,8 +275,10 @@ class Store:
     async def release_owed(self, owed_ids: Sequence[str]) -> int:
         return await self._run("owed hand-back", lambda c: owed.release(c, owed_ids, owner=self.owner), 0)
 
-    async def take_over_owed(self, *, lease: float) -> list[OwedRecord]:
-        return await self._run("owed takeover", lambda c: owed.take_over(c, owner=self.owner, lease=lease), [])
+    async def take_over_owed(self, *, lease: float, limit: int = 200) -> list[OwedRecord]:
+        return await self._run(
+            "owed takeover", lambda c: owed.take_over(c, owner=self.owner, lease=lease, limit=limit), []
+        )
 
     async def owed_summary(self) -> tuple[int, float | None] | None:
         """(messages owed, when the oldest was written); None when the store cannot answer."""
