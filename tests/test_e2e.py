@@ -280,12 +280,37 @@ def test_bad_settings_exit_with_one_line_per_problem(tmp_path: Path) -> None:
 
 def test_refused_token_exits_clearly(tmp_path: Path) -> None:
     with LocalSlack() as slack:
-        slack.fail("auth.test", error="invalid_auth")
+        slack.fail("auth.test", error="invalid_auth", times=100)  # a refused token is refused every time
         env = bot_env(free_port(), slack.api_url, "http://127.0.0.1:9/v1")
         result = subprocess.run(
             [sys.executable, "-m", "bot"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
         )
     assert result.returncode == 2 and "invalid_auth" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_slack_web_api_that_never_answers_does_not_hold_the_start(tmp_path: Path) -> None:
+    """Slack's Web API accepts connections and never answers: /healthz answers at once, saying the sign-in
+    is under way, and a command gets its prompt; before, the first 200 came 11.5 s after the start."""
+    import socket
+
+    silent = socket.create_server(("127.0.0.1", 0), backlog=64)  # connections complete; nothing is ever read
+    mailpartner = FakeMailPartner().start()
+    with LocalSlack() as slack:
+        env = bot_env(free_port(), f"http://127.0.0.1:{silent.getsockname()[1]}/api/", mailpartner.base_url)
+        bot = BotProcess(env, tmp_path / "bot.log")
+        try:
+            bot.wait_healthy()
+            driver = Driver(bot, slack)
+            health = driver.http.get("/healthz")
+            assert health.status_code == 200 and "signing in to Slack" in health.text, health.text
+            response, prompt = driver.command("300 -- Slack's API is silent")
+            assert response.status_code == 200 and "cancel_mail_confirm" in buttons(prompt), prompt
+            assert "signing in to Slack" in driver.http.get("/healthz").text  # still: it really never answered
+        finally:
+            bot.stop()
+            mailpartner.stop()
+            silent.close()
+    assert "Traceback" not in bot.log()
 
 
 def test_thread_rules_over_http_outsider_requester_then_second_person(tmp_path: Path) -> None:

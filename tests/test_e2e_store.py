@@ -329,7 +329,7 @@ def test_drain_in_a_slack_outage_says_what_is_owed_and_the_next_process_posts_it
     log = first.bot.log()
     assert "2 message(s) still owed" in log and "every in-flight cancel finished and was posted" not in log
     restarted = replicas.start()  # Slack is still down: the process starts all the same
-    assert "starting anyway" in restarted.bot.log()
+    eventually(lambda: "starting anyway" in restarted.bot.log(), what="the sign-in, in the background, said so")
     health = restarted.http.get("/healthz")
     assert health.status_code == 200 and "2 message(s) owed to people, waiting for Slack" in health.text
     slack.down_until = 0.0  # Slack is back

@@ -51,7 +51,7 @@ READ_TIMEOUT = 10.0
 DRAIN_MARGIN = 15.0  # seconds beyond MailPartner's deadline to post outcomes on shutdown
 
 
-def health(bot: Bot, link_down: str = "", *, leaving: bool = False) -> tuple[bool, str]:
+def health(bot: Bot, link_down: str = "", *, leaving: bool = False, slack: str = "") -> tuple[bool, str]:
     """What `/healthz` says: healthy or not, and why, in one line, with the messages this process still owes.
 
     A degraded store is still healthy: cancels work without it, and a restart would not help. Messages
@@ -60,6 +60,7 @@ def health(bot: Bot, link_down: str = "", *, leaving: bool = False) -> tuple[boo
     """
     owed = bot.service.replier.ledger.owed_here
     owing = f"; {owed} message(s) owed to people, waiting for Slack" if owed else ""
+    owing += f"; {slack}" if slack else ""  # the sign-in, while it is not done
     if not bot.service.accepting:
         return False, "draining" + owing
     if leaving:
@@ -74,8 +75,8 @@ def _is_health_check(request: web.Request) -> bool:
     return request.path == "/healthz" and request.method in ("GET", "HEAD")
 
 
-def _health_answer(bot: Bot, link_down: str = "", *, leaving: bool = False) -> web.Response:
-    ok, text = health(bot, link_down, leaving=leaving)
+def _health_answer(bot: Bot, link_down: str = "", *, leaving: bool = False, slack: str = "") -> web.Response:
+    ok, text = health(bot, link_down, leaving=leaving, slack=slack)
     return _text(200 if ok else 503, text)
 
 
@@ -91,9 +92,10 @@ class FrontDoor:
     400 when it is signed, 401 when it is not. Bolt reads each body once: this parses it, Bolt dispatches it.
     """
 
-    def __init__(self, bot: Bot, signing_secret: str, *, max_body: int) -> None:
+    def __init__(self, bot: Bot, signing_secret: str, *, max_body: int, sign_in: SignIn | None = None) -> None:
         self.bot = bot
         self.max_body = max_body
+        self.sign_in = sign_in
         self.leaving = False  # SIGTERM came: /healthz says 503, requests are still served (the grace)
         self._verifier = SignatureVerifier(signing_secret)
 
@@ -104,7 +106,8 @@ class FrontDoor:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if _is_health_check(request):
-            return _health_answer(self.bot, leaving=self.leaving)
+            slack = self.sign_in.state if self.sign_in else ""
+            return _health_answer(self.bot, leaving=self.leaving, slack=slack)
         if request.method != "POST" or request.path != "/slack/events":
             return _text(404, "not found")
         if (request.content_length or 0) > self.max_body:  # refused before a byte of it is read
@@ -168,44 +171,60 @@ class SocketLinkWatch:
 
 
 async def serve(settings: Settings) -> None:
-    """The store opened (and migrated), Slack signed in to, then HTTP mode or Socket Mode until SIGTERM or
-    SIGINT, and the drain: the cancels in flight finish and post (MAILPARTNER_DEADLINE + DRAIN_MARGIN at
-    most), what Slack did not take stays owed in the store. Raises StoreError, or SlackSignInError for a
-    refused token: either stops the start."""
+    """The store opened (and migrated), then HTTP mode or Socket Mode until SIGTERM or SIGINT, and the drain:
+    the cancels in flight finish and post (MAILPARTNER_DEADLINE + DRAIN_MARGIN at most), what Slack did not
+    take stays owed in the store. Slack is signed in to in the background: the start never waits on it.
+    Raises StoreError, or SlackSignInError for a refused token (the process stops, drained)."""
     store = await open_store(settings.database_url, create_folder=settings.default_store)
+    signals = _stop_on_signals()
+    signing_in = SignIn(settings, signals)
+    task = asyncio.get_running_loop().create_task(signing_in.run(), name="slack-sign-in")
     try:
-        await _sign_in(settings)
-    except BaseException:
-        await store.close()
-        raise
-    await (_serve_socket_mode if settings.mode is Mode.SOCKET else _serve_http)(settings, store)
+        await (_serve_socket_mode if settings.mode is Mode.SOCKET else _serve_http)(
+            settings, store, signals, signing_in
+        )
+    finally:
+        task.cancel()
+    if signing_in.refused is not None:
+        raise signing_in.refused
 
 
-async def _sign_in(settings: Settings) -> None:
-    """One auth.test before anything starts turns a bad token into one clear line. A Slack that does not
-    answer is no reason to stay down: messages owed to people (this process's, or those a stopped one left
-    in the store) go out once it is back, and the cancels work meanwhile."""
-    try:
-        identity = await sign_in(settings)
-    except SlackSignInError as error:
-        if not error.unreachable:
-            raise
-        log.warning("cancel-mail-bot: %s; starting anyway: messages wait in the store until it answers", error)
-        return
-    log.warning("cancel-mail-bot: signed in to Slack as @%s (%s)", identity.get("user"), identity.get("team"))
+class SignIn:
+    """One auth.test, in the background: a bad token becomes one clear line and stops the process; a Slack
+    that does not answer is no reason to stay down (messages owed to people, this process's or those a
+    stopped one left, go out once it is back, and the cancels work meanwhile). `state` is what `/healthz`
+    adds while it is not done."""
+
+    def __init__(self, settings: Settings, signals: _Signals) -> None:
+        self._settings, self._signals = settings, signals
+        self.state = "signing in to Slack"
+        self.refused: SlackSignInError | None = None
+
+    async def run(self) -> None:
+        try:
+            identity = await sign_in(self._settings)
+        except SlackSignInError as error:
+            if not error.unreachable:
+                self.refused, self.state = error, str(error)
+                self._signals.stop_now()
+                return
+            self.state = f"{error}; messages wait in the store until it answers"
+            log.warning("cancel-mail-bot: %s; starting anyway: messages wait in the store until it answers", error)
+            return
+        self.state = ""
+        log.warning("cancel-mail-bot: signed in to Slack as @%s (%s)", identity.get("user"), identity.get("team"))
 
 
-async def _serve_http(settings: Settings, store: Store) -> None:
+async def _serve_http(settings: Settings, store: Store, signals: _Signals, signing_in: SignIn) -> None:
     """HTTP mode. On SIGTERM: the grace (503 on /healthz, requests served), then no new connection, the
     requests under way answered, and the drain."""
     async with _bot_on_this_loop(settings, store) as bot:
-        door = FrontDoor(bot, settings.slack_signing_secret, max_body=settings.max_body_bytes)
+        door = FrontDoor(bot, settings.slack_signing_secret, max_body=settings.max_body_bytes, sign_in=signing_in)
         runner = await _site(door.app(), settings.port, backlog=BACKLOG)
         log.info("HTTP mode: POST /slack/events and GET /healthz on port %d", settings.port)
-        signals = _stop_on_signals()
         await signals.stopping.wait()
         door.leaving = True
-        if settings.drain_grace:
+        if settings.drain_grace and not signals.hurry.is_set():
             log.info(
                 "stopping: /healthz answers 503 for %g s while requests are still served, so load balancers take "
                 "this process out; then the listener closes",
@@ -256,6 +275,11 @@ class _Signals:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # the first SIGTERM or SIGINT
     hurry: asyncio.Event = field(default_factory=asyncio.Event)  # a second one: skip what is left of the grace
 
+    def stop_now(self) -> None:
+        """Stop without a grace: the process cannot serve (a refused token)."""
+        self.hurry.set()
+        self.stopping.set()
+
     def received(self, name: str) -> None:
         if self.stopping.is_set():
             log.info("%s again: stopping without waiting out the grace", name)
@@ -265,7 +289,7 @@ class _Signals:
         self.stopping.set()
 
 
-async def _serve_socket_mode(settings: Settings, store: Store) -> None:
+async def _serve_socket_mode(settings: Settings, store: Store, signals: _Signals, signing_in: SignIn) -> None:
     """Socket Mode, `/healthz` on PORT."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -275,7 +299,9 @@ async def _serve_socket_mode(settings: Settings, store: Store) -> None:
         watch = SocketLinkWatch(lambda: link["up"], settings.socket_grace)
 
         async def health_only(request: web.Request) -> web.Response:
-            return _health_answer(bot, watch.problem()) if _is_health_check(request) else _text(404, "not found")
+            if not _is_health_check(request):
+                return _text(404, "not found")
+            return _health_answer(bot, watch.problem(), slack=signing_in.state)
 
         app = web.Application()
         app.router.add_route("*", "/{path:.*}", health_only)
@@ -292,7 +318,6 @@ async def _serve_socket_mode(settings: Settings, store: Store) -> None:
                     log.exception("Socket Mode: could not sample the WebSocket")
 
         sampling = asyncio.get_running_loop().create_task(sample_link())
-        signals = _stop_on_signals()
         log.info("Socket Mode: connecting to Slack")
 
         async def dial() -> None:
