@@ -24,7 +24,7 @@ from bot.audit.trail import AuditTrail
 from bot.cancels.engine import LEASE_MARGIN, CancelService
 from bot.cancels.recovery import Sweeper
 from bot.cancels.workflow import WorkflowSteps
-from bot.http import AsyncHttp, Proxies
+from bot.http import AsyncHttp, Proxies, tls_context
 from bot.inbound.access import AccessPolicy, UserGroupDirectory
 from bot.inbound.home import Home
 from bot.inbound.identity import BotIdentity
@@ -75,17 +75,23 @@ class Bot:
 def async_web_client(settings: Settings) -> AsyncWebClient:
     """slack_sdk's client on the event loop: Bolt's, and every read the bot makes (views.open, users.info,
     views.publish, usergroups.users.list, auth.test). Messages to people never go through it: they are
-    owed, and leave through bot/outbound/ledger.py."""
-    return AsyncWebClient(
+    owed, and leave through bot/outbound/ledger.py.
+
+    Its route is the bot's own (`Proxies`): slack_sdk reads HTTPS_PROXY by itself and ignores NO_PROXY, so
+    the choice is set after it read; its certificates are the bot's one TLS context."""
+    client = AsyncWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
         timeout=10,
+        ssl=tls_context(),
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=3),
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ],
     )
+    client.proxy = Proxies().for_url(settings.slack_api_url)  # None: direct, as NO_PROXY may say
+    return client
 
 
 class SlackSignInError(Exception):

@@ -45,7 +45,9 @@ class Proxies:
     `*`), as curl, pip and httpx's own clients do; a bare transport would read nothing."""
 
     def __init__(self) -> None:
-        self._proxies = urllib.request.getproxies_environment()
+        found = urllib.request.getproxies_environment()
+        # `no` is NO_PROXY's list; every other value is a proxy, written as curl and pip take it.
+        self._proxies = {name: value if name == "no" else proxy_url(value)[0] for name, value in found.items()}
         self._chosen: dict[tuple[str, str], str | None] = {}  # (scheme, host[:port]) → proxy; a few hosts
 
     def for_url(self, url: httpx.URL | str) -> str | None:
@@ -67,6 +69,36 @@ class Proxies:
         """What a failed connection to `url` adds to its message: ` through the proxy …`, or nothing when it
         was direct. A proxy in the way is said, so that its failure never reads as the service's outage."""
         return f" {self.describe(url)}" if self.for_url(url) else ""
+
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")  # and their lower-case spellings
+PROXY_SCHEMES = ("http", "https")  # what aiohttp's pools can go through
+
+
+def proxy_url(raw: str) -> tuple[str, str]:
+    """A proxy setting as curl and pip read it, and what is wrong with it ("" when nothing): a value without
+    a scheme is `http://`; the scheme must be one the bot's connections can use, with a host."""
+    value = raw.strip()
+    if value and "://" not in value:
+        value = f"http://{value}"
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, ValueError):
+        return value, "is not a URL (write http://host:port)"
+    if url.scheme not in PROXY_SCHEMES:
+        return value, f"uses {url.scheme}://, which the bot cannot go through (write http://host:port)"
+    if not url.host:
+        return value, "names no host (write http://host:port)"
+    return value, ""
+
+
+def proxy_problems(env: Mapping[str, str]) -> list[str]:
+    """Each proxy variable in `env` the bot could not use, named with what is wrong (never its password)."""
+    problems = []
+    for name in (*PROXY_VARIABLES, *(v.lower() for v in PROXY_VARIABLES)):
+        if (raw := env.get(name, "").strip()) and (wrong := proxy_url(raw)[1]):
+            problems.append(f"{name} {wrong}")
+    return problems
 
 
 def shown_proxy(proxy: str) -> str:

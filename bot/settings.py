@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
+from bot.http import proxy_problems
 from bot.mailpartner import client as mailpartner
 from bot.mailpartner.sandbox import SANDBOX_ACCOUNTS
 from bot.store.engine import database_url, sqlite_path
@@ -158,6 +159,7 @@ class Settings:
         accounts = reader.accounts(settings.mailpartner_api_key)
         channels = reader.channel_accounts("CANCEL_MAIL_CHANNEL_ACCOUNTS", accounts, settings.mailpartner_sandbox)
         settings = replace(settings, mailpartner_accounts=accounts, channel_accounts=channels)
+        reader.problems.extend(proxy_problems(env))
         if not console:
             reader.problems.extend(settings._slack_problems())
         if not settings.mailpartner_sandbox and not accounts and not console:

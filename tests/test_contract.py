@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import yaml
 from dotenv import dotenv_values
 
 from bot.cancels.workflow import CALLBACK_ID, StepResult, step_outputs
+from bot.http import PROXY_VARIABLES
 from bot.inbound.forms import GLOBAL_SHORTCUT, MESSAGE_SHORTCUT
 from bot.inbound.listeners import COMMAND
 from bot.settings import SECRET_SETTINGS, Settings
@@ -58,8 +60,15 @@ def settings_read() -> set[str]:
     return env.read
 
 
-# Read, but not the bot's own: systemd's StateDirectory=, the XDG state home and HOME, for the state directory.
-PLATFORM_VARIABLES = {"STATE_DIRECTORY", "XDG_STATE_HOME", "HOME"}
+# Read, but not the bot's own: systemd's StateDirectory=, the XDG state home and HOME, for the state directory;
+# the proxy variables every HTTP program reads (checked with the settings: README, Behind a proxy).
+PLATFORM_VARIABLES = {
+    "STATE_DIRECTORY",
+    "XDG_STATE_HOME",
+    "HOME",
+    *PROXY_VARIABLES,
+    *(v.lower() for v in PROXY_VARIABLES),
+}
 
 
 def test_every_setting_is_in_env_example_and_readme() -> None:
@@ -69,12 +78,34 @@ def test_every_setting_is_in_env_example_and_readme() -> None:
     assert files == {f"{name}_FILE" for name in SECRET_SETTINGS}
     names = read - files - PLATFORM_VARIABLES
     assert len(names) >= 19
-    example = dotenv_values(ROOT / ".env.example")
+    example = set(dotenv_values(ROOT / ".env.example")) | commented_settings()
     readme = (ROOT / "README.md").read_text()
-    assert names == set(example), names ^ set(example)
+    assert names == example, names ^ example
     for name in names:
         assert f"`{name}`" in readme, name
     assert "`<NAME>_FILE`" in readme and "`STATE_DIRECTORY`" in readme
+
+
+def commented_settings() -> set[str]:
+    """The settings .env.example shows commented out, at their default (`# NAME=default`); the one account
+    example stands for MAILPARTNER_ACCOUNT_<NAME>_API_KEY."""
+    text = (ROOT / ".env.example").read_text()
+    names = re.findall(r"(?m)^# ([A-Z][A-Z0-9_]*)=\S*$", text)  # a value, not prose that names one
+    return {n for n in names if not n.startswith("MAILPARTNER_ACCOUNT_")}
+
+
+def test_env_example_loaded_over_the_image_changes_nothing_it_decides() -> None:
+    """compose's env_file and `docker run --env-file` set every uncommented line, empty or not, over the
+    image's environment: the store stays at /data/cancel-mail.db, where the README's backups look."""
+    image = {"CANCEL_MAIL_STATE_DIR": "/data", "PORT": "3000", "HOME": "/data"}
+    loaded = {k: v or "" for k, v in dotenv_values(ROOT / ".env.example").items()}
+    assert set(loaded) == {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "MAILPARTNER_API_KEY"}
+    settings = Settings.from_env({**image, **loaded, "MAILPARTNER_API_KEY": "k"}, console=True)
+    assert settings.database_url == "sqlite:////data/cancel-mail.db" and settings.port == 3000
+    for name in commented_settings():  # each default shown is the default
+        shown = re.search(rf"(?m)^# {name}=(\S*)$", (ROOT / ".env.example").read_text()).group(1)  # type: ignore[union-attr]
+        if shown:
+            assert Settings.from_env({**image, name: shown, "MAILPARTNER_API_KEY": "k"}, console=True) == settings, name
 
 
 def test_env_example_is_a_valid_console_configuration() -> None:

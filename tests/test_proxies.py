@@ -42,14 +42,18 @@ def world():
         slack.stop()
 
 
-def test_a_cancel_goes_through_the_proxy_end_to_end(world, tmp_path: Path) -> None:
+@pytest.mark.parametrize("spelling", ["http://host:port", "host:port"])
+def test_a_cancel_goes_through_the_proxy_end_to_end(world, tmp_path: Path, spelling: str) -> None:
+    """A proxy written without its scheme is http://, as curl and pip read it; before, the click was acked and
+    no outcome ever came."""
     slack, mailpartner, proxy = world
+    written = proxy.url if spelling.startswith("http://") else proxy.url.removeprefix("http://")
     env = bot_env(
         free_port(),
         slack.api_url,
         mailpartner.base_url,
-        HTTP_PROXY=proxy.url,
-        HTTPS_PROXY=proxy.url,
+        HTTP_PROXY=written,
+        HTTPS_PROXY=written,
         CANCEL_MAIL_STATE_DIR=str(tmp_path / "state"),
     )
     bot = BotProcess(env, tmp_path / "bot.log")
@@ -86,6 +90,44 @@ async def test_no_proxy_names_the_hosts_reached_directly(world, monkeypatch: pyt
     monkeypatch.setenv("HTTPS_PROXY", "http://me:s3cret@proxy.example:3128")
     assert Proxies().describe("https://api.mailpartner.fr/v1") == "through the proxy http://me:***@proxy.example:3128"
     assert "s3cret" not in shown_proxy("http://me:s3cret@proxy.example:3128")
+
+
+@pytest.mark.anyio
+async def test_no_proxy_keeps_slack_off_the_proxy_and_check_says_so(world, monkeypatch, tmp_path: Path) -> None:
+    """slack_sdk reads HTTPS_PROXY itself and ignores NO_PROXY: the bot's own choice is what connects."""
+    from bot.app import async_web_client
+    from bot.settings import Settings
+
+    slack, _, proxy = world
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    settings = Settings.from_env({"SLACK_API_URL": slack.api_url, "MAILPARTNER_SANDBOX": "true"}, console=True)
+    client = async_web_client(settings)
+    assert client.proxy is None
+    await client.api_call("auth.test")
+    assert proxy.seen == [] and slack.of("auth.test")
+    monkeypatch.delenv("NO_PROXY")
+    assert async_web_client(settings).proxy == proxy.url
+
+
+def test_proxy_settings_are_read_as_curl_reads_them(monkeypatch) -> None:
+    from bot.http import proxy_url
+    from bot.settings import Settings, SettingsError
+
+    assert proxy_url("127.0.0.1:3128") == ("http://127.0.0.1:3128", "")
+    assert proxy_url("https://proxy.example:443")[1] == ""
+    monkeypatch.setenv("HTTPS_PROXY", "proxy.example:3128")
+    assert Proxies().for_url("https://slack.com/api/") == "http://proxy.example:3128"
+    base = {"MAILPARTNER_SANDBOX": "true"}
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {**base, "HTTPS_PROXY": "socks5://me:s3cret@proxy:1080", "http_proxy": "http://"}, console=True
+        )
+    assert len(caught.value.problems) == 2
+    socks, empty = caught.value.problems
+    assert socks.startswith("HTTPS_PROXY uses socks5://") and "s3cret" not in socks
+    assert empty.startswith("http_proxy names no host")
 
 
 @pytest.fixture
@@ -163,7 +205,8 @@ def test_socket_mode_dials_slack_through_the_proxy(world, tmp_path: Path) -> Non
         mailpartner.base_url,
         SLACK_APP_TOKEN="xapp-1-test-token",
         SLACK_SIGNING_SECRET="",
-        HTTPS_PROXY=proxy.url,
+        HTTPS_PROXY=proxy.url,  # the WebSocket's wss://
+        HTTP_PROXY=proxy.url,  # the local Slack's Web API is http://: its proxy, as curl would choose
         CANCEL_MAIL_STATE_DIR=str(tmp_path / "state"),
     )
     bot = BotProcess(env, tmp_path / "bot.log")

@@ -210,9 +210,14 @@ class Outbox:
                 if self._retry_later(item, failure):
                     continue
                 delivery = Delivery(ok=False, via="undelivered")
-            except Exception:
-                log.exception("%s to %s failed", item.method, item.lane)
-                delivery = Delivery(ok=False, via="")
+            except Exception as error:
+                # Neither a delivery nor Slack's refusal: a bug, or a failure no table maps (a proxy that
+                # cannot be used). Never a reason to write a message off: logged, and tried again later, as
+                # in an outage, until its deadline.
+                log.exception("%s to %s failed; trying again later", item.method, item.lane)
+                if self._retry_later(item, SlackRetryable(item.method, type(error).__name__)):
+                    continue
+                delivery = Delivery(ok=False, via="undelivered")
             self._done(item, delivery)
 
     def _next(self) -> tuple[_Item | None, float | None, list[_Item]]:
