@@ -32,10 +32,10 @@ from bot.loop import EventLoop, LoopThread
 from bot.mailpartner.accounts import DEFAULT, MAIL_REF, Accounts, split_ref
 from bot.mailpartner.answers import Fate
 from bot.mailpartner.client import CancelOutcome
-from bot.requests.commands import CancelRequest, parse_fields
+from bot.requests.commands import CancelRequest, UsageReason, UsageRequest, parse_fields
 from bot.settings import MISSING_API_KEY, Mode, Settings, SettingsError
 from bot.words import LANGUAGES
-from bot.words.blocks import render_outcome, sandbox_marked, totals_text
+from bot.words.blocks import problem_text, render_outcome, sandbox_marked, totals_text
 from bot.words.terminal import plain_text, terminal_text
 
 if TYPE_CHECKING:
@@ -342,6 +342,22 @@ async def _placed(accounts: Accounts, ids: tuple[str, ...]) -> tuple[str, ...] |
     return preview.refs
 
 
+# Where Slack's words name Slack's syntax (` -- why`, the form's field), the CLI names its flag.
+CLI_PROBLEMS = {
+    UsageReason.NOT_ID_LIKE: "{offending} does not look like mail ids (they have digits, like 302): a reason goes "
+    'in --reason, as in `cancel 302 --reason "{offending}"`',
+    UsageReason.REASON_REQUIRED: 'a reason is required here (CANCEL_MAIL_REQUIRE_REASON): add --reason "why"',
+    UsageReason.NO_ID: "which mail? Give its id: `cancel 302`",
+}
+
+
+def _usage_problem(parsed: UsageRequest, lang: str) -> str:
+    """What is wrong with the command line: the words Slack says, with the CLI's flags where Slack's differ."""
+    if (own := CLI_PROBLEMS.get(parsed.reason)) is not None:
+        return plain_text(own.format(offending=parsed.offending))
+    return plain_text(problem_text(parsed.reason, parsed.offending, lang=lang))
+
+
 def cancel_command(
     settings: Settings, raw_ids: list[str], *, reason: str, yes: bool, as_json: bool, verbose: bool = False
 ) -> int:
@@ -350,12 +366,7 @@ def cancel_command(
 
     parsed = parse_fields(" ".join(raw_ids), reason, require_reason=settings.require_reason)
     if not isinstance(parsed, CancelRequest):
-        detail = f": {parsed.offending}" if parsed.offending else ""
-        print(
-            f"cancel: {parsed.reason.value.replace('_', ' ')}{detail} "
-            "(an id is 1–64 letters, digits, - or _; at most 25 ids; --reason up to 500 characters)",
-            file=sys.stderr,
-        )
+        print(f"cancel: {_usage_problem(parsed, settings.language)}", file=sys.stderr)
         return EXIT_USAGE
     sandbox = MailPartnerSandbox.with_accounts(settings.sandbox_state) if settings.mailpartner_sandbox else None
     accounts = mailpartner_accounts(settings, sandbox=sandbox)

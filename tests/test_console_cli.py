@@ -146,7 +146,15 @@ def test_cli_asks_and_yes_proceeds(cli_env: FakeMailPartner, monkeypatch) -> Non
 
 def test_cli_bad_id(cli_env: FakeMailPartner, capsys) -> None:
     assert main(["cancel", "30 0;", "--yes"]) == EXIT_USAGE
-    assert cli_env.requests == [] and "invalid id" in capsys.readouterr().err
+    assert cli_env.requests == [] and "cancel: 0; is not a valid mail id." in capsys.readouterr().err
+    assert main(["cancel", "302", "wrong", "list", "--yes"]) == EXIT_USAGE
+    said = capsys.readouterr().err
+    assert "wrong list does not look like mail ids" in said and 'cancel 302 --reason "wrong list"' in said
+    assert main(["cancel", "a" * 65, "--yes"]) == EXIT_USAGE
+    assert capsys.readouterr().err.strip() == (
+        f"cancel: {'a' * 24}… is too long for a mail id: a mail id is 64 characters at most, its account name included."
+    )
+    assert cli_env.requests == []
 
 
 def test_cli_needs_a_key_or_sandbox(cli_env: FakeMailPartner, monkeypatch, capsys) -> None:
@@ -259,7 +267,7 @@ def test_cli_reason_required_or_too_long(cli_env: FakeMailPartner, monkeypatch, 
     assert main(["cancel", "300", "--yes", "--reason", "x" * 501]) == EXIT_USAGE
     monkeypatch.setenv("CANCEL_MAIL_REQUIRE_REASON", "true")
     assert main(["cancel", "300", "--yes"]) == EXIT_USAGE
-    assert "reason required" in capsys.readouterr().err and cli_env.requests == []
+    assert "a reason is required here" in capsys.readouterr().err and cli_env.requests == []
 
 
 def test_console_form_and_workflow(tmp_path: Path) -> None:

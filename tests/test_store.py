@@ -358,3 +358,13 @@ async def test_a_finish_written_while_the_store_is_away_is_written_when_it_is_ba
     await store.retry_unfinished(lease=30)  # the sweeper's next pass
     assert await store.claim(job("c", "U0BOB00000"), ["300"], lease=30) == MINE
     await store.close()
+
+
+def test_each_migration_logs_one_line() -> None:
+    """Alembic logs a revision's first docstring paragraph as it runs it: one line, or text logs break."""
+    from alembic.script import ScriptDirectory
+
+    from bot.store.engine import _alembic_config
+
+    for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions():
+        assert "\n" not in (script.doc or "").strip(), script.revision

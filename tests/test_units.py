@@ -121,6 +121,8 @@ def test_lists_are_parsed() -> None:
         ("", UsageRequest(UsageReason.NO_ID)),
         ("help", UsageRequest(UsageReason.HELP)),
         ("300 <script>", UsageRequest(UsageReason.INVALID_ID, "<script>")),
+        ("a" * 65, UsageRequest(UsageReason.ID_TOO_LONG, "a" * 24 + "…")),
+        ("history " + "b" * 70, UsageRequest(UsageReason.ID_TOO_LONG, "b" * 24 + "…")),
         (" ".join(str(i) for i in range(26)), UsageRequest(UsageReason.TOO_MANY, "26")),
     ],
 )

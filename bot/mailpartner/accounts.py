@@ -34,7 +34,8 @@ DEFAULT = "default"  # the account of MAILPARTNER_API_KEY
 ACCOUNT_NAME_SYNTAX = r"[a-z0-9][a-z0-9-]{0,30}"
 ACCOUNT_NAME = re.compile(rf"^{ACCOUNT_NAME_SYNTAX}$")
 # An account's name, a colon, a mail id. 64 characters in all: a reference fits the store's mail columns.
-MAIL_REF = re.compile(rf"^(?=.{{1,64}}$)(?:{ACCOUNT_NAME_SYNTAX}:)?{MESSAGE_ID_SYNTAX}$")
+MAX_REF_LENGTH = 64
+MAIL_REF = re.compile(rf"^(?=.{{1,{MAX_REF_LENGTH}}}$)(?:{ACCOUNT_NAME_SYNTAX}:)?{MESSAGE_ID_SYNTAX}$")
 PREVIEW_WAIT = 2.0  # seconds the preview may take, at most, before the prompt goes out without it
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from bot.mailpartner.accounts import MAIL_REF, split_ref
+from bot.mailpartner.accounts import MAIL_REF, MAX_REF_LENGTH, split_ref
 from bot.requests.ticket import MAX_IDS, ticket_fits
 
 MAX_REASON = 500
@@ -30,6 +30,7 @@ class UsageReason(Enum):
     HELP = "help"
     NO_ID = "no_id"
     INVALID_ID = "invalid_id"
+    ID_TOO_LONG = "id_too_long"  # longer than any mail reference: said so, with the limit
     TOO_MANY = "too_many"
     UNKNOWN_VERB = "unknown_verb"
     REASON_REQUIRED = "reason_required"
@@ -74,7 +75,7 @@ def parse_slash_command(text: str, *, require_reason: bool = False) -> ParsedCom
             return UsageRequest(UsageReason.HISTORY_ARGS)
         mail = _account_lowered(words[1]) if len(words) == 2 else ""
         if mail and not MAIL_REF.match(mail):
-            return UsageRequest(UsageReason.INVALID_ID, words[1][:40])
+            return bad_id(words[1])
         return HistoryRequest(mail)
     if words[:1] and words[0].lower() == "cancel":
         words = words[1:]
@@ -147,6 +148,13 @@ def _id_like(word: str) -> bool:
     return bool(MAIL_REF.match(word)) and any(c.isdigit() for c in split_ref(word)[1])
 
 
+def bad_id(word: str) -> UsageRequest:
+    """What is wrong with a word that is no mail reference: too long (shown cut short, visibly), or not one."""
+    if len(word) > MAX_REF_LENGTH:
+        return UsageRequest(UsageReason.ID_TOO_LONG, f"{word[:24]}…")
+    return UsageRequest(UsageReason.INVALID_ID, word[:40])
+
+
 def _account_lowered(word: str) -> str:
     """`Brand-B:301` → `brand-b:301`: account names are lower case, ids are as typed."""
     account, colon, message_id = word.rpartition(":")
@@ -168,7 +176,7 @@ def _request(
     numbered = any(_id_like(w) for w in words)
     for word in words:
         if not MAIL_REF.match(word) and not (numbered and word.startswith("-")):
-            return UsageRequest(UsageReason.INVALID_ID, word[:40])
+            return bad_id(word)
     # Beside numbered ids, a word with no digit (or one starting with `-`, never an id) is far likelier a
     # reason typed without ` -- ` than an id: sending `wrong` and `list` to MailPartner would be noise at
     # best, and someone else's mail at worst.

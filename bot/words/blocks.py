@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from bot.mailpartner.accounts import Preview, split_ref
+from bot.mailpartner.accounts import MAX_REF_LENGTH, Preview, split_ref
 from bot.mailpartner.answers import FailureKind, Report, Tally, answer_key
 from bot.mailpartner.client import CancelOutcome, DeliveryReport
 from bot.requests.commands import MAX_REASON, UsageReason
@@ -258,6 +258,7 @@ def problem_text(
         UsageReason.HELP: "",
         UsageReason.NO_ID: ui("no_id", lang),
         UsageReason.INVALID_ID: ui("bad_id", lang, offending=escape(offending)),
+        UsageReason.ID_TOO_LONG: ui("id_too_long", lang, offending=escape(offending), limit=MAX_REF_LENGTH),
         UsageReason.TOO_MANY: ui("too_many", lang, offending=escape(offending)),
         UsageReason.UNKNOWN_VERB: ui("unknown_verb", lang, offending=escape(offending)),
         UsageReason.VERB_MISSING: ui("verb_missing", lang, offending=escape(offending), bot=bot_name),

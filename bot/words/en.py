@@ -124,6 +124,8 @@ UI: dict[str, str] = {
     "more_help": "The rest: `/cancel-mail help`.",
     "dm_more_help": "Write `help` for the rest.",
     "bad_id": "`{offending}` is not a valid mail id.",
+    "id_too_long": "`{offending}` is too long for a mail id: a mail id is {limit} characters at most, its account "
+    "name included.",
     "no_id": "Which mail? Give its id.",
     "too_many": "{offending} ids is too many at once.",
     "unknown_verb": "I don't know `{offending}`.",

@@ -127,6 +127,8 @@ UI: dict[str, str] = {
     "more_help": "La suite : `/cancel-mail aide`.",
     "dm_more_help": "Écrivez `aide` pour la suite.",
     "bad_id": "`{offending}` n'est pas un identifiant de mail valide.",
+    "id_too_long": "`{offending}` est trop long pour un identifiant de mail : {limit} caractères au plus, nom "
+    "du compte compris.",
     "no_id": "Quel mail ? Donnez son identifiant.",
     "too_many": "{offending} identifiants, c'est trop à la fois.",
     "unknown_verb": "Je ne connais pas `{offending}`.",

@@ -1,5 +1,7 @@
-"""Shared state for several replicas: handled Slack events, cancel jobs with leases and their claims,
-and Workflow Builder steps waiting on a prompt.
+"""Shared state for several replicas: handled Slack events, cancel jobs and claims, workflow steps.
+
+Slack events already handled, cancel jobs with leases and their claims, and Workflow Builder steps waiting
+on a prompt (the first paragraph is Alembic's one log line for this revision).
 
 Revision ID: 0002
 Revises: 0001

@@ -1,5 +1,7 @@
-"""One heartbeat row per process: its jobs and owed messages stay its own while the row is fresh, so a
-process proves it is alive with one write, not one per row it holds.
+"""One heartbeat row per process, which its jobs and owed messages rest on.
+
+They stay its own while the row is fresh: a process proves it is alive with one write, not one per row it
+holds (the first paragraph is Alembic's one log line for this revision).
 
 Revision ID: 0004
 Revises: 0003
