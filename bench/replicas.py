@@ -231,6 +231,10 @@ def drive(
         "n": n,
         "requests": len(every),
         "failed": sum(1 for (*_, status, _) in [*commands, *clicks.values()] if status != 200),
+        "failed_as": ", ".join(
+            f"{status or 'no answer'} ×{count}"
+            for status, count in sorted(Counter(s for (*_, s, _) in [*commands, *clicks.values()] if s != 200).items())
+        ),
         "ack_max": max(answered, default=float("inf")),
         "acks_over_limit": sum(1 for t in answered if t >= ACK_LIMIT),
         "clicked": len(clickable),
@@ -277,7 +281,7 @@ def report_replicas(rows: list[dict[str, Any]], check: Callable[[str, bool], Non
     for r in rows:
         print(
             f"| {r['scenario']} | {r['ack_max'] * 1000:.0f} ms | {r['acks_over_limit']} "
-            f"| {r['failed']}/{r['requests']} "
+            f"| {r['failed']}/{r['requests']}{' (' + r['failed_as'] + ')' if r['failed_as'] else ''} "
             f"| {r['acked']}/{r['clicked']} | {r['one_outcome']}/{r['acked']} | {r['survivors_last']:.2f} s "
             f"| {r['taken_over']} | {r['taken_last']:.1f} s | {r['max_calls']} | {r['cpu_per_cancel_ms']:.1f} ms |"
         )

@@ -438,7 +438,9 @@ def _cancel_on_record(
         audit("request", actor=actor, channel="", mail_ids=parsed.ids, via="cli", reason=parsed.reason or None)
         if not yes:
             why = f" because “{parsed.reason}”" if parsed.reason else ""
-            question = f"Cancel {len(parsed.ids)} mail(s) {', '.join(parsed.ids)} at {where}{why}? [y/N] "
+            ids = parsed.ids
+            which = f"mail {ids[0]}" if len(ids) == 1 else f"{len(ids)} mails, {', '.join(ids)},"
+            question = f"Cancel {which} at {where}{why}? [y/N] "
             try:
                 print(question, end="", file=sys.stderr, flush=True)
                 answer = sys.stdin.readline()

@@ -139,9 +139,13 @@ def test_cli_asks_and_declined_sends_nothing(cli_env: FakeMailPartner, monkeypat
     assert cli_env.requests == [] and "Nothing was cancelled" in capsys.readouterr().err
 
 
-def test_cli_asks_and_yes_proceeds(cli_env: FakeMailPartner, monkeypatch) -> None:
+def test_cli_asks_and_yes_proceeds(cli_env: FakeMailPartner, monkeypatch, capsys) -> None:
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("yes\n"))
     assert main(["cancel", "300"]) == EXIT_ALL_CANCELLED
+    assert "Cancel mail 300 at MailPartner (" in capsys.readouterr().err  # as a person writes it
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("no\n"))
+    assert main(["cancel", "301", "302", "--reason", "wrong list"]) == EXIT_DECLINED
+    assert "Cancel 2 mails, 301, 302, at MailPartner (" in capsys.readouterr().err
 
 
 def test_cli_bad_id(cli_env: FakeMailPartner, capsys) -> None:

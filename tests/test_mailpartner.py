@@ -345,6 +345,13 @@ async def test_transport_no_answer_in_time_is_a_timeout() -> None:
         await client.aclose()
 
 
+async def test_a_timeout_is_said_in_seconds_as_people_read_them() -> None:
+    client, _ = client_for(httpx.ReadTimeout("slow"), deadline=0.549541)
+    outcome = await client.cancel("300")
+    assert "no answer within 0.5 s" in outcome.detail, outcome.detail
+    await client.aclose()
+
+
 async def test_transport_each_failure_is_httpx_own_kind() -> None:
     """aiohttp's pools under httpx's client: what fails reaches callers as httpx's exceptions, by kind."""
 

@@ -336,10 +336,10 @@ class MailPartnerClient:
                 "GET", self._urls[call], params={"apiKey": self._api_key, **params}, headers=HEADERS, timeout=timeout
             )
         except httpx.PoolTimeout as error:  # every connection busy: the request never left
-            raise MailPartnerConnectionError(f"no free connection within {timeout:g} s") from error
+            raise MailPartnerConnectionError(f"no free connection within {round(timeout, 1):g} s") from error
         except httpx.TimeoutException as error:
             route = self._http.proxies.blame(self._urls[call])
-            raise MailPartnerTimeout(f"no answer within {timeout:g} s{route}") from error
+            raise MailPartnerTimeout(f"no answer within {round(timeout, 1):g} s{route}") from error
         except httpx.TransportError as error:
             route = self._http.proxies.blame(self._urls[call])
             raise MailPartnerConnectionError(type(error).__name__ + _reason(error) + route) from error
