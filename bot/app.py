@@ -225,6 +225,7 @@ def build_bot(
         metrics=metrics,
         lang_of=languages.of,
         on_finished=lambda user: home.after_cancel(user),  # `home` is made below: it shows the service's cancels
+        max_in_flight=settings.max_in_flight,
     )
     groups = UserGroupDirectory(async_client, settings.allowed_usergroups) if settings.allowed_usergroups else None
     if groups is not None:

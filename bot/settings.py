@@ -82,6 +82,7 @@ class Settings:
     prompt_ttl: float = 15 * 60.0
     audit_channel: str = ""
     workers: int = mailpartner.CONNECTIONS  # MailPartner calls in flight at most
+    max_in_flight: int = 2000  # mails whose cancel is under way in one process, at most; past it, "busy"
     database_url: str = field(default="sqlite:///" + DATABASE_FILE, repr=False)  # may hold a password
     # The folder of the default store and the sandbox's state; the store's folder is created only when
     # DATABASE_URL is left to its default, so that a typo in an explicit URL never starts an empty store.
@@ -139,6 +140,7 @@ class Settings:
             prompt_ttl=reader.seconds("CANCEL_MAIL_PROMPT_TTL", default.prompt_ttl, high=86400),
             audit_channel=reader.channel("CANCEL_MAIL_AUDIT_CHANNEL"),
             workers=reader.integer("CANCEL_MAIL_WORKERS", default.workers, low=1, high=2048),
+            max_in_flight=reader.integer("CANCEL_MAIL_MAX_IN_FLIGHT", default.max_in_flight, low=1, high=100_000),
             database_url=reader.database("DATABASE_URL", f"sqlite:///{state_dir / database_file}"),
             state_dir=str(state_dir),
             default_store=not (reader.text("DATABASE_URL") or reader.text("DATABASE_URL_FILE")),

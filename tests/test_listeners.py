@@ -429,3 +429,37 @@ def test_a_signed_malformed_view_is_refused_400_before_bolt_matches_it(harness: 
     response = harness.dispatch("payload=" + quote(json.dumps(payload)), FORM)
     assert response.status == 400
     assert [r for r in caplog.records if "malformed body" in r.getMessage()]
+
+
+# -- bounded work ---------------------------------------------------------------------------------------
+
+
+def test_a_confirm_past_the_bound_is_told_the_bot_is_busy_and_nothing_is_done(make_harness, mailpartner) -> None:
+    from bot.store import HistoryEvent
+    from bot.words.blocks import history_line
+
+    harness = make_harness(CANCEL_MAIL_MAX_IN_FLIGHT="2")
+    mailpartner.fault("300", Fault(delay=2.0))
+    mailpartner.fault("301", Fault(delay=2.0))
+    first = harness.command("300 301")[1]
+    second = harness.command("302")[1]
+    harness.click(first, user=BOB)
+    eventually(lambda: len(mailpartner.requests) == 2, what="both of the first confirm's mails under way")
+    assert harness.click(second, user=BOB).status == 200  # acked: the answer is in a note
+    harness.settle()
+    notes = [
+        blocks_text(c.payload)
+        for c in harness.slack.delivered("response_url")
+        if c.payload.get("response_type") == "ephemeral"
+    ]
+    assert any("The bot is cancelling 2 mails right now" in n and "Try again in a minute" in n for n in notes), notes
+    assert "302" not in {r["messageId"] for r in mailpartner.requests}  # nothing of 302 was done
+    assert harness.bot.metrics.registry.get_sample_value("cancel_mail_busy_total") == 1.0
+    (busy,) = [e for e in harness.run(harness.bot.store.history(mail_id="302")) or [] if e.action == "busy"]
+    assert "at its most cancels at once" in history_line(busy, "en", with_channel=False)
+    _, third = harness.command("302")  # once the first is done, the same confirm goes through
+    harness.click(third, user=BOB)
+    harness.settle()
+    assert "`302` is cancelled" in " ".join(blocks_text(p) for p in outcome_posts(harness))
+    unrecorded = HistoryEvent(1.8e9, "confirm", BOB, ONCALL, "", ("300",), detail={"claim": "unrecorded"})
+    assert "other replicas could not see this cancel" in history_line(unrecorded, "en", with_channel=False)

@@ -5,6 +5,7 @@
     cancel_mail_outcomes_total{result,account}       one per MailPartner answer or failure (answers.py), by account
     cancel_mail_recovered_total                      cancels finished after their process died
     cancel_mail_unrecorded_claims_total              confirms the store did not record: this process's guard only
+    cancel_mail_busy_total                           confirms refused: as many mails under way as one process takes
     cancel_mail_slack_post_failures_total{method}    Slack messages that failed for good (every way, every retry)
     cancel_mail_slack_owed                           messages owed to people, not yet taken by Slack (the store's)
     cancel_mail_slack_delivery_seconds               a message owed → Slack took it
@@ -55,6 +56,7 @@ class Metrics:
             "cancel_mail_outcomes", "Outcomes of one mail's cancel, by result and account", ["result", "account"], **kw
         )
         self.recovered = Counter("cancel_mail_recovered", "Cancels finished after their process died", **kw)
+        self.busy = Counter("cancel_mail_busy", "Confirms refused: as many mails under way as one process takes", **kw)
         self.unrecorded_claims = Counter(
             "cancel_mail_unrecorded_claims",
             "Confirms whose claim the store did not record: other replicas could not see them",
@@ -115,6 +117,8 @@ class Metrics:
             self.recovered.inc()
         elif action == "confirm" and line.get("claim") == "unrecorded":
             self.unrecorded_claims.inc()
+        elif action == "busy":
+            self.busy.inc()
 
 
 def serve(port: int, registry: Any) -> None:

@@ -27,6 +27,7 @@ ACTIONS = (
     "expiry",
     "outcome",
     "duplicate",
+    "busy",
     "post_failed",
     "recovery",
     "step_end",

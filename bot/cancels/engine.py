@@ -62,6 +62,14 @@ class ShuttingDown(Exception):
     """The service takes no new work: the process is draining."""
 
 
+class Busy(Exception):
+    """As many mails are under way in this process as it takes at once (CANCEL_MAIL_MAX_IN_FLIGHT)."""
+
+    def __init__(self, under_way: int) -> None:
+        super().__init__(f"{under_way} mails under way")
+        self.under_way = under_way
+
+
 @dataclass
 class _Job:
     id: str
@@ -106,6 +114,7 @@ class CancelService:
         metrics: Metrics | None = None,
         lang_of: Callable[[str], str] | None = None,
         on_finished: Callable[[str], None] | None = None,
+        max_in_flight: int = 2000,
     ) -> None:
         """`loop`: where MailPartner's calls run, each a coroutine, and the work `spawn()` is given.
         `lang_of`: a person's language, for what they read alone; `on_finished`: told who confirmed a cancel
@@ -124,6 +133,7 @@ class CancelService:
         self._audit_channel = audit_channel
         self.loop = loop
         self._in_flight: dict[str, str] = {}  # mail id → who confirmed it
+        self.max_in_flight = max_in_flight
         self._jobs = 0
         self._idle = threading.Condition()
         self._accepting = True
@@ -186,10 +196,11 @@ class CancelService:
 
         Another replica's cancel of the same mail is told to the confirmer once the store answers. A
         workflow `step` ends once the outcome is posted, whatever happened. Raises ShuttingDown when the
-        process no longer takes new work.
+        process no longer takes new work, Busy when it has as many mails under way as it takes: nothing of
+        the confirm is done then.
         """
         job = _Job(uuid.uuid4().hex, ticket, confirmer, where, step)
-        busy = self._accept(job)
+        busy = self._accept(job, capped=True)
         if busy is not None:
             return busy
         if step is not None and self.steps.has_ended(step.execution_id):
@@ -259,13 +270,17 @@ class CancelService:
 
     # -- a job's life --------------------------------------------------------------------------------
 
-    def _accept(self, job: _Job) -> str | None:
+    def _accept(self, job: _Job, *, capped: bool = False) -> str | None:
+        """Take the job's mails in memory; `capped`: a new confirm, refused past the bound (a recovered job
+        was promised already: it is always taken)."""
         with self._idle:
             if not self._accepting:
                 raise ShuttingDown()
             busy = next((self._in_flight[i] for i in job.ticket.ids if i in self._in_flight), None)
             if busy:
                 return busy
+            if capped and len(self._in_flight) + len(job.ticket.ids) > self.max_in_flight:
+                raise Busy(len(self._in_flight))
             self._in_flight.update(dict.fromkeys(job.ticket.ids, job.confirmer))
             self._jobs += 1
         if self.metrics is not None:

@@ -27,7 +27,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit.trail import AuditTrail
-from bot.cancels.engine import CancelService, ShuttingDown
+from bot.cancels.engine import Busy, CancelService, ShuttingDown
 from bot.cancels.recent import RecentIds
 from bot.cancels.workflow import CALLBACK_ID, StepResult, WorkflowSteps, step_outputs
 from bot.inbound.access import AccessPolicy
@@ -595,6 +595,12 @@ class _Listeners:
         except ShuttingDown:
             await ack()
             self._tell(click.where, click.user, notice("shutting_down", self._lang_of(click.user)))
+            return
+        except Busy as busy:
+            await ack()
+            log.warning("busy: %d mails under way here; a confirm of %s is refused", busy.under_way, click.ticket.ids)
+            self._audit_click(click, "busy", under_way=busy.under_way)
+            self._tell(click.where, click.user, notice("busy", self._lang_of(click.user), count=busy.under_way))
             return
         await ack()
         if busy:

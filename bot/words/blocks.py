@@ -323,6 +323,8 @@ def history_line(event: HistoryEvent, lang: str, *, with_channel: bool) -> str:
         parts.insert(1, ui("h_sandbox", lang))
     if event.reason and event.action == "request":
         parts.append(ui("h_reason", lang, reason=escape(event.reason)))
+    if event.action == "confirm" and event.detail.get("claim") == "unrecorded":
+        parts.append(ui("h_unrecorded", lang))
     return "• " + " · ".join(parts)
 
 

@@ -186,6 +186,8 @@ UI: dict[str, str] = {
     "home_problem_store": ":warning: *The bot's database does not answer.* Cancels still work; history is unavailable.",
     "in_flight": ":hourglass_flowing_sand: A cancel of {ids} is already under way, confirmed by <@{user}>; its "
     "outcome will be posted here.",
+    "busy": ":hourglass_flowing_sand: The bot is cancelling {count} mails right now, as many as it takes at once: "
+    "nothing was done. Try again in a minute.",
     "shutting_down": ":construction: The bot is restarting and takes no new cancels; nothing was done. Ask again in "
     "a minute.",
     "error": ":warning: Something went wrong on the bot's side; nothing was cancelled. Ask again, and tell an "
@@ -206,6 +208,8 @@ UI: dict[str, str] = {
     "h_confirm": "{actor} confirmed the cancel of {ids}",
     "h_keep": "{actor} kept {ids}",
     "h_expiry": "{actor} confirmed {ids} after the prompt expired; nothing was cancelled",
+    "h_busy": "{actor} confirmed {ids} while the bot was at its most cancels at once: nothing was done",
+    "h_unrecorded": "the store did not answer: other replicas could not see this cancel",
     "h_duplicate": "{actor} confirmed {ids} while a cancel was under way",
     "h_post_failed": "the outcome for {ids} could not be posted to Slack",
     "h_recovery": "the bot took over the cancel of {ids} confirmed by {actor}, after an interruption",

@@ -192,6 +192,8 @@ UI: dict[str, str] = {
     "toujours ; l'historique est indisponible.",
     "in_flight": ":hourglass_flowing_sand: L'annulation de {ids} est déjà en cours, confirmée par <@{user}> ; le "
     "résultat sera publié ici.",
+    "busy": ":hourglass_flowing_sand: Le bot annule {count} mails en ce moment, le plus qu'il prend à la fois : "
+    "rien n'a été fait. Réessayez dans une minute.",
     "shutting_down": ":construction: Le bot redémarre et ne prend pas de nouvelle annulation ; rien n'a été fait. "
     "Redemandez dans une minute.",
     "error": ":warning: Un problème est survenu côté bot ; rien n'a été annulé. Redemandez, et prévenez un "
@@ -212,6 +214,8 @@ UI: dict[str, str] = {
     "h_confirm": "{actor} a confirmé l'annulation de {ids}",
     "h_keep": "{actor} a gardé {ids}",
     "h_expiry": "{actor} a confirmé {ids} après l'expiration ; rien n'a été annulé",
+    "h_busy": "{actor} a confirmé {ids} alors que le bot annulait le plus qu'il prend à la fois : rien n'a été fait",
+    "h_unrecorded": "la base ne répondait pas : les autres réplicas ne voyaient pas cette annulation",
     "h_duplicate": "{actor} a confirmé {ids} pendant une annulation en cours",
     "h_post_failed": "le résultat pour {ids} n'a pas pu être publié dans Slack",
     "h_recovery": "le bot a repris l'annulation de {ids} confirmée par {actor}, après une interruption",
