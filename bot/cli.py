@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     console = modes.add_parser("console", help="play Slack in this terminal, on the sandbox by default")
     console.add_argument("file", nargs="?", type=argparse.FileType("r"), help="read commands from FILE")
     console.add_argument(
+        "--real",
+        action="store_true",
+        help="with a MailPartner key set and MAILPARTNER_SANDBOX off: cancel REAL mails (refused without it)",
+    )
+    console.add_argument(
         "--lang",
         choices=sorted(LANGUAGES),
         help="play a person whose Slack is in this language (what they read alone is in it; a channel reads "
@@ -155,7 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings, args.ids, reason=args.reason, yes=args.yes, as_json=args.json, verbose=args.verbose
         )
     if mode == "console" or settings.mode is Mode.CONSOLE:
-        return run_console(settings, args.file if mode == "console" else None, getattr(args, "lang", None))
+        return run_console(
+            settings,
+            args.file if mode == "console" else None,
+            getattr(args, "lang", None),
+            real=bool(getattr(args, "real", False)),
+        )
     return run_slack(settings)
 
 
@@ -172,9 +182,19 @@ def _is_terminal(stream: TextIO | None) -> bool:
         return False
 
 
-def run_console(settings: Settings, file: TextIO | None, lang: str | None = None) -> int:
+def run_console(settings: Settings, file: TextIO | None, lang: str | None = None, *, real: bool = False) -> int:
+    """The console; on a real MailPartner account only when asked (`--real`): it cancels real mails."""
     from bot.console.console import Console
 
+    if settings.mailpartner_accounts and not settings.mailpartner_sandbox and not real:
+        print(
+            "cancel-mail console: a MailPartner key is set (accounts: "
+            f"{', '.join(sorted(settings.mailpartner_accounts))}), so this console would cancel REAL mails at "
+            f"{settings.mailpartner_base_url}. To play, set MAILPARTNER_SANDBOX=true; to cancel real mails "
+            "from the console, start it with `python -m bot console --real`.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     stdin = file or sys.stdin
     # Only a DATABASE_URL set on purpose is used: by default a play session leaves no database behind.
     explicit = settings.database_url if any(os.environ.get(n) for n in ("DATABASE_URL", "DATABASE_URL_FILE")) else ""

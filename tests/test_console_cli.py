@@ -71,20 +71,21 @@ def test_console_reads_a_file(tmp_path: Path) -> None:
     assert result.returncode == 0 and "kept `default:302`" in result.stdout
 
 
-def test_console_talks_to_real_api_after_a_warning(tmp_path: Path) -> None:
+def test_console_talks_to_a_real_account_only_when_asked_and_says_so(tmp_path: Path) -> None:
     fake = FakeMailPartner().start()
+    real = {"MAILPARTNER_API_KEY": API_KEY, "MAILPARTNER_BASE_URL": fake.base_url}
     try:
-        result = run_bot(
-            ["console"],
-            "/cancel-mail 300\nconfirm\n",
-            tmp_path,
-            MAILPARTNER_API_KEY=API_KEY,
-            MAILPARTNER_BASE_URL=fake.base_url,
-        )
+        refused = run_bot(["console"], "/cancel-mail 300\nconfirm\n", tmp_path, **real)
+        assert refused.returncode == 2 and fake.requests == [] and fake.reports == []
+        assert "would cancel REAL mails" in refused.stderr and "console --real" in refused.stderr
+        result = run_bot(["console", "--real"], "/cancel-mail 300\nconfirm\n", tmp_path, **real)
+        slack = run_bot(["console", "--real"], "quit\n", tmp_path, **real, SLACK_BOT_TOKEN="xoxb-1-set")
     finally:
         fake.stop()
-    assert "cancels REAL mails" in result.stdout and "SANDBOX" not in result.stdout
+    assert f"REAL MailPartner at {fake.base_url}, account(s) default" in result.stdout
+    assert "SANDBOX" not in result.stdout and "No Slack credentials" in result.stdout
     assert fake.cancels["300"] == 1 and API_KEY not in result.stdout + result.stderr
+    assert "Slack credentials are set, but this console plays Slack" in slack.stdout
 
 
 # -- break-glass CLI -----------------------------------------------------------------------------------

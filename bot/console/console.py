@@ -134,6 +134,8 @@ class Console:
             self.slack.locales[USER] = locale
         self.secret = secrets.token_hex(16)
         self.real_api = bool(settings.mailpartner_accounts) and not settings.mailpartner_sandbox
+        self.accounts, self.base_url = tuple(settings.mailpartner_accounts), settings.mailpartner_base_url
+        self.slack_credentials = bool(settings.slack_bot_token or settings.slack_app_token)
         console_settings = dataclasses.replace(
             settings,
             slack_bot_token="xoxb-local-console",
@@ -161,9 +163,13 @@ class Console:
 
     def run(self) -> int:
         self.say(f"cancel-mail console: you are @you in #{CHANNEL_NAME}. Type `help` for commands, `quit` to leave.")
-        self.say("(No Slack credentials: this console plays Slack. To connect a real Slack app, see README.)")
+        if self.slack_credentials:
+            self.say("(Slack credentials are set, but this console plays Slack: nothing reaches your workspace.)")
+        else:
+            self.say("(No Slack credentials: this console plays Slack. To connect a real Slack app, see README.)")
         if self.real_api:
-            self.say("⚠️  A MailPartner key is set: this console cancels REAL mails at MailPartner.")
+            accounts = ", ".join(sorted(self.accounts))
+            self.say(f"⚠️  REAL MailPartner at {self.base_url}, account(s) {accounts}: this console cancels REAL mails.")
         else:
             self.say("🧪 MailPartner SANDBOX: no real mail is affected.")
             self.list_mails()
