@@ -24,10 +24,10 @@ app = AsyncApp(
     client=AsyncWebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"]),
     signing_secret=os.environ["SLACK_SIGNING_SECRET"],
 )
+# httpx's defaults, as a team would leave them (100 connections: far more than 32 cancels in flight need).
 mailpartner = httpx.AsyncClient(
     base_url=os.environ["MAILPARTNER_BASE_URL"].rstrip("/") + "/",
     timeout=float(os.environ.get("MAILPARTNER_TIMEOUT", "10")),
-    limits=httpx.Limits(max_connections=512, max_keepalive_connections=512),
 )
 
 
