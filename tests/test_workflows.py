@@ -261,6 +261,7 @@ def test_message_shortcut_prefills_ids_and_prompts_in_its_thread(harness: Harnes
         ("300, 305", {}, "cancelled", "300,305", ""),
         ("300 999", {}, "partly_cancelled", "300", "999"),
         ("303 999", {}, "not_cancelled", "", "303,999"),
+        ("300 304", {}, "partly_cancelled", "300", "304"),  # 304 has gone out: MailPartner's code 7
         ("300 m0001", {"m0001": Fault(hang=True, times=9)}, "unknown", "300", "m0001"),
         ("m0002", {"m0002": Fault(reset=True, times=99)}, "not_cancelled", "", "m0002"),
     ],
@@ -283,6 +284,17 @@ def test_step_confirmed_completes_once_with_what_the_channel_read(
     assert channel_read
     for line in outputs["outcome"].splitlines():
         assert line.split(" `code")[0] in channel_read[-1]
+
+
+def test_a_step_whose_every_mail_has_gone_out_completes_not_cancelled_without_a_prompt(harness: Harness) -> None:
+    """Nothing left to cancel is an answer a workflow branches on, not a failed step."""
+    step = Step(harness, "304").run()
+    outputs = step.outputs()
+    assert (outputs["result"], outputs["cancelled"]) == ("not_cancelled", False)
+    assert (outputs["cancelled_ids"], outputs["not_cancelled_ids"]) == ("", "304")
+    assert "Nothing left to cancel: `304` has already gone out" in outputs["outcome"]
+    assert not [c for c in harness.slack.of("chat.postMessage") if buttons(c.payload)]
+    assert any("Nothing left to cancel" in t for t in public_posts(harness))  # the channel reads why
 
 
 def test_step_keep_ends_with_kept(harness: Harness) -> None:

@@ -166,6 +166,14 @@ async def _go_on(context: AsyncBoltContext, key: str, value: object, next_: Next
 
 
 @dataclass(frozen=True)
+class _NothingLeft:
+    """A workflow run's mails have all gone out: what the channel reads, and what MailPartner said of each."""
+
+    note: Message
+    preview: Preview
+
+
+@dataclass(frozen=True)
 class _Form:
     """A form submission as read once: its origin (None: not one this bot wrote), fields, request, and the
     conversation the prompt is for."""
@@ -531,6 +539,13 @@ class _Listeners:
                 steps.end(step, error=problem, actor=requester, channel=channel)
                 return
             prepared = await self._prepared(parsed, requester, channel, workflow=True)
+            if isinstance(prepared, _NothingLeft):  # every mail gone out: an answer to branch on, not an error
+                refs = prepared.preview.refs
+                outputs = step_outputs(StepResult.NOT_CANCELLED, refs, prepared.note["text"])
+                steps.end(step, outputs, actor=requester, channel=channel)
+                note = self.deps.replier.posted(channel, prepared.note, kind="note", token=step.token, actor=requester)
+                self.deps.replier.send(note)
+                return
             if not isinstance(prepared, tuple):
                 steps.end(step, error=prepared["text"], actor=requester, channel=channel)
                 return
@@ -717,9 +732,10 @@ class _Listeners:
         thread_ts: str = "",
         workflow: bool = False,
         lang: str = "",
-    ) -> tuple[PromptTicket, Preview] | Message:
+    ) -> tuple[PromptTicket, Preview] | _NothingLeft | Message:
         """Place each id in its account and ask MailPartner what each mail is (PREVIEW_WAIT s at most): the
-        ticket for the mails left to cancel and what MailPartner said, or the note to send the person instead.
+        ticket for the mails left to cancel and what MailPartner said, or the note to send the person instead
+        (for a workflow whose every mail has gone out, that note with the preview: the run ends with it).
         Runs off the ack path: it waits for MailPartner (a coroutine: nothing is held meanwhile). `lang`: the
         reader's, when not the channel's."""
         deps = self.deps
@@ -728,13 +744,16 @@ class _Listeners:
         if preview.unplaced:
             problem = problem_text(UsageReason.ACCOUNT_NEEDED, preview.unplaced[0], lang=lang, accounts=self._accounts)
             return sandbox_note(":grey_question: " + problem, lang=lang, sandbox=deps.sandbox)
-        # A workflow's outputs name every mail it was given: one cancelled already stays in its ticket, and the
-        # click tells it as cancelled (code 5). A person is told at once, with no button for it.
-        left = tuple(ref for ref in preview.refs if ref not in preview.gone_out) if workflow else preview.left
+        # A workflow's outputs name every mail it was given: one cancelled already, or gone out, stays in its
+        # ticket, and the click tells it as MailPartner answers (code 5: cancelled; code 7: sent); a run whose
+        # every mail has gone out ends at once, not cancelled. A person is told at once, with no button for it.
+        all_gone = set(preview.refs) <= set(preview.gone_out)
+        left = (() if all_gone else preview.refs) if workflow else preview.left
         if not left:  # each mail gone out or cancelled already: say which, and offer no button
             settled = {"nothing_to_cancel": preview.gone_out, "nothing_to_cancel_cancelled": preview.already_cancelled}
             text = "\n".join(ui(key, lang, ids=ids_text(refs)) for key, refs in settled.items() if refs)
-            return sandbox_note(text, lang=lang, sandbox=deps.sandbox)
+            note = sandbox_note(text, lang=lang, sandbox=deps.sandbox)
+            return _NothingLeft(note, preview) if workflow else note
         if not ticket_fits(left, request.reason):
             return sandbox_note(problem_text(UsageReason.TOO_LONG, "", lang=lang), lang=lang, sandbox=False)
         ticket = self._ticket(CancelRequest(left, request.reason), requester, channel, thread_ts=thread_ts)
