@@ -29,13 +29,13 @@ from dotenv import load_dotenv
 from bot.audit.logs import configure_logging
 from bot.audit.trail import AuditTrail
 from bot.loop import EventLoop, LoopThread
-from bot.mailpartner.accounts import DEFAULT, MAIL_REF, Accounts, split_ref
+from bot.mailpartner.accounts import DEFAULT, MAIL_REF, Accounts, Preview, split_ref
 from bot.mailpartner.answers import Fate
 from bot.mailpartner.client import CancelOutcome
 from bot.requests.commands import CancelRequest, UsageReason, UsageRequest, parse_fields
 from bot.settings import MISSING_API_KEY, Mode, Settings, SettingsError
 from bot.words import LANGUAGES
-from bot.words.blocks import problem_text, render_outcome, sandbox_marked, totals_text
+from bot.words.blocks import preview_text, problem_text, render_outcome, sandbox_marked, totals_text
 from bot.words.terminal import plain_text, terminal_text
 
 if TYPE_CHECKING:
@@ -338,20 +338,17 @@ def run_slack(settings: Settings) -> int:
     return 0
 
 
-async def _cancel_all(accounts: Accounts, ids: tuple[str, ...]) -> list[CancelOutcome] | None:
-    """Each mail placed in its account, then all cancelled at once; None when one cannot be placed."""
+async def _cancel_all(accounts: Accounts, refs: tuple[str, ...]) -> list[CancelOutcome]:
+    """Every mail, placed in its account, cancelled at once."""
     try:
-        refs = await _placed(accounts, ids)
-        return None if refs is None else list(await asyncio.gather(*(accounts.cancel(ref) for ref in refs)))
+        return list(await asyncio.gather(*(accounts.cancel(ref) for ref in refs)))
     finally:
         await accounts.aclose()
 
 
-async def _placed(accounts: Accounts, ids: tuple[str, ...]) -> tuple[str, ...] | None:
-    """Each id with its account (README, Accounts); None, and why on stderr, when one cannot be placed."""
-    if accounts.names == (DEFAULT,):
-        return ids
-    preview = await accounts.preview(ids)
+def _placed(accounts: Accounts, preview: Preview) -> tuple[str, ...] | None:
+    """Each id with its account, as the preview placed it (README, Accounts); None, and why on stderr, when
+    one cannot be placed."""
     if preview.unplaced:
         print(
             f"cancel: {', '.join(preview.unplaced)} could be in more than one account, or none knows it: name the "
@@ -456,9 +453,16 @@ def _cancel_on_record(
     actor = f"cli:{_operator()}"
     try:
         audit("request", actor=actor, channel="", mail_ids=parsed.ids, via="cli", reason=parsed.reason or None)
+        # What MailPartner says of each mail, as Slack shows it before the button; --yes skips the question only.
+        preview = loop.run(accounts.preview(parsed.ids))
+        if (refs := _placed(accounts, preview)) is None:
+            loop.run(accounts.aclose())
+            return EXIT_USAGE
+        shown = plain_text if _is_terminal(sys.stderr) else terminal_text
+        print(shown(preview_text(preview, settings.language)), file=sys.stderr)
         if not yes:
             why = f" because “{parsed.reason}”" if parsed.reason else ""
-            ids = parsed.ids
+            ids = refs
             which = f"mail {ids[0]}" if len(ids) == 1 else f"{len(ids)} mails, {', '.join(ids)},"
             question = f"Cancel {which} at {where}{why}? [y/N] "
             try:
@@ -472,9 +476,7 @@ def _cancel_on_record(
                 audit("keep", actor=actor, channel="", mail_ids=parsed.ids, via="cli")
                 loop.run(accounts.aclose())
                 return EXIT_DECLINED
-        outcomes = loop.run(_cancel_all(accounts, parsed.ids))
-        if outcomes is None:
-            return EXIT_USAGE
+        outcomes = loop.run(_cancel_all(accounts, refs))
         for outcome in outcomes:
             audit(
                 "outcome",

@@ -313,6 +313,21 @@ def test_a_slack_web_api_that_never_answers_does_not_hold_the_start(tmp_path: Pa
     assert "Traceback" not in bot.log()
 
 
+def test_a_french_speakers_first_private_prompt_is_in_french(tmp_path: Path) -> None:
+    """The prompt comes after the preview: it waits for the person's language (bounded), even the first time."""
+    mailpartner = FakeMailPartner().start()
+    with LocalSlack() as slack:
+        slack.locales[ALICE] = "fr-FR"
+        bot = BotProcess(bot_env(free_port(), slack.api_url, mailpartner.base_url), tmp_path / "bot.log")
+        try:
+            bot.wait_healthy()
+            _, prompt = Driver(bot, slack).command("302")
+        finally:
+            bot.stop()
+            mailpartner.stop()
+    assert "Annuler l'envoi programmé du mail `302`" in blocks_text(prompt), blocks_text(prompt)
+
+
 def test_thread_rules_over_http_outsider_requester_then_second_person(tmp_path: Path) -> None:
     mallory = "U0MALLORY0"
     with LocalSlack() as slack:

@@ -84,6 +84,32 @@ def test_readme_walkthrough_matches_the_console_ten_minutes_after_start_up(tmp_p
         at = found + 1
 
 
+def test_readme_two_person_walkthrough_matches_the_console(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("With the two-person rule on:\n\n```\n", 1)[1].split("```", 1)[0]
+    transcript = block.rstrip("\n").splitlines()
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        input=typed(transcript),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**outside_env(), "MAILPARTNER_SANDBOX": "true", "CANCEL_MAIL_REQUIRE_SECOND_PERSON": "true"},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    screen = result.stdout.splitlines()
+    at = 0
+    for line in transcript:
+        if line.strip() in ("...", "…"):
+            continue
+        wanted = line.replace("> ", "", 1) if line.startswith("> ") else line
+        wanted = wanted.removeprefix("confirm or keep? ")
+        found = next((i for i in range(at, len(screen)) if screen[i].endswith(wanted.rstrip())), None)
+        assert found is not None, f"README line not on screen (in order): {line!r}\n--- screen ---\n{result.stdout}"
+        at = found + 1
+
+
 def test_console_shows_the_prompt_update_before_the_outcome(tmp_path: Path) -> None:
     """In a terminal the click's effect reads before the outcome, every time (the outbox may send it later)."""
     confirms = "".join(f"/cancel-mail {mail}\nconfirm\n" for mail in ("300", "301", "302", "303", "brand-b:310", "999"))

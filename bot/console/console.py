@@ -66,6 +66,7 @@ HELP = """Type what you would type in Slack:
   home                                     the app's Home tab, as Slack shows it to you
   dm <text>                                a direct message to the bot: dm cancel 300 -- why, dm history 300
   list                                     the sandbox's mails and their state
+  as @bob, as @you                         play a second person (the two-person rule), then yourself again
   help, quit
 Several prompts may be open at once, as in Slack. `python -m bot console --lang fr` plays a French speaker."""
 
@@ -134,6 +135,8 @@ class Console:
             self.slack.locales[USER] = locale
         self.secret = secrets.token_hex(16)
         self.real_api = bool(settings.mailpartner_accounts) and not settings.mailpartner_sandbox
+        self.user = USER  # the person played now: `as @name` plays another (a second person)
+        self.people = {USER: "you"}  # user id → the name the console shows for it
         self.accounts, self.base_url = tuple(settings.mailpartner_accounts), settings.mailpartner_base_url
         self.slack_credentials = bool(settings.slack_bot_token or settings.slack_app_token)
         console_settings = dataclasses.replace(
@@ -142,17 +145,16 @@ class Console:
             slack_signing_secret=self.secret,
             slack_app_token="",
             slack_api_url=self.slack.api_url,
-            # The console is one person in one channel: access rules would only lock that person out.
-            allowed_users=frozenset(),
+            # The server's rules, but where the console is: its one channel, and no user group (Slack's to say).
             allowed_channels=frozenset(),
             allowed_usergroups=frozenset(),
-            require_second_person=False,
             audit_channel="",
             mailpartner_sandbox=not self.real_api,
             # A play session keeps its history in a temporary file unless DATABASE_URL names a store.
             database_url=database_url or f"sqlite:///{self._scratch.name}/console.db",
         )
         self.sandbox = None if self.real_api else MailPartnerSandbox.with_accounts()
+        self.rules_line = self.rules(settings)
         self.bot = build_bot(console_settings, sandbox=self.sandbox)
         if locale:  # known before the first command, so its first answer is in that language too
             self.bot.loop.run(self.bot.languages.lookup(USER))
@@ -167,6 +169,8 @@ class Console:
             self.say("(Slack credentials are set, but this console plays Slack: nothing reaches your workspace.)")
         else:
             self.say("(No Slack credentials: this console plays Slack. To connect a real Slack app, see README.)")
+        if self.rules_line:
+            self.say(self.rules_line)
         if self.real_api:
             accounts = ", ".join(sorted(self.accounts))
             self.say(f"⚠️  REAL MailPartner at {self.base_url}, account(s) {accounts}: this console cancels REAL mails.")
@@ -194,6 +198,8 @@ class Console:
             self.answer(ANSWERS[word.lower()], mail.strip())
         elif line in ("help", "?"):
             self.say(HELP)
+        elif line.startswith("as "):
+            self.play(line.removeprefix("as ").strip())
         elif line in ("list", "mails"):
             self.list_mails()
         elif line.startswith("/"):
@@ -213,6 +219,33 @@ class Console:
         else:
             self.say("Not a command. Type `help`.")
 
+    def play(self, who: str) -> None:
+        """Act as another person from now on (`as @bob`, or a user id as `as U012ABCDEF`); `as @you` is back."""
+        name = who.removeprefix("@").strip()
+        if re.fullmatch(r"[UW][A-Z0-9]{8,}", name):  # a user id, as CANCEL_MAIL_ALLOWED_USERS names people
+            user = name
+            self.people.setdefault(user, user)
+        elif re.fullmatch(r"[a-z0-9._-]{1,32}", name.lower()):
+            name = name.lower()
+            user = next((i for i, known in self.people.items() if known == name), f"U0CONSOLE{len(self.people) + 1}")
+            self.people.setdefault(user, name)
+        else:
+            self.say("Write `as @name` (a second person) or `as U012ABCDEF` (a user id); `as @you` to come back.")
+            return
+        self.user = user
+        self.say(f"You are now @{self.people[user]}.")
+
+    def rules(self, settings: Settings) -> str:
+        """The rules from the settings that this console applies, as the server does."""
+        rules = []
+        if settings.require_second_person:
+            rules.append("two-person rule (`as @bob` plays a second person)")
+        if settings.require_reason:
+            rules.append("a reason is required")
+        if settings.allowed_users:
+            rules.append(f"allowed users {', '.join(sorted(settings.allowed_users))} (`as <id>` plays one)")
+        return "Rules from your settings: " + "; ".join(rules) + "." if rules else ""
+
     def list_mails(self) -> None:
         if self.sandbox is None:
             self.say("(the real MailPartner API has no listing: use the ids you know)")
@@ -228,7 +261,7 @@ class Console:
     def slash(self, line: str) -> None:
         command, _, text = line.partition(" ")
         body = slash_command(
-            text, user=USER, channel=CHANNEL, response_url=self.slack.new_response_url(), command=command
+            text, user=self.user, channel=CHANNEL, response_url=self.slack.new_response_url(), command=command
         )
         response = self.dispatch(body, FORM)
         if response.status == 404:
@@ -241,7 +274,7 @@ class Console:
             message: dict[str, Any] = json.loads(response.body)
         except json.JSONDecodeError:  # Bolt answers a text-only ack as plain text
             message = {"text": response.body}
-        self.show("only you see", message)
+        self.show("channel sees" if message.get("response_type") == "in_channel" else "only you see", message)
         # "Looking up…" first; the prompt takes its place once MailPartner said what the mails are.
         answers = [c.payload for c in self.settle() if c.is_response_url and buttons(c.payload)]
         prompt = answers[-1] if answers else message
@@ -252,7 +285,7 @@ class Console:
         self._ts += 1
         ts = f"{int(time.time())}.{self._ts:06d}"
         text = re.sub(r"^@\S+", f"<@{BOT_USER_ID}>", line)
-        self.dispatch(app_mention(text, user=USER, channel=CHANNEL, ts=ts), JSON)
+        self.dispatch(app_mention(text, user=self.user, channel=CHANNEL, ts=ts), JSON)
         for call in self.settle():
             if call.method == "chat.postMessage" and buttons(call.payload):
                 self.offer(call.payload, message_ts=self._ts_of(call), thread_ts=ts)
@@ -260,7 +293,7 @@ class Console:
 
     def home(self) -> None:
         """Open the app's Home tab: the view the bot publishes for you, as it reads once every part answered."""
-        self.dispatch(app_home_opened(user=USER, channel=DM), JSON)
+        self.dispatch(app_home_opened(user=self.user, channel=DM), JSON)
         published = [c for c in self.settle() if c.method == "views.publish"]
         if not published:
             self.say("Slack: the Home tab is empty (the bot published nothing).")
@@ -272,7 +305,7 @@ class Console:
         self._ts += 1
         ts = f"{int(time.time())}.{self._ts:06d}"
         self.say(f"[you write to the bot] {text}")
-        self.dispatch(direct_message(text, user=USER, channel=DM, ts=ts), JSON)
+        self.dispatch(direct_message(text, user=self.user, channel=DM, ts=ts), JSON)
         for call in self.settle():
             if call.method == "chat.postMessage" and call.payload.get("channel") == DM and buttons(call.payload):
                 self.offer(call.payload, message_ts=self._ts_of(call), thread_ts="", channel=DM)
@@ -285,10 +318,10 @@ class Console:
             message = {"text": message_text, "ts": f"{int(time.time())}.{self._ts:06d}"}
             self.say(f"[channel sees] {message_text}")
             body = message_shortcut(
-                MESSAGE_SHORTCUT, message, user=USER, channel=CHANNEL, response_url=self.slack.new_response_url()
+                MESSAGE_SHORTCUT, message, user=self.user, channel=CHANNEL, response_url=self.slack.new_response_url()
             )
         else:
-            body = global_shortcut(GLOBAL_SHORTCUT, user=USER)
+            body = global_shortcut(GLOBAL_SHORTCUT, user=self.user)
         self.dispatch(body, FORM)
         opened = [c for c in self.settle() if c.method == "views.open"]
         if not opened:
@@ -315,7 +348,7 @@ class Console:
                         "response_url": self.slack.new_response_url(),
                     }
                 ]
-            response = self.dispatch(view_submission(view, values, user=USER, response_urls=urls), FORM)
+            response = self.dispatch(view_submission(view, values, user=self.user, response_urls=urls), FORM)
             answer = json.loads(response.body) if response.body else {}
             if answer.get("response_action") != "errors":
                 break
@@ -337,7 +370,7 @@ class Console:
         ids_text, reason = split_reason(text)
         self._ts += 1
         execution = f"Fx0CONSOLE{self._ts:04d}"
-        inputs = {"mail_ids": ids_text.strip(), "reason": reason, "requester": USER, "channel": CHANNEL}
+        inputs = {"mail_ids": ids_text.strip(), "reason": reason, "requester": self.user, "channel": CHANNEL}
         body = function_executed(inputs, execution_id=execution, bot_access_token=WORKFLOW_TOKEN)
         self.dispatch(body, JSON)
         for call in self.settle():
@@ -361,7 +394,7 @@ class Console:
         outputs = ends[-1].payload.get("outputs") or {}
         self.say("[workflow step ended with]")
         for name, value in outputs.items():
-            shown = terminal_text(str(value), me=USER).replace("\n", "\n" + " " * 22)
+            shown = terminal_text(str(value), people=self.people).replace("\n", "\n" + " " * 22)
             self.say(f"  {name:<18}  {shown}")
 
     def offer(
@@ -395,7 +428,7 @@ class Console:
             self._dm_urls.add(response_url)
         body = button_click(
             chosen.buttons[action],
-            user=USER,
+            user=self.user,
             channel=chosen.channel,
             response_url=response_url,
             message_ts=chosen.message_ts,
@@ -403,7 +436,9 @@ class Console:
             function=chosen.function,
         )
         self.dispatch(body, FORM)
-        self.settle()
+        if not any(self._where(call) == "prompt now reads" for call in self.settle()):
+            self._open.append(chosen)  # refused (not allowed, their own request): the buttons stay, as in Slack
+            return
         if chosen.after is not None:
             chosen.after()
 
@@ -447,7 +482,7 @@ class Console:
     # -- terminal ----------------------------------------------------------------------------------
 
     def show(self, where: str, message: dict[str, Any]) -> None:
-        text = terminal_text(blocks_text(message), me=USER, channels={CHANNEL: CHANNEL_NAME})
+        text = terminal_text(blocks_text(message), people=self.people, channels={CHANNEL: CHANNEL_NAME})
         lines = text.splitlines() or [""]
         self.say(f"[{where}] {lines[0]}")
         for extra in lines[1:]:
