@@ -186,12 +186,22 @@ class ProxyRoutes(httpx.AsyncBaseTransport):
             await route.aclose()
 
 
+class NameNotResolved(httpx.ConnectError):
+    """The host's name does not resolve (DNS): asking again at once will not mend it."""
+
+
+class CertificateRefused(httpx.ConnectError):
+    """The server's certificate is not trusted (SSL_CERT_FILE, a proxy's own authority): nor will this."""
+
+
 # aiohttp's failures as httpx's, the first that matches, so that every caller maps httpx's alone. Not
 # httpx-aiohttp's own table: it turns a refused connection and a dropped one into ConnectTimeout, and
 # lets a garbled answer through as aiohttp's.
 FAILURES: tuple[tuple[type[aiohttp.ClientError], type[httpx.TransportError]], ...] = (
     (aiohttp.ClientProxyConnectionError, httpx.ProxyError),
     (aiohttp.ClientHttpProxyError, httpx.ProxyError),
+    (aiohttp.ClientConnectorDNSError, NameNotResolved),
+    (aiohttp.ClientConnectorCertificateError, CertificateRefused),
     (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),  # no connection in time, a free one awaited included
     (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
     (aiohttp.ClientConnectorError, httpx.ConnectError),  # refused, unreachable, unknown host, TLS

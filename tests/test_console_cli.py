@@ -71,6 +71,28 @@ def test_console_reads_a_file(tmp_path: Path) -> None:
     assert result.returncode == 0 and "kept `default:302`" in result.stdout
 
 
+def test_console_applies_the_servers_rules_and_plays_a_second_person(tmp_path: Path) -> None:
+    script = "/cancel-mail 300\n/cancel-mail 300 -- wrong list\nconfirm\nas @bob\nconfirm\nas @you\nquit\n"
+    rules = {"MAILPARTNER_SANDBOX": "true", "CANCEL_MAIL_REQUIRE_SECOND_PERSON": "true"}
+    result = run_bot(["console"], script, tmp_path, **rules, CANCEL_MAIL_REQUIRE_REASON="true")
+    out = result.stdout
+    assert result.returncode == 0 and "Rules from your settings: two-person rule" in out and "reason is required" in out
+    assert "Say why: a reason is required" in out  # the first request, with no reason
+    assert "A second person must confirm your own request" in out  # @you confirming their own: refused
+    assert "You are now @bob." in out and "@bob confirmed cancelling `default:300`" in out
+    assert "Confirmed by @bob, requested by @you" in out and "`default:300` is cancelled" in out
+    outsider = run_bot(
+        ["console"],
+        "/cancel-mail 301\nas U0ALLOWED1\n/cancel-mail 301\nquit\n",
+        tmp_path,
+        MAILPARTNER_SANDBOX="true",
+        CANCEL_MAIL_ALLOWED_USERS="U0ALLOWED1",
+    )
+    assert "allowed users U0ALLOWED1" in outsider.stdout
+    first, _, second = outsider.stdout.partition("You are now @U0ALLOWED1.")
+    assert "not allowed" in first and "Cancel scheduled mail `default:301`" in second
+
+
 def test_console_talks_to_a_real_account_only_when_asked_and_says_so(tmp_path: Path) -> None:
     fake = FakeMailPartner().start()
     real = {"MAILPARTNER_API_KEY": API_KEY, "MAILPARTNER_BASE_URL": fake.base_url}
@@ -143,7 +165,11 @@ def test_cli_asks_and_declined_sends_nothing(cli_env: FakeMailPartner, monkeypat
 def test_cli_asks_and_yes_proceeds(cli_env: FakeMailPartner, monkeypatch, capsys) -> None:
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("yes\n"))
     assert main(["cancel", "300"]) == EXIT_ALL_CANCELLED
-    assert "Cancel mail 300 at MailPartner (" in capsys.readouterr().err  # as a person writes it
+    said = capsys.readouterr().err
+    assert "Cancel mail 300 at MailPartner (" in said  # as a person writes it
+    assert said.index("`300`: 1,240 recipients; nothing delivered yet.") < said.index("Cancel mail 300")  # as Slack
+    assert main(["cancel", "304", "--yes"]) == EXIT_NOT_CANCELLED
+    assert "`304` has gone out" in capsys.readouterr().err  # --yes skips the question, not what MailPartner said
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("no\n"))
     assert main(["cancel", "301", "302", "--reason", "wrong list"]) == EXIT_DECLINED
     assert "Cancel 2 mails, 301, 302, at MailPartner (" in capsys.readouterr().err
@@ -252,7 +278,7 @@ def test_sign_in_tells_a_refused_token_from_a_slack_that_is_down() -> None:
 def test_check_unreachable(tmp_path: Path) -> None:
     result = run_bot(["check"], "", tmp_path, **check_env("http://127.0.0.1:9/api/", "http://127.0.0.1:9/v1"))
     assert result.returncode == 1 and "Slack is unreachable" in result.stdout
-    assert "❌ MailPartner at http://127.0.0.1:9/v1 did not answer (connection)" in result.stdout
+    assert "❌ MailPartner at http://127.0.0.1:9/v1 could not be reached (connection)" in result.stdout
     assert "Traceback" not in result.stderr
 
 

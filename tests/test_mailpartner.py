@@ -389,3 +389,33 @@ async def test_transport_a_garbled_answer_is_a_connection_failure_not_a_crash() 
         outcome = await client.cancel("300")
         assert outcome.failure is FailureKind.CONNECTION and outcome.code is None
         await client.aclose()
+
+
+async def test_a_name_that_does_not_resolve_is_said_at_once_and_not_retried(monkeypatch) -> None:
+    """A DNS answer does not change in seconds: one attempt, and the outcome and the preview say why."""
+    from bot.words.blocks import preview_text, render_outcome
+
+    real = socket.getaddrinfo
+
+    def resolve(host: str, *args: object, **kwargs: object) -> object:
+        if host == "mailpartner.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    client = MailPartnerClient(KEY, base_url="https://mailpartner.invalid/v1", timeout=1, deadline=30)
+    try:
+        started = time.monotonic()
+        outcome = await client.cancel("300")
+        assert outcome.failure is FailureKind.NAME_UNRESOLVED and outcome.attempts == 1
+        assert time.monotonic() - started < 5  # was 13 attempts over 28 s
+        assert "does not resolve (DNS)" in render_outcome(outcome, "en")
+        assert "ne se résout pas (DNS)" in render_outcome(outcome, "fr")
+        report = await client.delivery_report("300")
+        assert report.failure is FailureKind.NAME_UNRESOLVED
+    finally:
+        await client.aclose()
+    from bot.mailpartner.accounts import Preview
+
+    said = preview_text(Preview(("300",), {"300": report}), "en")
+    assert "MailPartner's address does not resolve (DNS): check MAILPARTNER_BASE_URL" in said

@@ -215,3 +215,25 @@ def test_socket_mode_dials_slack_through_the_proxy(world, tmp_path: Path) -> Non
         assert f"POST {slack.url.removeprefix('http://')}/api/apps.connections.open" in proxy.seen
     finally:
         bot.stop()
+
+
+@pytest.mark.anyio
+async def test_a_refused_certificate_is_said_at_once_and_not_retried(
+    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.mailpartner.answers import FailureKind
+    from bot.words.blocks import render_outcome
+
+    url, _ = tls_server
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    tls_context.cache_clear()  # the bundled authorities alone: the self-signed certificate is nobody's
+    client = MailPartnerClient(API_KEY, base_url=url, timeout=1, deadline=30)
+    try:
+        outcome = await client.cancel("300")
+    finally:
+        await client.aclose()
+        tls_context.cache_clear()
+    assert outcome.failure is FailureKind.CERTIFICATE and outcome.attempts == 1
+    assert "certificate was refused" in render_outcome(outcome, "en") and "SSL_CERT_FILE" in render_outcome(
+        outcome, "en"
+    )

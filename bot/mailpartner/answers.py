@@ -21,6 +21,8 @@ class FailureKind(Enum):
 
     TIMEOUT = "timeout"
     CONNECTION = "connection"
+    NAME_UNRESOLVED = "name_unresolved"  # MailPartner's name does not resolve: not worth trying again soon
+    CERTIFICATE = "certificate_refused"  # its certificate is not trusted here: nor this
     HTTP_ERROR = "http_error"
     MALFORMED = "malformed"
 
@@ -69,6 +71,8 @@ ANSWERS: dict[int | FailureKind | str, Meaning] = {
     FailureKind.MALFORMED: Meaning("malformed", Fate.UNKNOWN, Tally.FAILED),
     # Never reached: nothing was asked, so nothing was cancelled.
     FailureKind.CONNECTION: Meaning("connection", Fate.NOT_CANCELLED, Tally.FAILED),
+    FailureKind.NAME_UNRESOLVED: Meaning("name_unresolved", Fate.NOT_CANCELLED, Tally.FAILED),
+    FailureKind.CERTIFICATE: Meaning("certificate_refused", Fate.NOT_CANCELLED, Tally.FAILED),
 }
 # The control codes of `message-cancel` (the seed): an answer carrying one is MailPartner speaking.
 KNOWN_CODES = frozenset(key for key in ANSWERS if isinstance(key, int))

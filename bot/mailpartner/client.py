@@ -28,9 +28,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_before_delay
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_before_delay
 
-from bot.http import AsyncHttp, RetryPolicy, retry_after
+from bot.http import AsyncHttp, CertificateRefused, NameNotResolved, RetryPolicy, retry_after
 from bot.mailpartner.answers import KNOWN_CODES, FailureKind, Fate, Meaning, Report, meaning, report_of
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,14 @@ class MailPartnerConnectionError(MailPartnerError):
     pass
 
 
+class MailPartnerNameUnresolved(MailPartnerConnectionError):
+    """Its name does not resolve: not tried again (a DNS answer does not change in seconds)."""
+
+
+class MailPartnerCertificateRefused(MailPartnerConnectionError):
+    """Its certificate is not trusted here: not tried again."""
+
+
 class MailPartnerHTTPError(MailPartnerError):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(f"HTTP {status}: {detail}")
@@ -84,6 +92,8 @@ class InvalidMessageId(ValueError):
 _FAILURE_OF: dict[type[MailPartnerError], FailureKind] = {
     MailPartnerTimeout: FailureKind.TIMEOUT,
     MailPartnerConnectionError: FailureKind.CONNECTION,
+    MailPartnerNameUnresolved: FailureKind.NAME_UNRESOLVED,
+    MailPartnerCertificateRefused: FailureKind.CERTIFICATE,
     MailPartnerHTTPError: FailureKind.HTTP_ERROR,
     MailPartnerUnavailable: FailureKind.HTTP_ERROR,
     MailPartnerMalformedAnswer: FailureKind.MALFORMED,
@@ -220,7 +230,7 @@ class MailPartnerClient:
         started = time.monotonic()
         errors: list[MailPartnerError] = []
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type((MailPartnerTimeout, MailPartnerConnectionError, MailPartnerUnavailable)),
+            retry=retry_if_exception(_worth_another_attempt),
             stop=stop_before_delay(self._deadline),
             wait=_wait_for_retry,
             sleep=self._sleep,
@@ -337,6 +347,12 @@ class MailPartnerClient:
             )
         except httpx.PoolTimeout as error:  # every connection busy: the request never left
             raise MailPartnerConnectionError(f"no free connection within {round(timeout, 1):g} s") from error
+        except NameNotResolved as error:
+            host = httpx.URL(self._urls[call]).host
+            raise MailPartnerNameUnresolved(f"{host} does not resolve{_reason(error)}") from error
+        except CertificateRefused as error:
+            route = self._http.proxies.blame(self._urls[call])
+            raise MailPartnerCertificateRefused(f"certificate refused{_reason(error)}{route}") from error
         except httpx.TimeoutException as error:
             route = self._http.proxies.blame(self._urls[call])
             raise MailPartnerTimeout(f"no answer within {round(timeout, 1):g} s{route}") from error
@@ -418,6 +434,14 @@ def _reason(error: Exception) -> str:
 
 # Retry-After when MailPartner sent one, else 0.5 s doubling up to 8 s, jittered.
 _wait_for_retry = RetryPolicy(first=0.5, cap=8)
+
+
+def _worth_another_attempt(error: BaseException) -> bool:
+    """No answer, no connection, or MailPartner busy: another attempt may get through. A name that does not
+    resolve or a certificate refused will not be mended in seconds: the person is told at once."""
+    unmendable = (MailPartnerNameUnresolved, MailPartnerCertificateRefused)
+    retryable = (MailPartnerTimeout, MailPartnerConnectionError, MailPartnerUnavailable)
+    return isinstance(error, retryable) and not isinstance(error, unmendable)
 
 
 def _log_retry(message_id: str, state: RetryCallState) -> None:

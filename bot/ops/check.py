@@ -18,7 +18,7 @@ from typing import TextIO
 from bot.app import SlackSignInError, mailpartner_accounts, sign_in
 from bot.http import Proxies, shown_proxy
 from bot.mailpartner.accounts import DEFAULT, Accounts
-from bot.mailpartner.answers import Report
+from bot.mailpartner.answers import FailureKind, Report
 from bot.mailpartner.client import AccountReport
 from bot.mailpartner.sandbox import MailPartnerSandbox
 from bot.settings import MISSING_API_KEY, Mode, Settings
@@ -115,7 +115,9 @@ def _judge(account: AccountReport, settings: Settings, key_name: str, seconds: f
                 f"MailPartner at {where} could not be reached through the proxy {shown_proxy(proxy)} ({what}): "
                 f"{account.message}; check the proxy, or name MailPartner's host in NO_PROXY to go direct",
             )
-        return Finding(False, f"MailPartner at {where} did not answer ({what}): {account.message}")
+        unreached = account.failure in (FailureKind.NAME_UNRESOLVED, FailureKind.CERTIFICATE, FailureKind.CONNECTION)
+        verb = "could not be reached" if unreached else "did not answer"
+        return Finding(False, f"MailPartner at {where} {verb} ({what}): {account.message}")
     said = f"code {account.code}" + (f": “{account.message}”" if account.message else "")
     return Finding(False, f"MailPartner at {where} did not answer as expected ({said})")
 

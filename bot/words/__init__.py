@@ -30,6 +30,8 @@ OUTCOME_EMOJI: dict[int | FailureKind | str, str] = {
     UNKNOWN_CODE: ":warning:",
     FailureKind.TIMEOUT: ":hourglass:",
     FailureKind.CONNECTION: ":electric_plug:",
+    FailureKind.NAME_UNRESOLVED: ":electric_plug:",
+    FailureKind.CERTIFICATE: ":closed_lock_with_key:",
     FailureKind.HTTP_ERROR: ":warning:",
     FailureKind.MALFORMED: ":warning:",
 }

@@ -212,10 +212,20 @@ _PREVIEW_KEYS = {
 }
 
 
+# A report not had because MailPartner was never reached: said as such, not as "did not say in time".
+_UNREACHED = {
+    FailureKind.CONNECTION: "preview_unreachable",
+    FailureKind.NAME_UNRESOLVED: "preview_name_unresolved",
+    FailureKind.CERTIFICATE: "preview_certificate_refused",
+}
+
+
 def _preview_line(ref: str, report: DeliveryReport | None, lang: str) -> str:
     ids = f"`{ref}`"
     if report is None:
         return ui("preview_silent", lang, ids=ids)
+    if report.report is Report.UNANSWERED and report.failure in _UNREACHED:
+        return ui(_UNREACHED[report.failure], lang, ids=ids)
     if report.report is not Report.FOUND:
         return ui(_PREVIEW_KEYS[report.report], lang, ids=ids, code=report.code)
     if not report.total:

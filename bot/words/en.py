@@ -54,6 +54,14 @@ OUTCOMES: dict[int | FailureKind | str, tuple[str, str]] = {
         "Could not reach MailPartner for mail `{id}`; it was not cancelled.",
         "Try again in a minute. If it persists, check MailPartner's status.",
     ),
+    FailureKind.NAME_UNRESOLVED: (
+        "MailPartner's address does not resolve (DNS) for mail `{id}`; it was not cancelled.",
+        "Check MAILPARTNER_BASE_URL and this machine's DNS (`python -m bot check`); asking again will not help.",
+    ),
+    FailureKind.CERTIFICATE: (
+        "MailPartner's certificate was refused for mail `{id}`; it was not cancelled.",
+        "Check SSL_CERT_FILE (a proxy's own authority?) with `python -m bot check`; asking again will not help.",
+    ),
     FailureKind.HTTP_ERROR: (
         "MailPartner failed with HTTP {status} for mail `{id}`; it was probably not cancelled.",
         _RETRY_SAFE,
@@ -112,6 +120,9 @@ UI: dict[str, str] = {
     "preview_no_report": "{ids}: MailPartner has no delivery report for it yet; normal for a mail not yet sent; "
     "check the id.",
     "preview_silent": "{ids}: MailPartner did not say in time what it is; check the id.",
+    "preview_unreachable": "{ids}: MailPartner could not be reached to say what it is.",
+    "preview_name_unresolved": "{ids}: MailPartner's address does not resolve (DNS): check MAILPARTNER_BASE_URL.",
+    "preview_certificate_refused": "{ids}: MailPartner's certificate was refused: check SSL_CERT_FILE.",
     "preview_refused": "{ids}: MailPartner refused the account's key (code {code}); the cancel will likely fail too.",
     "preview_odd": "{ids}: MailPartner answered code {code} about it.",
     "preview_total": "*{total} recipients in all.*",

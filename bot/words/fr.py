@@ -55,6 +55,14 @@ OUTCOMES: dict[int | FailureKind | str, tuple[str, str]] = {
         "Impossible de joindre MailPartner pour le mail `{id}` ; il n'a pas été annulé.",
         "Réessayez dans une minute. Si cela persiste, vérifiez l'état de MailPartner.",
     ),
+    FailureKind.NAME_UNRESOLVED: (
+        "L'adresse de MailPartner ne se résout pas (DNS) pour le mail `{id}` ; il n'a pas été annulé.",
+        "Vérifiez MAILPARTNER_BASE_URL et le DNS de cette machine (`python -m bot check`) ; réessayer n'y fera rien.",
+    ),
+    FailureKind.CERTIFICATE: (
+        "Le certificat de MailPartner a été refusé pour le mail `{id}` ; il n'a pas été annulé.",
+        "Vérifiez SSL_CERT_FILE (l'autorité d'un proxy ?) avec `python -m bot check` ; réessayer n'y fera rien.",
+    ),
     FailureKind.HTTP_ERROR: (
         "MailPartner a échoué (HTTP {status}) pour le mail `{id}` ; il n'a probablement pas été annulé.",
         _RETRY_SAFE,
@@ -115,6 +123,10 @@ UI: dict[str, str] = {
     "preview_no_report": "{ids} : MailPartner n'a pas encore de rapport de livraison ; normal pour un mail pas "
     "encore envoyé ; vérifiez l'identifiant.",
     "preview_silent": "{ids} : MailPartner n'a pas dit à temps de quoi il s'agit ; vérifiez l'identifiant.",
+    "preview_unreachable": "{ids} : MailPartner n'a pas pu être joint pour dire de quoi il s'agit.",
+    "preview_name_unresolved": "{ids} : l'adresse de MailPartner ne se résout pas (DNS) : vérifiez "
+    "MAILPARTNER_BASE_URL.",
+    "preview_certificate_refused": "{ids} : le certificat de MailPartner a été refusé : vérifiez SSL_CERT_FILE.",
     "preview_refused": "{ids} : MailPartner a refusé la clé du compte (code {code}) ; l'annulation échouera "
     "sans doute aussi.",
     "preview_odd": "{ids} : MailPartner a répondu le code {code} à son sujet.",
