@@ -184,6 +184,25 @@ def test_systemd_unit_verifies() -> None:
     assert problems == []
 
 
+def test_systemd_units_install_comment_runs_the_venvs_own_pip_each_time() -> None:
+    """Pasted as written, every pip install lands in the bot's venv, never the system's."""
+    comment = " ".join(
+        line for line in (ROOT / "deploy" / "cancel-mail-bot.service").read_text().splitlines() if line.startswith("#")
+    )
+    installs = re.findall(r"(\S*)pip install", comment)
+    assert installs and all(path == "/opt/cancel-mail-bot/bin/" for path in installs), installs
+
+
+def test_the_benchmarks_help_says_what_it_runs_in_whole_sentences() -> None:
+    for script in ("load.py", "replicas.py"):
+        shown = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / script), "--help"], capture_output=True, text=True, timeout=60
+        )
+        assert shown.returncode == 0, shown.stderr
+        description = " ".join(shown.stdout.split("\n\n")[1].split())
+        assert description.endswith("."), description
+
+
 def test_systemd_unit_is_hardened_restarts_and_covers_the_drain() -> None:
     values = unit()
     assert values["DynamicUser"] == ["yes"] and values["NoNewPrivileges"] == ["yes"]
