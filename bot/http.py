@@ -134,15 +134,45 @@ class AsyncHttp:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        max_body: int | None = None,
     ) -> httpx.Response:
-        """One request, its body read; `timeout` in place of the default. Raises httpx's exceptions."""
-        return await self._client.request(
+        """One request, its body read; `timeout` in place of the default; a body past `max_body` bytes raises
+        AnswerTooLarge as soon as it goes past. Raises httpx's exceptions."""
+        request = self._client.build_request(
             method,
             url,
             params=params,
             json=json,
             headers=headers,
             timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout),
+        )
+        response = await self._client.send(request, stream=max_body is not None)
+        if max_body is None:
+            return response
+        try:
+            if int(response.headers.get("Content-Length") or 0) > max_body:
+                raise AnswerTooLarge(
+                    f"an answer of {response.headers['Content-Length']} bytes, more than the {max_body} read",
+                    request=request,
+                )
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():  # decoded: a small gzip that unpacks huge is caught too
+                size += len(chunk)
+                if size > max_body:
+                    raise AnswerTooLarge(f"an answer of more than the {max_body} bytes read", request=request)
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        # The body as read, decoded: its encoding and length headers no longer describe it.
+        headers = [
+            (k, v) for k, v in response.headers.items() if k.lower() not in ("content-encoding", "content-length")
+        ]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=b"".join(chunks),
+            request=request,
+            extensions={"reason_phrase": response.reason_phrase.encode()},
         )
 
     async def aclose(self) -> None:
@@ -184,6 +214,10 @@ class ProxyRoutes(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         for route in self._routes.values():
             await route.aclose()
+
+
+class AnswerTooLarge(httpx.DecodingError):
+    """The body went past what the caller reads (`max_body`): refused, and never held whole in memory."""
 
 
 class NameNotResolved(httpx.ConnectError):

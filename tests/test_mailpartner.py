@@ -419,3 +419,20 @@ async def test_a_name_that_does_not_resolve_is_said_at_once_and_not_retried(monk
 
     said = preview_text(Preview(("300",), {"300": report}), "en")
     assert "MailPartner's address does not resolve (DNS): check MAILPARTNER_BASE_URL" in said
+
+
+async def test_an_answer_past_the_size_cap_is_refused_as_unreadable_without_being_held(monkeypatch) -> None:
+    import bot.mailpartner.client as client_module
+
+    monkeypatch.setattr(client_module, "MAX_ANSWER_BYTES", 1000)
+    rows = [{"email": f"person{i}@example.fr", "status": "Scheduled"} for i in range(100)]
+    huge = httpx.Response(200, json={"success": True, "code": 200, "StatutResponseList": rows})
+    client, _ = client_for(huge)
+    report = await client.delivery_report("300")
+    assert report.failure is FailureKind.MALFORMED and report.total == 0
+    outcome = await client.cancel("300")
+    assert outcome.failure is FailureKind.MALFORMED and "bytes, more than the 1000 read" in outcome.detail
+    small, _ = client_for(body(200))
+    assert (await small.cancel("300")).code == 200  # under the cap: read as ever
+    await client.aclose()
+    await small.aclose()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_before_delay
 
-from bot.http import AsyncHttp, CertificateRefused, NameNotResolved, RetryPolicy, retry_after
+from bot.http import AnswerTooLarge, AsyncHttp, CertificateRefused, NameNotResolved, RetryPolicy, retry_after
 from bot.mailpartner.answers import KNOWN_CODES, FailureKind, Fate, Meaning, Report, meaning, report_of
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,9 @@ TIMEOUT = 10.0  # seconds for one HTTP attempt (MAILPARTNER_TIMEOUT)
 DEADLINE = 30.0  # seconds for all attempts of one cancel (MAILPARTNER_DEADLINE)
 HEADERS = {"Accept": "application/json"}
 CALLS = ("message-cancel", "bulk-status", "me")  # the endpoints the client asks
+# The most of an answer read: a delivery report lists each recipient (about 100 bytes each), so this holds
+# one of well over 100,000; anything larger is refused as unreadable, never held whole in memory.
+MAX_ANSWER_BYTES = 16 << 20
 CONNECTIONS = 512  # a client's calls in flight at most, when it has no shared one (CANCEL_MAIL_WORKERS's default)
 
 
@@ -343,8 +346,15 @@ class MailPartnerClient:
         started = time.monotonic()
         try:
             return await self._http.request(
-                "GET", self._urls[call], params={"apiKey": self._api_key, **params}, headers=HEADERS, timeout=timeout
+                "GET",
+                self._urls[call],
+                params={"apiKey": self._api_key, **params},
+                headers=HEADERS,
+                timeout=timeout,
+                max_body=MAX_ANSWER_BYTES,
             )
+        except AnswerTooLarge as error:  # read no further: an answer that size is nobody's report
+            raise MailPartnerMalformedAnswer(200, str(error)) from error
         except httpx.PoolTimeout as error:  # every connection busy: the request never left
             raise MailPartnerConnectionError(f"no free connection within {round(timeout, 1):g} s") from error
         except NameNotResolved as error:
