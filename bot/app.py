@@ -5,11 +5,13 @@ I/O at assembly: the store is opened (and migrated); Slack's auth.test is `sign_
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -55,6 +57,7 @@ class Bot:
     languages: Languages
     identity: BotIdentity
     loop: EventLoop
+    slack_session: aiohttp.ClientSession | None = None  # every slack_sdk call's connections
 
     def shutdown(self, timeout: float) -> bool:
         """Stop sweeping, let in-flight cancels post (up to `timeout` s), write the last history rows.
@@ -67,12 +70,25 @@ class Bot:
         drained = self.service.drain(timeout)
         self.loop.run(self.service.accounts.aclose(), timeout=10)
         self.loop.run(self.service.replier.aclose(), timeout=10)
+        if self.slack_session is not None:
+            self.loop.run(self.slack_session.close(), timeout=10)
         self.loop.run(self.store.close(), timeout=20)  # the last history rows
         self.loop.close()
         return drained
 
 
-def async_web_client(settings: Settings) -> AsyncWebClient:
+SLACK_CONNECTIONS = 32  # slack_sdk's reads at once (users.info, views.publish…); more wait for a connection
+
+
+def slack_session(loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession:
+    """One aiohttp session for slack_sdk's calls: connections kept alive between calls (by itself slack_sdk
+    opens a session, a DNS lookup, a TCP and a TLS handshake for every call), the bot's one TLS context.
+    Made for `loop`, from any thread; closed by `Bot.shutdown`."""
+    connector = aiohttp.TCPConnector(loop=loop, ssl=tls_context(), limit=SLACK_CONNECTIONS)
+    return aiohttp.ClientSession(connector=connector, loop=loop, trust_env=False)
+
+
+def async_web_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
     """slack_sdk's client on the event loop: Bolt's, and every read the bot makes (views.open, users.info,
     views.publish, usergroups.users.list, auth.test). Messages to people never go through it: they are
     owed, and leave through bot/outbound/ledger.py.
@@ -84,6 +100,7 @@ def async_web_client(settings: Settings) -> AsyncWebClient:
         base_url=settings.slack_api_url,
         timeout=10,
         ssl=tls_context(),
+        session=session,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=3),
@@ -186,7 +203,8 @@ def build_bot(
     # No auth.test at assembly nor on any request's path: the process must start while Slack is down, to
     # deliver what earlier processes owe, and a command must get its prompt while Slack's Web API is out of
     # reach. The bot's own ids come when Slack answers (inbound/identity.py).
-    async_client = async_web_client(settings)
+    session = slack_session(loop.loop)
+    async_client = async_web_client(settings, session)
     identity = BotIdentity(async_client, settings.slack_bot_token, loop=loop).learn_in_background()
     app = AsyncApp(
         name="cancel-mail-bot",  # else Bolt reads the source of every file on the stack to name itself
@@ -280,4 +298,5 @@ def build_bot(
         languages=languages,
         identity=identity,
         loop=loop,
+        slack_session=session,
     )

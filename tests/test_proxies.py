@@ -237,3 +237,16 @@ async def test_a_refused_certificate_is_said_at_once_and_not_retried(
     assert "certificate was refused" in render_outcome(outcome, "en") and "SSL_CERT_FILE" in render_outcome(
         outcome, "en"
     )
+
+
+def test_slack_sdks_calls_share_one_session_on_the_bots_tls_context(make_harness) -> None:
+    """By itself slack_sdk opens a session (a DNS lookup, TCP and TLS handshakes) for every call."""
+    harness = make_harness()
+    session = harness.bot.slack_session
+    assert session is not None and harness.bot.app.client.session is session
+    assert session.connector is not None and session.connector._ssl is tls_context()  # type: ignore[attr-defined]
+    harness.command("300")
+    harness.settle()
+    assert harness.slack.of("users.info") and not session.closed  # the person's language, asked on it
+    harness.bot.shutdown(5.0)
+    assert session.closed
