@@ -338,3 +338,33 @@ def test_check_reports_the_store(tmp_path: Path) -> None:
         and "❌ Store: DATABASE_URL: cannot reach the store at postgresql://bot:***@127.0.0.1:9/bot" in bad.stdout
     )
     assert "pw-0123456789" not in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_check_prints_each_line_as_its_probe_ends_and_names_the_one_still_waiting(tmp_path: Path) -> None:
+    """Slack's Web API accepts connections and never answers: the other lines come at once, a line says Slack
+    is still awaited, and Slack's own line says it never answered; before, nothing showed for 20 s."""
+    import io
+    import socket
+
+    from bot.ops.check import run_checks
+    from bot.settings import Settings
+
+    silent = socket.create_server(("127.0.0.1", 0))
+    settings = Settings.from_env(
+        {
+            "SLACK_BOT_TOKEN": "xoxb-1-check",
+            "SLACK_SIGNING_SECRET": "s",
+            "SLACK_API_URL": f"http://127.0.0.1:{silent.getsockname()[1]}/api/",
+            "MAILPARTNER_SANDBOX": "true",
+            "CANCEL_MAIL_STATE_DIR": str(tmp_path),
+        }
+    )
+    out = io.StringIO()
+    try:
+        assert run_checks(settings, out, timeout=2.0, waiting_every=0.5) == 1
+    finally:
+        silent.close()
+    lines = out.getvalue().splitlines()
+    assert any(line.startswith("… still waiting for") and "Slack" in line for line in lines), lines
+    mailpartner = next(i for i, line in enumerate(lines) if "MailPartner account `default`" in line)
+    assert mailpartner < len(lines) - 1 and lines[-1] == "❌ Checking Slack: no answer within 2 s", lines

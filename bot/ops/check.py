@@ -3,14 +3,18 @@
 Checks, without changing anything: the Slack token and the scopes it was granted, the app-level token's
 form, the MailPartner key (MailPartner's `me`: whose account it opens and the credits left, which touches
 no mail), and the store (reachable, at the newest revision, and the messages it still owes people, with the
-oldest one's age), which it reads and never creates or migrates.
+oldest one's age), which it reads and never creates or migrates. The probes run at once, and each line is
+printed as its probe ends: a Slack that never answers holds its own line, not the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import queue
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -227,9 +231,56 @@ def check_network(settings: Settings) -> list[Finding]:
     return [Finding(True, "Network: " + "; ".join(routes))] if routes else []
 
 
-def run_checks(settings: Settings, out: TextIO) -> int:
-    """Print one line per finding; return 0 when everything is ready, 1 otherwise."""
-    findings = check_network(settings) + check_slack(settings) + check_mailpartner(settings) + check_store(settings)
-    for finding in findings:
-        print(("✅ " if finding.ok else "❌ ") + finding.text, file=out)
-    return 0 if all(f.ok for f in findings) else 1
+# A probe that has not ended by then is a finding of its own: the others are not held for it.
+PROBE_TIMEOUT = 20.0
+# While a probe runs, a line says which are still waiting this often: a silent terminal reads as a hang.
+WAITING_EVERY = 5.0
+
+PROBES: dict[str, Callable[[Settings], list[Finding]]] = {
+    "the network": check_network,
+    "Slack": check_slack,
+    "MailPartner": check_mailpartner,
+    "the store": check_store,
+}
+
+
+def run_checks(
+    settings: Settings, out: TextIO, *, timeout: float = PROBE_TIMEOUT, waiting_every: float = WAITING_EVERY
+) -> int:
+    """Every probe at once, each line printed as its probe ends; a probe still running after `timeout` s is
+    a failure, named. Return 0 when everything is ready, 1 otherwise."""
+    ended: queue.Queue[tuple[str, list[Finding]]] = queue.Queue()
+
+    def probe(name: str, check: Callable[[Settings], list[Finding]]) -> None:
+        try:
+            found = check(settings)
+        except Exception as error:  # a bug in one probe must not hide the others' lines
+            found = [Finding(False, f"checking {name} failed: {type(error).__name__}: {error}")]
+        ended.put((name, found))
+
+    for name, check in PROBES.items():  # daemons: a probe past its timeout never holds the exit
+        threading.Thread(target=probe, args=(name, check), name=f"check {name}", daemon=True).start()
+    waiting, ok, started = list(PROBES), True, time.monotonic()
+
+    def say(finding: Finding) -> None:
+        print(("✅ " if finding.ok else "❌ ") + finding.text, file=out, flush=True)
+
+    while waiting:
+        left = timeout - (time.monotonic() - started)
+        if left <= 0:
+            for name in waiting:
+                ok = False
+                say(Finding(False, f"Checking {name}: no answer within {timeout:g} s"))
+            break
+        try:
+            name, found = ended.get(timeout=min(waiting_every, left))
+        except queue.Empty:
+            print(
+                f"… still waiting for {', '.join(waiting)} ({time.monotonic() - started:.0f} s)", file=out, flush=True
+            )
+            continue
+        waiting.remove(name)
+        for finding in found:
+            ok = ok and finding.ok
+            say(finding)
+    return 0 if ok else 1
