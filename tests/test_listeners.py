@@ -463,3 +463,26 @@ def test_a_confirm_past_the_bound_is_told_the_bot_is_busy_and_nothing_is_done(ma
     assert "`302` is cancelled" in " ".join(blocks_text(p) for p in outcome_posts(harness))
     unrecorded = HistoryEvent(1.8e9, "confirm", BOB, ONCALL, "", ("300",), detail={"claim": "unrecorded"})
     assert "other replicas could not see this cancel" in history_line(unrecorded, "en", with_channel=False)
+
+
+# -- no exception ends in silence ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["the MailPartner call", "before MailPartner is asked"])
+def test_a_cancel_that_raises_still_tells_the_person_what_is_known(harness: Harness, mocker, where: str) -> None:
+    service = harness.bot.service
+    if where == "the MailPartner call":
+        broken = mocker.patch.object(service.accounts, "cancel", side_effect=RuntimeError("bug"))
+    else:
+        broken = mocker.patch.object(service.replier, "replace_prompt", side_effect=RuntimeError("bug"))
+    _, prompt = harness.command("300")
+    harness.click(prompt, user=BOB)
+    harness.settle()
+    (note,) = [p for p in outcome_posts(harness) if "The bot failed while cancelling `300`" in blocks_text(p)]
+    assert "may or may not have cancelled it" in blocks_text(note) and "/cancel-mail history 300" in blocks_text(note)
+    assert service.under_way(BOB) == ()  # finished here, and in the store: the mail can be asked again
+    mocker.stop(broken)
+    _, again = harness.command("300")
+    harness.click(again, user=BOB)
+    harness.settle()
+    assert any("`300` is cancelled" in blocks_text(p) for p in outcome_posts(harness))

@@ -42,6 +42,7 @@ from bot.requests.ticket import PromptTicket, StepRef, is_direct_message
 from bot.store import ClaimAnswer, Claimed, JobRecord, OwedRecord, Store
 from bot.words.blocks import (
     Message,
+    ids_text,
     notice,
     outcome_message,
     render_outcome,
@@ -80,6 +81,8 @@ class _Job:
     recovered: bool = False
     outcomes: dict[str, CancelOutcome] = field(default_factory=dict)
     crashed: list[str] = field(default_factory=list)
+    sent: bool = False  # its mails went to MailPartner: their answers finish it
+    released: bool = False  # this process is done with it
     lock: threading.Lock = field(default_factory=threading.Lock)
     started: float = field(default_factory=time.monotonic)
 
@@ -288,6 +291,17 @@ class CancelService:
         return None
 
     async def _start(self, job: _Job, claim: asyncio.Future[ClaimAnswer]) -> None:
+        """`_go` for an acked confirm: whatever raises before its mails reach MailPartner, the person reads
+        what is known and what to do, and the job is finished, never left running in silence."""
+        try:
+            await self._go(job, claim)
+        except Exception:
+            log.exception("cancel of %s failed before MailPartner was asked", ",".join(job.ticket.ids))
+            if not job.sent and not job.released:
+                job.crashed[:] = list(job.ticket.ids)
+                self._guard(lambda: self._finish(job), "finish")
+
+    async def _go(self, job: _Job, claim: asyncio.Future[ClaimAnswer]) -> None:
         """Once the store answered the claim (every replica sees it), cancel the mails, or say who holds them."""
         ticket = job.ticket
         answer = await claim
@@ -333,6 +347,7 @@ class CancelService:
 
     def _send(self, job: _Job) -> None:
         """One coroutine per mail on the event loop, all at once; the last answer finishes the job there."""
+        job.sent = True
         for message_id in job.ticket.ids:
             future = self.loop.submit(self.accounts.cancel(message_id))
             future.add_done_callback(lambda f, mid=message_id: self._collect(job, mid, f))
@@ -381,8 +396,9 @@ class CancelService:
             )
             if self._audit_channel:
                 records.append(self._audit_copy(job, outcomes))
-        if job.crashed:
-            records.append(self.replier.public(where, notice("error", lang), kind="note", person=job.confirmer))
+        if job.crashed:  # the bot failed, not MailPartner: what is known, and what to do
+            crashed = notice("crashed", lang, ids=ids_text(tuple(job.crashed)), ids_plain=" ".join(job.crashed))
+            records.append(self.replier.public(where, crashed, kind="note", person=job.confirmer))
         step, result = job.step, outcome_result(outcomes, job.crashed).value
         if step is not None:
             outputs = confirmed_outputs(ticket.ids, outcomes, job.crashed, self._lang, sandbox=self._sandbox)
@@ -450,7 +466,10 @@ class CancelService:
         return record
 
     def _release(self, job: _Job) -> None:
-        """This process is done with the job (the store's side is the owe's, or never was)."""
+        """This process is done with the job (the store's side is the owe's, or never was); once."""
+        if job.released:
+            return
+        job.released = True
         with self._idle:
             for message_id in job.ticket.ids:
                 self._in_flight.pop(message_id, None)

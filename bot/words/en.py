@@ -204,6 +204,9 @@ UI: dict[str, str] = {
     "error": ":warning: Something went wrong on the bot's side; nothing was cancelled. Ask again, and tell an "
     "administrator if it persists.",
     "stale": ":stopwatch: This button no longer works; nothing was done. Ask again.",
+    "crashed": ":warning: The bot failed while cancelling {ids}: MailPartner may or may not have cancelled it. "
+    "`/cancel-mail history {ids_plain}` shows what is on record; asking again is safe (a cancel that went "
+    "through answers “already cancelled”).",
     "history_mail": "*History of mail `{mail}`*, newest first:",
     "history_here": "*Cancel history in this conversation*, newest first:",
     "history_none_mail": "Nothing is recorded about mail `{mail}`.",
