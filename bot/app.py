@@ -59,20 +59,26 @@ class Bot:
     loop: EventLoop
     slack_session: aiohttp.ClientSession | None = None  # every slack_sdk call's connections
 
-    def shutdown(self, timeout: float) -> bool:
-        """Stop sweeping, let in-flight cancels post (up to `timeout` s), write the last history rows.
-        Called from a thread that is not the event loop's; a second call finds nothing left to do."""
-        if self.loop.loop.is_closed():
-            return True
+    async def aclose(self, timeout: float) -> bool:
+        """Stop sweeping, let in-flight cancels post (up to `timeout` s), write the last history rows, close
+        every connection. On the loop, as a coroutine: the drain awaits, and holds no thread."""
         self.identity.close()
         if self.sweeper is not None:
-            self.loop.run(self.sweeper.stop(), timeout=10)
-        drained = self.service.drain(timeout)
-        self.loop.run(self.service.accounts.aclose(), timeout=10)
-        self.loop.run(self.service.replier.aclose(), timeout=10)
+            await self.sweeper.stop()
+        drained = await self.service.drain(timeout)
+        await self.service.accounts.aclose()
+        await self.service.replier.aclose()
         if self.slack_session is not None:
-            self.loop.run(self.slack_session.close(), timeout=10)
-        self.loop.run(self.store.close(), timeout=20)  # the last history rows
+            await self.slack_session.close()
+        await self.store.close()  # the last history rows
+        return drained
+
+    def shutdown(self, timeout: float) -> bool:
+        """`aclose()` from a thread that is not the loop's (the console, tests), then the loop's own thread
+        stopped when the bot keeps one; a second call finds nothing left to do."""
+        if self.loop.loop.is_closed():
+            return True
+        drained = self.loop.run(self.aclose(timeout), timeout=timeout + 40)
         self.loop.close()
         return drained
 

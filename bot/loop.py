@@ -10,6 +10,7 @@ loop) or waits for an answer with `run()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -83,3 +84,33 @@ async def _cancel_the_rest() -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Changes:
+    """Coroutines on the loop wait here for state that any thread may change: the drain awaits it, where a
+    thread would wait on a `threading.Condition`. `changed()` after each change; `until()` on the loop."""
+
+    def __init__(self, loop: EventLoop) -> None:
+        self._loop = loop
+        self._event = asyncio.Event()  # set, on the loop, when something changed since the last look
+
+    def changed(self) -> None:
+        """From any thread: whoever awaits `until()` looks again."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits anything any more
+            self._loop.call(self._event.set)
+
+    async def until(self, check: Callable[[], bool], timeout: float) -> bool:
+        """Wait, on the loop, until `check()` holds (True) or `timeout` s passed (False)."""
+        deadline = self._loop.loop.time() + max(0.0, timeout)
+        while True:
+            self._event.clear()  # cleared before looking: a change after the look wakes the wait below
+            if check():
+                return True
+            remaining = deadline - self._loop.loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._event.wait()
+            except TimeoutError:
+                return check()

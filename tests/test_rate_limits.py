@@ -342,7 +342,7 @@ def test_nothing_is_sent_once_the_outbox_is_closed(loop: LoopThread) -> None:
     for n in range(20):
         outbox.submit(down, lane="A", key=f"k{n}", method="chat.postMessage", on_done=done.append)
     eventually(lambda: len(tries) > 2, what="tries again and again while Slack is down")
-    assert outbox.close(0.0) is False
+    assert loop.run(outbox.aclose(0.0)) is False
     closed_at = time.monotonic()
     holds_for(
         lambda: [t for t in tries if t > closed_at + 0.01] == [] and done == [],

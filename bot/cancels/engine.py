@@ -32,7 +32,7 @@ from typing import Any
 from bot.audit.metrics import Metrics
 from bot.audit.trail import AuditTrail
 from bot.cancels.workflow import WorkflowSteps, confirmed_outputs, outcome_result
-from bot.loop import EventLoop
+from bot.loop import Changes, EventLoop
 from bot.mailpartner.accounts import Accounts
 from bot.mailpartner.client import CancelOutcome
 from bot.outbound.ledger import LINK
@@ -83,7 +83,6 @@ class _Job:
     crashed: list[str] = field(default_factory=list)
     sent: bool = False  # its mails went to MailPartner: their answers finish it
     released: bool = False  # this process is done with it
-    lock: threading.Lock = field(default_factory=threading.Lock)
     started: float = field(default_factory=time.monotonic)
 
     def record(self) -> JobRecord:
@@ -138,7 +137,8 @@ class CancelService:
         self._in_flight: dict[str, str] = {}  # mail id → who confirmed it
         self.max_in_flight = max_in_flight
         self._jobs = 0
-        self._idle = threading.Condition()
+        self._idle = threading.Condition()  # for threads that wait (wait_idle: the console, tests)
+        self._changes = Changes(loop)  # for the drain, which awaits on the loop
         self._accepting = True
 
     @property
@@ -251,16 +251,16 @@ class CancelService:
         )
         self._send(job)  # the prompt already says "confirmed": straight to the outcome
 
-    def drain(self, timeout: float) -> bool:
+    async def drain(self, timeout: float) -> bool:
         """Stop taking work; wait up to `timeout` s for in-flight cancels to finish and their messages to be
         delivered. What is still owed then is handed back to the store for the next process. True when
-        nothing was left."""
+        nothing was left. On the loop: it awaits, and holds no thread."""
         deadline = time.monotonic() + timeout
         with self._idle:
             self._accepting = False
-            self._idle.wait_for(lambda: self._jobs == 0, timeout)
-            left = self._jobs
-        delivered, owed = self.replier.ledger.close(max(1.0, deadline - time.monotonic()))
+        await self._changes.until(lambda: self._jobs == 0, timeout)
+        left = self._jobs
+        delivered, owed = await self.replier.ledger.aclose(max(1.0, deadline - time.monotonic()))
         if left:
             log.error(
                 "shutdown: %d cancel(s) unfinished after %.0fs; their jobs stay open for a takeover", left, timeout
@@ -362,13 +362,12 @@ class CancelService:
         """One mail's outcome (or the error its cancel raised); the last of a job's mails finishes it."""
         if error is not None:  # cancel() turns every MailPartner failure into an outcome: this is a bug
             log.error("cancel of %s raised", message_id, exc_info=error)
-        with job.lock:
-            if outcome is not None:
-                job.outcomes[message_id] = outcome
-            else:
-                job.crashed.append(message_id)
-            done = len(job.outcomes) + len(job.crashed) == len(job.ticket.ids)
-        if done:
+        # On the loop, as every answer's callback is: no lock.
+        if outcome is not None:
+            job.outcomes[message_id] = outcome
+        else:
+            job.crashed.append(message_id)
+        if len(job.outcomes) + len(job.crashed) == len(job.ticket.ids):
             self._guard(lambda: self._finish(job), "finish")
 
     def _finish(self, job: _Job) -> None:
@@ -481,6 +480,7 @@ class CancelService:
         with self._idle:
             self._jobs -= 1
             self._idle.notify_all()
+        self._changes.changed()
 
     def _status(self, key: str, job: _Job) -> Message:
         lang = job.ticket.lang or self._lang  # the prompt's own language

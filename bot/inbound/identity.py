@@ -59,8 +59,9 @@ class BotIdentity:
         return self
 
     def close(self) -> None:
+        """Stop learning; from any thread (a task is cancelled on its loop only)."""
         if self._learning is not None:
-            self._learning.cancel()
+            self._loop.call(self._learning.cancel)
 
     async def _learn(self) -> None:
         retrying = AsyncRetrying(retry=retry_if_exception(_unanswered), wait=RetryPolicy(cap=LEARN_CAP), reraise=True)

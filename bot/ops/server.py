@@ -266,8 +266,8 @@ async def _site(app: web.Application, port: int, **options: Any) -> web.AppRunne
 
 
 async def _drain(bot: Bot, settings: Settings) -> None:
-    """No new work; the cancels in flight finish and post (in a thread: the drain waits on the loop)."""
-    await asyncio.get_running_loop().run_in_executor(None, bot.shutdown, settings.mailpartner_deadline + DRAIN_MARGIN)
+    """No new work; the cancels in flight finish and post: awaited here, on the loop."""
+    await bot.aclose(settings.mailpartner_deadline + DRAIN_MARGIN)
 
 
 @dataclass

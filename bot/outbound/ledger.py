@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.loop import Changes
 from bot.outbound.outbox import Delivery, Outbox, Priority
 from bot.outbound.webapi import SlackCallError, SlackHttp, SlackRetryable, SlackUnavailable
 from bot.store import OwedRecord, Store
@@ -95,7 +96,8 @@ class Ledger:
         self._slack_down = False  # Slack's last answer to a message: unavailable (5xx, no connection, no answer)
         self._pending = 0  # queued for writing or held here
         self._closing = False
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # for threads that wait (wait_idle)
+        self._changes = Changes(outbox.loop)  # for the drain, which awaits on the loop
 
     # -- what the bot owes ---------------------------------------------------------------------------
 
@@ -168,25 +170,26 @@ class Ledger:
         with self._cond:
             return self._cond.wait_for(lambda: self._pending == 0, timeout)
 
-    def close(self, timeout: float) -> tuple[bool, int]:
+    async def aclose(self, timeout: float) -> tuple[bool, int]:
         """Deliver what can be within `timeout` s, then hand what is left back to the store at once, for the
         next process to start (or another replica) to deliver. While Slack is down (its last answer said so,
         and no call is under way) there is no point waiting: what is owed is handed back at once, so that a
-        restart in an outage takes seconds, not the whole drain. Returns (all delivered, how many are left)."""
+        restart in an outage takes seconds, not the whole drain. Returns (all delivered, how many are left).
+        On the loop: it awaits, and holds no thread."""
         started = time.monotonic()
-        with self._cond:
-            self._cond.wait_for(lambda: self._pending == 0 or (self._slack_down and not self._sending), timeout)
-            delivered = self._pending == 0
+        await self._changes.until(lambda: self._pending == 0 or (self._slack_down and not self._sending), timeout)
+        delivered = self._pending == 0
         # What is queued for writing is written, and handed to the outbox.
-        self.outbox.loop.run(self.store.flush(max(1.0, timeout)))
+        await self.store.flush(max(1.0, timeout))
         with self._cond:
             self._closing = True
-        self.outbox.close(0.0 if not delivered else 1.0)
-        with self._cond:  # a call under way may still land: handing its row back would post it twice
-            self._cond.wait_for(lambda: not self._sending, started + timeout + SEND_GRACE - time.monotonic())
+        await self.outbox.aclose(0.0 if not delivered else 1.0)
+        # A call under way may still land: handing its row back would post it twice.
+        await self._changes.until(lambda: not self._sending, started + timeout + SEND_GRACE - time.monotonic())
+        with self._cond:
             left = [owed_id for owed_id in self._here if owed_id not in self._sending]
         if left:
-            handed = self.outbox.loop.run(self.store.release_owed(left))
+            handed = await self.store.release_owed(left)
             log.error(
                 "shutdown: %d message(s) still owed to people; %d handed back for the next process to deliver",
                 len(left),
@@ -216,6 +219,7 @@ class Ledger:
         with self._cond:
             self._pending -= 1
             self._cond.notify_all()
+            self._changes.changed()
 
     # -- delivering ----------------------------------------------------------------------------------
 
@@ -249,6 +253,7 @@ class Ledger:
                 self._sending.discard(record.id)
                 self._slack_down = down
                 self._cond.notify_all()
+                self._changes.changed()
 
     async def deliver_ways(
         self, ways: list[dict[str, Any]], message: dict[str, Any], cursor: _Cursor | None = None
@@ -307,6 +312,7 @@ class Ledger:
                 self._here.pop(record.id, None)
                 self._pending -= 1
                 self._cond.notify_all()
+                self._changes.changed()
             return
         if delivery.ok:
             if self.metrics is not None:
@@ -335,6 +341,7 @@ class Ledger:
                 self._here.pop(record.id, None)
                 self._pending -= 1
                 self._cond.notify_all()
+                self._changes.changed()
 
     # -- response_url budget -------------------------------------------------------------------------
 

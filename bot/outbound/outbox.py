@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from bot.http import RetryPolicy
-from bot.loop import EventLoop
+from bot.loop import Changes, EventLoop
 from bot.outbound.webapi import RateLimited, SlackRetryable
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ class Outbox:
     def bind(self, loop: EventLoop) -> Outbox:
         """The event loop the outbox works on: the bot's."""
         self._loop = loop
+        self._changes = Changes(loop)
         return self
 
     @property
@@ -171,25 +172,18 @@ class Outbox:
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
-    def close(self, timeout: float) -> bool:
+    async def aclose(self, timeout: float) -> bool:
         """Deliver what is queued within `timeout` s, then stop: no message is sent after this returns but
         those under way. Messages left are not reported as failed: the owed ones stay in the store, and the
-        ledger hands them to the next process (ledger.py). Not from the loop's own thread."""
-        idle = self.wait_idle(timeout)
-        with self._idle:
-            left = self._pending
-        done = threading.Event()
-        self.loop.call(self._close_now, done)
-        done.wait(5)
-        if not idle:
-            log.error("shutdown: %d Slack message(s) still queued after %.0fs", left, timeout)
-        return idle
-
-    def _close_now(self, done: threading.Event) -> None:
+        ledger hands them to the next process (ledger.py). On the loop."""
+        idle = await self._changes.until(lambda: self._pending == 0, timeout)
+        left = self._pending
         self._closed = True
         while self._idle_workers:
             self._wake_idle()
-        done.set()
+        if not idle:
+            log.error("shutdown: %d Slack message(s) still queued after %.0fs", left, timeout)
+        return idle
 
     # -- workers -------------------------------------------------------------------------------------
 
@@ -389,3 +383,4 @@ class Outbox:
             self._pending -= 1
             if self._pending == 0:
                 self._idle.notify_all()
+                self._changes.changed()
