@@ -21,7 +21,7 @@ share the cores with the bot. Prints Markdown tables and checks the targets.
     python bench/load.py                       # all of it (about 20 minutes)
     python bench/load.py --only burst --n 200  # one part, another size
     python bench/load.py --quick               # smaller and shorter, to try the bench itself
-    python bench/profile.py                    # where a cancel's CPU goes, by part (cProfile)
+    python bench/cpu_parts.py                    # where a cancel's CPU goes, by part (cProfile)
 """
 
 from __future__ import annotations

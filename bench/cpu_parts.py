@@ -1,6 +1,6 @@
 """Where a cancel's CPU goes: the bot under cProfile for the steady run's load, its own time summed by part.
 
-    python bench/profile.py [--n 200] [--in-flight 32]
+    python bench/cpu_parts.py [--n 200] [--in-flight 32]
 
 `python -m bot` in HTTP mode with its default settings (and its store on SQLite), a local fake Slack and a
 fake MailPartner, as bench/load.py's steady run: N full cancels (command, confirm, outcome), 32 requests in
