@@ -194,7 +194,7 @@ def test_systemd_units_install_comment_runs_the_venvs_own_pip_each_time() -> Non
 
 
 def test_the_benchmarks_help_says_what_it_runs_in_whole_sentences() -> None:
-    for script in ("load.py", "replicas.py"):
+    for script in ("load.py", "replicas.py", "cpu_parts.py"):
         shown = subprocess.run(
             [sys.executable, str(ROOT / "bench" / script), "--help"], capture_output=True, text=True, timeout=60
         )
