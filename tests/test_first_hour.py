@@ -212,7 +212,7 @@ def test_history_says_when_there_are_more_and_how_to_see_them(harness: Harness, 
     harness.settle()
     answer = blocks_text(harness.slack.calls[-1].payload)
     assert answer.count("• ") == 10 and "there are more" not in answer
-    mocker.patch("bot.inbound.listeners.HISTORY_LIMIT", 8)
+    mocker.patch("bot.inbound.listeners.base.HISTORY_LIMIT", 8)
     harness.command("history")
     harness.settle()
     answer = blocks_text(harness.slack.calls[-1].payload)

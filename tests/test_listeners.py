@@ -376,7 +376,7 @@ def test_cancel_does_not_wait_for_a_rate_limited_slack(harness: Harness, slack, 
 
 
 def test_a_listener_bug_still_answers_and_logs(harness: Harness, mocker, caplog) -> None:
-    mocker.patch("bot.inbound.listeners.parse_slash_command", side_effect=RuntimeError("bug"))
+    mocker.patch("bot.inbound.listeners.commands.parse_slash_command", side_effect=RuntimeError("bug"))
     response, message = harness.command("300")
     assert response.status == 200 and "Something went wrong" in message["text"] and "Traceback" not in message["text"]
     assert "listener failed on a /cancel-mail: bug" in caplog.text

@@ -368,13 +368,13 @@ def test_step_requires_a_reason_when_configured(make_harness) -> None:
 
 def test_a_bug_in_the_form_answers_in_the_form(harness: Harness, mocker, caplog) -> None:
     view = open_form(harness)
-    mocker.patch("bot.inbound.listeners.parse_fields", side_effect=RuntimeError("bug"))
+    mocker.patch("bot.inbound.listeners.shortcuts.parse_fields", side_effect=RuntimeError("bug"))
     answer = submit(harness, view, "300", "why")
     assert answer["response_action"] == "errors" and "went wrong" in answer["errors"][IDS_BLOCK]
     assert "listener failed on a view_submission: bug" in caplog.text and harness.mailpartner.requests == []
 
 
 def test_a_bug_starting_a_step_ends_it_with_an_error(harness: Harness, mocker) -> None:
-    mocker.patch("bot.inbound.listeners.parse_fields", side_effect=RuntimeError("bug"))
+    mocker.patch("bot.inbound.listeners.workflow.parse_fields", side_effect=RuntimeError("bug"))
     (call,) = Step(harness, "300").run().completions()
     assert call.method == "functions.completeError" and "failed while starting this step" in call.payload["error"]
