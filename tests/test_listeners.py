@@ -486,3 +486,13 @@ def test_a_cancel_that_raises_still_tells_the_person_what_is_known(harness: Harn
     harness.click(again, user=BOB)
     harness.settle()
     assert any("`300` is cancelled" in blocks_text(p) for p in outcome_posts(harness))
+
+
+def test_the_audit_channels_copy_is_in_the_bots_language(make_harness) -> None:
+    harness = make_harness(CANCEL_MAIL_AUDIT_CHANNEL="C0AUDIT000", BOT_LANGUAGE="fr")
+    _, prompt = harness.command("300")
+    harness.click(prompt, user=BOB)
+    harness.settle()
+    (copy,) = [c for c in harness.slack.of("chat.postMessage") if c.payload["channel"] == "C0AUDIT000"]
+    assert f"<@{BOB}> a confirmé une annulation dans <#{ONCALL}>" in copy.payload["text"]
+    assert "L'envoi du mail `300` est annulé" in copy.payload["text"]  # the outcome, in French

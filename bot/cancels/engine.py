@@ -42,11 +42,10 @@ from bot.requests.ticket import PromptTicket, StepRef, is_direct_message
 from bot.store import ClaimAnswer, Claimed, JobRecord, OwedRecord, Store
 from bot.words.blocks import (
     Message,
+    audit_copy_text,
     ids_text,
     notice,
     outcome_message,
-    render_outcome,
-    sandbox_marked,
     status_message,
     under_way_notice,
 )
@@ -451,12 +450,8 @@ class CancelService:
     def _audit_copy(self, job: _Job, outcomes: list[CancelOutcome]) -> OwedRecord:
         """The outcome for the audit channel, linking to the prompt or thread it answers."""
         anchor = job.where.prompt_ts or job.ticket.thread_ts
-        lines = "\n".join(render_outcome(o, self._lang, with_next_step=False) for o in outcomes)
-        text = sandbox_marked(
-            f"<@{job.confirmer}> confirmed a cancel in <#{job.where.channel}>{LINK if anchor else ''}:\n{lines}",
-            self._lang,
-            self._sandbox,
-        )
+        where = {"confirmer": job.confirmer, "channel": job.where.channel, "link": LINK if anchor else ""}
+        text = audit_copy_text(outcomes, lang=self._lang, sandbox=self._sandbox, **where)
         record = self.replier.posted(
             self._audit_channel, {"text": text}, kind="audit_copy", actor=job.confirmer, mail_ids=list(job.ticket.ids)
         )

@@ -136,6 +136,16 @@ def sandbox_note(text: str, *, lang: str, sandbox: bool) -> Message:
     return _message(text, [_section(text)], lang, sandbox)
 
 
+def audit_copy_text(
+    outcomes: Sequence[CancelOutcome], *, confirmer: str, channel: str, link: str, lang: str, sandbox: bool
+) -> str:
+    """The audit channel's copy of an outcome: who confirmed, where (`link` stands for the permalink), what
+    MailPartner said of each mail."""
+    lines = "\n".join(render_outcome(o, lang, with_next_step=False) for o in outcomes)
+    text = ui("audit_copy", lang, user=f"<@{confirmer}>", channel=f"<#{channel}>", link=link, lines=lines)
+    return sandbox_marked(text, lang, sandbox)
+
+
 def status_message(key: str, ids: tuple[str, ...], user: str, *, lang: str, sandbox: bool) -> Message:
     """A prompt's replacement without buttons: `confirmed`, `kept` or `expired`."""
     text = ui(key, lang, user=user, ids=ids_text(ids), ids_plain=" ".join(ids))

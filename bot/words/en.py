@@ -203,6 +203,7 @@ UI: dict[str, str] = {
     "a minute.",
     "error": ":warning: Something went wrong on the bot's side; nothing was cancelled. Ask again, and tell an "
     "administrator if it persists.",
+    "audit_copy": "{user} confirmed a cancel in {channel}{link}:\n{lines}",
     "stale": ":stopwatch: This button no longer works; nothing was done. Ask again.",
     "crashed": ":warning: The bot failed while cancelling {ids}: MailPartner may or may not have cancelled it. "
     "`/cancel-mail history {ids_plain}` shows what is on record; asking again is safe (a cancel that went "

@@ -213,6 +213,7 @@ UI: dict[str, str] = {
     "crashed": ":warning: Le bot a échoué en annulant {ids} : MailPartner l'a peut-être annulé, ou non. "
     "`/cancel-mail history {ids_plain}` montre ce qui est consigné ; redemander est sans risque (une "
     "annulation déjà faite répond « déjà annulé »).",
+    "audit_copy": "{user} a confirmé une annulation dans {channel}{link} :\n{lines}",
     "stale": ":stopwatch: Ce bouton ne fonctionne plus ; rien n'a été fait. Redemandez.",
     "history_mail": "*Historique du mail `{mail}`*, du plus récent au plus ancien :",
     "history_here": "*Historique des annulations dans cette conversation*, du plus récent au plus ancien :",
