@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncSlackResponse, AsyncWebClient
 from bot.audit.metrics import Metrics
 from bot.audit.trail import AuditTrail
 from bot.cancels.engine import LEASE_MARGIN, CancelService
+from bot.cancels.prompts import Prompts
 from bot.cancels.recovery import Sweeper
 from bot.cancels.workflow import WorkflowSteps
 from bot.http import AsyncHttp, Proxies, tls_context
@@ -264,8 +265,17 @@ def build_bot(
         languages=languages,
         sandbox=sandbox is not None,
     )
+    prompts = Prompts(
+        accounts,
+        lang=settings.language,
+        sandbox=sandbox is not None,
+        prompt_ttl=settings.prompt_ttl,
+        second_person=access.second_person,
+        clock=clock,
+    )
     deps = ListenerDeps(
         cancels=service,
+        prompts=prompts,
         replier=replier,
         store=store,
         steps=steps,

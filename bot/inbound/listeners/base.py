@@ -7,7 +7,6 @@ Each way in is a module of its own (commands, actions, events, shortcuts, workfl
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
@@ -23,26 +22,24 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit.trail import AuditTrail
 from bot.cancels.engine import CancelService
+from bot.cancels.prompts import Prompts
 from bot.cancels.recent import RecentIds
 from bot.cancels.workflow import StepResult, WorkflowSteps, step_outputs
 from bot.inbound.access import AccessPolicy
 from bot.inbound.forms import IDS_BLOCK, FormOrigin, form_view
 from bot.inbound.home import Home
 from bot.inbound.people import Languages
-from bot.mailpartner.accounts import Accounts, Preview, split_ref
+from bot.mailpartner.accounts import Accounts
 from bot.outbound.replies import Conversation, Replier
 from bot.requests.commands import CancelRequest, HistoryRequest, ParsedCommand, UsageReason
 from bot.requests.kinds import Refusal
-from bot.requests.ticket import PromptTicket, StepRef, is_direct_message, ticket_fits
+from bot.requests.ticket import PromptTicket, StepRef, is_direct_message
 from bot.store import Store
 from bot.words.blocks import (
     Message,
     history_message,
-    ids_text,
     notice,
     problem_text,
-    prompt_message,
-    sandbox_note,
     status_message,
     ui,
 )
@@ -61,6 +58,7 @@ class ListenerDeps:
     """What the listeners use, each handed in: they never reach through one part to another."""
 
     cancels: CancelService  # confirm() starts a cancel; spawn() runs work after the ack
+    prompts: Prompts  # what a request becomes before its buttons: the preview, the ticket, the prompt
     replier: Replier  # every message to Slack
     store: Store  # history, and which replica saw an event first
     steps: WorkflowSteps  # Workflow Builder runs
@@ -107,14 +105,6 @@ async def go_on(context: AsyncBoltContext, key: str, value: object, next_: Next)
     await next_()
 
 
-@dataclass(frozen=True)
-class NothingLeft:
-    """A workflow run's mails have all gone out: what the channel reads, and what MailPartner said of each."""
-
-    note: Message
-    preview: Preview
-
-
 class Listener:
     """A way in's listeners, on the deps they are handed; the helpers every way in shares."""
 
@@ -157,7 +147,9 @@ class Listener:
         self, request: HistoryRequest, *, lang: str, channel: str | None = None, actor: str | None = None
     ) -> Message:
         """One mail's history, or else the newest events of `channel` (or by `actor`, from everywhere)."""
-        if unknown := self._unknown_account(CancelRequest(asked_ids(request))):  # as a cancel of it would say
+        if unknown := self.deps.prompts.unknown_account(
+            CancelRequest(asked_ids(request))
+        ):  # as a cancel of it would say
             return {"text": problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=lang, accounts=self._accounts)}
         store = self.deps.store
         await store.flush(2.0)  # the asker's own latest actions belong in the answer
@@ -215,85 +207,17 @@ class Listener:
     ) -> None:
         """Ask MailPartner what the mails are, then post the prompt into the thread and record the request."""
         replier = self.deps.replier
-        prepared = await self._prepared(parsed, user, channel, thread_ts=thread)
+        prepared = await self.deps.prompts.prepare(parsed, user, channel, thread_ts=thread)
         if not isinstance(prepared, tuple):
             replier.post(channel, prepared, thread_ts=thread)
             return
         ticket, preview = prepared
-        replier.post_prompt(ticket.channel, ticket.thread_ts, self._prompt(ticket, preview))
+        replier.post_prompt(ticket.channel, ticket.thread_ts, self.deps.prompts.prompt(ticket, preview))
         self._audit_request(ticket, via=via)
 
     @property
     def _accounts(self) -> tuple[str, ...]:
         return self.deps.accounts.names
-
-    def _unknown_account(self, request: CancelRequest) -> str:
-        """The first mail whose account the bot does not have (`brand-x:301`), or ``: before any call."""
-        unknown = set(self.deps.accounts.unknown(request.ids))
-        return next((ref for ref in request.ids if split_ref(ref)[0] in unknown), "")
-
-    async def _prepared(
-        self,
-        request: CancelRequest,
-        requester: str,
-        channel: str,
-        *,
-        thread_ts: str = "",
-        workflow: bool = False,
-        lang: str = "",
-    ) -> tuple[PromptTicket, Preview] | NothingLeft | Message:
-        """Place each id in its account and ask MailPartner what each mail is (PREVIEW_WAIT s at most): the
-        ticket for the mails left to cancel and what MailPartner said, or the note to send the person instead
-        (for a workflow whose every mail has gone out, that note with the preview: the run ends with it).
-        Runs off the ack path: it waits for MailPartner (a coroutine: nothing is held meanwhile). `lang`: the
-        reader's, when not the channel's."""
-        deps = self.deps
-        lang = lang or deps.lang
-        preview = await deps.accounts.preview(request.ids, channel)
-        if preview.unplaced:
-            problem = problem_text(UsageReason.ACCOUNT_NEEDED, preview.unplaced[0], lang=lang, accounts=self._accounts)
-            return sandbox_note(":grey_question: " + problem, lang=lang, sandbox=deps.sandbox)
-        # A workflow's outputs name every mail it was given: one cancelled already, or gone out, stays in its
-        # ticket, and the click tells it as MailPartner answers (code 5: cancelled; code 7: sent); a run whose
-        # every mail has gone out ends at once, not cancelled. A person is told at once, with no button for it.
-        all_gone = set(preview.refs) <= set(preview.gone_out)
-        left = (() if all_gone else preview.refs) if workflow else preview.left
-        if not left:  # each mail gone out or cancelled already: say which, and offer no button
-            settled = {"nothing_to_cancel": preview.gone_out, "nothing_to_cancel_cancelled": preview.already_cancelled}
-            text = "\n".join(ui(key, lang, ids=ids_text(refs)) for key, refs in settled.items() if refs)
-            note = sandbox_note(text, lang=lang, sandbox=deps.sandbox)
-            return NothingLeft(note, preview) if workflow else note
-        if not ticket_fits(left, request.reason):
-            return sandbox_note(problem_text(UsageReason.TOO_LONG, "", lang=lang), lang=lang, sandbox=False)
-        ticket = self._ticket(CancelRequest(left, request.reason), requester, channel, thread_ts=thread_ts)
-        # The prompt's language travels in its ticket, so its updates (confirmed, kept) keep it.
-        return dataclasses.replace(ticket, workflow=workflow, lang="" if lang == deps.lang else lang), preview
-
-    def _ticket(self, request: CancelRequest, user: str, channel: str, thread_ts: str) -> PromptTicket:
-        return PromptTicket(
-            ids=request.ids,
-            requester=user,
-            channel=channel,
-            issued_at=self.deps.clock(),
-            thread_ts=thread_ts,
-            second_person=self.deps.access.second_person,
-            reason=request.reason,
-        )
-
-    def _prompt(self, ticket: PromptTicket, preview: Preview | None = None, *, private: bool = False) -> Message:
-        return prompt_message(
-            ticket.ids,
-            ticket.requester,
-            ticket.encode(),
-            lang=ticket.lang or self.deps.lang,
-            ttl=self.deps.prompt_ttl,
-            second_person=ticket.second_person,
-            sandbox=self.deps.sandbox,
-            reason=ticket.reason,
-            workflow=ticket.workflow,
-            preview=preview,
-            private=private,
-        )
 
     def _click(self, body: dict[str, Any], context: AsyncBoltContext) -> Click | None:
         user = body.get("user", {}).get("id", "")

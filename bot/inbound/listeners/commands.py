@@ -39,7 +39,7 @@ class Commands(Listener):
         if not isinstance(parsed, CancelRequest):
             await ack(text=usage_text(parsed.reason, parsed.offending, lang=mine))
             return
-        if unknown := self._unknown_account(parsed):
+        if unknown := self.deps.prompts.unknown_account(parsed):
             await ack(text=usage_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=mine, accounts=self._accounts))
             return
         # Under the two-person rule the prompt must be public, so a second person can see and confirm it.
@@ -53,12 +53,12 @@ class Commands(Listener):
 
         async def prompt() -> None:  # in place of "looking up…", once MailPartner said what the mails are
             lang = self.deps.lang if public else await self._lang_for(user)
-            prepared = await self._prepared(parsed, user, channel, lang=lang)
+            prepared = await self.deps.prompts.prepare(parsed, user, channel, lang=lang)
             if not isinstance(prepared, tuple):
                 replier.answer(where, user, prepared, public=public, kind="note")
                 return
             ticket, preview = prepared
-            replier.answer(where, user, self._prompt(ticket, preview, private=not public), public=public)
+            replier.answer(where, user, self.deps.prompts.prompt(ticket, preview, private=not public), public=public)
             self._audit_request(ticket, via="command")
 
         self.deps.cancels.spawn(prompt(), "the command's prompt")

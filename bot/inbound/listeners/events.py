@@ -56,7 +56,7 @@ class Events(Listener):
         replier = self.deps.replier
         if not isinstance(parsed, CancelRequest):
             text = usage_text(parsed.reason, parsed.offending, lang=self.deps.lang)
-        elif unknown := self._unknown_account(parsed):
+        elif unknown := self.deps.prompts.unknown_account(parsed):
             text = usage_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=self.deps.lang, accounts=self._accounts)
         else:
             text = ""
@@ -122,15 +122,15 @@ class Events(Listener):
         if isinstance(parsed, HistoryRequest):  # without an id, the person's own, from every conversation
             say(await self._history(parsed, lang=lang, actor=user))
             return
-        if unknown := self._unknown_account(parsed):
+        if unknown := self.deps.prompts.unknown_account(parsed):
             say({"text": problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=lang, accounts=self._accounts)})
             return
-        prepared = await self._prepared(parsed, user, channel, lang=lang)
+        prepared = await self.deps.prompts.prepare(parsed, user, channel, lang=lang)
         if not isinstance(prepared, tuple):
             say(prepared)
             return
         ticket, preview = prepared
-        deps.replier.post_prompt(channel, "", self._prompt(ticket, preview, private=True))
+        deps.replier.post_prompt(channel, "", self.deps.prompts.prompt(ticket, preview, private=True))
         self._audit_request(ticket, via=Via.DIRECT_MESSAGE.value)
 
     async def on_home_opened(self, ack: AsyncAck, event: dict[str, Any]) -> None:

@@ -107,7 +107,7 @@ class Shortcuts(Listener):
         if not channel:
             await ack(response_action="errors", errors={CONVERSATION_BLOCK: ui("pick_conversation", mine)})
             return
-        if unknown := self._unknown_account(parsed):
+        if unknown := self.deps.prompts.unknown_account(parsed):
             problem = problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=mine, accounts=self._accounts)
             await ack(response_action="errors", errors={IDS_BLOCK: problem})
             return
@@ -125,7 +125,7 @@ class Shortcuts(Listener):
         deps, replier, channel = self.deps, self.deps.replier, where.channel
         mine = await self._lang_for(user)
         lang = deps.lang if deps.access.second_person else mine
-        prepared = await self._prepared(parsed, user, channel, lang=lang)
+        prepared = await self.deps.prompts.prepare(parsed, user, channel, lang=lang)
         if not isinstance(prepared, tuple):
             replier.tell(where, user, prepared)
             return
@@ -135,7 +135,7 @@ class Shortcuts(Listener):
             if not delivery.ok:  # say so where the submitter will see it: a DM from the bot
                 replier.post(user, notice("prompt_undelivered", mine, channel=channel))
 
-        prompt = self._prompt(ticket, preview, private=not ticket.second_person)
+        prompt = self.deps.prompts.prompt(ticket, preview, private=not ticket.second_person)
         if ticket.second_person:
             replier.send(replier.public(where, prompt, kind="prompt"), on_done=undelivered)
         else:

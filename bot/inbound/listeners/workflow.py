@@ -8,8 +8,9 @@ from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.cancels.prompts import NothingLeft
 from bot.cancels.workflow import CALLBACK_ID, StepResult, step_outputs
-from bot.inbound.listeners.base import Listener, ListenerDeps, Next, NothingLeft, go_on, log
+from bot.inbound.listeners.base import Listener, ListenerDeps, Next, go_on, log
 from bot.outbound.outbox import Delivery
 from bot.requests.commands import CancelRequest, UsageReason, UsageRequest, parse_fields
 from bot.requests.ticket import StepRef
@@ -79,11 +80,11 @@ class WorkflowStep(Listener):
                 problem = problem_text(parsed.reason, parsed.offending, lang=deps.lang)
                 steps.end(step, error=problem, actor=requester, channel=channel)
                 return
-            if unknown := self._unknown_account(parsed):  # who may run it: `who_may_run`
+            if unknown := self.deps.prompts.unknown_account(parsed):  # who may run it: `who_may_run`
                 problem = problem_text(UsageReason.UNKNOWN_ACCOUNT, unknown, lang=deps.lang, accounts=self._accounts)
                 steps.end(step, error=problem, actor=requester, channel=channel)
                 return
-            prepared = await self._prepared(parsed, requester, channel, workflow=True)
+            prepared = await self.deps.prompts.prepare(parsed, requester, channel, workflow=True)
             if isinstance(prepared, NothingLeft):  # every mail gone out: an answer to branch on, not an error
                 refs = prepared.preview.refs
                 outputs = step_outputs(StepResult.NOT_CANCELLED, refs, prepared.note["text"])
@@ -108,7 +109,7 @@ class WorkflowStep(Listener):
 
             # Posted with the run's own token: only then does the click bring `function_data` back.
             replier = deps.replier
-            message = self._prompt(ticket, preview)
+            message = self.deps.prompts.prompt(ticket, preview)
             prompt = replier.posted(channel, message, kind="prompt", token=step.token, actor=requester)
             replier.send(prompt, on_done=posted)
         except Exception:  # a run left waiting would hold the workflow forever: end it, then report
