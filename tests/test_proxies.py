@@ -217,6 +217,32 @@ def test_socket_mode_dials_slack_through_the_proxy(world, tmp_path: Path) -> Non
         bot.stop()
 
 
+def test_socket_mode_keeps_the_websocket_off_the_proxy_no_proxy_names(world, tmp_path: Path) -> None:
+    """slack_sdk's Socket Mode client read HTTPS_PROXY alone: a WebSocket NO_PROXY exempts went through it."""
+    slack, mailpartner, proxy = world
+    port = free_port()  # nothing listens: the bot dials again and again, directly
+    slack.socket_url = f"wss://localhost:{port}/link"
+    env = bot_env(
+        free_port(),
+        slack.api_url,
+        mailpartner.base_url,
+        SLACK_APP_TOKEN="xapp-1-test-token",
+        SLACK_SIGNING_SECRET="",
+        HTTPS_PROXY=proxy.url,
+        HTTP_PROXY=proxy.url,
+        NO_PROXY="localhost",  # the WebSocket's host; the Web API (127.0.0.1) still goes through the proxy
+        CANCEL_MAIL_STATE_DIR=str(tmp_path / "state"),
+    )
+    bot = BotProcess(env, tmp_path / "bot.log")
+    try:
+        opened = f"POST {slack.url.removeprefix('http://')}/api/apps.connections.open"
+        eventually(lambda: opened in proxy.seen, what="the WebSocket's URL asked through the proxy")
+        eventually(lambda: f"Cannot connect to host localhost:{port}" in bot.log(), what="a dial, direct")
+        assert not [seen for seen in proxy.seen if seen.startswith("CONNECT")], proxy.seen
+    finally:
+        bot.stop()
+
+
 @pytest.mark.anyio
 async def test_a_refused_certificate_is_said_at_once_and_not_retried(
     tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch

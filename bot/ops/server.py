@@ -33,9 +33,9 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from bot.app import Bot, SlackSignInError, build_bot, sign_in
+from bot.app import Bot, SlackSignInError, build_bot, sign_in, slack_session
 from bot.audit import metrics
-from bot.http import RetryPolicy
+from bot.http import Proxies, RetryPolicy
 from bot.inbound.shape import problem, unreadable
 from bot.loop import EventLoop
 from bot.outbound.outbox import RETRY_CAP
@@ -295,6 +295,10 @@ async def _serve_socket_mode(settings: Settings, store: Store, signals: _Signals
 
     async with _bot_on_this_loop(settings, store) as bot:
         handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token)
+        # The WebSocket keeps a session of its own, for the process's life (apps.connections.open goes through
+        # the bot's Web API client): on the bot's TLS context, not the system's certificates.
+        await handler.client.aiohttp_client_session.close()
+        handler.client.aiohttp_client_session = slack_session(asyncio.get_running_loop())
         link = {"up": False}
         watch = SocketLinkWatch(lambda: link["up"], settings.socket_grace)
 
@@ -324,6 +328,8 @@ async def _serve_socket_mode(settings: Settings, store: Store, signals: _Signals
             # The WebSocket's URL first, here: slack_sdk's client would retry a failed one forever by itself, a
             # traceback each time, where this says it once a try, with the shared backoff.
             handler.client.wss_uri = await handler.client.issue_new_wss_url()
+            # Its route as the bot's other calls take theirs (NO_PROXY honoured): slack_sdk read HTTPS_PROXY alone.
+            handler.client.proxy = Proxies().for_url(handler.client.wss_uri.replace("wss://", "https://", 1))
             await handler.connect_async()
 
         dialling = asyncio.get_running_loop().create_task(connect_until_slack_answers(dial))
