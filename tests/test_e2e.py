@@ -305,7 +305,8 @@ def test_a_slack_web_api_that_never_answers_does_not_hold_the_start(tmp_path: Pa
             assert health.status_code == 200 and "signing in to Slack" in health.text, health.text
             response, prompt = driver.command("300 -- Slack's API is silent")
             assert response.status_code == 200 and "cancel_mail_confirm" in buttons(prompt), prompt
-            assert "signing in to Slack" in driver.http.get("/healthz").text  # still: it really never answered
+            later = driver.http.get("/healthz").text  # it really never answered: still waiting, or given up on
+            assert "signing in to Slack" in later or "Slack is unreachable" in later, later
         finally:
             bot.stop()
             mailpartner.stop()
