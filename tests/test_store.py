@@ -266,9 +266,9 @@ async def test_leases_are_on_the_database_clock_not_the_process_clock(any_databa
         await lapse(early, 31)
         assert [j.id for j in await early.take_over(lease=30)] == ["a"]
         async with early.engine.connect() as connection:
-            from bot.store.sql import read_now
+            from bot.store.sql import db_now
 
-            now = await connection.run_sync(read_now)
+            now = (await connection.execute(sa.select(db_now()))).scalar_one()
             leases = (await connection.execute(sa.text("SELECT lease_until FROM jobs"))).scalars().all()
         assert abs(now - time.time()) < 60 and [round(x - now) for x in leases] == [30]
     finally:
@@ -349,13 +349,13 @@ async def test_a_finish_written_while_the_store_is_away_is_written_when_it_is_ba
     store.engine = create_engine(database_url("postgresql://nobody:pw@127.0.0.1:9/none"))
     try:
         await store.finish("a")
-        await store.retry_unfinished(lease=30)  # still away: kept
+        await store.retry_unfinished()  # still away: kept
         assert store.problem
     finally:
         await store.engine.dispose()
         store.engine = good
     assert (await store.claim(job("b", "U0BOB00000"), ["300"], lease=30)).holder == "U0ALICE000"
-    await store.retry_unfinished(lease=30)  # the sweeper's next pass
+    await store.retry_unfinished()  # the sweeper's next pass
     assert await store.claim(job("c", "U0BOB00000"), ["300"], lease=30) == MINE
     await store.close()
 

@@ -82,7 +82,7 @@ class Sweeper:
         """One pass; public so that tests and the console can run it on their own clock."""
         lease = self.service.lease
         await self.store.heartbeat(lease=lease)
-        await self.store.retry_unfinished(lease=lease)
+        await self.store.retry_unfinished()
         if self.service.accepting:
             await self._take_over(lease)
         if self.metrics is not None and (summary := await self.store.owed_summary()) is not None:

@@ -36,11 +36,6 @@ def _sqlite_now(_element: db_now, _compiler: Any, **_kw: Any) -> str:
     return "((julianday('now') - 2440587.5) * 86400.0)"  # 2440587.5: the epoch as a Julian day
 
 
-def read_now(connection: Connection) -> float:
-    """The database's clock, read once."""
-    return float(connection.execute(sa.select(db_now())).scalar_one())
-
-
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 

@@ -224,7 +224,7 @@ class Store:
         if not await self._run("job finish", lambda c: self._finish_all(c, [job_id]), False):
             self._unfinished.append(job_id)
 
-    async def retry_unfinished(self, *, lease: float) -> None:
+    async def retry_unfinished(self) -> None:
         waiting, self._unfinished = self._unfinished, []
         settled, self._unsettled = self._unsettled, []
         if settled and await self._run("owed settle", lambda c: owed.settle(c, settled), False) is False:

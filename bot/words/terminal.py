@@ -28,16 +28,14 @@ _EMOJI = {
 }
 
 
-def terminal_text(
-    text: str, *, me: str = "", people: dict[str, str] | None = None, channels: dict[str, str] | None = None
-) -> str:
+def terminal_text(text: str, *, people: dict[str, str] | None = None, channels: dict[str, str] | None = None) -> str:
     """Slack mrkdwn as a terminal shows it: emoji drawn, mentions as @names, entities decoded.
 
-    `people` names the user ids the terminal knows (`me` is "you"), `channels` the channel ids (the console's
-    #on-call), as Slack would show them.
+    `people` names the user ids the terminal knows (the console's "you"), `channels` the channel ids (the
+    console's #on-call), as Slack would show them.
     """
     names = channels or {}
-    known = {**(people or {}), **({me: "you"} if me else {})}
+    known = people or {}
     text = re.sub(r":[a-z_]+:", lambda m: _EMOJI.get(m.group(0), m.group(0)), text)
     text = re.sub(r"<@([A-Z0-9]+)>", lambda m: "@" + known.get(m.group(1), m.group(1)), text)
     text = re.sub(
