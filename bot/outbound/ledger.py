@@ -218,8 +218,7 @@ class Ledger:
             self._submit(record, entry.on_done.get(record.id))
         with self._cond:
             self._pending -= 1
-            self._cond.notify_all()
-            self._changes.changed()
+            self._changed()
 
     # -- delivering ----------------------------------------------------------------------------------
 
@@ -252,8 +251,7 @@ class Ledger:
             with self._cond:
                 self._sending.discard(record.id)
                 self._slack_down = down
-                self._cond.notify_all()
-                self._changes.changed()
+                self._changed()
 
     async def deliver_ways(
         self, ways: list[dict[str, Any]], message: dict[str, Any], cursor: _Cursor | None = None
@@ -308,11 +306,7 @@ class Ledger:
         with self._cond:
             abandoned = self._closing and not delivery.ok
         if abandoned:  # a call cut short by the shutdown: the row stays owed, for the next process
-            with self._cond:
-                self._here.pop(record.id, None)
-                self._pending -= 1
-                self._cond.notify_all()
-                self._changes.changed()
+            self._let_go(record.id)
             return
         if delivery.ok:
             if self.metrics is not None:
@@ -337,11 +331,20 @@ class Ledger:
             if on_done is not None:
                 on_done(delivery)
         finally:
-            with self._cond:
-                self._here.pop(record.id, None)
-                self._pending -= 1
-                self._cond.notify_all()
-                self._changes.changed()
+            self._let_go(record.id)
+
+    def _let_go(self, owed_id: str) -> None:
+        """This process holds the message no more: delivered, given up, or left owed by a shutdown."""
+        with self._cond:
+            self._here.pop(owed_id, None)
+            self._pending -= 1
+            self._changed()
+
+    def _changed(self) -> None:
+        """Under `_cond`: whoever waits on this state, a thread (wait_idle) or the drain on the loop, looks
+        again."""
+        self._cond.notify_all()
+        self._changes.changed()
 
     # -- response_url budget -------------------------------------------------------------------------
 
