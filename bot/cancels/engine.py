@@ -306,14 +306,7 @@ class CancelService:
         answer = await claim
         if answer.state is Claimed.HELD:
             self._release(job)
-            self.audit(
-                "duplicate",
-                actor=job.confirmer,
-                channel=job.where.channel,
-                thread=ticket.thread_ts,
-                mail_ids=ticket.ids,
-                under_way_by=answer.holder,
-            )
+            self._audit_job("duplicate", job, under_way_by=answer.holder)
             note = under_way_notice(ticket.ids, answer.holder, self._lang_of(job.confirmer))
             self.replier.tell(job.where, job.confirmer, note)
             return
@@ -324,16 +317,7 @@ class CancelService:
                 ",".join(ticket.ids),
             )
         unrecorded = {} if answer.state is Claimed.MINE else {"claim": answer.state.value}
-        self.audit(
-            "confirm",
-            actor=job.confirmer,
-            channel=job.where.channel,
-            thread=ticket.thread_ts,
-            mail_ids=ticket.ids,
-            requester=ticket.requester,
-            reason=ticket.reason or None,
-            **unrecorded,
-        )
+        self._audit_job("confirm", job, requester=ticket.requester, reason=ticket.reason or None, **unrecorded)
         # The prompt's one update: worded to hold before and after the outcome, so nothing later replaces
         # it (a second update would cost a Slack call per cancel and, under Tier 3 limits, minutes).
         self.replier.replace_prompt(job.where, self._status("confirmed", job))
@@ -427,11 +411,9 @@ class CancelService:
     def _audit_outcomes(self, job: _Job, outcomes: list[CancelOutcome]) -> None:
         # The audit line is written before Slack is tried: whatever Slack does, the outcome is on record.
         for outcome in outcomes:
-            self.audit(
+            self._audit_job(
                 "outcome",
-                actor=job.confirmer,
-                channel=job.where.channel,
-                thread=job.ticket.thread_ts,
+                job,
                 mail_ids=[outcome.message_id],
                 account=self.accounts.account_of(outcome.message_id),
                 requester=job.ticket.requester,
@@ -446,6 +428,17 @@ class CancelService:
                 sandbox=self._sandbox,
                 recovered=job.recovered or None,
             )
+
+    def _audit_job(self, action: str, job: _Job, *, mail_ids: list[str] | None = None, **extra: Any) -> None:
+        """An audit line about the job: who confirmed it, where; its mails unless `mail_ids` names some."""
+        self.audit(
+            action,
+            actor=job.confirmer,
+            channel=job.where.channel,
+            thread=job.ticket.thread_ts,
+            mail_ids=mail_ids or job.ticket.ids,
+            **extra,
+        )
 
     def _audit_copy(self, job: _Job, outcomes: list[CancelOutcome]) -> OwedRecord:
         """The outcome for the audit channel, linking to the prompt or thread it answers."""
