@@ -90,7 +90,7 @@ SLACK_CONNECTIONS = 32  # slack_sdk's reads at once (users.info, views.publishâ€
 def slack_session(loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession:
     """One aiohttp session for slack_sdk's calls: connections kept alive between calls (by itself slack_sdk
     opens a session, a DNS lookup, a TCP and a TLS handshake for every call), the bot's one TLS context.
-    Made for `loop`, from any thread; closed by `Bot.shutdown`."""
+    Made for `loop`, from any thread; closed by `Bot.aclose`."""
     connector = aiohttp.TCPConnector(loop=loop, ssl=tls_context(), limit=SLACK_CONNECTIONS)
     return aiohttp.ClientSession(connector=connector, loop=loop, trust_env=False)
 

@@ -59,16 +59,16 @@ def health(bot: Bot, link_down: str = "", *, leaving: bool = False, slack: str =
     that is leaving (SIGTERM, its grace), drains, or whose link to Slack has been down past its grace, is not.
     """
     owed = bot.service.replier.ledger.owed_here
-    owing = f"; {owed} message(s) owed to people, waiting for Slack" if owed else ""
-    owing += f"; {slack}" if slack else ""  # the sign-in, while it is not done
+    notes = f"; {owed} message(s) owed to people, waiting for Slack" if owed else ""
+    notes += f"; {slack}" if slack else ""  # the sign-in, while it is not done
     if not bot.service.accepting:
-        return False, "draining" + owing
+        return False, "draining" + notes
     if leaving:
-        return False, "stopping: still serving while load balancers take this process out" + owing
+        return False, "stopping: still serving while load balancers take this process out" + notes
     if link_down:
-        return False, link_down + owing
+        return False, link_down + notes
     problem = bot.store.problem
-    return True, ("ok; store degraded: " + problem if problem else "ok") + owing
+    return True, ("ok; store degraded: " + problem if problem else "ok") + notes
 
 
 def _is_health_check(request: web.Request) -> bool:
