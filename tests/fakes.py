@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "mp-test-key-0123456789abcdef"
 SIGNING_SECRET = "test-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-test-token-0123456789"
+APP_TOKEN = "xapp-1-test-token"
 
 
 @dataclass
@@ -271,6 +272,13 @@ def bot_env(port: int, slack_api_url: str, mailpartner_url: str, **extra: str) -
     )
     env.update(extra)
     return env
+
+
+def socket_mode_env(slack_api_url: str, mailpartner_url: str, **extra: str) -> dict[str, str]:
+    """`bot_env` for Socket Mode: an app-level token and no signing secret; PORT serves /healthz alone."""
+    return bot_env(
+        free_port(), slack_api_url, mailpartner_url, SLACK_APP_TOKEN=APP_TOKEN, SLACK_SIGNING_SECRET="", **extra
+    )
 
 
 Predicate = Callable[..., bool]

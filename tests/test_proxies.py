@@ -25,6 +25,7 @@ from tests.fakes import (
     bot_env,
     free_port,
     run_bot,
+    socket_mode_env,
 )
 from tests.test_e2e import Driver
 from tests.test_mailpartner import json_answer, served
@@ -199,12 +200,9 @@ def test_socket_mode_dials_slack_through_the_proxy(world, tmp_path: Path) -> Non
     slack, mailpartner, proxy = world
     port = free_port()  # where the WebSocket would be: the proxy answers 502, the bot dials again
     slack.socket_url = f"wss://127.0.0.1:{port}/link"
-    env = bot_env(
-        free_port(),
+    env = socket_mode_env(
         slack.api_url,
         mailpartner.base_url,
-        SLACK_APP_TOKEN="xapp-1-test-token",
-        SLACK_SIGNING_SECRET="",
         HTTPS_PROXY=proxy.url,  # the WebSocket's wss://
         HTTP_PROXY=proxy.url,  # the local Slack's Web API is http://: its proxy, as curl would choose
         CANCEL_MAIL_STATE_DIR=str(tmp_path / "state"),
@@ -222,12 +220,9 @@ def test_socket_mode_keeps_the_websocket_off_the_proxy_no_proxy_names(world, tmp
     slack, mailpartner, proxy = world
     port = free_port()  # nothing listens: the bot dials again and again, directly
     slack.socket_url = f"wss://localhost:{port}/link"
-    env = bot_env(
-        free_port(),
+    env = socket_mode_env(
         slack.api_url,
         mailpartner.base_url,
-        SLACK_APP_TOKEN="xapp-1-test-token",
-        SLACK_SIGNING_SECRET="",
         HTTPS_PROXY=proxy.url,
         HTTP_PROXY=proxy.url,
         NO_PROXY="localhost",  # the WebSocket's host; the Web API (127.0.0.1) still goes through the proxy

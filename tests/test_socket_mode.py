@@ -17,7 +17,16 @@ from bot.console.local_slack import LocalSlack
 from bot.console.wire import app_mention, blocks_text, button_click, buttons, slash_command
 from bot.http import RetryPolicy
 from bot.ops.server import connect_until_slack_answers
-from tests.fakes import API_KEY, BotProcess, FakeMailPartner, FakeSocketMode, answer_to, bot_env, free_port
+from tests.fakes import (
+    API_KEY,
+    APP_TOKEN,
+    BotProcess,
+    FakeMailPartner,
+    FakeSocketMode,
+    answer_to,
+    free_port,
+    socket_mode_env,
+)
 from tests.waiting import eventually, holds_for
 
 ALICE, CHANNEL = "U0ALICE000", "C0ONCALL00"
@@ -28,12 +37,9 @@ def test_socket_mode_command_click_outcome_and_mention(tmp_path: Path) -> None:
     mailpartner = FakeMailPartner().start()
     with LocalSlack() as slack:
         slack.socket_url = socket_mode.url
-        env = bot_env(
-            free_port(),
+        env = socket_mode_env(
             slack.api_url,
             mailpartner.base_url,
-            SLACK_APP_TOKEN="xapp-1-test-token",
-            SLACK_SIGNING_SECRET="",
             METRICS_PORT=str(metrics_port := free_port()),
             DATABASE_URL=f"sqlite:///{tmp_path}/bot.db",
         )
@@ -92,7 +98,7 @@ def test_socket_mode_command_click_outcome_and_mention(tmp_path: Path) -> None:
             mailpartner.stop()
             socket_mode.close()
     assert mailpartner.cancels["300"] == 1
-    assert API_KEY not in bot.log() and "xapp-1-test-token" not in bot.log()
+    assert API_KEY not in bot.log() and APP_TOKEN not in bot.log()
 
 
 def healthz(port: int) -> tuple[int, str]:
@@ -114,12 +120,9 @@ def socket_mode_bot(
         slack.socket_url = socket_mode.url
         if outage:
             slack.outage(outage, "503")
-        env = bot_env(
-            free_port(),
+        env = socket_mode_env(
             slack.api_url,
             mailpartner.base_url,
-            SLACK_APP_TOKEN="xapp-1-test-token",
-            SLACK_SIGNING_SECRET="",
             DATABASE_URL=f"sqlite:///{tmp_path}/bot.db",
             **extra,
         )
