@@ -12,7 +12,6 @@ callees') goes to the part its module belongs to; a built-in's, to what its name
 from __future__ import annotations
 
 import argparse
-import json
 import pstats
 import sys
 import tempfile
@@ -23,11 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import CHANNEL, LATENCY, USER, post
+from load import LATENCY, full_cancel
 
 from bot.console.local_slack import LocalSlack
-from bot.console.wire import button_click, buttons, slash_command
-from tests.fakes import BotProcess, FakeMailPartner, answer_to, bot_env, free_port
+from tests.fakes import BotProcess, FakeMailPartner, bot_env, free_port
 
 # The parts, first match wins: a path fragment of the function's file → the part it counts to.
 PARTS = (
@@ -106,14 +104,8 @@ def profile(n: int, in_flight: int) -> tuple[dict[str, float], float, list[tuple
             mails = [f"p{i:05d}" for i in range(n)]
             mailpartner.sandbox.add_mails(mails)
 
-            def cancel(mail: str) -> None:
-                asked, url = slack.new_response_url(), slack.new_response_url()
-                *_, ack = post(port, slash_command(mail, user=USER, channel=CHANNEL, response_url=asked))
-                button = buttons(answer_to(slack, asked, json.loads(ack)))["cancel_mail_confirm"]
-                post(port, button_click(button, user=USER, channel=CHANNEL, response_url=url))
-
             with ThreadPoolExecutor(in_flight) as pool:
-                list(pool.map(cancel, mails))
+                list(pool.map(lambda mail: full_cancel(port, slack, mail, slack.new_response_url()), mails))
             slack.wait_for(lambda c: c.payload.get("response_type") == "in_channel", count=n, timeout=120)
             time.sleep(0.5)
         finally:

@@ -76,6 +76,15 @@ def post(port: int, body: str, content_type: str = FORM) -> tuple[float, float, 
         conn.close()
 
 
+def full_cancel(port: int, slack: LocalSlack, mail: str, response_url: str) -> None:
+    """One cancel as a person makes it: the command, its prompt, the confirm; the outcome goes to
+    `response_url`."""
+    asked = slack.new_response_url()
+    *_, ack = post(port, slash_command(mail, user=USER, channel=CHANNEL, response_url=asked))
+    button = buttons(answer_to(slack, asked, json.loads(ack)))["cancel_mail_confirm"]
+    post(port, button_click(button, user=USER, channel=CHANNEL, response_url=response_url))
+
+
 def health(port: int) -> float:
     started = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -338,11 +347,8 @@ def run_steady(workdir: Path, n: int, in_flight: int, *, peer: str = "") -> dict
         urls: list[str] = []
 
         def cancel(mail: str) -> None:
-            url, asked = w.slack.new_response_url(), w.slack.new_response_url()
-            urls.append(url)
-            *_, ack = post(w.port, slash_command(mail, user=USER, channel=CHANNEL, response_url=asked))
-            button = buttons(answer_to(w.slack, asked, json.loads(ack)))["cancel_mail_confirm"]
-            post(w.port, button_click(button, user=USER, channel=CHANNEL, response_url=url))
+            urls.append(url := w.slack.new_response_url())
+            full_cancel(w.port, w.slack, mail, url)
 
         warm = w.new_mails(in_flight * 2)
         w.mailpartner.sandbox.add_mails(warm)
