@@ -29,10 +29,6 @@ def slack() -> Iterator[LocalSlack]:
     slack.stop()
 
 
-def replicas_with(tmp_path: Path, slack: LocalSlack, mailpartner: FakeMailPartner, url: str) -> Replicas:
-    return Replicas(tmp_path, slack, mailpartner, url)
-
-
 def released_together(clicks: list[tuple[Driver, dict, str]]) -> list[tuple[httpx.Response, str]]:
     """Every click sent at the same instant, each from a thread of its own, as a crowd clicking would."""
     gate, answers = threading.Barrier(len(clicks)), [None] * len(clicks)
@@ -58,7 +54,7 @@ def test_opposite_order_bulk_confirms_on_two_replicas_cancel_each_mail_once(
     MailPartner takes a second over each cancel (so every pair's two cancels would overlap). Each mail reaches
     MailPartner once, and every click ends in an outcome or in "already under way"."""
     mailpartner = FakeMailPartner(extra_mails=20, delay=1.0).start()
-    replicas = replicas_with(tmp_path, slack, mailpartner, postgres)
+    replicas = Replicas(tmp_path, slack, mailpartner, postgres)
     try:
         first, second = replicas.start(), replicas.start()
         slow_inserts(postgres, "claims", 0.005)
@@ -96,7 +92,7 @@ def test_a_replica_killed_right_after_its_acks_loses_no_confirm(
     """Twenty confirms acked by one replica, which is SIGKILLed the instant the last ack is read, before any
     MailPartner answer: the other replica takes every one over and posts its outcome, once."""
     mailpartner = FakeMailPartner(extra_mails=20, delay=1.0).start()
-    replicas = replicas_with(tmp_path, slack, mailpartner, postgres)
+    replicas = Replicas(tmp_path, slack, mailpartner, postgres)
     try:
         doomed, survivor = replicas.start(), replicas.start()
         mails = [f"m{n:04d}" for n in range(20)]
@@ -132,7 +128,7 @@ def test_sigterm_answers_503_on_healthz_for_the_grace_while_requests_are_served(
     tmp_path: Path, slack: LocalSlack, postgres: str
 ) -> None:
     mailpartner = FakeMailPartner(extra_mails=2).start()
-    replicas = replicas_with(tmp_path, slack, mailpartner, postgres)
+    replicas = Replicas(tmp_path, slack, mailpartner, postgres)
     try:
         driver = replicas.start(CANCEL_MAIL_DRAIN_GRACE="3")
         driver.bot.proc.send_signal(signal.SIGTERM)
